@@ -1,0 +1,112 @@
+//! Command-line parsing and the commands themselves.
+
+mod plugins;
+
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code: the operation failed (a run failed).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad input (spec, plugins or usage).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "host",
+    version,
+    about = "Run declarative multi-agent LLM workflows with sandboxed WebAssembly plugins"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GlobalArgs {
+    /// Directory for compiled plugin artifacts [default: the user cache dir]
+    #[arg(long, global = true, env = "HOST_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile plugins on every start instead of caching them
+    #[arg(long, global = true)]
+    pub no_cache: bool,
+    /// Log filter (tracing syntax, e.g. `info,plugin=debug`); RUST_LOG also works
+    #[arg(long, global = true, value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect and validate plugins
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_BAD_INPUT } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    init_tracing(cli.global.log.as_deref());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: failed to start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Plugins(cmd) => plugins::run(&cli.global, cmd).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// Logs go to stderr; data goes to stdout. Colour only on a terminal and
+/// never with `NO_COLOR` set.
+fn init_tracing(filter: Option<&str>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::new(f),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(use_color())
+        .try_init();
+}
+
+pub fn use_color() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// The plugin runtime with the cache settings from the command line.
+pub fn plugin_runtime(
+    global: &GlobalArgs,
+) -> anyhow::Result<std::sync::Arc<host::plugin::Runtime>> {
+    let mut options = host::plugin::RuntimeOptions::default();
+    if global.no_cache {
+        options.cache_dir = None;
+    } else if let Some(dir) = &global.cache_dir {
+        options.cache_dir = Some(dir.clone());
+    }
+    Ok(host::plugin::Runtime::new(options)?)
+}

@@ -1,0 +1,159 @@
+//! `host plugins list` and `host plugins check`.
+
+use super::{EXIT_BAD_INPUT, GlobalArgs, plugin_runtime};
+use anyhow::Context;
+use host::plugin::{LoadOptions, Plugin, Registry};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PluginsCommand {
+    /// List the plugins of a directory: name, kinds, entries, WIT version, size, digest
+    List {
+        /// The plugins directory (every top-level *.wasm is a plugin)
+        #[arg(long, value_name = "DIR", default_value = "plugins")]
+        plugins: PathBuf,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate one plugin component and show what it offers
+    Check {
+        /// The component file
+        file: PathBuf,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(global: &GlobalArgs, cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
+    let runtime = plugin_runtime(global)?;
+    let registry = Registry::new(runtime);
+    match cmd {
+        PluginsCommand::List { plugins, json } => {
+            let report = match registry.load_dir(&plugins, &LoadOptions::default()).await {
+                Ok(report) => report,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                }
+            };
+            let loaded = registry.plugins();
+            if json {
+                let out = json!({
+                    "plugins": loaded.iter().map(|p| plugin_json(p)).collect::<Vec<_>>(),
+                    "errors": report.failed.iter().map(|e| json!({
+                        "file": e.path().map(|p| p.display().to_string()),
+                        "error": e.to_string(),
+                    })).collect::<Vec<_>>(),
+                });
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&out).context("failed to encode JSON")?
+                );
+            } else {
+                print!("{}", table(&loaded));
+            }
+            for e in &report.failed {
+                eprintln!("error: {e}");
+            }
+            if report.failed.is_empty() {
+                Ok(ExitCode::SUCCESS)
+            } else {
+                Ok(ExitCode::from(EXIT_BAD_INPUT))
+            }
+        }
+        PluginsCommand::Check { file, json } => {
+            match registry.load_file(&file, Default::default()).await {
+                Ok(plugin) => {
+                    if json {
+                        println!(
+                            "{}",
+                            serde_json::to_string_pretty(&plugin_json(&plugin))
+                                .context("failed to encode JSON")?
+                        );
+                    } else {
+                        println!(
+                            "ok: {} is plugin `{}` (WIT {}, {}, sha256 {})",
+                            file.display(),
+                            plugin.name(),
+                            plugin.wit_version(),
+                            human_size(plugin.size()),
+                            &plugin.digest()[..12]
+                        );
+                        for e in plugin.entries() {
+                            println!("  {:<13} {:<20} {}", e.kind.as_str(), e.name, e.description);
+                        }
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(EXIT_BAD_INPUT))
+                }
+            }
+        }
+    }
+}
+
+fn plugin_json(p: &Plugin) -> Value {
+    json!({
+        "name": p.name(),
+        "path": p.path().display().to_string(),
+        "kinds": p.kinds(),
+        "entries": p.entries(),
+        "tools": p.tools(),
+        "wit_version": p.wit_version(),
+        "size": p.size(),
+        "sha256": p.digest(),
+        "cache": format!("{:?}", p.cache_outcome()).to_lowercase(),
+        "load_ms": p.load_time().as_secs_f64() * 1e3,
+    })
+}
+
+fn table(plugins: &[std::sync::Arc<Plugin>]) -> String {
+    let mut rows = vec![[
+        "NAME".to_string(),
+        "KINDS".into(),
+        "ENTRIES".into(),
+        "WIT".into(),
+        "SIZE".into(),
+        "SHA256".into(),
+    ]];
+    for p in plugins {
+        let kinds: Vec<&str> = p.kinds().iter().map(|k| k.as_str()).collect();
+        let entries: Vec<&str> = p.entries().iter().map(|e| e.name.as_str()).collect();
+        rows.push([
+            p.name().to_string(),
+            kinds.join(","),
+            entries.join(","),
+            p.wit_version().to_string(),
+            human_size(p.size()),
+            p.digest()[..12].to_string(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 20 => format!("{:.1} MiB", b as f64 / (1 << 20) as f64),
+        b if b >= 1 << 10 => format!("{} KiB", b.div_ceil(1 << 10)),
+        b => format!("{b} B"),
+    }
+}

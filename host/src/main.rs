@@ -1,0 +1,13 @@
+//! The `host` command line. A thin layer over the library: parse arguments,
+//! set up logging, call into `host::*`, map outcomes to exit codes.
+//!
+//! Exit codes: 0 success, 1 the operation (a run) failed, 2 bad input
+//! (spec, plugins or usage).
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::main()
+}

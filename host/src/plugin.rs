@@ -1,0 +1,32 @@
+//! Sandboxed WebAssembly plugins: loading, compiling and caching components,
+//! the registry with hot swap, resource limits, and the host imports.
+//!
+//! Every call runs in a fresh instance created from a pre-linked
+//! [`wasmtime::component::InstancePre`] in the pooling allocator: no state
+//! survives between calls, a call has a wall-clock deadline and a memory cap,
+//! and a trap, timeout or bad output fails that call with a [`CallError`]
+//! naming the plugin, never the host.
+
+mod bindings;
+mod cache;
+mod error;
+mod loaded;
+mod registry;
+mod runtime;
+mod sandbox;
+mod types;
+
+pub use cache::{CacheOutcome, default_cache_dir, wasmtime_version};
+pub use error::{CallError, CallErrorKind, LoadError, ResolveError};
+pub use loaded::Plugin;
+pub use registry::{LoadOptions, LoadReport, Registry, split_reference};
+pub use runtime::{EPOCH_TICK, Runtime, RuntimeError, RuntimeOptions};
+pub use sandbox::{MAX_CAPTURED_OUTPUT, MAX_LOG_RECORDS};
+pub use types::{
+    CallContext, EntryInfo, Kind, Limits, Phase, Served, StepResult, ToolDefinition, Verdict,
+};
+
+/// WIT versions of `workflow:plugin` this host loads.
+pub fn supported_wit_versions() -> &'static [&'static str] {
+    bindings::SUPPORTED_VERSIONS
+}

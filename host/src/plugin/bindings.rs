@@ -1,0 +1,75 @@
+//! Bindings for `workflow:plugin@0.1.0`, the only place that sees
+//! bindgen-generated types. Conversions to the host's own types live here.
+
+use super::types::{self, Kind};
+
+wasmtime::component::bindgen!({
+    path: "../wit/plugin@0.1.0",
+    world: "plugin",
+    exports: { default: async },
+});
+
+pub use exports::workflow::plugin::{describe, guard, guardrail, input_mapper, reducer, tool};
+pub use workflow::plugin::types as wit;
+
+/// The WIT versions this host loads, newest first.
+pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0"];
+/// The package every plugin interface belongs to.
+pub const PACKAGE: &str = "workflow:plugin";
+
+impl From<wit::Kind> for Kind {
+    fn from(k: wit::Kind) -> Self {
+        match k {
+            wit::Kind::Guard => Kind::Guard,
+            wit::Kind::InputMapper => Kind::InputMapper,
+            wit::Kind::Reducer => Kind::Reducer,
+            wit::Kind::Tool => Kind::Tool,
+            wit::Kind::Guardrail => Kind::Guardrail,
+        }
+    }
+}
+
+impl From<wit::Entry> for types::EntryInfo {
+    fn from(e: wit::Entry) -> Self {
+        types::EntryInfo {
+            name: e.name,
+            kind: e.kind.into(),
+            description: e.description,
+        }
+    }
+}
+
+impl From<types::Phase> for guardrail::Phase {
+    fn from(p: types::Phase) -> Self {
+        match p {
+            types::Phase::Input => guardrail::Phase::Input,
+            types::Phase::Output => guardrail::Phase::Output,
+            types::Phase::ToolInput => guardrail::Phase::ToolInput,
+            types::Phase::ToolOutput => guardrail::Phase::ToolOutput,
+        }
+    }
+}
+
+pub(crate) fn call_context(ctx: &types::CallContext) -> wit::CallContext {
+    wit::CallContext {
+        run_id: ctx.run_id.clone(),
+        workflow_key: ctx.workflow_key.clone(),
+        stage: ctx.stage.clone(),
+        step: ctx.step,
+        entry: ctx.entry.clone(),
+        config: ctx.config.to_string(),
+    }
+}
+
+pub(crate) fn step_result(r: &types::StepResult) -> wit::StepResult {
+    wit::StepResult {
+        stage_name: r.stage_name.clone(),
+        step_index: r.step_index,
+        agent_key: r.agent_key.clone(),
+        parallel_group: r.parallel_group.clone(),
+        branch_index: r.branch_index,
+        skipped: r.skipped,
+        output: r.output.to_string(),
+        error: r.error.clone(),
+    }
+}

@@ -1,0 +1,148 @@
+//! The process-wide wasmtime engine and everything shared by all plugins.
+
+use super::bindings;
+use super::cache::{CacheOutcome, CompileCache};
+use super::sandbox::{CallState, MAX_TABLE_ELEMENTS};
+use super::types::Limits;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances. Guests yield to the executor at least this
+/// often, and deadlines are enforced with this granularity.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Options for [`Runtime::new`].
+#[derive(Debug, Clone)]
+pub struct RuntimeOptions {
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Plugin calls running at once. Bounds the pooling allocator's slots;
+    /// further calls wait for a free slot instead of failing.
+    pub max_concurrent_calls: u32,
+}
+
+impl Default for RuntimeOptions {
+    fn default() -> Self {
+        RuntimeOptions {
+            cache_dir: super::cache::default_cache_dir(),
+            max_concurrent_calls: 64,
+        }
+    }
+}
+
+/// Errors creating the runtime itself (not a plugin's fault).
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("failed to configure the WebAssembly engine: {0}")]
+    Engine(String),
+    #[error("failed to set up host imports: {0}")]
+    Linker(String),
+}
+
+/// One wasmtime `Engine` (component model, async, epoch interruption,
+/// pooling allocator), the `Linker` with the host imports, the compile cache
+/// and the epoch ticker. Create one per process and share it.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<CallState>,
+    cache: Option<CompileCache>,
+    pub(crate) permits: Semaphore,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    pub fn new(options: RuntimeOptions) -> Result<Arc<Runtime>, RuntimeError> {
+        let slots = options.max_concurrent_calls.max(1);
+        let mut pool = PoolingAllocationConfig::new();
+        // A component is several core instances (CPython's is a dozen);
+        // size the pool so `slots` calls of the largest plugins fit at once.
+        pool.total_component_instances(slots)
+            .total_core_instances(slots * 32)
+            .total_memories(slots * 4)
+            .total_tables(slots * 32)
+            .total_stacks(slots)
+            .max_memories_per_module(1)
+            .max_tables_per_module(8)
+            .table_elements(MAX_TABLE_ELEMENTS)
+            .max_memory_size(Limits::MAX_MEMORY_BYTES as usize)
+            .max_core_instance_size(4 << 20)
+            .max_component_instance_size(4 << 20);
+
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .epoch_interruption(true)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .memory_init_cow(true)
+            .cranelift_opt_level(wasmtime::OptLevel::Speed)
+            .parallel_compilation(true);
+        let engine = Engine::new(&config).map_err(|e| RuntimeError::Engine(e.to_string()))?;
+
+        let mut linker: Linker<CallState> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Linker(e.to_string()))?;
+        bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
+            .map_err(|e| RuntimeError::Linker(e.to_string()))?;
+
+        spawn_epoch_ticker(&engine)
+            .map_err(|e| RuntimeError::Engine(format!("epoch ticker: {e}")))?;
+        let cache = options.cache_dir.map(|dir| CompileCache::new(dir, &engine));
+        Ok(Arc::new(Runtime {
+            engine,
+            linker,
+            cache,
+            permits: Semaphore::new(slots as usize),
+        }))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub(crate) fn linker(&self) -> &Linker<CallState> {
+        &self.linker
+    }
+
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.cache.as_ref().map(|c| c.dir())
+    }
+
+    /// Compiles `wasm` (or loads it from the cache). Blocking.
+    pub(crate) fn compile(
+        &self,
+        sha256_hex: &str,
+        wasm: &[u8],
+    ) -> wasmtime::Result<(Component, CacheOutcome)> {
+        match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, sha256_hex, wasm),
+            None => Ok((Component::new(&self.engine, wasm)?, CacheOutcome::Disabled)),
+        }
+    }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`]. The thread holds only a
+/// weak reference and ends when the engine is dropped.
+fn spawn_epoch_ticker(engine: &Engine) -> std::io::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })?;
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! Per-call store state: the sandbox a plugin instance runs in.
+//!
+//! A call must cost microseconds, so nothing is built that the guest does not
+//! use: the WASI context is created lazily on the guest's first WASI call
+//! (most hooks never make one), and guest stdout/stderr go to small capped
+//! buffers that are flushed to `tracing` after the call.
+
+use super::bindings::{self, wit};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+/// Bytes of guest stdout (and, separately, stderr) kept per call; the rest is
+/// counted and dropped. A chatty plugin cannot make the host buffer more.
+pub const MAX_CAPTURED_OUTPUT: usize = 16 << 10;
+/// `host.log` records accepted per call; later ones are counted and dropped.
+pub const MAX_LOG_RECORDS: u32 = 256;
+/// Longest `host.log` message or fields text kept, in bytes.
+pub const MAX_LOG_TEXT: usize = 4 << 10;
+/// Table elements a plugin may grow to (CPython's function table is large).
+pub const MAX_TABLE_ELEMENTS: usize = 100_000;
+
+/// What makes a call's environment: time, randomness and identity.
+pub(crate) struct CallSetup {
+    pub plugin: Arc<str>,
+    pub deadline: Instant,
+    pub memory_limit: u64,
+    /// For hooks: seed of the deterministic random source and clocks.
+    pub determinism: Option<Determinism>,
+}
+
+#[derive(Clone, Copy)]
+pub(crate) struct Determinism {
+    pub seed: u128,
+    pub wall_start: Duration,
+}
+
+pub(crate) struct CallState {
+    pub setup: CallSetup,
+    wasi: Option<WasiCtx>,
+    table: ResourceTable,
+    pub stdout: Capture,
+    pub stderr: Capture,
+    logs: u32,
+    dropped_logs: u32,
+    pub timed_out: bool,
+    /// Set when the limiter refused a memory growth: (limit, requested).
+    pub memory_refused: Option<(u64, u64)>,
+}
+
+impl CallState {
+    pub fn new(setup: CallSetup) -> Self {
+        CallState {
+            setup,
+            wasi: None,
+            table: ResourceTable::new(),
+            stdout: Capture::default(),
+            stderr: Capture::default(),
+            logs: 0,
+            dropped_logs: 0,
+            timed_out: false,
+            memory_refused: None,
+        }
+    }
+
+    fn build_wasi(&self) -> WasiCtx {
+        // Deny by default: no preopens, no env, no args, stdin closed, no
+        // network (the builder's socket check denies every address and name
+        // lookup is off). Output goes to the capped capture buffers.
+        let mut b = WasiCtx::builder();
+        b.stdout(self.stdout.clone()).stderr(self.stderr.clone());
+        b.allow_ip_name_lookup(false)
+            .allow_tcp(false)
+            .allow_udp(false);
+        if let Some(d) = self.setup.determinism {
+            let clock = LogicalClock::new(d.wall_start);
+            b.wall_clock(clock.clone()).monotonic_clock(clock);
+            b.secure_random(SplitMix::new(d.seed as u64 ^ (d.seed >> 64) as u64));
+            b.insecure_random(SplitMix::new((d.seed >> 64) as u64 ^ 0x9e37_79b9_7f4a_7c15));
+            b.insecure_random_seed(d.seed);
+        }
+        b.build()
+    }
+
+    /// Emits captured stdout/stderr and dropped-record counts to `tracing`.
+    pub fn flush_output(&self) {
+        let plugin = &*self.setup.plugin;
+        for (stream, cap) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
+            let (text, dropped) = cap.take();
+            for line in text.lines().filter(|l| !l.is_empty()) {
+                tracing::info!(target: "plugin", plugin, stream, "{line}");
+            }
+            if dropped > 0 {
+                tracing::warn!(target: "plugin", plugin, stream, dropped, "plugin output over the capture limit was dropped");
+            }
+        }
+        if self.dropped_logs > 0 {
+            tracing::warn!(target: "plugin", plugin, dropped = self.dropped_logs, "plugin log records over the per-call limit were dropped");
+        }
+    }
+}
+
+impl WasiView for CallState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        if self.wasi.is_none() {
+            self.wasi = Some(self.build_wasi());
+        }
+        let ctx = match self.wasi.as_mut() {
+            Some(ctx) => ctx,
+            None => unreachable!("initialised just above"),
+        };
+        WasiCtxView {
+            ctx,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wit::Host for CallState {}
+
+impl bindings::workflow::plugin::host::Host for CallState {
+    fn log(&mut self, level: wit::Level, message: String, fields: String) {
+        if self.logs >= MAX_LOG_RECORDS {
+            self.dropped_logs += 1;
+            return;
+        }
+        self.logs += 1;
+        let plugin = &*self.setup.plugin;
+        let message = truncate(&message, MAX_LOG_TEXT);
+        let fields = truncate(&fields, MAX_LOG_TEXT);
+        match level {
+            wit::Level::Trace => tracing::trace!(target: "plugin", plugin, fields, "{message}"),
+            wit::Level::Debug => tracing::debug!(target: "plugin", plugin, fields, "{message}"),
+            wit::Level::Info => tracing::info!(target: "plugin", plugin, fields, "{message}"),
+            wit::Level::Warn => tracing::warn!(target: "plugin", plugin, fields, "{message}"),
+            wit::Level::Error => tracing::error!(target: "plugin", plugin, fields, "{message}"),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+/// Enforces the per-plugin memory cap and records why growth was refused,
+/// so the error can say "memory limit" instead of a bare trap.
+impl ResourceLimiter for CallState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let limit = self.setup.memory_limit;
+        if desired as u64 > limit {
+            self.memory_refused = Some((limit, desired as u64));
+            return Err(wasmtime::format_err!(
+                "memory limit of {} MiB exceeded (asked for {} MiB)",
+                limit >> 20,
+                (desired as u64) >> 20
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// A capped, shared byte buffer standing in for a guest's stdout or stderr.
+#[derive(Clone, Default)]
+pub(crate) struct Capture(Arc<Mutex<CaptureBuf>>);
+
+#[derive(Default)]
+struct CaptureBuf {
+    bytes: Vec<u8>,
+    dropped: usize,
+}
+
+impl Capture {
+    fn push(&self, data: &[u8]) {
+        let Ok(mut buf) = self.0.lock() else { return };
+        let room = MAX_CAPTURED_OUTPUT.saturating_sub(buf.bytes.len());
+        let keep = room.min(data.len());
+        buf.bytes.extend_from_slice(&data[..keep]);
+        buf.dropped += data.len() - keep;
+    }
+
+    /// The captured text (lossy UTF-8) and the number of dropped bytes.
+    pub fn take(&self) -> (String, usize) {
+        let Ok(mut buf) = self.0.lock() else {
+            return (String::new(), 0);
+        };
+        let text = String::from_utf8_lossy(&buf.bytes).into_owned();
+        let dropped = buf.dropped;
+        buf.bytes.clear();
+        buf.dropped = 0;
+        (text, dropped)
+    }
+
+    /// The last non-empty lines, for error messages (e.g. a Rust panic).
+    pub fn tail(&self, max_bytes: usize) -> Option<String> {
+        let buf = self.0.lock().ok()?;
+        let text = String::from_utf8_lossy(&buf.bytes);
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        let start = text.len().saturating_sub(max_bytes);
+        let start = (start..text.len())
+            .find(|i| text.is_char_boundary(*i))
+            .unwrap_or(text.len());
+        Some(text[start..].replace('\n', " | "))
+    }
+}
+
+impl IsTerminal for Capture {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for Capture {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(CaptureWriter(self.clone()))
+    }
+
+    // A direct stream: the default adapter would spawn a task per call.
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Capture {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for Capture {
+    fn write(&mut self, bytes: bytes::Bytes) -> StreamResult<()> {
+        self.push(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(64 << 10)
+    }
+}
+
+struct CaptureWriter(Capture);
+
+impl tokio::io::AsyncWrite for CaptureWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.0.push(buf);
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The clock hooks see: starts at the run's logical start time and advances
+/// one microsecond per reading, so the same call always reads the same times.
+#[derive(Clone)]
+struct LogicalClock {
+    start: Duration,
+    ticks: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl LogicalClock {
+    fn new(start: Duration) -> Self {
+        LogicalClock {
+            start,
+            ticks: Arc::default(),
+        }
+    }
+
+    fn tick(&self) -> u64 {
+        self.ticks
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl HostWallClock for LogicalClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_micros(1)
+    }
+
+    fn now(&self) -> Duration {
+        self.start + Duration::from_micros(self.tick())
+    }
+}
+
+impl HostMonotonicClock for LogicalClock {
+    fn resolution(&self) -> u64 {
+        1_000
+    }
+
+    fn now(&self) -> u64 {
+        self.tick() * 1_000
+    }
+}
+
+/// SplitMix64: tiny, fast and fully determined by its seed. Not for secrets;
+/// hooks have no secrets, and determinism is the point.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn new(seed: u64) -> Self {
+        SplitMix(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+}
+
+impl rand_core::TryRng for SplitMix {
+    type Error = std::convert::Infallible;
+
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok((self.next() >> 32) as u32)
+    }
+
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(self.next())
+    }
+
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
+        for chunk in dst.chunks_mut(8) {
+            let v = self.next().to_le_bytes();
+            chunk.copy_from_slice(&v[..chunk.len()]);
+        }
+        Ok(())
+    }
+}

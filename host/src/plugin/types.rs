@@ -1,0 +1,217 @@
+//! The host's own view of plugin data. Bindgen types stay in `bindings`;
+//! engine, agent and store code only ever see these.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The kinds of entry a plugin can offer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Guard,
+    InputMapper,
+    Reducer,
+    Tool,
+    Guardrail,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Guard,
+        Kind::InputMapper,
+        Kind::Reducer,
+        Kind::Tool,
+        Kind::Guardrail,
+    ];
+
+    /// The WIT interface name of this kind (`input-mapper`).
+    pub fn interface(self) -> &'static str {
+        match self {
+            Kind::Guard => "guard",
+            Kind::InputMapper => "input-mapper",
+            Kind::Reducer => "reducer",
+            Kind::Tool => "tool",
+            Kind::Guardrail => "guardrail",
+        }
+    }
+
+    /// The name used in specs and tables (`input_mapper`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Guard => "guard",
+            Kind::InputMapper => "input_mapper",
+            Kind::Reducer => "reducer",
+            Kind::Tool => "tool",
+            Kind::Guardrail => "guardrail",
+        }
+    }
+
+    /// Hooks shape data flow and must be deterministic so that a run can be
+    /// replayed from its journal; tools are actions and see the real world.
+    pub fn is_hook(self) -> bool {
+        !matches!(self, Kind::Tool)
+    }
+
+    pub(crate) fn from_interface(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.interface() == name)
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One named entry a plugin offers, as reported by its `describe` export.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryInfo {
+    pub name: String,
+    pub kind: Kind,
+    pub description: String,
+}
+
+/// Where and why the host calls a plugin.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CallContext {
+    pub run_id: String,
+    pub workflow_key: String,
+    pub stage: String,
+    pub step: u32,
+    /// Filled in by the registry from the resolved reference.
+    #[serde(default)]
+    pub entry: String,
+    /// The per-use `config` from the spec (`{}` when absent).
+    #[serde(default = "empty_object")]
+    pub config: Value,
+    /// Milliseconds since the UNIX epoch at which the run started. Hooks see
+    /// a wall clock that starts here, so a replayed run reads the same time.
+    #[serde(default)]
+    pub logical_time_ms: u64,
+}
+
+fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+impl CallContext {
+    /// A context for a call outside any run (tests, `host plugins` tooling).
+    pub fn adhoc(config: Value) -> Self {
+        CallContext {
+            config,
+            ..Default::default()
+        }
+    }
+}
+
+/// The outcome of one step that already ran in this run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepResult {
+    pub stage_name: String,
+    pub step_index: u32,
+    pub agent_key: String,
+    pub parallel_group: Option<String>,
+    pub branch_index: Option<u32>,
+    pub skipped: bool,
+    pub output: Value,
+    pub error: Option<String>,
+}
+
+/// What a guardrail checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Input,
+    Output,
+    ToolInput,
+    ToolOutput,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Input => "input",
+            Phase::Output => "output",
+            Phase::ToolInput => "tool_input",
+            Phase::ToolOutput => "tool_output",
+        })
+    }
+}
+
+/// A guardrail's decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Verdict {
+    pub tripwire: bool,
+    pub message: String,
+    pub info: Value,
+}
+
+/// How a tool is presented to the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolDefinition {
+    pub name: String,
+    pub description: String,
+    /// JSON Schema of the arguments object.
+    pub parameters: Value,
+}
+
+/// A value a plugin returned, with which build of the plugin served it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Served<T> {
+    pub value: T,
+    /// The plugin's name (file stem).
+    pub plugin: Arc<str>,
+    /// SHA-256 of the `.wasm` file that served the call, hex.
+    pub digest: Arc<str>,
+    /// Wall time of the call, instantiation included.
+    pub elapsed: Duration,
+}
+
+/// Per-plugin resource limits. Defaults are deliberately tight: a plugin
+/// that needs more says so in the spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Wall-clock deadline of one call, instantiation included.
+    #[serde(with = "millis", rename = "timeout_ms")]
+    pub timeout: Duration,
+    /// Cap on the plugin's linear memory, in bytes.
+    pub memory_bytes: u64,
+    /// Cap on the size of any one value (JSON text) the plugin returns.
+    pub output_bytes: usize,
+}
+
+impl Limits {
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+    pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+    pub const DEFAULT_OUTPUT_BYTES: usize = 4 << 20;
+    /// Ceiling for `memory_bytes`: the pooling allocator reserves slots of
+    /// this size, so no per-plugin setting may exceed it.
+    pub const MAX_MEMORY_BYTES: u64 = 1 << 30;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Self::DEFAULT_TIMEOUT,
+            memory_bytes: Self::DEFAULT_MEMORY_BYTES,
+            output_bytes: Self::DEFAULT_OUTPUT_BYTES,
+        }
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis().try_into().unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

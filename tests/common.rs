@@ -1,0 +1,88 @@
+//! Helpers shared by the plugin test files (included with `mod common;`).
+#![allow(dead_code, reason = "each test file uses a different subset")]
+
+use host::plugin::{CallContext, LoadOptions, Registry, Runtime, RuntimeOptions, StepResult};
+use serde_json::Value;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+/// One plugin runtime per test process, as in the real host.
+pub fn runtime() -> Arc<Runtime> {
+    static RT: OnceLock<Arc<Runtime>> = OnceLock::new();
+    RT.get_or_init(|| {
+        Runtime::new(RuntimeOptions {
+            cache_dir: Some(e2e::test_cache_dir()),
+            ..RuntimeOptions::default()
+        })
+        .expect("plugin runtime")
+    })
+    .clone()
+}
+
+/// The example plugins in `plugins/`, loaded once per test process.
+pub async fn examples() -> &'static Registry {
+    static REG: tokio::sync::OnceCell<Registry> = tokio::sync::OnceCell::const_new();
+    REG.get_or_init(|| async {
+        let registry = Registry::new(runtime());
+        let report = registry
+            .load_dir(&e2e::plugins_dir(), &LoadOptions::default())
+            .await
+            .expect("plugins directory");
+        assert!(
+            report.failed.is_empty(),
+            "example plugins failed to load: {:#?}",
+            report.failed
+        );
+        for name in EXAMPLES {
+            assert!(
+                registry.get(name).is_some(),
+                "plugins/{name}.wasm is missing: run plugins/build.sh"
+            );
+        }
+        registry
+    })
+    .await
+}
+
+/// Every example plugin `plugins/build.sh` builds, in every language.
+pub const EXAMPLES: [&str; 7] = [
+    "calculator",
+    "concat",
+    "js_collect",
+    "keyword_guard",
+    "pii_guardrail",
+    "py_regex_guard",
+    "template_mapper",
+];
+
+pub fn ctx(config: Value) -> CallContext {
+    CallContext {
+        run_id: "01JTESTRUN".into(),
+        workflow_key: "test".into(),
+        stage: "stage".into(),
+        step: 0,
+        entry: String::new(),
+        config,
+        logical_time_ms: 1_700_000_000_000,
+    }
+}
+
+pub fn result(stage: &str, agent: &str, branch: Option<u32>, output: Value) -> StepResult {
+    StepResult {
+        stage_name: stage.into(),
+        step_index: branch.unwrap_or(0),
+        agent_key: agent.into(),
+        parallel_group: branch.map(|_| format!("{stage}-group")),
+        branch_index: branch,
+        skipped: false,
+        output,
+        error: None,
+    }
+}
+
+/// Awaits `fut` or fails the test with `what` after `secs` seconds.
+pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out after {secs} s: {what}"))
+}
