@@ -21,6 +21,7 @@ fn list_shows_every_example_plugin_with_kinds_and_entries() {
         ("concat", "reducer", "concat"),
         ("js_collect", "reducer", "js_collect"),
         ("keyword_guard", "guard", "keyword_guard"),
+        ("lookup_facts", "tool", "lookup_facts"),
         ("pii_guardrail", "guardrail", "pii_guardrail"),
         ("py_regex_guard", "guard", "py_regex_guard"),
         ("template_mapper", "input_mapper", "template_mapper"),
@@ -42,7 +43,7 @@ fn list_json_is_machine_readable() {
     assert!(out.status.success(), "{}", e2e::stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     let plugins = v["plugins"].as_array().expect("plugins array");
-    assert_eq!(plugins.len(), 7, "{v:#}");
+    assert_eq!(plugins.len(), 8, "{v:#}");
     let calc = plugins
         .iter()
         .find(|p| p["name"] == "calculator")

@@ -45,11 +45,12 @@ pub async fn examples() -> &'static Registry {
 }
 
 /// Every example plugin `plugins/build.sh` builds, in every language.
-pub const EXAMPLES: [&str; 7] = [
+pub const EXAMPLES: [&str; 8] = [
     "calculator",
     "concat",
     "js_collect",
     "keyword_guard",
+    "lookup_facts",
     "pii_guardrail",
     "py_regex_guard",
     "template_mapper",

@@ -21,6 +21,7 @@ async fn every_example_describes_its_entries() {
     assert_eq!(kinds("template_mapper"), [Kind::InputMapper]);
     assert_eq!(kinds("calculator"), [Kind::Tool]);
     assert_eq!(kinds("pii_guardrail"), [Kind::Guardrail]);
+    assert_eq!(kinds("lookup_facts"), [Kind::Tool]);
     assert_eq!(kinds("js_collect"), [Kind::Reducer]);
     assert_eq!(kinds("py_regex_guard"), [Kind::Guard]);
     for p in reg.plugins() {
@@ -210,6 +211,22 @@ async fn calculator_tools_compute() {
     assert!(err.to_string().contains("nested too deeply"), "{err}");
     let (_, one) = reg.resolve_tools("calculator#evaluate").unwrap();
     assert_eq!(one, ["evaluate"]);
+}
+
+#[tokio::test]
+async fn lookup_facts_matches_the_peer_tool() {
+    let reg = within(300, "load examples", examples()).await;
+    let (plugin, tools) = reg.resolve_tools("lookup_facts").unwrap();
+    assert_eq!(tools, ["lookup_facts"]);
+    assert_eq!(
+        plugin.tools()[0].parameters["required"],
+        json!(["query", "limit"])
+    );
+    let c = with_entry(ctx(json!({})), "lookup_facts");
+    let args = json!({"query": "arg:b935634aad675ba2.query:06c790e5", "limit": 698});
+    let out = plugin.invoke_tool(&runtime(), &c, &args).await.unwrap();
+    // The same text the peer's Python tool returns for these arguments.
+    assert_eq!(out.value, json!("facts[3] about arg:b935634aad675ba2.que"));
 }
 
 #[tokio::test]

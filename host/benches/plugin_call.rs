@@ -1,1 +1,170 @@
-fn main() {}
+//! Plugin call and load costs. Run with `cargo bench -p host --bench plugin_call`
+//! after `plugins/build.sh`; results go in docs/BENCHMARKS.md.
+//!
+//! - `call/*`: one hook call in a fresh instance (store, instantiate, call,
+//!   drop), per language;
+//! - `load/cached/*`: loading the largest component with a warm compile cache;
+//! - the first, uncached load is printed once (it takes seconds, so it is
+//!   timed directly rather than sampled).
+
+use criterion::{Criterion, criterion_group};
+use host::plugin::{
+    CallContext, Kind, Limits, Plugin, Registry, Runtime, RuntimeOptions, StepResult,
+};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn plugins_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins")
+}
+
+fn runtime(cache: &Path) -> Arc<Runtime> {
+    Runtime::new(RuntimeOptions {
+        cache_dir: Some(cache.to_owned()),
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime")
+}
+
+fn largest_plugin() -> PathBuf {
+    let mut files: Vec<(u64, PathBuf)> = std::fs::read_dir(plugins_dir())
+        .expect("plugins dir: run plugins/build.sh")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .map(|p| (std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0), p))
+        .collect();
+    files.sort();
+    files
+        .pop()
+        .expect("no plugins built: run plugins/build.sh")
+        .1
+}
+
+fn bench_calls(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    // A persistent cache: setup then takes milliseconds, not a compile.
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-plugin-cache");
+    let rt = runtime(&cache);
+    let registry = Registry::new(rt.clone());
+    for name in ["keyword_guard", "js_collect", "py_regex_guard"] {
+        let path = plugins_dir().join(format!("{name}.wasm"));
+        tokio
+            .block_on(registry.load_file(&path, Limits::default()))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let ctx = |entry: &str, config: serde_json::Value| CallContext {
+        run_id: "01BENCH".into(),
+        workflow_key: "bench".into(),
+        stage: "s".into(),
+        step: 0,
+        entry: entry.into(),
+        config,
+        logical_time_ms: 0,
+    };
+    let input = json!("Plan a three-day trip to Lisbon with a food focus");
+    let mut group = c.benchmark_group("call");
+
+    let (guard, entry) = registry
+        .resolve("keyword_guard", Kind::Guard)
+        .expect("keyword_guard");
+    let gctx = ctx(&entry, json!({"keywords": ["lisbon", "porto"]}));
+    group.bench_function("rust_guard_fresh_instance", |b| {
+        b.iter(|| {
+            tokio
+                .block_on(guard.guard(&rt, &gctx, &input, &[]))
+                .expect("guard")
+        })
+    });
+
+    let (reducer, entry) = registry
+        .resolve("js_collect", Kind::Reducer)
+        .expect("js_collect");
+    let rctx = ctx(&entry, json!({}));
+    let outputs: Vec<StepResult> = (0..3)
+        .map(|i| StepResult {
+            stage_name: "fan".into(),
+            step_index: i,
+            agent_key: format!("researcher_{i}"),
+            parallel_group: Some("fan".into()),
+            branch_index: Some(i),
+            skipped: false,
+            output: json!(format!("notes {i}")),
+            error: None,
+        })
+        .collect();
+    group.bench_function("js_reducer_fresh_instance", |b| {
+        b.iter(|| {
+            tokio
+                .block_on(reducer.reduce(&rt, &rctx, &outputs, &[]))
+                .expect("reduce")
+        })
+    });
+
+    let (pyguard, entry) = registry
+        .resolve("py_regex_guard", Kind::Guard)
+        .expect("py_regex_guard");
+    let pctx = ctx(&entry, json!({"pattern": "lisbon", "flags": "i"}));
+    group.bench_function("python_guard_fresh_instance", |b| {
+        b.iter(|| {
+            tokio
+                .block_on(pyguard.guard(&rt, &pctx, &input, &[]))
+                .expect("guard")
+        })
+    });
+    group.finish();
+}
+
+fn bench_load(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let path = largest_plugin();
+    let name = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+
+    let cache = tempfile::tempdir().expect("tempdir");
+    let rt = runtime(cache.path());
+    let started = Instant::now();
+    let plugin = tokio
+        .block_on(Plugin::load(&rt, &path, Limits::default()))
+        .expect("load");
+    println!(
+        "load/uncached/{name}: {:.2} s ({:.1} MiB component, cache {:?})",
+        started.elapsed().as_secs_f64(),
+        size as f64 / (1 << 20) as f64,
+        plugin.cache_outcome()
+    );
+
+    let mut group = c.benchmark_group("load");
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
+    group.bench_function(format!("cached/{name}"), |b| {
+        b.iter(|| {
+            // A new runtime each time: what a fresh `host` process does.
+            let rt = runtime(cache.path());
+            let p = tokio
+                .block_on(Plugin::load(&rt, &path, Limits::default()))
+                .expect("load");
+            assert_eq!(p.cache_outcome(), host::plugin::CacheOutcome::Hit);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench_calls, bench_load);
+
+fn main() {
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

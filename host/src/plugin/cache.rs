@@ -160,7 +160,7 @@ mod tests {
     #[test]
     fn version_matches_workspace_pin() {
         let manifest = include_str!("../../../Cargo.toml");
-        let pin = format!("wasmtime = \"{}\"", wasmtime_version());
+        let pin = format!("version = \"{}\"", wasmtime_version());
         assert!(manifest.contains(&pin), "update wasmtime_version()");
     }
 }

@@ -1,7 +1,7 @@
 //! `pii_guardrail`: trips when the checked text contains e-mail addresses or
 //! phone numbers, and reports what it found.
 //!
-//! Every string inside the payload is scanned (for tool phases: the
+//! Every string (and number) inside the payload is scanned (for tool phases: the
 //! arguments and output too). Config (optional):
 //! - `detect`: which detectors run, default `["email", "phone"]`
 //! - `allow_domains`: e-mail domains that are not reported
@@ -103,9 +103,12 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-fn collect_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+/// Strings, and numbers as their text: a phone number often arrives as a
+/// JSON number.
+fn collect_strings(v: &Value, out: &mut Vec<String>) {
     match v {
-        Value::String(s) => out.push(s),
+        Value::String(s) => out.push(s.clone()),
+        Value::Number(n) => out.push(n.to_string()),
         Value::Array(items) => items.iter().for_each(|i| collect_strings(i, out)),
         Value::Object(map) => map.values().for_each(|i| collect_strings(i, out)),
         _ => {}
