@@ -1,6 +1,8 @@
 //! Command-line parsing and the commands themselves.
 
 mod plugins;
+mod run;
+mod spec;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -40,9 +42,15 @@ pub struct GlobalArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a workflow: final output on stdout, a readable trace on stderr
+    Run(Box<run::RunArgs>),
     /// Inspect and validate plugins
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Check a spec: shape, references, plugins, schemas; every problem at once
+    Validate(spec::ValidateArgs),
+    /// Print the JSON Schema of the spec
+    Schema(spec::SchemaArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -67,7 +75,10 @@ pub fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Run(args) => run::run(&cli.global, *args).await,
             Command::Plugins(cmd) => plugins::run(&cli.global, cmd).await,
+            Command::Validate(args) => spec::validate(&cli.global, args).await,
+            Command::Schema(args) => spec::schema(args),
         }
     });
     match result {

@@ -3,6 +3,14 @@
 //! WebAssembly components.
 //!
 //! Module map (data flows one way, top to bottom):
+//! - [`llm`]: model providers (OpenAI Responses / Chat, compatible servers,
+//!   an offline scripted provider) behind one trait; retries, timeouts, streaming.
 //! - [`plugin`]: the wasmtime engine, plugin loading, caching, limits, calls.
+//! - [`spec`]: the workflow spec: serde types, validation, JSON Schema.
 
+pub mod agent;
+pub mod engine;
+pub mod events;
+pub mod llm;
 pub mod plugin;
+pub mod spec;

@@ -1,0 +1,136 @@
+//! `host validate` and `host schema`.
+
+use super::{EXIT_BAD_INPUT, GlobalArgs, plugin_runtime};
+use anyhow::Context;
+use host::plugin::{LoadOptions, Registry};
+use host::spec::{PluginCatalog, Spec};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// The spec file (JSON; the native spec or the Go runner's request shape)
+    pub spec: PathBuf,
+    /// The plugins directory (every top-level *.wasm is a plugin)
+    #[arg(long, value_name = "DIR", default_value = "plugins")]
+    pub plugins: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SchemaArgs {
+    /// Print the schema of the Go runner's request shape instead
+    #[arg(long)]
+    pub go: bool,
+}
+
+/// The plugin registry as the spec module sees it.
+struct RegistryCatalog<'a>(&'a Registry);
+
+impl PluginCatalog for RegistryCatalog<'_> {
+    fn entries(&self, plugin: &str) -> Option<Vec<(String, String)>> {
+        self.0.get(plugin).map(|p| {
+            p.entries()
+                .iter()
+                .map(|e| (e.name.clone(), e.kind.as_str().to_string()))
+                .collect()
+        })
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.0
+            .plugins()
+            .iter()
+            .map(|p| p.name().to_string())
+            .collect()
+    }
+}
+
+/// Parses the spec, loads the plugins it may reference and reports every
+/// problem; exit 2 when there is any.
+pub async fn validate(global: &GlobalArgs, args: ValidateArgs) -> anyhow::Result<ExitCode> {
+    let text = match std::fs::read_to_string(&args.spec) {
+        Ok(text) => text,
+        Err(e) => {
+            eprintln!("error: cannot read {}: {e}", args.spec.display());
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let base_dir = match args.spec.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let spec = match Spec::from_json_str(&text, base_dir) {
+        Ok(spec) => spec,
+        Err(errors) => {
+            eprintln!("{errors}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    // Plugins are loaded (compiled, or taken from the cache) only when the
+    // spec refers to some.
+    let uses_plugins = !spec.plugin_uses().is_empty() || !spec.plugins.is_empty();
+    let registry;
+    let catalog = if uses_plugins {
+        registry = Registry::new(plugin_runtime(global)?);
+        match registry
+            .load_dir(&args.plugins, &LoadOptions::default())
+            .await
+        {
+            Ok(report) => {
+                for e in &report.failed {
+                    eprintln!("warning: {e}");
+                }
+                Some(RegistryCatalog(&registry))
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                eprintln!("  hint: pass the plugins directory with --plugins DIR");
+                return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            }
+        }
+    } else {
+        None
+    };
+    match spec.validate(catalog.as_ref().map(|c| c as &dyn PluginCatalog)) {
+        Ok(()) => {
+            let stages = spec.workflow.stages.len();
+            let steps = spec.step_count();
+            let agents = spec.agents.len();
+            println!(
+                "ok: {} (workflow {}: {stages} {}, {steps} {}, {agents} {})",
+                args.spec.display(),
+                spec.workflow.key,
+                plural(stages, "stage"),
+                plural(steps, "step"),
+                plural(agents, "agent"),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            Ok(ExitCode::from(EXIT_BAD_INPUT))
+        }
+    }
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        word.to_string()
+    } else {
+        format!("{word}s")
+    }
+}
+
+/// Prints the spec's JSON Schema.
+pub fn schema(args: SchemaArgs) -> anyhow::Result<ExitCode> {
+    let schema = if args.go {
+        Spec::go_request_schema()
+    } else {
+        Spec::json_schema()
+    };
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&schema).context("failed to encode JSON")?
+    );
+    Ok(ExitCode::SUCCESS)
+}

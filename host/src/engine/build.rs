@@ -1,0 +1,415 @@
+//! Turns a validated [`Spec`] into an executable [`Workflow`]: providers
+//! built, plugin references resolved against the registry, tool definitions
+//! read, schemas compiled — once, before any run starts.
+
+use super::plan::{self, DEFAULT_MAX_TURNS, HookRef, Schema, ToolRef, Workflow};
+use crate::llm::{self, ApiKey, ModelSettings, Provider, ProviderConfig, RetryPolicy, ToolSpec};
+use crate::plugin::{Kind, Limits, LoadOptions, Registry};
+use crate::spec::{self, PluginCatalog, PluginRef, Spec, SpecErrors};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Environment variable that overrides the base URL of `openai` providers,
+/// as the official OpenAI SDKs do.
+pub const BASE_URL_ENV: &str = "OPENAI_BASE_URL";
+
+/// How to build a workflow.
+#[derive(Debug, Clone, Default)]
+pub struct BuildOptions {
+    /// Run every agent on the spec's offline (`scripted`) provider, or on
+    /// `script.json` beside the spec when it declares none.
+    pub offline: bool,
+    /// Stream model responses.
+    pub stream: bool,
+}
+
+/// Why a spec could not become a runnable workflow.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Spec(SpecErrors),
+    #[error("provider `{provider}`: {message}")]
+    Provider { provider: String, message: String },
+    #[error(
+        "--offline needs a `scripted` provider in the spec or a script file at {}",
+        path.display()
+    )]
+    NoOfflineScript { path: PathBuf },
+    #[error("{path}: {message}")]
+    Invalid { path: String, message: String },
+}
+
+impl PluginCatalog for Registry {
+    fn entries(&self, plugin: &str) -> Option<Vec<(String, String)>> {
+        self.get(plugin).map(|p| {
+            p.entries()
+                .iter()
+                .map(|e| (e.name.clone(), e.kind.as_str().to_string()))
+                .collect()
+        })
+    }
+}
+
+/// Per-plugin limits from the spec's `plugins` section.
+pub fn load_options(spec: &Spec) -> LoadOptions {
+    let mut options = LoadOptions::default();
+    for (name, l) in &spec.plugins {
+        let d = Limits::default();
+        options.limits.insert(
+            name.clone(),
+            Limits {
+                timeout: l.timeout().unwrap_or(d.timeout),
+                memory_bytes: l.memory_bytes().unwrap_or(d.memory_bytes),
+                output_bytes: l.output_bytes().unwrap_or(d.output_bytes),
+            },
+        );
+    }
+    options
+}
+
+/// Validates `spec` against the loaded plugins and builds its workflow.
+pub fn build(
+    spec: &Spec,
+    registry: &Registry,
+    options: &BuildOptions,
+) -> Result<Workflow, BuildError> {
+    spec.validate(Some(registry)).map_err(BuildError::Spec)?;
+    let providers = providers(spec, options)?;
+    let default_provider = spec.default_provider().unwrap_or("openai").to_string();
+
+    let mut agents = HashMap::new();
+    for (key, a) in &spec.agents {
+        let path = format!("$.agents.{key}");
+        let provider_name = if a.model.provider.is_empty() {
+            default_provider.clone()
+        } else {
+            a.model.provider.clone()
+        };
+        let provider = if options.offline {
+            providers.get(OFFLINE).cloned()
+        } else {
+            providers.get(&provider_name).cloned()
+        }
+        .ok_or_else(|| BuildError::Invalid {
+            path: format!("{path}.model.provider"),
+            message: format!("unknown provider `{provider_name}`"),
+        })?;
+        let mut tools = Vec::new();
+        for (i, r) in a.tools.iter().enumerate() {
+            tools.extend(tool_refs(registry, r, &format!("{path}.tools[{i}]"))?);
+        }
+        let mut seen = std::collections::HashSet::new();
+        for t in &tools {
+            if !seen.insert(t.name.clone()) {
+                return Err(BuildError::Invalid {
+                    path: format!("{path}.tools"),
+                    message: format!(
+                        "two tools are named `{}`; the model could not tell them apart",
+                        t.name
+                    ),
+                });
+            }
+        }
+        let hooks = |refs: &[PluginRef], field: &str| -> Result<Vec<HookRef>, BuildError> {
+            refs.iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    hook(
+                        registry,
+                        r,
+                        Kind::Guardrail,
+                        &format!("{path}.{field}[{i}]"),
+                    )
+                })
+                .collect()
+        };
+        let agent = plan::Agent {
+            key: key.clone(),
+            instructions: a.instructions.clone(),
+            provider,
+            settings: ModelSettings {
+                model: a.model.name.clone(),
+                temperature: a.model.temperature.map(|t| t as f32),
+                top_p: a.model.top_p.map(|t| t as f32),
+                max_output_tokens: a.model.max_output_tokens,
+                reasoning_effort: a.model.reasoning_effort.map(|r| {
+                    serde_json::to_value(r)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default()
+                }),
+                extra_headers: a.model.extra_headers.clone(),
+            },
+            tools,
+            input_guardrails: hooks(&a.input_guardrails, "input_guardrails")?,
+            output_guardrails: hooks(&a.output_guardrails, "output_guardrails")?,
+            tool_guardrails: hooks(&a.tool_guardrails, "tool_guardrails")?,
+            handoffs: a.handoffs.clone(),
+            handoff_description: a.handoff_description.clone(),
+            output_schema: schema(a.output_schema.as_ref(), &format!("{path}.output_schema"))?,
+            stream: options.stream,
+        };
+        agents.insert(key.clone(), Arc::new(agent));
+    }
+
+    let mut stages = Vec::new();
+    for (si, s) in spec.workflow.stages.iter().enumerate() {
+        let path = format!("$.workflow.stages[{si}]");
+        let mut steps = Vec::new();
+        for (i, st) in s.steps.iter().enumerate() {
+            let sp = format!("{path}.steps[{i}]");
+            steps.push(plan::Step {
+                name: st.name().to_string(),
+                agent: st.agent.clone(),
+                guard: st
+                    .guard
+                    .as_ref()
+                    .map(|r| hook(registry, r, Kind::Guard, &format!("{sp}.guard")))
+                    .transpose()?,
+                input_mapper: st
+                    .input_mapper
+                    .as_ref()
+                    .map(|r| {
+                        hook(
+                            registry,
+                            r,
+                            Kind::InputMapper,
+                            &format!("{sp}.input_mapper"),
+                        )
+                    })
+                    .transpose()?,
+                max_turns: st.max_turns.unwrap_or(DEFAULT_MAX_TURNS),
+                output_schema: schema(st.output_schema.as_ref(), &format!("{sp}.output_schema"))?,
+            });
+        }
+        stages.push(plan::Stage {
+            name: s.name.clone(),
+            parallel: s.mode == spec::Mode::Parallel,
+            steps,
+            reducer: s
+                .reducer
+                .as_ref()
+                .map(|r| hook(registry, r, Kind::Reducer, &format!("{path}.reducer")))
+                .transpose()?,
+            continue_on_branch_error: s.on_branch_error == Some(spec::OnBranchError::Continue),
+        });
+    }
+
+    // The workflow's output schema shapes the final step's model output too
+    // (structured output), unless that step or its agent has its own.
+    let workflow_schema = schema(
+        spec.workflow.output_schema.as_ref(),
+        "$.workflow.output_schema",
+    )?;
+    if let Some(last) = stages.last_mut().filter(|s| !s.parallel)
+        && let Some(step) = last.steps.last_mut()
+        && step.output_schema.is_none()
+        && agents
+            .get(&step.agent)
+            .is_some_and(|a| a.output_schema.is_none())
+    {
+        step.output_schema = workflow_schema.clone();
+    }
+
+    Ok(Workflow {
+        key: spec.workflow.key.clone(),
+        name: spec
+            .workflow
+            .name
+            .clone()
+            .unwrap_or_else(|| spec.workflow.key.clone()),
+        stages,
+        agents,
+        output_schema: schema(
+            spec.workflow.output_schema.as_ref(),
+            "$.workflow.output_schema",
+        )?,
+        allow_handoffs: spec.workflow.allow_handoff_agents,
+    })
+}
+
+/// Key under which the offline provider is stored with `--offline`.
+const OFFLINE: &str = "\0offline";
+
+fn providers(
+    spec: &Spec,
+    options: &BuildOptions,
+) -> Result<BTreeMap<String, Arc<dyn Provider>>, BuildError> {
+    let mut out = BTreeMap::new();
+    if options.offline {
+        let script = spec
+            .providers
+            .values()
+            .find_map(|p| match p {
+                spec::Provider::Scripted { script } => Some(script.clone()),
+                _ => None,
+            })
+            .unwrap_or_else(|| spec.base_dir().join("script.json"));
+        if !script.is_file() {
+            return Err(BuildError::NoOfflineScript { path: script });
+        }
+        let provider =
+            llm::build_provider(ProviderConfig::scripted("offline", script)).map_err(|e| {
+                BuildError::Provider {
+                    provider: "offline".into(),
+                    message: e.to_string(),
+                }
+            })?;
+        out.insert(OFFLINE.to_string(), provider);
+        return Ok(out);
+    }
+    let used: std::collections::BTreeSet<String> = spec
+        .agents
+        .values()
+        .map(|a| {
+            if a.model.provider.is_empty() {
+                spec.default_provider().unwrap_or("openai").to_string()
+            } else {
+                a.model.provider.clone()
+            }
+        })
+        .collect();
+    for (name, p) in &spec.providers {
+        if !used.contains(name) {
+            continue;
+        }
+        let config = provider_config(name, p)?;
+        let provider = llm::build_provider(config).map_err(|e| BuildError::Provider {
+            provider: name.clone(),
+            message: e.to_string(),
+        })?;
+        out.insert(name.clone(), provider);
+    }
+    Ok(out)
+}
+
+fn provider_config(name: &str, p: &spec::Provider) -> Result<ProviderConfig, BuildError> {
+    let retry = p.retry();
+    let policy = RetryPolicy {
+        max_attempts: retry.max_attempts,
+        initial_backoff: Duration::from_millis(retry.initial_backoff_ms),
+        max_backoff: Duration::from_millis(retry.max_backoff_ms),
+        ..RetryPolicy::default()
+    };
+    let api = match p.api() {
+        Some(spec::Api::Chat) => llm::Api::Chat,
+        _ => llm::Api::Responses,
+    };
+    let config = match p {
+        spec::Provider::Scripted { script } => {
+            return Ok(ProviderConfig::scripted(name, script.clone()));
+        }
+        spec::Provider::Openai { base_url, .. } => {
+            let env = p.api_key_env().unwrap_or(llm::OPENAI_API_KEY_ENV);
+            let env_url = std::env::var(BASE_URL_ENV).ok().filter(|u| !u.is_empty());
+            let mut c = ProviderConfig::openai(name);
+            match ApiKey::from_env(env) {
+                Some(key) => c = c.with_api_key(key),
+                // A local server behind OPENAI_BASE_URL may need no key.
+                None if env_url.is_some() && base_url.is_none() => {}
+                None => {
+                    return Err(BuildError::Provider {
+                        provider: name.to_string(),
+                        message: format!(
+                            "no API key: set ${env}, or set ${BASE_URL_ENV} for a local server, or run offline with --offline"
+                        ),
+                    });
+                }
+            }
+            if let Some(url) = base_url.clone().or(env_url) {
+                c.base_url = Some(url);
+            }
+            c
+        }
+        spec::Provider::OpenaiCompatible { base_url, .. } => {
+            let mut c = ProviderConfig::compatible(name, base_url.clone());
+            if let Some(env) = p.api_key_env()
+                && let Some(key) = ApiKey::from_env(env)
+            {
+                c = c.with_api_key(key);
+            }
+            c
+        }
+    };
+    Ok(config
+        .with_api(api)
+        .with_timeout(p.timeout())
+        .with_retry(policy))
+}
+
+fn hook(registry: &Registry, r: &PluginRef, kind: Kind, path: &str) -> Result<HookRef, BuildError> {
+    let (plugin, entry) =
+        registry
+            .resolve(&r.reference(), kind)
+            .map_err(|e| BuildError::Invalid {
+                path: path.to_string(),
+                message: e.to_string(),
+            })?;
+    Ok(HookRef {
+        plugin: plugin.name().to_string(),
+        entry,
+        config: r.config.clone(),
+    })
+}
+
+fn tool_refs(registry: &Registry, r: &PluginRef, path: &str) -> Result<Vec<ToolRef>, BuildError> {
+    let (plugin, names) =
+        registry
+            .resolve_tools(&r.reference())
+            .map_err(|e| BuildError::Invalid {
+                path: path.to_string(),
+                message: e.to_string(),
+            })?;
+    names
+        .into_iter()
+        .map(|name| {
+            let def = plugin
+                .tools()
+                .iter()
+                .find(|t| t.name == name)
+                .ok_or_else(|| BuildError::Invalid {
+                    path: path.to_string(),
+                    message: format!(
+                        "plugin `{}` has no definition for tool `{name}`",
+                        plugin.name()
+                    ),
+                })?;
+            let arguments =
+                Schema::compile(def.parameters.clone()).map_err(|e| BuildError::Invalid {
+                    path: path.to_string(),
+                    message: format!("tool `{name}`: parameters are not a valid JSON Schema: {e}"),
+                })?;
+            Ok(ToolRef {
+                plugin: plugin.name().to_string(),
+                name: name.clone(),
+                config: r.config.clone(),
+                spec: ToolSpec {
+                    name,
+                    description: def.description.clone(),
+                    parameters: def.parameters.clone(),
+                    strict: def.parameters.get("additionalProperties")
+                        == Some(&serde_json::Value::Bool(false)),
+                },
+                arguments,
+            })
+        })
+        .collect()
+}
+
+fn schema(
+    value: Option<&serde_json::Value>,
+    path: &str,
+) -> Result<Option<Arc<Schema>>, BuildError> {
+    value
+        .map(|v| {
+            Schema::compile(v.clone())
+                .map(Arc::new)
+                .map_err(|message| BuildError::Invalid {
+                    path: path.to_string(),
+                    message: format!("not a valid JSON Schema: {message}"),
+                })
+        })
+        .transpose()
+}

@@ -1,0 +1,127 @@
+//! The executable form of a workflow: every agent, plugin reference, tool
+//! and schema resolved and compiled once, before any run starts.
+
+use crate::llm::{ModelSettings, Provider, ToolSpec};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// A JSON Schema with its compiled validator.
+pub struct Schema {
+    pub value: Value,
+    validator: jsonschema::Validator,
+}
+
+impl fmt::Debug for Schema {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Schema")
+            .field("value", &self.value)
+            .finish()
+    }
+}
+
+impl Schema {
+    pub fn compile(value: Value) -> Result<Schema, String> {
+        let validator = jsonschema::validator_for(&value).map_err(|e| e.to_string())?;
+        Ok(Schema { value, validator })
+    }
+
+    /// Every violation, `path: message`, joined with `; ` (at most 5).
+    pub fn check(&self, instance: &Value) -> Result<(), String> {
+        let errors: Vec<String> = self
+            .validator
+            .iter_errors(instance)
+            .take(5)
+            .map(|e| {
+                let path = e.instance_path().to_string();
+                if path.is_empty() {
+                    e.to_string()
+                } else {
+                    format!("{path}: {e}")
+                }
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("; "))
+        }
+    }
+}
+
+/// A resolved plugin entry plus its per-use config. The plugin is looked up
+/// by name at call time, so a hot-swapped build serves the next call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HookRef {
+    pub plugin: String,
+    pub entry: String,
+    pub config: Value,
+}
+
+impl HookRef {
+    pub fn label(&self) -> String {
+        format!("{}#{}", self.plugin, self.entry)
+    }
+}
+
+/// A tool an agent may call, with its definition and argument validator.
+pub struct ToolRef {
+    pub plugin: String,
+    pub name: String,
+    pub config: Value,
+    pub spec: ToolSpec,
+    pub arguments: Schema,
+}
+
+/// One agent, ready to run.
+pub struct Agent {
+    pub key: String,
+    pub instructions: String,
+    pub provider: Arc<dyn Provider>,
+    pub settings: ModelSettings,
+    pub tools: Vec<ToolRef>,
+    pub input_guardrails: Vec<HookRef>,
+    pub output_guardrails: Vec<HookRef>,
+    pub tool_guardrails: Vec<HookRef>,
+    pub handoffs: Vec<String>,
+    pub handoff_description: Option<String>,
+    pub output_schema: Option<Arc<Schema>>,
+    /// Whether the model should stream (emits `llm.delta` events).
+    pub stream: bool,
+}
+
+/// One step of a stage.
+pub struct Step {
+    /// Display name: the spec's `name`, else the agent key.
+    pub name: String,
+    pub agent: String,
+    pub guard: Option<HookRef>,
+    pub input_mapper: Option<HookRef>,
+    pub max_turns: u32,
+    /// Overrides the agent's output schema for this step.
+    pub output_schema: Option<Arc<Schema>>,
+}
+
+/// A stage: sequential or parallel steps, optionally reduced.
+pub struct Stage {
+    pub name: String,
+    pub parallel: bool,
+    pub steps: Vec<Step>,
+    pub reducer: Option<HookRef>,
+    /// `on_branch_error: continue`: failed branches reach the reducer.
+    pub continue_on_branch_error: bool,
+}
+
+/// A whole workflow, ready to run any number of times concurrently.
+pub struct Workflow {
+    pub key: String,
+    pub name: String,
+    pub stages: Vec<Stage>,
+    pub agents: HashMap<String, Arc<Agent>>,
+    pub output_schema: Option<Arc<Schema>>,
+    pub allow_handoffs: bool,
+}
+
+/// The default turn budget of a step when neither step nor agent sets one.
+pub const DEFAULT_MAX_TURNS: u32 = 10;

@@ -1,0 +1,274 @@
+//! The run event model: a stable, versioned JSON envelope.
+//!
+//! Every event has a type, the schema version, the run id, a per-run
+//! sequence number (from 1, no gaps), a UTC timestamp, the workflow key and,
+//! where it applies, the stage, step, branch index and agent; the rest is in
+//! `data`. The engine emits events through an [`Emitter`]; a
+//! [`crate::engine::RunHandle`] hands them to library users in order.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// Version of the envelope; bumped on any incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "run.started")]
+    RunStarted,
+    #[serde(rename = "stage.started")]
+    StageStarted,
+    #[serde(rename = "step.started")]
+    StepStarted,
+    #[serde(rename = "step.skipped")]
+    StepSkipped,
+    #[serde(rename = "llm.request")]
+    LlmRequest,
+    #[serde(rename = "llm.delta")]
+    LlmDelta,
+    #[serde(rename = "llm.response")]
+    LlmResponse,
+    #[serde(rename = "tool.called")]
+    ToolCalled,
+    #[serde(rename = "tool.result")]
+    ToolResult,
+    #[serde(rename = "guardrail.tripped")]
+    GuardrailTripped,
+    #[serde(rename = "handoff")]
+    Handoff,
+    #[serde(rename = "approval.requested")]
+    ApprovalRequested,
+    #[serde(rename = "approval.resolved")]
+    ApprovalResolved,
+    #[serde(rename = "step.completed")]
+    StepCompleted,
+    #[serde(rename = "step.failed")]
+    StepFailed,
+    #[serde(rename = "stage.completed")]
+    StageCompleted,
+    #[serde(rename = "plugin.reloaded")]
+    PluginReloaded,
+    #[serde(rename = "run.completed")]
+    RunCompleted,
+    #[serde(rename = "run.failed")]
+    RunFailed,
+    #[serde(rename = "run.cancelled")]
+    RunCancelled,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::RunStarted => "run.started",
+            EventType::StageStarted => "stage.started",
+            EventType::StepStarted => "step.started",
+            EventType::StepSkipped => "step.skipped",
+            EventType::LlmRequest => "llm.request",
+            EventType::LlmDelta => "llm.delta",
+            EventType::LlmResponse => "llm.response",
+            EventType::ToolCalled => "tool.called",
+            EventType::ToolResult => "tool.result",
+            EventType::GuardrailTripped => "guardrail.tripped",
+            EventType::Handoff => "handoff",
+            EventType::ApprovalRequested => "approval.requested",
+            EventType::ApprovalResolved => "approval.resolved",
+            EventType::StepCompleted => "step.completed",
+            EventType::StepFailed => "step.failed",
+            EventType::StageCompleted => "stage.completed",
+            EventType::PluginReloaded => "plugin.reloaded",
+            EventType::RunCompleted => "run.completed",
+            EventType::RunFailed => "run.failed",
+            EventType::RunCancelled => "run.cancelled",
+        }
+    }
+
+    /// Ends a run: nothing follows it.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            EventType::RunCompleted | EventType::RunFailed | EventType::RunCancelled
+        )
+    }
+}
+
+/// One event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    pub schema_version: u32,
+    pub run_id: String,
+    /// 1, 2, 3, … per run, in emission order.
+    pub seq: u64,
+    /// RFC 3339 UTC with milliseconds, e.g. `2026-11-21T06:20:00.123Z`.
+    pub timestamp: String,
+    pub workflow: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// The step's name (its `name` in the spec, else its agent key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_index: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch_index: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default)]
+    pub data: Value,
+}
+
+/// Where in a run an event applies.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Scope {
+    pub stage: Option<String>,
+    pub step: Option<String>,
+    pub step_index: Option<u32>,
+    pub branch_index: Option<u32>,
+    pub agent: Option<String>,
+}
+
+/// Assigns sequence numbers and timestamps and delivers events in order.
+/// Cheap to clone; sending never blocks or fails the run.
+#[derive(Clone)]
+pub struct Emitter {
+    inner: Arc<EmitterInner>,
+}
+
+struct EmitterInner {
+    run_id: String,
+    workflow: String,
+    seq: AtomicU64,
+    tx: Option<mpsc::UnboundedSender<Event>>,
+    /// Emit `llm.delta` events (streamed text) only when someone asks.
+    deltas: bool,
+    lock: std::sync::Mutex<()>,
+}
+
+impl Emitter {
+    pub fn new(
+        run_id: impl Into<String>,
+        workflow: impl Into<String>,
+        tx: Option<mpsc::UnboundedSender<Event>>,
+        deltas: bool,
+    ) -> Self {
+        Emitter {
+            inner: Arc::new(EmitterInner {
+                run_id: run_id.into(),
+                workflow: workflow.into(),
+                seq: AtomicU64::new(0),
+                tx,
+                deltas,
+                lock: std::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    /// An emitter that drops everything (tests, benchmarks).
+    pub fn disabled() -> Self {
+        Self::new("", "", None, false)
+    }
+
+    pub fn wants_deltas(&self) -> bool {
+        self.inner.deltas && self.inner.tx.is_some()
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.inner.run_id
+    }
+
+    pub fn emit(&self, kind: EventType, scope: &Scope, data: Value) {
+        let Some(tx) = &self.inner.tx else { return };
+        // Sequence numbers must match delivery order even when parallel
+        // branches emit at once: number and send under one short lock.
+        let Ok(_guard) = self.inner.lock.lock() else {
+            return;
+        };
+        let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        let event = Event {
+            kind,
+            schema_version: SCHEMA_VERSION,
+            run_id: self.inner.run_id.clone(),
+            seq,
+            timestamp: rfc3339_now(),
+            workflow: self.inner.workflow.clone(),
+            stage: scope.stage.clone(),
+            step: scope.step.clone(),
+            step_index: scope.step_index,
+            branch_index: scope.branch_index,
+            agent: scope.agent.clone(),
+            data,
+        };
+        // A receiver that went away must not fail the run.
+        let _ = tx.send(event);
+    }
+}
+
+/// The current time as RFC 3339 UTC with milliseconds.
+pub fn rfc3339_now() -> String {
+    rfc3339(SystemTime::now())
+}
+
+/// Formats `t` as RFC 3339 UTC with milliseconds.
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, day) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_242_000_123);
+        assert_eq!(rfc3339(t), "2026-11-21T06:20:00.123Z");
+        let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    #[test]
+    fn events_are_numbered_in_order() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let e = Emitter::new("r1", "wf", Some(tx), false);
+        e.emit(EventType::RunStarted, &Scope::default(), Value::Null);
+        e.emit(EventType::RunCompleted, &Scope::default(), Value::Null);
+        let a = rx.try_recv().expect("first");
+        let b = rx.try_recv().expect("second");
+        assert_eq!((a.seq, b.seq), (1, 2));
+        let json = serde_json::to_value(&a).expect("serialize");
+        assert_eq!(json["type"], "run.started");
+        assert_eq!(json["schema_version"], 1);
+        assert!(json.get("stage").is_none());
+    }
+}

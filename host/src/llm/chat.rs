@@ -1,0 +1,429 @@
+//! The Chat Completions wire format: [`ModelRequest`] →
+//! `CreateChatCompletionRequest`, completion / SSE chunks → [`Answer`].
+
+use std::collections::BTreeMap;
+
+use async_openai::error::WrappedError;
+use async_openai::types::chat::{
+    ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
+    ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent,
+    ChatCompletionRequestDeveloperMessage, ChatCompletionRequestDeveloperMessageContent,
+    ChatCompletionRequestMessage, ChatCompletionRequestSystemMessage,
+    ChatCompletionRequestSystemMessageContent, ChatCompletionRequestToolMessage,
+    ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessage,
+    ChatCompletionRequestUserMessageContent, ChatCompletionStreamOptions, ChatCompletionTool,
+    ChatCompletionTools, CompletionUsage, CreateChatCompletionRequest,
+    CreateChatCompletionRequestArgs, CreateChatCompletionResponse,
+    CreateChatCompletionStreamResponse, FunctionCall, FunctionObject, ResponseFormat,
+    ResponseFormatJsonSchema,
+};
+
+use super::error::{Failure, json_failure};
+use super::openai::{Answer, Sink};
+use super::responses::reasoning_effort;
+use super::sse::SseEvent;
+use super::{Item, ModelRequest, Role, StreamEvent, Usage};
+
+/// The typed request body. `instructions` become the first (system)
+/// message, like the official SDKs send them; consecutive function calls
+/// (and the assistant text right before them) form one assistant message.
+pub(crate) fn build_request(
+    request: &ModelRequest,
+) -> Result<CreateChatCompletionRequest, Failure> {
+    let settings = &request.settings;
+    let mut messages = Vec::with_capacity(request.input.len() + 1);
+    if let Some(instructions) = &request.instructions {
+        messages.push(system(instructions));
+    }
+    for item in &request.input {
+        match item {
+            Item::Message { role, content } => messages.push(match role {
+                Role::System => system(content),
+                Role::Developer => {
+                    ChatCompletionRequestMessage::Developer(ChatCompletionRequestDeveloperMessage {
+                        content: ChatCompletionRequestDeveloperMessageContent::Text(
+                            content.clone(),
+                        ),
+                        name: None,
+                    })
+                }
+                Role::User => {
+                    ChatCompletionRequestMessage::User(ChatCompletionRequestUserMessage {
+                        content: ChatCompletionRequestUserMessageContent::Text(content.clone()),
+                        name: None,
+                    })
+                }
+                Role::Assistant => {
+                    ChatCompletionRequestMessage::Assistant(ChatCompletionRequestAssistantMessage {
+                        content: Some(ChatCompletionRequestAssistantMessageContent::Text(
+                            content.clone(),
+                        )),
+                        ..ChatCompletionRequestAssistantMessage::default()
+                    })
+                }
+            }),
+            Item::FunctionCall {
+                call_id,
+                name,
+                arguments,
+            } => {
+                let call =
+                    ChatCompletionMessageToolCalls::Function(ChatCompletionMessageToolCall {
+                        id: call_id.clone(),
+                        function: FunctionCall {
+                            name: name.clone(),
+                            arguments: arguments.clone(),
+                        },
+                    });
+                match messages.last_mut() {
+                    Some(ChatCompletionRequestMessage::Assistant(assistant)) => {
+                        assistant.tool_calls.get_or_insert_with(Vec::new).push(call);
+                    }
+                    _ => messages.push(ChatCompletionRequestMessage::Assistant(
+                        ChatCompletionRequestAssistantMessage {
+                            tool_calls: Some(vec![call]),
+                            ..ChatCompletionRequestAssistantMessage::default()
+                        },
+                    )),
+                }
+            }
+            Item::FunctionCallOutput { call_id, output } => messages.push(
+                ChatCompletionRequestMessage::Tool(ChatCompletionRequestToolMessage {
+                    content: ChatCompletionRequestToolMessageContent::Text(output.clone()),
+                    tool_call_id: call_id.clone(),
+                }),
+            ),
+            Item::McpApprovalRequest { .. } | Item::McpApprovalResponse { .. } => {
+                return Err(Failure::Invalid(
+                    "hosted MCP approval items need the Responses API (set `api: responses`)"
+                        .into(),
+                ));
+            }
+        }
+    }
+
+    let mut args = CreateChatCompletionRequestArgs::default();
+    args.model(settings.model.clone()).messages(messages);
+    if !request.tools.is_empty() {
+        args.tools(
+            request
+                .tools
+                .iter()
+                .map(|tool| {
+                    ChatCompletionTools::Function(ChatCompletionTool {
+                        function: FunctionObject {
+                            name: tool.name.clone(),
+                            description: Some(tool.description.clone()),
+                            parameters: Some(tool.parameters.clone()),
+                            strict: Some(tool.strict),
+                        },
+                    })
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
+    if let Some(schema) = &request.output_schema {
+        args.response_format(ResponseFormat::JsonSchema {
+            json_schema: ResponseFormatJsonSchema {
+                description: None,
+                name: schema.name.clone(),
+                schema: schema.schema.clone(),
+                strict: Some(schema.strict),
+            },
+        });
+    }
+    if let Some(t) = settings.temperature {
+        args.temperature(t);
+    }
+    if let Some(p) = settings.top_p {
+        args.top_p(p);
+    }
+    if let Some(n) = settings.max_output_tokens {
+        args.max_completion_tokens(n);
+    }
+    if let Some(effort) = &settings.reasoning_effort {
+        args.reasoning_effort(reasoning_effort(effort)?);
+    }
+    if request.stream {
+        args.stream(true)
+            .stream_options(ChatCompletionStreamOptions {
+                include_usage: Some(true),
+                include_obfuscation: None,
+            });
+    }
+    args.build()
+        .map_err(|e| Failure::Invalid(format!("cannot build the request: {e}")))
+}
+
+fn system(content: &str) -> ChatCompletionRequestMessage {
+    ChatCompletionRequestMessage::System(ChatCompletionRequestSystemMessage {
+        content: ChatCompletionRequestSystemMessageContent::Text(content.to_string()),
+        name: None,
+    })
+}
+
+fn usage(u: &CompletionUsage) -> Usage {
+    Usage {
+        input_tokens: u64::from(u.prompt_tokens),
+        output_tokens: u64::from(u.completion_tokens),
+        total_tokens: u64::from(u.total_tokens),
+    }
+}
+
+/// A whole (non-streamed) completion.
+pub(crate) fn parse_response(body: &[u8]) -> Result<Answer, Failure> {
+    let completion: CreateChatCompletionResponse =
+        serde_json::from_slice(body).map_err(|e| json_failure(&e, "the completion body", body))?;
+    let Some(choice) = completion.choices.into_iter().next() else {
+        return Err(Failure::Malformed("the completion has no choices".into()));
+    };
+    let message = choice.message;
+    let mut output = Vec::new();
+    let calls: Vec<Item> = message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|call| match call {
+            ChatCompletionMessageToolCalls::Function(call) => Some(Item::FunctionCall {
+                call_id: call.id,
+                name: call.function.name,
+                arguments: call.function.arguments,
+            }),
+            ChatCompletionMessageToolCalls::Custom(_) => None,
+        })
+        .collect();
+    let text = match (message.content, message.refusal) {
+        (Some(content), _) if !content.is_empty() => Some(content),
+        (_, Some(refusal)) => Some(refusal),
+        (content, None) => content.filter(|_| calls.is_empty()),
+    };
+    if let Some(text) = text {
+        output.push(Item::assistant(text));
+    }
+    output.extend(calls);
+    Ok(Answer {
+        id: Some(completion.id),
+        model: Some(completion.model),
+        output,
+        usage: completion.usage.as_ref().map(usage),
+    })
+}
+
+#[derive(Default)]
+struct PartialCall {
+    id: String,
+    name: String,
+    arguments: String,
+    announced: bool,
+}
+
+/// Assembles a streamed completion from its chunks.
+#[derive(Default)]
+pub(crate) struct StreamAssembler {
+    id: Option<String>,
+    model: Option<String>,
+    text: String,
+    refusal: String,
+    calls: BTreeMap<u32, PartialCall>,
+    usage: Option<Usage>,
+    done: bool,
+}
+
+impl StreamAssembler {
+    pub(crate) fn on_event(
+        &mut self,
+        event: &SseEvent,
+        sink: &mut Sink<'_>,
+    ) -> Result<(), Failure> {
+        if self.done {
+            return Ok(());
+        }
+        if event.data == "[DONE]" {
+            self.done = true;
+            return Ok(());
+        }
+        let data = event.data.as_bytes();
+        let chunk: CreateChatCompletionStreamResponse = match serde_json::from_slice(data) {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                // Servers report failures mid-stream as an error object.
+                if let Ok(wrapped) = serde_json::from_slice::<WrappedError>(data) {
+                    return Err(Failure::ModelFailed {
+                        code: wrapped.error.code.or(wrapped.error.r#type),
+                        message: wrapped.error.message,
+                    });
+                }
+                return Err(json_failure(&e, "a completion chunk", data));
+            }
+        };
+        if self.id.is_none() {
+            self.id = Some(chunk.id);
+            self.model = Some(chunk.model);
+        }
+        if let Some(u) = &chunk.usage {
+            self.usage = Some(usage(u));
+        }
+        let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) else {
+            return Ok(());
+        };
+        let delta = choice.delta;
+        if let Some(refusal) = delta.refusal {
+            self.refusal.push_str(&refusal);
+        }
+        if let Some(content) = delta.content
+            && !content.is_empty()
+        {
+            self.text.push_str(&content);
+            sink.emit(StreamEvent::TextDelta(content));
+        }
+        for call in delta.tool_calls.unwrap_or_default() {
+            let partial = self.calls.entry(call.index).or_default();
+            if let Some(id) = call.id {
+                partial.id = id;
+            }
+            if let Some(function) = call.function {
+                if let Some(name) = function.name {
+                    partial.name.push_str(&name);
+                }
+                if let Some(arguments) = function.arguments {
+                    partial.arguments.push_str(&arguments);
+                }
+            }
+            if !partial.announced && !partial.id.is_empty() && !partial.name.is_empty() {
+                partial.announced = true;
+                sink.emit(StreamEvent::FunctionCallStarted {
+                    call_id: partial.id.clone(),
+                    name: partial.name.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The answer, once the stream has ended.
+    pub(crate) fn finish(self) -> Result<Answer, Failure> {
+        if !self.done {
+            return Err(Failure::Truncated(
+                "the stream ended before `data: [DONE]`".into(),
+            ));
+        }
+        let mut output = Vec::new();
+        if !self.text.is_empty() {
+            output.push(Item::assistant(self.text));
+        } else if !self.refusal.is_empty() {
+            output.push(Item::assistant(self.refusal));
+        } else if self.calls.is_empty() {
+            output.push(Item::assistant(String::new()));
+        }
+        for (index, call) in self.calls {
+            if call.name.is_empty() {
+                return Err(Failure::Malformed(format!(
+                    "streamed tool call #{index} has no function name"
+                )));
+            }
+            output.push(Item::FunctionCall {
+                call_id: call.id,
+                name: call.name,
+                arguments: call.arguments,
+            });
+        }
+        Ok(Answer {
+            id: self.id,
+            model: self.model,
+            output,
+            usage: self.usage,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::llm::{ModelSettings, OutputSchema, ToolSpec};
+    use serde_json::json;
+
+    #[test]
+    fn request_matches_the_python_sdk() {
+        // From /work/shared/peer/workflow_requests_chat.jsonl (the tool round trip).
+        let expected = json!({"model":"gpt-4.1-mini","messages":[{"content":"You research aspect 2. [[use_tool]]","role":"system"},{"role":"user","content":"[aspect 2] reply"},{"role":"assistant","tool_calls":[{"id":"call_mock10","type":"function","function":{"name":"lookup_facts","arguments":"{\"query\":\"q\",\"limit\":698}"}}]},{"role":"tool","tool_call_id":"call_mock10","content":"facts[3]"}],"tools":[{"type":"function","function":{"name":"lookup_facts","description":"Look up facts about a topic.","parameters":{"properties":{"query":{"type":"string"}},"required":["query"],"type":"object","additionalProperties":false},"strict":true}}]});
+        let request = ModelRequest {
+            settings: ModelSettings::new("gpt-4.1-mini"),
+            instructions: Some("You research aspect 2. [[use_tool]]".into()),
+            input: vec![
+                Item::user("[aspect 2] reply"),
+                Item::FunctionCall {
+                    call_id: "call_mock10".into(),
+                    name: "lookup_facts".into(),
+                    arguments: "{\"query\":\"q\",\"limit\":698}".into(),
+                },
+                Item::function_call_output("call_mock10", "facts[3]"),
+            ],
+            tools: vec![ToolSpec {
+                name: "lookup_facts".into(),
+                description: "Look up facts about a topic.".into(),
+                parameters: expected["tools"][0]["function"]["parameters"].clone(),
+                strict: true,
+            }],
+            ..ModelRequest::default()
+        };
+        let body = serde_json::to_value(build_request(&request).unwrap()).unwrap();
+        // The SDK also sends `"content": null` on the assistant message;
+        // omitting it is equivalent.
+        assert_eq!(body, expected);
+    }
+
+    #[test]
+    fn structured_output_stream_and_settings() {
+        let mut settings = ModelSettings::new("m");
+        settings.max_output_tokens = Some(7);
+        settings.reasoning_effort = Some("low".into());
+        let schema = json!({"type":"object","properties":{"a":{"type":"string"}},"required":["a"],"additionalProperties":false});
+        let request = ModelRequest {
+            settings,
+            input: vec![
+                Item::user("hi"),
+                Item::assistant("thinking"),
+                Item::FunctionCall {
+                    call_id: "a".into(),
+                    name: "f".into(),
+                    arguments: "{}".into(),
+                },
+                Item::FunctionCall {
+                    call_id: "b".into(),
+                    name: "g".into(),
+                    arguments: "{}".into(),
+                },
+            ],
+            output_schema: Some(OutputSchema {
+                name: "final_output".into(),
+                schema: schema.clone(),
+                strict: true,
+            }),
+            stream: true,
+            ..ModelRequest::default()
+        };
+        let body = serde_json::to_value(build_request(&request).unwrap()).unwrap();
+        assert_eq!(
+            body["response_format"],
+            json!({"type":"json_schema","json_schema":{"name":"final_output","schema":schema,"strict":true}})
+        );
+        assert_eq!(body["stream"], true);
+        assert_eq!(body["stream_options"], json!({"include_usage": true}));
+        assert_eq!(body["max_completion_tokens"], 7);
+        assert_eq!(body["reasoning_effort"], "low");
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert_eq!(messages[1]["content"], "thinking");
+        assert_eq!(messages[1]["tool_calls"].as_array().unwrap().len(), 2);
+
+        let mcp = ModelRequest {
+            input: vec![Item::McpApprovalResponse {
+                approval_request_id: "x".into(),
+                approve: false,
+                reason: None,
+            }],
+            ..ModelRequest::default()
+        };
+        assert!(matches!(build_request(&mcp), Err(Failure::Invalid(_))));
+    }
+}

@@ -1,0 +1,487 @@
+//! The OpenAI / OpenAI-compatible provider: one pooled HTTP client, the
+//! retry loop, non-streamed and streamed attempts.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use super::error::{Failure, clip};
+use super::retry::retry_after_from_headers;
+use super::sse::{SseDecoder, SseEvent};
+use super::{
+    Api, ApiKey, EventSink, LlmError, MAX_RETRY_AFTER, ModelRequest, ModelResponse,
+    OPENAI_API_KEY_ENV, OPENAI_BASE_URL, Provider, ProviderConfig, ProviderKind, RetryPolicy,
+    StreamEvent, Usage, chat, responses,
+};
+
+/// The API-neutral content of one answer, before attempts are counted.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub id: Option<String>,
+    pub model: Option<String>,
+    pub output: Vec<super::Item>,
+    pub usage: Option<Usage>,
+}
+
+/// Hands stream events to the caller and remembers whether text went out
+/// (after which an attempt is never retried).
+pub(crate) struct Sink<'a> {
+    callback: Option<EventSink<'a>>,
+    pub(crate) text_emitted: bool,
+}
+
+impl<'a> Sink<'a> {
+    pub(crate) fn new(callback: Option<EventSink<'a>>) -> Self {
+        Self {
+            callback,
+            text_emitted: false,
+        }
+    }
+
+    pub(crate) fn emit(&mut self, event: StreamEvent) {
+        if let Some(callback) = self.callback {
+            if matches!(event, StreamEvent::TextDelta(_)) {
+                self.text_emitted = true;
+            }
+            callback(event);
+        }
+    }
+}
+
+pub(crate) struct OpenAiProvider {
+    name: String,
+    /// `gen_ai.provider.name`: `openai`, or the config name of a compatible
+    /// server.
+    system: String,
+    api: Api,
+    url: String,
+    auth: Option<HeaderValue>,
+    key: Option<ApiKey>,
+    timeout: Duration,
+    retry: RetryPolicy,
+    http: reqwest::Client,
+}
+
+impl OpenAiProvider {
+    pub(crate) fn new(config: ProviderConfig) -> Result<Self, LlmError> {
+        let config_error = |message: String| LlmError::Config {
+            provider: config.name.clone(),
+            message,
+        };
+        let (base_url, key, system) = match config.kind {
+            ProviderKind::OpenAi => {
+                let key = config
+                    .api_key
+                    .clone()
+                    .or_else(|| ApiKey::from_env(OPENAI_API_KEY_ENV))
+                    .ok_or_else(|| {
+                        config_error(format!(
+                            "no API key: set one in the provider config or ${OPENAI_API_KEY_ENV}"
+                        ))
+                    })?;
+                (
+                    config
+                        .base_url
+                        .clone()
+                        .unwrap_or_else(|| OPENAI_BASE_URL.to_string()),
+                    Some(key),
+                    "openai".to_string(),
+                )
+            }
+            ProviderKind::OpenAiCompatible => (
+                config.base_url.clone().ok_or_else(|| {
+                    config_error("an OpenAI-compatible provider needs a base_url".into())
+                })?,
+                config.api_key.clone(),
+                config.name.clone(),
+            ),
+            ProviderKind::Scripted { .. } => {
+                return Err(config_error("not an HTTP provider".into()));
+            }
+        };
+        let base_url = base_url.trim_end_matches('/').to_string();
+        let parsed = reqwest::Url::parse(&base_url)
+            .map_err(|e| config_error(format!("base_url `{base_url}` is not a URL: {e}")))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err(config_error(format!(
+                "base_url `{base_url}` must be http or https"
+            )));
+        }
+        let auth = match &key {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+                    .map_err(|_| {
+                    config_error("the API key contains characters a header cannot".into())
+                })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")))
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| config_error(format!("cannot create the HTTP client: {e}")))?;
+        let path = match config.api {
+            Api::Responses => "/responses",
+            Api::Chat => "/chat/completions",
+        };
+        Ok(Self {
+            url: format!("{base_url}{path}"),
+            name: config.name,
+            system,
+            api: config.api,
+            auth,
+            key,
+            timeout: config.timeout,
+            retry: config.retry,
+            http,
+        })
+    }
+
+    fn headers(&self, request: &ModelRequest) -> Result<HeaderMap, LlmError> {
+        let mut headers = HeaderMap::with_capacity(2 + request.settings.extra_headers.len());
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in &request.settings.extra_headers {
+            let invalid = |what: &str| LlmError::InvalidRequest {
+                provider: self.name.clone(),
+                message: format!("extra header `{name}`: invalid {what}"),
+            };
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("name"))?;
+            let value = HeaderValue::from_str(value).map_err(|_| invalid("value"))?;
+            headers.insert(name, value);
+        }
+        if let Some(auth) = &self.auth {
+            headers.insert(AUTHORIZATION, auth.clone());
+        }
+        Ok(headers)
+    }
+
+    fn body(&self, request: &ModelRequest) -> Result<Bytes, LlmError> {
+        let encoded = match self.api {
+            Api::Responses => responses::build_request(request).map(|r| serde_json::to_vec(&r)),
+            Api::Chat => chat::build_request(request).map(|r| serde_json::to_vec(&r)),
+        };
+        match encoded {
+            Ok(Ok(body)) => Ok(Bytes::from(body)),
+            Ok(Err(e)) => Err(LlmError::InvalidRequest {
+                provider: self.name.clone(),
+                message: format!("cannot encode the request: {e}"),
+            }),
+            Err(failure) => Err(failure.into_error(&self.name)),
+        }
+    }
+
+    async fn call(
+        &self,
+        request: &ModelRequest,
+        on_event: Option<EventSink<'_>>,
+        span: &tracing::Span,
+    ) -> Result<ModelResponse, LlmError> {
+        let headers = self.headers(request)?;
+        let body = self.body(request)?;
+        let mut sink = Sink::new(on_event);
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let started = Instant::now();
+            let result = if request.stream {
+                self.attempt_stream(&headers, &body, &mut sink).await
+            } else {
+                self.attempt_whole(&headers, &body).await
+            };
+            let error = match result {
+                Ok(answer) => {
+                    span.record("llm.attempts", attempt);
+                    return Ok(ModelResponse {
+                        id: answer.id,
+                        model: answer
+                            .model
+                            .filter(|m| !m.is_empty())
+                            .unwrap_or_else(|| request.settings.model.clone()),
+                        output: answer.output,
+                        usage: answer.usage.unwrap_or_default(),
+                        attempts: attempt,
+                    });
+                }
+                Err(error) => error,
+            };
+            span.record("llm.attempts", attempt);
+            if !error.is_retryable() || sink.text_emitted {
+                return Err(error);
+            }
+            let retry_after = error.retry_after();
+            if retry_after.is_some_and(|wait| wait > MAX_RETRY_AFTER) {
+                return Err(error);
+            }
+            if attempt >= self.retry.max_attempts {
+                if attempt == 1 {
+                    // Retries are off: the error as it is.
+                    return Err(error);
+                }
+                return Err(LlmError::RetryBudgetExhausted {
+                    provider: self.name.clone(),
+                    attempts: attempt,
+                    last: Box::new(error),
+                });
+            }
+            let delay = self.retry.delay(attempt, retry_after);
+            tracing::warn!(
+                attempt,
+                max_attempts = self.retry.max_attempts,
+                delay_ms = delay.as_millis() as u64,
+                attempt_ms = started.elapsed().as_millis() as u64,
+                error = %error,
+                "model call failed; retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// Sends the request and checks the status; an error status becomes the
+    /// matching error (with the server's message and `Retry-After`).
+    async fn send(&self, headers: &HeaderMap, body: &Bytes) -> Result<reqwest::Response, LlmError> {
+        let response = self
+            .http
+            .post(&self.url)
+            .headers(headers.clone())
+            .body(body.clone())
+            .send()
+            .await
+            .map_err(|e| self.transport_error(e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let retry_after = retry_after_from_headers(response.headers(), SystemTime::now());
+        let body = response.bytes().await.unwrap_or_default();
+        let (message, kind) = error_message(&body, status);
+        let provider = self.name.clone();
+        if status.as_u16() == 429 && kind.as_deref() != Some("insufficient_quota") {
+            Err(LlmError::RateLimited {
+                provider,
+                message,
+                retry_after,
+            })
+        } else {
+            Err(LlmError::Http {
+                provider,
+                status: status.as_u16(),
+                message,
+                retry_after,
+            })
+        }
+    }
+
+    /// One non-streamed attempt, bounded by the timeout as a whole.
+    async fn attempt_whole(&self, headers: &HeaderMap, body: &Bytes) -> Result<Answer, LlmError> {
+        let exchange = async {
+            let response = self.send(headers, body).await?;
+            response.bytes().await.map_err(|e| {
+                Failure::Truncated(format!("reading the body failed: {}", error_chain(&e)))
+                    .into_error(&self.name)
+            })
+        };
+        let bytes = tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| self.timeout_error("waiting for the response"))??;
+        let parsed = match self.api {
+            Api::Responses => responses::parse_response(&bytes),
+            Api::Chat => chat::parse_response(&bytes),
+        };
+        parsed.map_err(|f| f.into_error(&self.name))
+    }
+
+    /// One streamed attempt: the timeout bounds the wait for the headers and
+    /// then each wait for the next chunk.
+    async fn attempt_stream(
+        &self,
+        headers: &HeaderMap,
+        body: &Bytes,
+        sink: &mut Sink<'_>,
+    ) -> Result<Answer, LlmError> {
+        let mut response = tokio::time::timeout(self.timeout, self.send(headers, body))
+            .await
+            .map_err(|_| self.timeout_error("waiting for the response headers"))??;
+        let mut decoder = SseDecoder::default();
+        let mut events: Vec<SseEvent> = Vec::new();
+        let mut assembler = match self.api {
+            Api::Responses => Assembler::Responses(responses::StreamAssembler::default()),
+            Api::Chat => Assembler::Chat(chat::StreamAssembler::default()),
+        };
+        let fail = |f: Failure| f.into_error(&self.name);
+        loop {
+            let chunk = match tokio::time::timeout(self.timeout, response.chunk()).await {
+                Err(_) => return Err(self.timeout_error("waiting for the next stream event")),
+                Ok(Err(e)) => {
+                    return Err(fail(Failure::Truncated(format!(
+                        "the connection failed mid-stream: {}",
+                        error_chain(&e)
+                    ))));
+                }
+                Ok(Ok(None)) => break,
+                Ok(Ok(Some(chunk))) => chunk,
+            };
+            decoder
+                .feed(&chunk, &mut events)
+                .map_err(|m| fail(Failure::Malformed(m)))?;
+            for event in events.drain(..) {
+                assembler.on_event(&event, sink).map_err(fail)?;
+            }
+        }
+        decoder.finish(&mut events);
+        for event in events.drain(..) {
+            assembler.on_event(&event, sink).map_err(fail)?;
+        }
+        assembler.finish().map_err(fail)
+    }
+
+    fn timeout_error(&self, phase: &'static str) -> LlmError {
+        LlmError::Timeout {
+            provider: self.name.clone(),
+            timeout: self.timeout,
+            phase,
+        }
+    }
+
+    fn transport_error(&self, error: reqwest::Error) -> LlmError {
+        if error.is_timeout() {
+            return self.timeout_error("sending the request");
+        }
+        LlmError::Connection {
+            provider: self.name.clone(),
+            url: self.url.clone(),
+            message: error_chain(&error.without_url()),
+        }
+    }
+}
+
+enum Assembler {
+    Responses(responses::StreamAssembler),
+    Chat(chat::StreamAssembler),
+}
+
+impl Assembler {
+    fn on_event(&mut self, event: &SseEvent, sink: &mut Sink<'_>) -> Result<(), Failure> {
+        match self {
+            Assembler::Responses(a) => a.on_event(event, sink),
+            Assembler::Chat(a) => a.on_event(event, sink),
+        }
+    }
+
+    fn finish(self) -> Result<Answer, Failure> {
+        match self {
+            Assembler::Responses(a) => a.finish(),
+            Assembler::Chat(a) => a.finish(),
+        }
+    }
+}
+
+/// The server's error message and `error.type`/`code` from an error body
+/// (OpenAI's `{"error": {...}}`, or the start of any other body).
+fn error_message(body: &[u8], status: reqwest::StatusCode) -> (String, Option<String>) {
+    if let Ok(wrapped) = serde_json::from_slice::<async_openai::error::WrappedError>(body) {
+        let kind = wrapped.error.r#type.clone();
+        let code = wrapped.error.code.clone();
+        let kind = match (kind, code) {
+            (Some(t), _) if t == "insufficient_quota" => Some(t),
+            (_, Some(c)) if c == "insufficient_quota" => Some(c),
+            (t, _) => t,
+        };
+        return (wrapped.error.to_string(), kind);
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        (
+            status
+                .canonical_reason()
+                .unwrap_or("no error message")
+                .to_string(),
+            None,
+        )
+    } else {
+        (clip(text, 300), None)
+    }
+}
+
+/// An error and its sources, `: `-joined.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
+impl Provider for OpenAiProvider {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn is_offline(&self) -> bool {
+        false
+    }
+
+    fn respond<'a>(
+        &'a self,
+        request: &'a ModelRequest,
+        on_event: Option<EventSink<'a>>,
+    ) -> BoxFuture<'a, Result<ModelResponse, LlmError>> {
+        let span = tracing::info_span!(
+            "llm.call",
+            gen_ai.operation.name = "chat",
+            gen_ai.provider.name = %self.system,
+            gen_ai.request.model = %request.settings.model,
+            gen_ai.request.temperature = request.settings.temperature,
+            gen_ai.request.max_tokens = request.settings.max_output_tokens,
+            gen_ai.response.id = Empty,
+            gen_ai.response.model = Empty,
+            gen_ai.usage.input_tokens = Empty,
+            gen_ai.usage.output_tokens = Empty,
+            error.type = Empty,
+            llm.provider = %self.name,
+            llm.api = self.api.as_str(),
+            llm.stream = request.stream,
+            llm.attempts = Empty,
+            agent = %request.agent,
+            step = %request.step,
+            turn = request.turn,
+        );
+        let record = span.clone();
+        Box::pin(
+            async move {
+                let result = self.call(request, on_event, &record).await;
+                match &result {
+                    Ok(response) => {
+                        if let Some(id) = &response.id {
+                            record.record("gen_ai.response.id", id.as_str());
+                        }
+                        record.record("gen_ai.response.model", response.model.as_str());
+                        record.record("gen_ai.usage.input_tokens", response.usage.input_tokens);
+                        record.record("gen_ai.usage.output_tokens", response.usage.output_tokens);
+                    }
+                    Err(error) => {
+                        record.record("error.type", error.root().kind());
+                    }
+                }
+                match (result, &self.key) {
+                    (Err(error), Some(key)) => Err(error.redact(key.expose_secret())),
+                    (result, _) => result,
+                }
+            }
+            .instrument(span),
+        )
+    }
+}

@@ -1,0 +1,695 @@
+//! The serde types of the spec. Every type derives [`JsonSchema`] so that
+//! `host schema` can print the whole document's schema, and most deny unknown
+//! fields so that a typo is an error with a path instead of a silent default.
+
+use schemars::{JsonSchema, Schema, SchemaGenerator};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The environment variable an `openai` provider reads its key from by default.
+pub const DEFAULT_API_KEY_ENV: &str = "OPENAI_API_KEY";
+/// The base URL of an `openai` provider without `base_url`.
+pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+/// Deadline of one model request when a provider sets no `timeout_ms`.
+pub const DEFAULT_PROVIDER_TIMEOUT_MS: u64 = 60_000;
+/// Ceiling of a plugin's `memory_mib`.
+pub const MAX_PLUGIN_MEMORY_MIB: u64 = 1024;
+/// The name of the single stage that a workflow's `steps` shorthand becomes.
+pub const SHORTHAND_STAGE: &str = "main";
+
+/// A model provider, selected by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Provider {
+    /// OpenAI's own API.
+    Openai {
+        /// Defaults to `https://api.openai.com/v1`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        base_url: Option<String>,
+        /// The environment variable holding the key; defaults to `OPENAI_API_KEY`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_key_env: Option<String>,
+        /// Defaults to `responses`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api: Option<Api>,
+        /// Deadline of one request in milliseconds; defaults to 60000.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry: Option<Retry>,
+    },
+    /// Any server that speaks the OpenAI API (vLLM, Ollama, LiteLLM, ...).
+    OpenaiCompatible {
+        /// Required, e.g. `http://localhost:11434/v1`.
+        #[serde(default)]
+        base_url: String,
+        /// The environment variable holding the key; none is sent without it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api_key_env: Option<String>,
+        /// Defaults to `chat`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        api: Option<Api>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        retry: Option<Retry>,
+    },
+    /// Offline: answers come from a script file, relative to the spec's folder
+    /// (after parsing, `script` holds the joined path).
+    Scripted {
+        #[serde(default)]
+        script: PathBuf,
+    },
+}
+
+impl Provider {
+    /// The `type` string.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Provider::Openai { .. } => "openai",
+            Provider::OpenaiCompatible { .. } => "openai_compatible",
+            Provider::Scripted { .. } => "scripted",
+        }
+    }
+
+    /// The base URL with its default applied; `None` for `scripted`.
+    pub fn base_url(&self) -> Option<&str> {
+        match self {
+            Provider::Openai { base_url, .. } => {
+                Some(base_url.as_deref().unwrap_or(DEFAULT_OPENAI_BASE_URL))
+            }
+            Provider::OpenaiCompatible { base_url, .. } => Some(base_url),
+            Provider::Scripted { .. } => None,
+        }
+    }
+
+    /// The API flavour with its default applied; `None` for `scripted`.
+    pub fn api(&self) -> Option<Api> {
+        match self {
+            Provider::Openai { api, .. } => Some(api.unwrap_or(Api::Responses)),
+            Provider::OpenaiCompatible { api, .. } => Some(api.unwrap_or(Api::Chat)),
+            Provider::Scripted { .. } => None,
+        }
+    }
+
+    /// The environment variable that holds the key, if one is sent.
+    pub fn api_key_env(&self) -> Option<&str> {
+        match self {
+            Provider::Openai { api_key_env, .. } => {
+                Some(api_key_env.as_deref().unwrap_or(DEFAULT_API_KEY_ENV))
+            }
+            Provider::OpenaiCompatible { api_key_env, .. } => api_key_env.as_deref(),
+            Provider::Scripted { .. } => None,
+        }
+    }
+
+    /// Deadline of one request.
+    pub fn timeout(&self) -> Duration {
+        let ms = match self {
+            Provider::Openai { timeout_ms, .. } | Provider::OpenaiCompatible { timeout_ms, .. } => {
+                *timeout_ms
+            }
+            Provider::Scripted { .. } => None,
+        };
+        Duration::from_millis(ms.unwrap_or(DEFAULT_PROVIDER_TIMEOUT_MS))
+    }
+
+    /// Retry policy with defaults applied.
+    pub fn retry(&self) -> Retry {
+        match self {
+            Provider::Openai { retry, .. } | Provider::OpenaiCompatible { retry, .. } => {
+                retry.clone().unwrap_or_default()
+            }
+            Provider::Scripted { .. } => Retry::default(),
+        }
+    }
+}
+
+/// Which OpenAI API a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Api {
+    /// The Responses API (`/responses`).
+    Responses,
+    /// Chat Completions (`/chat/completions`).
+    Chat,
+}
+
+/// Retries of failed model requests, with exponential backoff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct Retry {
+    /// Attempts in all, the first one included.
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            max_attempts: 3,
+            initial_backoff_ms: 500,
+            max_backoff_ms: 8_000,
+        }
+    }
+}
+
+/// Resource caps of one plugin; absent values keep the host's defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PluginLimits {
+    /// Wall-clock deadline of one call, in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    /// Linear-memory cap in MiB, at most 1024.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mib: Option<u64>,
+    /// Cap on one returned value (JSON text), in KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_kib: Option<u64>,
+}
+
+impl PluginLimits {
+    pub fn timeout(&self) -> Option<Duration> {
+        self.timeout_ms.map(Duration::from_millis)
+    }
+
+    pub fn memory_bytes(&self) -> Option<u64> {
+        self.memory_mib.map(|m| m.saturating_mul(1 << 20))
+    }
+
+    pub fn output_bytes(&self) -> Option<usize> {
+        self.output_kib
+            .map(|k| usize::try_from(k.saturating_mul(1 << 10)).unwrap_or(usize::MAX))
+    }
+}
+
+/// One agent: its instructions, model, plugins and handoffs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    #[serde(default)]
+    pub instructions: String,
+    pub model: Model,
+    /// Tool plugins: a bare `plugin` means every tool it offers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<PluginRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub input_guardrails: Vec<PluginRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_guardrails: Vec<PluginRef>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_guardrails: Vec<PluginRef>,
+    /// Agents this one may hand the conversation to (needs
+    /// `workflow.allow_handoff_agents`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handoffs: Vec<String>,
+    /// How other agents see this one as a handoff target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_description: Option<String>,
+    /// JSON Schema of the final output (structured output).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<Memory>,
+}
+
+/// How an agent's conversation history is kept within bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "strategy", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Memory {
+    /// Keep the last `max_turns` turns.
+    Trim { max_turns: u32 },
+    /// Summarize older turns with a model, keeping the last `keep_last`.
+    Summarize {
+        keep_last: u32,
+        max_summary_tokens: u32,
+        /// The summarizing model; defaults to the agent's.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<Model>,
+    },
+    /// Compact history to at most `max_tokens`.
+    Compact { max_tokens: u32 },
+}
+
+/// A model reference: a bare name (`"gpt-4.1-mini"`, on the default
+/// provider) or an object with settings. After [`Spec::from_json_str`]
+/// `provider` is filled in with the default provider's name when one exists.
+///
+/// [`Spec::from_json_str`]: super::Spec::from_json_str
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(from = "ModelRepr")]
+pub struct Model {
+    /// Key into `providers`; empty means the default provider.
+    pub provider: String,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<ReasoningEffort>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub extra_headers: BTreeMap<String, String>,
+}
+
+impl Model {
+    /// A model by name on the default provider.
+    pub fn named(name: impl Into<String>) -> Self {
+        Model {
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(untagged)]
+#[allow(clippy::large_enum_variant)]
+enum ModelRepr {
+    /// A model name on the default provider.
+    Name(String),
+    Full(ModelObject),
+}
+
+/// A model with its settings.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ModelObject {
+    /// Key into `providers`; defaults to the single provider, else the one
+    /// named `default`, else `openai`.
+    #[serde(default)]
+    provider: String,
+    name: String,
+    /// 0 to 2.
+    #[serde(default)]
+    temperature: Option<f64>,
+    /// 0 to 1.
+    #[serde(default)]
+    top_p: Option<f64>,
+    #[serde(default)]
+    max_output_tokens: Option<u32>,
+    #[serde(default)]
+    reasoning_effort: Option<ReasoningEffort>,
+    /// Extra HTTP headers sent with each request.
+    #[serde(default)]
+    extra_headers: BTreeMap<String, String>,
+}
+
+impl From<ModelRepr> for Model {
+    fn from(repr: ModelRepr) -> Self {
+        match repr {
+            ModelRepr::Name(name) => Model::named(name),
+            ModelRepr::Full(m) => Model {
+                provider: m.provider,
+                name: m.name,
+                temperature: m.temperature,
+                top_p: m.top_p,
+                max_output_tokens: m.max_output_tokens,
+                reasoning_effort: m.reasoning_effort,
+                extra_headers: m.extra_headers,
+            },
+        }
+    }
+}
+
+impl JsonSchema for Model {
+    fn schema_name() -> Cow<'static, str> {
+        "Model".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        ModelRepr::json_schema(generator)
+    }
+}
+
+/// Reasoning effort of reasoning models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReasoningEffort {
+    None,
+    Minimal,
+    Low,
+    Medium,
+    High,
+    Xhigh,
+}
+
+/// A reference to a plugin entry, written `"plugin"`, `"plugin#entry"` or
+/// `{"plugin": "plugin#entry", "config": {...}}`. All three become this one
+/// shape; `config` is `{}` when absent and reaches the plugin as its
+/// per-use configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "PluginRefRepr", into = "PluginRefRepr")]
+pub struct PluginRef {
+    pub plugin: String,
+    pub entry: Option<String>,
+    pub config: Value,
+}
+
+impl PluginRef {
+    /// Parses `plugin` or `plugin#entry` (never fails: empty parts are
+    /// reported by validation).
+    pub fn parse(reference: &str) -> Self {
+        let reference = reference.trim();
+        let (plugin, entry) = match reference.split_once('#') {
+            Some((p, e)) => (p.trim(), Some(e.trim().to_string())),
+            None => (reference, None),
+        };
+        PluginRef {
+            plugin: plugin.to_string(),
+            entry,
+            config: empty_object(),
+        }
+    }
+
+    /// With a per-use `config`.
+    pub fn with_config(mut self, config: Value) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// `plugin` or `plugin#entry`.
+    pub fn reference(&self) -> String {
+        match &self.entry {
+            Some(e) => format!("{}#{e}", self.plugin),
+            None => self.plugin.clone(),
+        }
+    }
+}
+
+impl fmt::Display for PluginRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reference())
+    }
+}
+
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+enum PluginRefRepr {
+    /// `plugin` or `plugin#entry`.
+    Short(String),
+    Full(PluginRefObject),
+}
+
+/// A plugin reference with per-use configuration.
+#[derive(Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct PluginRefObject {
+    /// `plugin` or `plugin#entry`.
+    plugin: String,
+    /// Handed to the plugin on every call; defaults to `{}`.
+    #[serde(default = "empty_object")]
+    config: Value,
+}
+
+impl From<PluginRefRepr> for PluginRef {
+    fn from(repr: PluginRefRepr) -> Self {
+        match repr {
+            PluginRefRepr::Short(s) => PluginRef::parse(&s),
+            PluginRefRepr::Full(o) => PluginRef::parse(&o.plugin).with_config(o.config),
+        }
+    }
+}
+
+impl From<PluginRef> for PluginRefRepr {
+    fn from(r: PluginRef) -> Self {
+        if r.config.as_object().is_some_and(|o| o.is_empty()) {
+            PluginRefRepr::Short(r.reference())
+        } else {
+            PluginRefRepr::Full(PluginRefObject {
+                plugin: r.reference(),
+                config: r.config,
+            })
+        }
+    }
+}
+
+impl JsonSchema for PluginRef {
+    fn schema_name() -> Cow<'static, str> {
+        "PluginRef".into()
+    }
+
+    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
+        PluginRefRepr::json_schema(generator)
+    }
+}
+
+pub(crate) fn empty_object() -> Value {
+    Value::Object(Default::default())
+}
+
+/// The kind of plugin entry a reference needs. The strings are the ones
+/// plugins report (`describe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PluginKind {
+    Guard,
+    InputMapper,
+    Reducer,
+    Tool,
+    Guardrail,
+}
+
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Guard => "guard",
+            PluginKind::InputMapper => "input_mapper",
+            PluginKind::Reducer => "reducer",
+            PluginKind::Tool => "tool",
+            PluginKind::Guardrail => "guardrail",
+        }
+    }
+}
+
+impl fmt::Display for PluginKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The staged workflow.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Workflow {
+    /// Identifies the workflow in runs and events; defaults to a slug of
+    /// `name`, else `workflow`.
+    #[serde(default)]
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Shorthand for one sequential stage named `main`; never together with
+    /// `stages`. After parsing it has been moved into `stages`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub stages: Vec<Stage>,
+    /// JSON Schema the workflow's final output must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
+    /// Whether agents may hand off to the agents in their `handoffs`.
+    #[serde(default)]
+    pub allow_handoff_agents: bool,
+}
+
+/// A group of steps run one after another or all at once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub name: String,
+    #[serde(default)]
+    pub mode: Mode,
+    #[serde(default)]
+    pub steps: Vec<Step>,
+    /// Parallel stages only: combines the branch outputs into one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reducer: Option<PluginRef>,
+    /// Parallel stages only: what a failed branch does; defaults to `fail`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_branch_error: Option<OnBranchError>,
+}
+
+/// How a stage runs its steps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    #[default]
+    Sequential,
+    Parallel,
+}
+
+/// What a failing branch of a parallel stage does to the stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBranchError {
+    /// The stage (and the run) fails.
+    #[default]
+    Fail,
+    /// The branch's result carries the error; the others go on.
+    Continue,
+}
+
+/// One agent run within a stage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Key into `agents`.
+    pub agent: String,
+    /// Unique within the stage; defaults to the agent's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Decides whether the step runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guard: Option<PluginRef>,
+    /// Builds the agent's input.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_mapper: Option<PluginRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<u32>,
+    /// Overrides the agent's `output_schema` for this step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_schema: Option<Value>,
+}
+
+impl Step {
+    /// A step running `agent`.
+    pub fn new(agent: impl Into<String>) -> Self {
+        Step {
+            agent: agent.into(),
+            name: None,
+            guard: None,
+            input_mapper: None,
+            max_turns: None,
+            output_schema: None,
+        }
+    }
+
+    /// `name`, else the agent's name.
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.agent)
+    }
+}
+
+/// The run's input, session and event sinks.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Run {
+    /// Text or any JSON; the command line's `--input` overrides it.
+    #[serde(default)]
+    pub input: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<Session>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub callback: Vec<Callback>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, Value>,
+}
+
+/// Conversation history kept across runs, per session id.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Session {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// Messages of history to load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_size: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_turns: Option<u32>,
+    /// Only from the Go runner's request shape: a key for this run that
+    /// overrides the provider's env var. Never read from a native spec;
+    /// redacted in Debug and serialized output.
+    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+    #[schemars(skip)]
+    pub credentials: Option<Credentials>,
+}
+
+/// Where run events go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Callback {
+    /// Progress lines on stdout.
+    Stdout {},
+    /// Every event on stdout, model deltas included.
+    StdoutVerbose {},
+    /// One JSON event per line to `path` (`-` is stdout).
+    Jsonl {
+        #[serde(default)]
+        path: String,
+    },
+    /// POST each event to `url`, signed with the key in `secret_env`.
+    Http {
+        #[serde(default)]
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        secret_env: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        headers: BTreeMap<String, String>,
+        /// Only from the Go runner's request shape (its `callback.secret`);
+        /// redacted in Debug and serialized output.
+        #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
+        #[schemars(skip)]
+        secret: Option<Secret>,
+    },
+}
+
+/// A secret value: Debug and Serialize print `***`; only
+/// [`Secret::expose`] gives the value.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("***")
+    }
+}
+
+impl JsonSchema for Secret {
+    fn schema_name() -> Cow<'static, str> {
+        "Secret".into()
+    }
+
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        schemars::json_schema!({"type": "string"})
+    }
+}
+
+/// Per-run credentials of the Go runner's request shape.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+}
