@@ -106,6 +106,8 @@ pub struct RunRequest {
     pub deltas: bool,
     /// Receive events through [`RunHandle::events`].
     pub events: bool,
+    /// The session the run belongs to (recorded in `run.started`).
+    pub session: Option<String>,
 }
 
 /// Runs a workflow, any number of times concurrently.
@@ -179,7 +181,7 @@ impl Runner {
         let id = run_id.clone();
         let task = tokio::spawn(async move {
             let span = tracing::info_span!("run", run_id = %id, workflow = %runner.workflow.key);
-            let run = runner.execute(id.clone(), request.input, emitter.clone());
+            let run = runner.execute(id.clone(), request.input, request.session, emitter.clone());
             tokio::select! {
                 result = run.instrument(span) => result,
                 _ = cancelled.wait_for(|c| *c) => {
@@ -210,6 +212,7 @@ impl Runner {
         &self,
         run_id: String,
         input: Value,
+        session: Option<String>,
         emitter: Emitter,
     ) -> Result<RunOutput, RunError> {
         let started = Instant::now();
@@ -221,7 +224,7 @@ impl Runner {
         emitter.emit(
             EventType::RunStarted,
             &Scope::default(),
-            json!({ "workflow_name": wf.name, "stages": wf.stages.len(), "input": input }),
+            json!({ "workflow_name": wf.name, "stages": wf.stages.len(), "input": input, "session": session }),
         );
         let mut state = RunState {
             run_id: run_id.clone(),

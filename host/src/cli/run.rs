@@ -93,6 +93,10 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
         run_id: None,
         deltas: false,
         events: true,
+        session: args
+            .session
+            .clone()
+            .or_else(|| spec.run.session.as_ref().map(|s| s.id.clone())),
     });
     let mut events = handle.take_events();
     let quiet = args.quiet;

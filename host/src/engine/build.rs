@@ -275,7 +275,12 @@ fn providers(
         if !used.contains(name) {
             continue;
         }
-        let config = provider_config(name, p)?;
+        let mut config = provider_config(name, p, credential_key(spec).is_some())?;
+        // The Go request shape may carry the key itself; it is only ever
+        // held in memory (redacted in Debug and serialization).
+        if let (Some(key), spec::Provider::Openai { .. }) = (credential_key(spec), p) {
+            config = config.with_api_key(ApiKey::new(key));
+        }
         let provider = llm::build_provider(config).map_err(|e| BuildError::Provider {
             provider: name.clone(),
             message: e.to_string(),
@@ -285,7 +290,21 @@ fn providers(
     Ok(out)
 }
 
-fn provider_config(name: &str, p: &spec::Provider) -> Result<ProviderConfig, BuildError> {
+/// The key of a Go-shaped request's `session.credentials`, if any.
+fn credential_key(spec: &Spec) -> Option<String> {
+    spec.run
+        .session
+        .as_ref()
+        .and_then(|s| s.credentials.as_ref())
+        .and_then(|c| c.api_key.as_ref())
+        .map(|k| k.expose().to_string())
+}
+
+fn provider_config(
+    name: &str,
+    p: &spec::Provider,
+    has_credentials: bool,
+) -> Result<ProviderConfig, BuildError> {
     let retry = p.retry();
     let policy = RetryPolicy {
         max_attempts: retry.max_attempts,
@@ -308,7 +327,7 @@ fn provider_config(name: &str, p: &spec::Provider) -> Result<ProviderConfig, Bui
             match ApiKey::from_env(env) {
                 Some(key) => c = c.with_api_key(key),
                 // A local server behind OPENAI_BASE_URL may need no key.
-                None if env_url.is_some() && base_url.is_none() => {}
+                None if has_credentials || (env_url.is_some() && base_url.is_none()) => {}
                 None => {
                     return Err(BuildError::Provider {
                         provider: name.to_string(),

@@ -1,0 +1,161 @@
+//! The engine's library API: build a runner from a spec and plugins, start
+//! runs, await them, cancel them and receive their events in order.
+
+use host::engine::build::{self, BuildOptions};
+use host::engine::{RunError, RunRequest, Runner};
+use host::events::EventType;
+use host::plugin::{Registry, Runtime, RuntimeOptions};
+use host::spec::Spec;
+use mock_openai::{MockConfig, MockServer};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::Duration;
+
+async fn runner_for(doc: Value, offline: bool) -> Runner {
+    let dir = e2e::repo_root().join("examples/peer_workflow");
+    let spec = Spec::from_value(&doc, &dir).expect("spec");
+    let rt = Runtime::new(RuntimeOptions {
+        cache_dir: Some(e2e::test_cache_dir()),
+        ..RuntimeOptions::default()
+    })
+    .expect("runtime");
+    let registry = Arc::new(Registry::new(rt));
+    registry
+        .load_dir(&e2e::plugins_dir(), &build::load_options(&spec))
+        .await
+        .expect("plugins");
+    let workflow = build::build(
+        &spec,
+        &registry,
+        &BuildOptions {
+            offline,
+            stream: false,
+        },
+    )
+    .expect("build");
+    Runner::new(Arc::new(workflow), registry)
+}
+
+fn peer_spec() -> Value {
+    let path = e2e::repo_root().join("examples/peer_workflow/spec.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("spec")).expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn events_arrive_in_order_with_the_envelope() {
+    let runner = runner_for(peer_spec(), true).await;
+    let mut handle = runner.start(RunRequest {
+        input: json!("topic"),
+        events: true,
+        ..RunRequest::default()
+    });
+    let mut rx = handle.take_events().expect("events");
+    let out = tokio::time::timeout(Duration::from_secs(30), handle.wait())
+        .await
+        .expect("timeout")
+        .expect("run");
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    assert_eq!(events.first().map(|e| e.kind), Some(EventType::RunStarted));
+    assert_eq!(events.last().map(|e| e.kind), Some(EventType::RunCompleted));
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(e.seq, i as u64 + 1, "no gaps, no reordering");
+        assert_eq!(e.run_id, out.run_id);
+        assert_eq!(e.workflow, "peer_workflow");
+    }
+    let count = |t: EventType| events.iter().filter(|e| e.kind == t).count();
+    assert_eq!(count(EventType::StageStarted), 3);
+    assert_eq!(count(EventType::StepSkipped), 1, "researcher_4's guard");
+    assert_eq!(count(EventType::StepCompleted), 5);
+    assert_eq!(count(EventType::ToolCalled), 1);
+    let skipped = events
+        .iter()
+        .find(|e| e.kind == EventType::StepSkipped)
+        .expect("skipped");
+    assert_eq!(
+        (skipped.stage.as_deref(), skipped.branch_index),
+        (Some("fanout"), Some(3))
+    );
+    // Step results keep stage order, then branch order.
+    let order: Vec<(&str, Option<u32>, bool)> = out
+        .steps
+        .iter()
+        .map(|s| (s.agent_key.as_str(), s.branch_index, s.skipped))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            ("planner", None, false),
+            ("researcher_1", Some(0), false),
+            ("researcher_2", Some(1), false),
+            ("researcher_3", Some(2), false),
+            ("researcher_4", Some(3), true),
+            ("writer", None, false)
+        ]
+    );
+    assert!(out.output["key_points"].is_array(), "{}", out.output);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_can_be_cancelled() {
+    let config: MockConfig =
+        serde_json::from_value(json!({"rules": [{"reply": {"fault": {"kind": "hang"}}}]}))
+            .expect("config");
+    let server = MockServer::start(config).await.expect("mock");
+    let doc = json!({
+        "providers": {"mock": {"type": "openai_compatible", "base_url": server.base_url(), "timeout_ms": 60000}},
+        "agents": {"a": {"instructions": "a", "model": "gpt-4.1-mini"}},
+        "workflow": {"key": "c", "steps": [{"agent": "a"}]}
+    });
+    let runner = runner_for(doc, false).await;
+    let mut handle = runner.start(RunRequest {
+        input: json!("x"),
+        events: true,
+        ..RunRequest::default()
+    });
+    let mut rx = handle.take_events().expect("events");
+    // Wait until the model request is in flight, then cancel.
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("event")
+            .expect("open");
+        if e.kind == EventType::LlmRequest {
+            break;
+        }
+    }
+    handle.cancel();
+    let result = tokio::time::timeout(Duration::from_secs(5), handle.wait())
+        .await
+        .expect("cancel is prompt");
+    assert!(matches!(result, Err(RunError::Cancelled)), "{result:?}");
+    let mut last = None;
+    while let Ok(e) = rx.try_recv() {
+        last = Some(e.kind);
+    }
+    assert_eq!(last, Some(EventType::RunCancelled));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_runner_serves_concurrent_runs() {
+    let runner = runner_for(peer_spec(), true).await;
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            runner.start(RunRequest {
+                input: json!(format!("topic {i}")),
+                ..RunRequest::default()
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for h in handles {
+        let out = tokio::time::timeout(Duration::from_secs(60), h.wait())
+            .await
+            .expect("timeout")
+            .expect("run");
+        assert!(ids.insert(out.run_id));
+        assert_eq!(out.steps.len(), 6);
+    }
+}
