@@ -363,30 +363,34 @@ async fn compiled_components_are_cached_and_corruption_is_rebuilt() {
     let second = Plugin::load(&rt(), &wasm, Limits::default()).await.unwrap();
     assert_eq!(second.cache_outcome(), CacheOutcome::Hit);
 
-    let entries: Vec<_> = std::fs::read_dir(dir.path())
+    // One entry: the artifact wasmtime serialized, and its checksum file.
+    let mut entries: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let name = entries[0]
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    entries.sort();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let artifact = entries[0].clone();
+    let name = artifact.file_name().unwrap().to_string_lossy().into_owned();
     assert!(
         name.starts_with(first.digest()) && name.ends_with(".cwasm"),
         "{name}"
     );
+    assert!(entries[1].to_string_lossy().ends_with(".cwasm.xxh3"));
 
     // Flip a byte in the middle: detected, rebuilt, and the plugin works.
-    let mut bytes = std::fs::read(&entries[0]).unwrap();
+    let mut bytes = std::fs::read(&artifact).unwrap();
     let mid = bytes.len() / 2;
     bytes[mid] ^= 0xff;
-    std::fs::write(&entries[0], &bytes).unwrap();
+    std::fs::write(&artifact, &bytes).unwrap();
+    let rebuilt = Plugin::load(&rt(), &wasm, Limits::default()).await.unwrap();
+    assert_eq!(rebuilt.cache_outcome(), CacheOutcome::Rebuilt);
+    // The checksum file lost (a crash between the two writes): same.
+    std::fs::remove_file(&entries[1]).unwrap();
     let rebuilt = Plugin::load(&rt(), &wasm, Limits::default()).await.unwrap();
     assert_eq!(rebuilt.cache_outcome(), CacheOutcome::Rebuilt);
     // Truncated to nothing: same.
-    std::fs::write(&entries[0], b"").unwrap();
+    std::fs::write(&artifact, b"").unwrap();
     let rt4 = rt();
     let again = Plugin::load(&rt4, &wasm, Limits::default()).await.unwrap();
     assert_eq!(again.cache_outcome(), CacheOutcome::Rebuilt);

@@ -165,6 +165,13 @@ fn bench_load(c: &mut Criterion) {
 criterion_group!(benches, bench_calls, bench_load);
 
 fn main() {
+    // `HOST_BENCH_LOG=debug` shows each load's breakdown (read, sha256, ...).
+    if let Ok(filter) = std::env::var("HOST_BENCH_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

@@ -144,10 +144,7 @@ pub async fn run(
             )
             .instrument(span)
             .await?;
-        let entry = usage.entry(response.model.clone()).or_default();
-        entry.input_tokens += response.usage.input_tokens;
-        entry.output_tokens += response.usage.output_tokens;
-        entry.total_tokens += response.usage.total_tokens;
+        *usage.entry(response.model.clone()).or_default() += response.usage;
         last_response_id = response.id.clone().or(last_response_id);
         cx.emitter.emit(
             EventType::LlmResponse,

@@ -497,10 +497,7 @@ impl RunState {
             StepOutcome::Skipped => (true, Value::Null),
             StepOutcome::Done(out) => {
                 for (model, u) in &out.usage {
-                    let e = self.usage.entry(model.clone()).or_default();
-                    e.input_tokens += u.input_tokens;
-                    e.output_tokens += u.output_tokens;
-                    e.total_tokens += u.total_tokens;
+                    *self.usage.entry(model.clone()).or_default() += *u;
                 }
                 self.last_agent = Some(out.agent.clone());
                 if out.last_response_id.is_some() {

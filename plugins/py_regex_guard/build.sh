@@ -15,8 +15,14 @@ wit="$repo/wit/plugin@0.1.0"
 out="$1"
 case "$out" in /*) ;; *) out="$PWD/$out" ;; esac
 
-if ! command -v componentize-py > /dev/null; then
-  echo "error: componentize-py not found; run: pip install componentize-py==0.25.1" >&2
+# The script may not be on PATH (e.g. no pyenv shim yet): look beside python3.
+componentize_py="$(command -v componentize-py || true)"
+if [ -z "$componentize_py" ]; then
+  scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+  [ -x "$scripts/componentize-py" ] && componentize_py="$scripts/componentize-py"
+fi
+if [ -z "$componentize_py" ]; then
+  echo "error: componentize-py not found; run: pip install componentize-py==0.25.1 (or bash .ci/setup)" >&2
   exit 1
 fi
 
@@ -30,7 +36,7 @@ mkdir -p "$(dirname "$out")"
 cp "$here/app.py" "$tmp/app.py"
 (
   cd "$tmp"
-  PYTHONDONTWRITEBYTECODE=1 componentize-py \
+  PYTHONDONTWRITEBYTECODE=1 "$componentize_py" \
     --wit-path "$wit" \
     --world guard-plugin \
     componentize app \

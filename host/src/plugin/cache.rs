@@ -8,14 +8,14 @@
 //! file is detected, removed and rebuilt.
 
 use std::hash::{Hash, Hasher};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
-const MAGIC: &[u8; 8] = b"WFHCWSM1";
-const HEADER: usize = MAGIC.len() + 8;
+/// Suffix of the checksum file beside each artifact.
+const SUM_SUFFIX: &str = "xxh3";
 
 #[derive(Debug, Clone)]
 pub struct CompileCache {
@@ -48,9 +48,14 @@ impl CompileCache {
         &self.dir
     }
 
-    fn entry_path(&self, sha256_hex: &str) -> PathBuf {
-        self.dir
-            .join(format!("{sha256_hex}-{}.cwasm", self.engine_key))
+    /// The artifact (exactly what wasmtime serialized, so it can be mapped
+    /// straight from disk) and its checksum file.
+    fn entry_paths(&self, sha256_hex: &str) -> (PathBuf, PathBuf) {
+        let artifact = self
+            .dir
+            .join(format!("{sha256_hex}-{}.cwasm", self.engine_key));
+        let sum = artifact.with_extension(format!("cwasm.{SUM_SUFFIX}"));
+        (artifact, sum)
     }
 
     /// Loads the compiled component for `sha256_hex`, or compiles `wasm` and
@@ -61,68 +66,99 @@ impl CompileCache {
         sha256_hex: &str,
         wasm: &[u8],
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
-        let path = self.entry_path(sha256_hex);
-        let mut outcome = CacheOutcome::Miss;
-        match std::fs::read(&path) {
-            Ok(bytes) => match verified_payload(&bytes) {
-                // SAFETY: the payload was written by `store` below for an
-                // engine with the same compatibility hash (part of the file
-                // name) and its checksum matches, so it is an artifact that
-                // wasmtime itself produced; wasmtime re-checks its header.
-                Some(payload) => match unsafe { Component::deserialize(engine, payload) } {
-                    Ok(component) => return Ok((component, CacheOutcome::Hit)),
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "incompatible cache entry; rebuilding");
-                        outcome = CacheOutcome::Rebuilt;
-                    }
-                },
-                None => {
-                    tracing::warn!(path = %path.display(), "corrupt cache entry (checksum mismatch); rebuilding");
-                    outcome = CacheOutcome::Rebuilt;
-                }
-            },
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "unreadable cache entry; rebuilding");
-                outcome = CacheOutcome::Rebuilt;
+        let (artifact, sum) = self.entry_paths(sha256_hex);
+        let outcome = match lookup(engine, &artifact, &sum) {
+            Lookup::Hit(component) => return Ok((component, CacheOutcome::Hit)),
+            Lookup::Missing => CacheOutcome::Miss,
+            Lookup::Bad(why) => {
+                tracing::warn!(path = %artifact.display(), why, "bad compile cache entry; rebuilding");
+                let _ = std::fs::remove_file(&sum);
+                let _ = std::fs::remove_file(&artifact);
+                CacheOutcome::Rebuilt
             }
-        }
-        if outcome == CacheOutcome::Rebuilt {
-            let _ = std::fs::remove_file(&path);
-        }
+        };
         let component = Component::new(engine, wasm)?;
-        if let Err(e) = self.store(&path, &component) {
+        if let Err(e) = self.store(&artifact, &sum, &component) {
             // A read-only or full disk costs speed, never correctness.
-            tracing::warn!(path = %path.display(), error = %e, "could not write compile cache entry");
+            tracing::warn!(path = %artifact.display(), error = %e, "could not write compile cache entry");
         }
         Ok((component, outcome))
     }
 
-    fn store(&self, path: &Path, component: &Component) -> std::io::Result<()> {
+    fn store(&self, artifact: &Path, sum: &Path, component: &Component) -> std::io::Result<()> {
         let payload = component
             .serialize()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         std::fs::create_dir_all(&self.dir)?;
-        // Write to a temporary file in the same directory, then rename: a
-        // crash mid-write leaves no half-written entry under the real name.
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        tmp.write_all(MAGIC)?;
-        tmp.write_all(&xxh3_64(&payload).to_le_bytes())?;
-        tmp.write_all(&payload)?;
-        tmp.as_file().sync_data()?;
-        tmp.persist(path).map_err(|e| e.error)?;
-        Ok(())
+        // Temporary file + rename for both files, checksum last: a crash at
+        // any point leaves either a complete entry or one that fails its
+        // check, never a half-written one under the real name.
+        write_atomic(&self.dir, artifact, &payload)?;
+        write_atomic(
+            &self.dir,
+            sum,
+            format!("{:016x}\n", xxh3_64(&payload)).as_bytes(),
+        )
     }
 }
 
-fn verified_payload(bytes: &[u8]) -> Option<&[u8]> {
-    if bytes.len() < HEADER || &bytes[..MAGIC.len()] != MAGIC {
-        return None;
+enum Lookup {
+    Hit(Component),
+    Missing,
+    Bad(&'static str),
+}
+
+fn lookup(engine: &Engine, artifact: &Path, sum: &Path) -> Lookup {
+    let expected = match std::fs::read_to_string(sum) {
+        Ok(text) => match u64::from_str_radix(text.trim(), 16) {
+            Ok(v) => v,
+            Err(_) => return Lookup::Bad("unreadable checksum file"),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return if artifact.exists() {
+                Lookup::Bad("checksum file missing")
+            } else {
+                Lookup::Missing
+            };
+        }
+        Err(_) => return Lookup::Bad("unreadable checksum file"),
+    };
+    match file_xxh3(artifact) {
+        Ok(actual) if actual == expected => {}
+        Ok(_) => return Lookup::Bad("checksum mismatch"),
+        Err(_) => return Lookup::Bad("unreadable artifact"),
     }
-    let mut sum = [0u8; 8];
-    sum.copy_from_slice(&bytes[MAGIC.len()..HEADER]);
-    let payload = &bytes[HEADER..];
-    (xxh3_64(payload) == u64::from_le_bytes(sum)).then_some(payload)
+    // SAFETY: the file is an artifact that wasmtime serialized for an engine
+    // with the same compatibility hash (part of its name), and its checksum
+    // was just verified; wasmtime re-checks its header and engine settings.
+    // Entries are only ever replaced by rename, so the mapped inode does not
+    // change under us.
+    match unsafe { Component::deserialize_file(engine, artifact) } {
+        Ok(component) => Lookup::Hit(component),
+        Err(_) => Lookup::Bad("incompatible artifact"),
+    }
+}
+
+/// xxh3 of a file, streamed through a small buffer (no large allocation).
+fn file_xxh3(path: &Path) -> std::io::Result<u64> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Xxh3::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.digest());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+fn write_atomic(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_data()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// The wasmtime version compiled into this binary.
@@ -145,16 +181,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checksum_detects_corruption() {
-        let payload = b"compiled code".to_vec();
-        let mut file = MAGIC.to_vec();
-        file.extend_from_slice(&xxh3_64(&payload).to_le_bytes());
-        file.extend_from_slice(&payload);
-        assert_eq!(verified_payload(&file), Some(&payload[..]));
-        let last = file.len() - 1;
-        file[last] ^= 1;
-        assert_eq!(verified_payload(&file), None);
-        assert_eq!(verified_payload(&file[..4]), None);
+    fn streamed_checksum_matches_one_shot() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).expect("write");
+        assert_eq!(file_xxh3(&path).expect("hash"), xxh3_64(&data));
     }
 
     #[test]

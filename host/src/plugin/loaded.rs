@@ -160,11 +160,14 @@ impl Plugin {
         check_header(path, &bytes)?;
         let size = bytes.len() as u64;
 
+        let read_done = started.elapsed();
         let rt = runtime.clone();
-        let (digest, compiled) = tokio::task::spawn_blocking(move || {
+        let (digest, compiled, digest_time) = tokio::task::spawn_blocking(move || {
+            let t = Instant::now();
             let digest = hex::encode(Sha256::digest(&bytes));
+            let digest_time = t.elapsed();
             let compiled = rt.compile(&digest, &bytes);
-            (digest, compiled)
+            (digest, compiled, digest_time)
         })
         .await
         .map_err(|e| LoadError::Compile {
@@ -176,6 +179,7 @@ impl Plugin {
             reason: format!("{e:#}"),
         })?;
 
+        let compile_done = started.elapsed();
         let wit_version = check_exports(path, runtime, &component)?;
         let pre = runtime
             .linker()
@@ -219,6 +223,7 @@ impl Plugin {
             cache,
             load_time: Duration::ZERO,
         };
+        let linked = started.elapsed();
         let entries = plugin
             .describe(runtime)
             .await
@@ -239,7 +244,18 @@ impl Plugin {
             plugin.tools = validate_tools(path, &plugin.entries, tools)?;
         }
         plugin.load_time = started.elapsed();
-        tracing::debug!(plugin = %plugin.name, digest = %&plugin.digest[..12], cache = ?plugin.cache, elapsed = ?plugin.load_time, "plugin loaded");
+        tracing::debug!(
+            plugin = %plugin.name,
+            digest = %&plugin.digest[..12],
+            cache = ?plugin.cache,
+            read = ?read_done,
+            sha256 = ?digest_time,
+            compile_or_cache = ?(compile_done.saturating_sub(read_done + digest_time)),
+            link = ?(linked - compile_done),
+            describe = ?(plugin.load_time - linked),
+            total = ?plugin.load_time,
+            "plugin loaded"
+        );
         Ok(plugin)
     }
 
