@@ -164,6 +164,10 @@ fn bench_load(c: &mut Criterion) {
 
 criterion_group!(benches, bench_calls, bench_load);
 
+// The same allocator as the `host` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // `HOST_BENCH_LOG=debug` shows each load's breakdown (read, sha256, ...).
     if let Ok(filter) = std::env::var("HOST_BENCH_LOG") {

@@ -104,7 +104,9 @@ async fn runner(
     }
     let mut doc: Value = serde_json::from_str(&std::fs::read_to_string(spec_path).expect("spec"))
         .expect("spec json");
-    if let (Some(api), Some(providers)) = (api, doc["providers"].as_object_mut()) {
+    if let (Some(api), Some(providers)) =
+        (api, doc.get_mut("providers").and_then(Value::as_object_mut))
+    {
         for p in providers.values_mut() {
             if p["type"] != "scripted" {
                 p["api"] = json!(api);
@@ -352,6 +354,10 @@ async fn hold(args: &Args) {
             "rss_before_mib": (rss0 * 10.0).round() / 10.0, "peak_rss_mib": (peak_rss_mib() * 10.0).round() / 10.0})
     );
 }
+
+// The same allocator as the `host` binary.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
     let (mode, args) = Args::parse();
