@@ -76,6 +76,10 @@ async fn run_spec(spec: &Value, extra: &[&str]) -> Ran {
 }
 
 async fn run_file(path: &Path, extra: &[&str]) -> Ran {
+    run_file_env(path, extra, &[]).await
+}
+
+async fn run_file_env(path: &Path, extra: &[&str], env: &[(&str, &str)]) -> Ran {
     let plugins = e2e::plugins_dir();
     let mut args = vec![
         "run".to_string(),
@@ -94,6 +98,7 @@ async fn run_file(path: &Path, extra: &[&str]) -> Ran {
             .env("NO_COLOR", "1")
             .env_remove("OPENAI_API_KEY")
             .env_remove("OPENAI_BASE_URL")
+            .envs(env.iter().copied())
             .output(),
     )
     .await
@@ -711,4 +716,22 @@ async fn every_example_runs_offline() {
             dir.display()
         );
     }
+}
+
+/// The README's promise: the same example runs against a real model when a
+/// base URL (a local OpenAI-compatible server; no key needed) is given.
+#[tokio::test(flavor = "multi_thread")]
+async fn examples_run_against_a_server_given_by_openai_base_url() {
+    let server = mock(json!({})).await;
+    let spec = e2e::repo_root().join("examples/analysis_parallel/spec.json");
+    let url = server.base_url();
+    let ran = run_file_env(&spec, &[], &[("OPENAI_BASE_URL", url.as_str())]).await;
+    ran.ok();
+    let stats = server.stats();
+    assert_eq!((stats.requests, stats.responses), (3, 3), "{stats:?}");
+    assert!(!ran.stderr.contains("offline"), "{}", ran.stderr);
+    assert!(
+        server.requests().iter().all(|r| !r.has_authorization),
+        "no key was set, none may be sent"
+    );
 }

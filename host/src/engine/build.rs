@@ -32,6 +32,9 @@ pub enum BuildError {
     Spec(SpecErrors),
     #[error("provider `{provider}`: {message}")]
     Provider { provider: String, message: String },
+    /// The error names its provider.
+    #[error(transparent)]
+    Llm(llm::LlmError),
     #[error(
         "--offline needs a `scripted` provider in the spec or a script file at {}",
         path.display()
@@ -250,13 +253,8 @@ fn providers(
         if !script.is_file() {
             return Err(BuildError::NoOfflineScript { path: script });
         }
-        let provider =
-            llm::build_provider(ProviderConfig::scripted("offline", script)).map_err(|e| {
-                BuildError::Provider {
-                    provider: "offline".into(),
-                    message: e.to_string(),
-                }
-            })?;
+        let provider = llm::build_provider(ProviderConfig::scripted("offline", script))
+            .map_err(BuildError::Llm)?;
         out.insert(OFFLINE.to_string(), provider);
         return Ok(out);
     }
@@ -281,10 +279,7 @@ fn providers(
         if let (Some(key), spec::Provider::Openai { .. }) = (credential_key(spec), p) {
             config = config.with_api_key(ApiKey::new(key));
         }
-        let provider = llm::build_provider(config).map_err(|e| BuildError::Provider {
-            provider: name.clone(),
-            message: e.to_string(),
-        })?;
+        let provider = llm::build_provider(config).map_err(BuildError::Llm)?;
         out.insert(name.clone(), provider);
     }
     Ok(out)
@@ -326,8 +321,13 @@ fn provider_config(
             let mut c = ProviderConfig::openai(name);
             match ApiKey::from_env(env) {
                 Some(key) => c = c.with_api_key(key),
-                // A local server behind OPENAI_BASE_URL may need no key.
-                None if has_credentials || (env_url.is_some() && base_url.is_none()) => {}
+                None if has_credentials => {}
+                // A local server behind OPENAI_BASE_URL may need no key: talk
+                // to it as an OpenAI-compatible server (no Authorization).
+                None if base_url.is_none() && env_url.is_some() => {
+                    let url = env_url.clone().unwrap_or_default();
+                    c = ProviderConfig::compatible(name, url);
+                }
                 None => {
                     return Err(BuildError::Provider {
                         provider: name.to_string(),

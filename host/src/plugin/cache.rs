@@ -14,6 +14,9 @@ use wasmtime::Engine;
 use wasmtime::component::Component;
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
+/// Version of the cache's entry layout (2: artifact + sidecar checksum).
+const CACHE_FORMAT: u32 = 2;
+
 /// Suffix of the checksum file beside each artifact.
 const SUM_SUFFIX: &str = "xxh3";
 
@@ -36,6 +39,8 @@ pub enum CacheOutcome {
 impl CompileCache {
     pub fn new(dir: PathBuf, engine: &Engine) -> Self {
         let mut h = Xxh3::new();
+        // Bumped when the entry layout changes, so old entries are misses.
+        CACHE_FORMAT.hash(&mut h);
         wasmtime_version().hash(&mut h);
         engine.precompile_compatibility_hash().hash(&mut h);
         CompileCache {
