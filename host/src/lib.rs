@@ -7,6 +7,7 @@
 //!   an offline scripted provider) behind one trait; retries, timeouts, streaming.
 //! - [`plugin`]: the wasmtime engine, plugin loading, caching, limits, calls.
 //! - [`spec`]: the workflow spec: serde types, validation, JSON Schema.
+//! - [`store`]: durable runs, their journals and sessions (SQLite or in memory).
 
 pub mod agent;
 pub mod engine;
@@ -14,3 +15,4 @@ pub mod events;
 pub mod llm;
 pub mod plugin;
 pub mod spec;
+pub mod store;

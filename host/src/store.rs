@@ -1,0 +1,539 @@
+//! Durable state: runs, their append-only journals, and conversation sessions.
+//!
+//! [`Store`] is the one interface the engine talks to. It is deliberately free
+//! of SQL: ids are strings, payloads are JSON values, timestamps are unix
+//! milliseconds, and ordering (`seq`) is assigned by the store. Two
+//! implementations ship:
+//!
+//! - [`SqliteStore`]: the embedded default, one file (`--db`, by default
+//!   [`default_db_path`]) in WAL mode with versioned schema migrations;
+//! - [`MemoryStore`]: in-process, for library users and tests.
+//!
+//! A PostgreSQL implementation for many workers can implement the same trait.
+//!
+//! Guarantees every implementation keeps:
+//! - runs are keyed by run id, never by session id;
+//! - a journal entry and the run update given with it
+//!   ([`Store::append_with_update`]) are committed together or not at all, and
+//!   journal sequence numbers are 1, 2, 3… per run with no gaps;
+//! - every session query filters on account, user *and* session id, so one
+//!   account never sees another's session even when the session ids collide;
+//! - a terminal run ([`RunStatus::is_terminal`]) never changes status again
+//!   (such an update is a [`StoreError::Conflict`]).
+//!
+//! Timestamps (`*_at_ms`) are unix epoch milliseconds (UTC).
+
+mod memory;
+mod sqlite;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+pub use memory::MemoryStore;
+pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
+
+/// A boxed error from a storage backend.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong talking to a store. `db` names the database
+/// (a file path, `:memory:`, or a backend's address) so messages are actionable.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the run database {db}: {source}")]
+    Open {
+        db: String,
+        #[source]
+        source: BoxError,
+    },
+    #[error(
+        "the run database {db} is corrupt or not a SQLite database ({detail}); \
+         move it aside or choose another file with --db"
+    )]
+    Corrupt { db: String, detail: String },
+    #[error(
+        "the run database {db} is locked by another process (still busy after the busy timeout); \
+         is another `host` using it?"
+    )]
+    Locked { db: String },
+    #[error(
+        "the run database {db} has schema version {found}, newer than this host supports \
+         ({supported}); upgrade host or use another --db"
+    )]
+    Schema {
+        db: String,
+        found: u64,
+        supported: u64,
+    },
+    #[error("no run with id {run_id:?}")]
+    NotFound { run_id: String },
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot (de)serialize {what}: {source}")]
+    Serialization {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("run database {db}: {source}")]
+    Backend {
+        db: String,
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// A run's lifecycle state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Queued,
+    Running,
+    WaitingApproval,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl RunStatus {
+    pub const ALL: [RunStatus; 6] = [
+        RunStatus::Queued,
+        RunStatus::Running,
+        RunStatus::WaitingApproval,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Queued => "queued",
+            RunStatus::Running => "running",
+            RunStatus::WaitingApproval => "waiting_approval",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Completed, failed or cancelled: the run will never move again.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An unknown status or journal-kind string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}")]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub value: String,
+}
+
+impl FromStr for RunStatus {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RunStatus::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                what: "run status",
+                value: s.to_owned(),
+            })
+    }
+}
+
+/// Tokens used by one model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+}
+
+/// Who a session belongs to. Every session query filters on all three
+/// fields; empty strings stand for an absent account or user.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct SessionScope {
+    pub account_id: String,
+    pub user_id: String,
+    pub session_id: String,
+}
+
+impl SessionScope {
+    pub fn new(
+        account_id: impl Into<String>,
+        user_id: impl Into<String>,
+        session_id: impl Into<String>,
+    ) -> Self {
+        Self {
+            account_id: account_id.into(),
+            user_id: user_id.into(),
+            session_id: session_id.into(),
+        }
+    }
+}
+
+/// What [`Store::create_run`] needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewRun {
+    pub run_id: String,
+    /// Usually [`RunStatus::Queued`] or [`RunStatus::Running`].
+    pub status: RunStatus,
+    pub workflow_key: String,
+    pub spec_digest: String,
+    /// Empty when absent.
+    pub account_id: String,
+    /// Empty when absent.
+    pub user_id: String,
+    pub session_id: Option<String>,
+    /// The run's input, kept so an interrupted run can be resumed.
+    pub input: serde_json::Value,
+}
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub status: RunStatus,
+    pub workflow_key: String,
+    pub spec_digest: String,
+    pub account_id: String,
+    pub user_id: String,
+    pub session_id: Option<String>,
+    pub input: serde_json::Value,
+    pub last_agent: Option<String>,
+    pub last_response_id: Option<String>,
+    pub output: Option<serde_json::Value>,
+    pub error: Option<String>,
+    /// Per model name.
+    pub usage: BTreeMap<String, Usage>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+impl RunRecord {
+    /// The session this run belongs to, if any.
+    pub fn session_scope(&self) -> Option<SessionScope> {
+        self.session_id
+            .as_ref()
+            .map(|s| SessionScope::new(&self.account_id, &self.user_id, s))
+    }
+}
+
+/// A partial update of a run: only `Some` fields change; `updated_at_ms`
+/// always does. `usage` replaces the whole per-model map.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunUpdate {
+    pub status: Option<RunStatus>,
+    pub last_agent: Option<String>,
+    pub last_response_id: Option<String>,
+    pub output: Option<serde_json::Value>,
+    pub error: Option<String>,
+    pub usage: Option<BTreeMap<String, Usage>>,
+}
+
+impl RunUpdate {
+    pub fn status(status: RunStatus) -> Self {
+        Self {
+            status: Some(status),
+            ..Self::default()
+        }
+    }
+
+    /// Applies this update to `run` (shared by the implementations so they
+    /// agree on the rules). Fails, changing nothing, when it would move a
+    /// terminal run to another status.
+    pub(crate) fn apply_to(&self, run: &mut RunRecord, now_ms: u64) -> Result<(), StoreError> {
+        if let Some(status) = self.status
+            && run.status.is_terminal()
+            && status != run.status
+        {
+            return Err(StoreError::Conflict(format!(
+                "run {} is {} and cannot become {status}",
+                run.run_id, run.status
+            )));
+        }
+        if let Some(v) = self.status {
+            run.status = v;
+        }
+        if let Some(v) = &self.last_agent {
+            run.last_agent = Some(v.clone());
+        }
+        if let Some(v) = &self.last_response_id {
+            run.last_response_id = Some(v.clone());
+        }
+        if let Some(v) = &self.output {
+            run.output = Some(v.clone());
+        }
+        if let Some(v) = &self.error {
+            run.error = Some(v.clone());
+        }
+        if let Some(v) = &self.usage {
+            run.usage = v.clone();
+        }
+        run.updated_at_ms = now_ms;
+        Ok(())
+    }
+}
+
+/// Which runs [`Store::list_runs`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunFilter {
+    pub status: Option<RunStatus>,
+    pub session: Option<SessionScope>,
+    pub limit: Option<usize>,
+}
+
+/// What a journal entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JournalKind {
+    RunStarted,
+    StepStarted,
+    ModelResponse,
+    ToolResult,
+    PluginOutput,
+    GuardrailVerdict,
+    ApprovalRequested,
+    ApprovalDecision,
+    StepCompleted,
+    StepFailed,
+    StageCompleted,
+    RunFinished,
+}
+
+impl JournalKind {
+    pub const ALL: [JournalKind; 12] = [
+        JournalKind::RunStarted,
+        JournalKind::StepStarted,
+        JournalKind::ModelResponse,
+        JournalKind::ToolResult,
+        JournalKind::PluginOutput,
+        JournalKind::GuardrailVerdict,
+        JournalKind::ApprovalRequested,
+        JournalKind::ApprovalDecision,
+        JournalKind::StepCompleted,
+        JournalKind::StepFailed,
+        JournalKind::StageCompleted,
+        JournalKind::RunFinished,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JournalKind::RunStarted => "run_started",
+            JournalKind::StepStarted => "step_started",
+            JournalKind::ModelResponse => "model_response",
+            JournalKind::ToolResult => "tool_result",
+            JournalKind::PluginOutput => "plugin_output",
+            JournalKind::GuardrailVerdict => "guardrail_verdict",
+            JournalKind::ApprovalRequested => "approval_requested",
+            JournalKind::ApprovalDecision => "approval_decision",
+            JournalKind::StepCompleted => "step_completed",
+            JournalKind::StepFailed => "step_failed",
+            JournalKind::StageCompleted => "stage_completed",
+            JournalKind::RunFinished => "run_finished",
+        }
+    }
+}
+
+impl fmt::Display for JournalKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for JournalKind {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        JournalKind::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                what: "journal kind",
+                value: s.to_owned(),
+            })
+    }
+}
+
+/// The result of one side effect, as the engine records it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    pub kind: JournalKind,
+    /// Identifies the side effect (e.g. `"stage/step/turn"`) so a resume can
+    /// look it up with [`Store::journal_by_key`]. Need not be unique.
+    pub key: String,
+    /// SHA-256 (hex) of the plugin that produced a `plugin_output`.
+    pub plugin_digest: Option<String>,
+    pub data: serde_json::Value,
+}
+
+impl JournalEntry {
+    pub fn new(kind: JournalKind, key: impl Into<String>, data: serde_json::Value) -> Self {
+        Self {
+            kind,
+            key: key.into(),
+            plugin_digest: None,
+            data,
+        }
+    }
+}
+
+/// A committed journal entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalRecord {
+    /// 1, 2, 3… per run.
+    pub seq: u64,
+    pub at_ms: u64,
+    pub entry: JournalEntry,
+}
+
+/// One item of a session's conversation history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionItem {
+    /// 1, 2, 3… per session; never reused, also after a summary replaced a prefix.
+    pub seq: u64,
+    /// The run that appended it.
+    pub run_id: String,
+    pub at_ms: u64,
+    pub item: serde_json::Value,
+}
+
+/// The summary that replaced a session's history up to `covers_up_to`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub summary: String,
+    pub covers_up_to: u64,
+    pub updated_at_ms: u64,
+}
+
+/// Durable state for runs, journals and sessions. Object-safe: use it as
+/// `Arc<dyn Store>`.
+pub trait Store: Send + Sync {
+    /// Creates a run; [`StoreError::Conflict`] if the id exists.
+    fn create_run<'a>(&'a self, run: NewRun) -> BoxFuture<'a, Result<RunRecord, StoreError>>;
+
+    fn get_run<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RunRecord>, StoreError>>;
+
+    /// Runs matching `filter`, newest first.
+    fn list_runs<'a>(
+        &'a self,
+        filter: RunFilter,
+    ) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>>;
+
+    /// Applies `update`; [`StoreError::NotFound`] for an unknown run.
+    fn update_run<'a>(
+        &'a self,
+        run_id: &'a str,
+        update: RunUpdate,
+    ) -> BoxFuture<'a, Result<RunRecord, StoreError>>;
+
+    /// Appends `entry` to the run's journal and, in the same transaction,
+    /// applies `update` if given. Returns the entry's sequence number. If
+    /// anything fails, nothing is written.
+    fn append_with_update<'a>(
+        &'a self,
+        run_id: &'a str,
+        entry: JournalEntry,
+        update: Option<RunUpdate>,
+    ) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// Appends `entry` to the run's journal; returns its sequence number.
+    fn append<'a>(
+        &'a self,
+        run_id: &'a str,
+        entry: JournalEntry,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        self.append_with_update(run_id, entry, None)
+    }
+
+    /// The run's whole journal, ordered by `seq`.
+    fn journal<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<JournalRecord>, StoreError>>;
+
+    /// The run's journal entries with this key, ordered by `seq` (indexed).
+    fn journal_by_key<'a>(
+        &'a self,
+        run_id: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<JournalRecord>, StoreError>>;
+
+    /// Runs left `queued` or `running` (e.g. by a crash), oldest first.
+    fn interrupted_runs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>>;
+
+    /// The session's history after its summary (if any), oldest first; with
+    /// `limit`, only the newest `limit` items (still oldest first).
+    fn session_history<'a>(
+        &'a self,
+        scope: &'a SessionScope,
+        limit: Option<usize>,
+    ) -> BoxFuture<'a, Result<Vec<SessionItem>, StoreError>>;
+
+    /// Appends items to the session (creating it), in one transaction.
+    fn append_session<'a>(
+        &'a self,
+        scope: &'a SessionScope,
+        run_id: &'a str,
+        items: Vec<serde_json::Value>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The summary strategy: stores `summary` as standing for every item with
+    /// `seq <= covers_up_to` and deletes those items, in one transaction.
+    /// [`StoreError::Conflict`] if `covers_up_to` is beyond the last item.
+    fn set_session_summary<'a>(
+        &'a self,
+        scope: &'a SessionScope,
+        summary: String,
+        covers_up_to: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    fn session_summary<'a>(
+        &'a self,
+        scope: &'a SessionScope,
+    ) -> BoxFuture<'a, Result<Option<SessionSummary>, StoreError>>;
+}
+
+/// The default database file: `$HOST_DB` if set, else `host.db` in the
+/// user's data directory (e.g. `~/.local/share/host/host.db` on Linux).
+pub fn default_db_path() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("HOST_DB").filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    directories::ProjectDirs::from("dev", "wasm-workflow", "host")
+        .map(|d| d.data_dir().join("host.db"))
+}
+
+/// Now, in unix milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,297 @@
+//! [`MemoryStore`]: everything in a `std::sync::Mutex`, for library users and
+//! tests. Each method does its work under the lock and never awaits while
+//! holding it, then returns a ready future. A method either completes or
+//! changes nothing (checks run before any mutation).
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+
+use super::{
+    JournalEntry, JournalRecord, NewRun, RunFilter, RunRecord, RunStatus, RunUpdate, SessionItem,
+    SessionScope, SessionSummary, Store, StoreError, now_ms,
+};
+
+/// An in-memory [`Store`]. Data lives as long as the value.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Creation order, used to break ties between equal timestamps.
+    next_order: u64,
+    runs: HashMap<String, StoredRun>,
+    sessions: HashMap<SessionScope, Session>,
+}
+
+#[derive(Debug)]
+struct StoredRun {
+    order: u64,
+    record: RunRecord,
+    journal: Vec<JournalRecord>,
+}
+
+#[derive(Debug, Default)]
+struct Session {
+    next_seq: u64,
+    summary: Option<SessionSummary>,
+    items: Vec<SessionItem>,
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere cannot leave the state half-updated: every method
+        // checks before it mutates.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn ready<'a, T: Send + 'a>(r: Result<T, StoreError>) -> BoxFuture<'a, Result<T, StoreError>> {
+        futures::future::ready(r).boxed()
+    }
+}
+
+fn not_found(run_id: &str) -> StoreError {
+    StoreError::NotFound {
+        run_id: run_id.to_owned(),
+    }
+}
+
+fn sorted_newest_first(state: &State, filter: impl Fn(&RunRecord) -> bool) -> Vec<&StoredRun> {
+    let mut runs: Vec<&StoredRun> = state.runs.values().filter(|r| filter(&r.record)).collect();
+    runs.sort_by_key(|r| std::cmp::Reverse((r.record.created_at_ms, r.order)));
+    runs
+}
+
+impl Store for MemoryStore {
+    fn create_run<'a>(&'a self, run: NewRun) -> BoxFuture<'a, Result<RunRecord, StoreError>> {
+        let mut state = self.lock();
+        if state.runs.contains_key(&run.run_id) {
+            return Self::ready(Err(StoreError::Conflict(format!(
+                "a run with id {:?} already exists",
+                run.run_id
+            ))));
+        }
+        let now = now_ms();
+        let record = RunRecord {
+            run_id: run.run_id,
+            status: run.status,
+            workflow_key: run.workflow_key,
+            spec_digest: run.spec_digest,
+            account_id: run.account_id,
+            user_id: run.user_id,
+            session_id: run.session_id,
+            input: run.input,
+            last_agent: None,
+            last_response_id: None,
+            output: None,
+            error: None,
+            usage: Default::default(),
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        let order = state.next_order;
+        state.next_order += 1;
+        state.runs.insert(
+            record.run_id.clone(),
+            StoredRun {
+                order,
+                record: record.clone(),
+                journal: Vec::new(),
+            },
+        );
+        Self::ready(Ok(record))
+    }
+
+    fn get_run<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RunRecord>, StoreError>> {
+        let state = self.lock();
+        Self::ready(Ok(state.runs.get(run_id).map(|r| r.record.clone())))
+    }
+
+    fn list_runs<'a>(
+        &'a self,
+        filter: RunFilter,
+    ) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>> {
+        let state = self.lock();
+        let runs = sorted_newest_first(&state, |r| {
+            filter.status.is_none_or(|s| r.status == s)
+                && filter.session.as_ref().is_none_or(|s| {
+                    r.account_id == s.account_id
+                        && r.user_id == s.user_id
+                        && r.session_id.as_deref() == Some(s.session_id.as_str())
+                })
+        });
+        let limit = filter.limit.unwrap_or(usize::MAX);
+        Self::ready(Ok(runs
+            .into_iter()
+            .take(limit)
+            .map(|r| r.record.clone())
+            .collect()))
+    }
+
+    fn update_run<'a>(
+        &'a self,
+        run_id: &'a str,
+        update: RunUpdate,
+    ) -> BoxFuture<'a, Result<RunRecord, StoreError>> {
+        let mut state = self.lock();
+        let Some(run) = state.runs.get_mut(run_id) else {
+            return Self::ready(Err(not_found(run_id)));
+        };
+        let mut record = run.record.clone();
+        if let Err(e) = update.apply_to(&mut record, now_ms()) {
+            return Self::ready(Err(e));
+        }
+        run.record = record.clone();
+        Self::ready(Ok(record))
+    }
+
+    fn append_with_update<'a>(
+        &'a self,
+        run_id: &'a str,
+        entry: JournalEntry,
+        update: Option<RunUpdate>,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let mut state = self.lock();
+        let Some(run) = state.runs.get_mut(run_id) else {
+            return Self::ready(Err(not_found(run_id)));
+        };
+        let now = now_ms();
+        let mut record = run.record.clone();
+        if let Some(update) = &update
+            && let Err(e) = update.apply_to(&mut record, now)
+        {
+            return Self::ready(Err(e));
+        }
+        let seq = run.journal.len() as u64 + 1;
+        run.journal.push(JournalRecord {
+            seq,
+            at_ms: now,
+            entry,
+        });
+        run.record = record;
+        Self::ready(Ok(seq))
+    }
+
+    fn journal<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<JournalRecord>, StoreError>> {
+        let state = self.lock();
+        Self::ready(Ok(state
+            .runs
+            .get(run_id)
+            .map(|r| r.journal.clone())
+            .unwrap_or_default()))
+    }
+
+    fn journal_by_key<'a>(
+        &'a self,
+        run_id: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<JournalRecord>, StoreError>> {
+        let state = self.lock();
+        Self::ready(Ok(state
+            .runs
+            .get(run_id)
+            .map(|r| {
+                r.journal
+                    .iter()
+                    .filter(|j| j.entry.key == key)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()))
+    }
+
+    fn interrupted_runs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>> {
+        let state = self.lock();
+        let mut runs = sorted_newest_first(&state, |r| {
+            matches!(r.status, RunStatus::Queued | RunStatus::Running)
+        });
+        runs.reverse();
+        Self::ready(Ok(runs.into_iter().map(|r| r.record.clone()).collect()))
+    }
+
+    fn session_history<'a>(
+        &'a self,
+        scope: &'a SessionScope,
+        limit: Option<usize>,
+    ) -> BoxFuture<'a, Result<Vec<SessionItem>, StoreError>> {
+        let state = self.lock();
+        let items = state
+            .sessions
+            .get(scope)
+            .map(|s| {
+                let skip = limit.map_or(0, |l| s.items.len().saturating_sub(l));
+                s.items[skip..].to_vec()
+            })
+            .unwrap_or_default();
+        Self::ready(Ok(items))
+    }
+
+    fn append_session<'a>(
+        &'a self,
+        scope: &'a SessionScope,
+        run_id: &'a str,
+        items: Vec<serde_json::Value>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut state = self.lock();
+        let session = state.sessions.entry(scope.clone()).or_default();
+        let now = now_ms();
+        for item in items {
+            session.next_seq += 1;
+            session.items.push(SessionItem {
+                seq: session.next_seq,
+                run_id: run_id.to_owned(),
+                at_ms: now,
+                item,
+            });
+        }
+        Self::ready(Ok(()))
+    }
+
+    fn set_session_summary<'a>(
+        &'a self,
+        scope: &'a SessionScope,
+        summary: String,
+        covers_up_to: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut state = self.lock();
+        let last = state.sessions.get(scope).map_or(0, |s| s.next_seq);
+        if covers_up_to > last {
+            return Self::ready(Err(StoreError::Conflict(format!(
+                "a summary cannot cover item {covers_up_to}: the session's last item is {last}"
+            ))));
+        }
+        let session = state.sessions.entry(scope.clone()).or_default();
+        session.items.retain(|i| i.seq > covers_up_to);
+        session.summary = Some(SessionSummary {
+            summary,
+            covers_up_to,
+            updated_at_ms: now_ms(),
+        });
+        Self::ready(Ok(()))
+    }
+
+    fn session_summary<'a>(
+        &'a self,
+        scope: &'a SessionScope,
+    ) -> BoxFuture<'a, Result<Option<SessionSummary>, StoreError>> {
+        let state = self.lock();
+        Self::ready(Ok(state
+            .sessions
+            .get(scope)
+            .and_then(|s| s.summary.clone())))
+    }
+}

@@ -1,0 +1,917 @@
+//! [`SqliteStore`]: the embedded default, one SQLite file through `rusqlite`.
+//!
+//! - WAL mode, `synchronous=NORMAL` (a power cut may lose the last commits but
+//!   never corrupts the file or leaves half a transaction), `foreign_keys=ON`,
+//!   and a busy timeout after which a write gives [`StoreError::Locked`].
+//! - Every write is one `BEGIN IMMEDIATE` transaction (the write lock is
+//!   taken up front, so the busy timeout applies and no deferred transaction
+//!   fails half-way on lock upgrade).
+//! - Schema: a `schema_version` table and numbered [`MIGRATIONS`], applied in
+//!   one transaction on open; a file whose version is newer than this binary
+//!   knows is refused with [`StoreError::Schema`].
+//! - Concurrency: one connection behind a `std::sync::Mutex`; each call runs
+//!   on `tokio::task::spawn_blocking` (so a tokio runtime must be running).
+//!   One writer is all SQLite allows anyway and the calls are short; a reader
+//!   pool can come later without changing the [`Store`] trait.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use rusqlite::types::Value as SqlValue;
+use rusqlite::{Connection, ErrorCode, OptionalExtension, Row, Transaction, TransactionBehavior};
+
+use super::{
+    JournalEntry, JournalKind, JournalRecord, NewRun, RunFilter, RunRecord, RunStatus, RunUpdate,
+    SessionItem, SessionScope, SessionSummary, Store, StoreError, now_ms,
+};
+
+/// Schema migrations; migration `n` (1-based) is `MIGRATIONS[n - 1]`. Append
+/// only: never edit a released migration.
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, journal, sessions.
+    r#"
+    CREATE TABLE runs (
+        run_id           TEXT PRIMARY KEY NOT NULL,
+        status           TEXT NOT NULL,
+        workflow_key     TEXT NOT NULL,
+        spec_digest      TEXT NOT NULL,
+        account_id       TEXT NOT NULL,
+        user_id          TEXT NOT NULL,
+        session_id       TEXT,
+        input            TEXT NOT NULL,
+        last_agent       TEXT,
+        last_response_id TEXT,
+        output           TEXT,
+        error            TEXT,
+        usage            TEXT NOT NULL DEFAULT '{}',
+        created_at       INTEGER NOT NULL,
+        updated_at       INTEGER NOT NULL
+    );
+    CREATE INDEX runs_by_status ON runs (status, created_at);
+    CREATE INDEX runs_by_session ON runs (account_id, user_id, session_id, created_at);
+    CREATE INDEX runs_by_created ON runs (created_at);
+
+    CREATE TABLE journal (
+        run_id        TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        seq           INTEGER NOT NULL,
+        at            INTEGER NOT NULL,
+        kind          TEXT NOT NULL,
+        key           TEXT NOT NULL,
+        plugin_digest TEXT,
+        data          TEXT NOT NULL,
+        PRIMARY KEY (run_id, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX journal_by_key ON journal (run_id, key);
+
+    CREATE TABLE sessions (
+        account_id           TEXT NOT NULL,
+        user_id              TEXT NOT NULL,
+        session_id           TEXT NOT NULL,
+        last_seq             INTEGER NOT NULL DEFAULT 0,
+        summary              TEXT,
+        summary_covers_up_to INTEGER NOT NULL DEFAULT 0,
+        summary_at           INTEGER,
+        created_at           INTEGER NOT NULL,
+        updated_at           INTEGER NOT NULL,
+        PRIMARY KEY (account_id, user_id, session_id)
+    ) WITHOUT ROWID;
+
+    CREATE TABLE session_items (
+        account_id TEXT NOT NULL,
+        user_id    TEXT NOT NULL,
+        session_id TEXT NOT NULL,
+        seq        INTEGER NOT NULL,
+        run_id     TEXT NOT NULL,
+        at         INTEGER NOT NULL,
+        item       TEXT NOT NULL,
+        PRIMARY KEY (account_id, user_id, session_id, seq),
+        FOREIGN KEY (account_id, user_id, session_id)
+            REFERENCES sessions (account_id, user_id, session_id) ON DELETE CASCADE
+    ) WITHOUT ROWID;
+    "#,
+];
+
+/// The schema version this binary writes and understands.
+pub const SCHEMA_VERSION: u64 = MIGRATIONS.len() as u64;
+
+/// Connection settings.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// How long a write waits for another process's lock before
+    /// [`StoreError::Locked`]. Default 5 s.
+    pub busy_timeout: Duration,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A [`Store`] in one SQLite file (or in memory). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    conn: Mutex<Connection>,
+    /// The file path (or `:memory:`), for messages.
+    db: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating it and its parent directories if needed) the database
+    /// at `path` with default options, and migrates it.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_with(path, SqliteOptions::default())
+    }
+
+    /// [`SqliteStore::open`] with explicit options.
+    pub fn open_with(path: impl AsRef<Path>, options: SqliteOptions) -> Result<Self, StoreError> {
+        let path = path.as_ref();
+        let db = path.display().to_string();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+                action: "cannot create the directory of the run database",
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = Connection::open(path).map_err(|e| open_error(&db, e))?;
+        Self::init(conn, db, &options)
+    }
+
+    /// A private in-memory SQLite database (for tests).
+    pub fn open_in_memory() -> Result<Self, StoreError> {
+        let db = ":memory:".to_owned();
+        let conn = Connection::open_in_memory().map_err(|e| open_error(&db, e))?;
+        Self::init(conn, db, &SqliteOptions::default())
+    }
+
+    fn init(mut conn: Connection, db: String, options: &SqliteOptions) -> Result<Self, StoreError> {
+        conn.busy_timeout(options.busy_timeout)
+            .map_err(|e| open_error(&db, e))?;
+        // The first statement that reads the file: a garbage file fails here.
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| open_error(&db, e))?;
+        if !mode.eq_ignore_ascii_case("wal") && db != ":memory:" {
+            tracing::warn!(db = %db, mode = %mode, "the run database is not in WAL mode");
+        }
+        conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
+            .map_err(|e| open_error(&db, e))?;
+        migrate(&mut conn, &db)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                db,
+            }),
+        })
+    }
+
+    /// The schema version recorded in the database. Blocks briefly.
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        let conn = self
+            .inner
+            .conn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        read_schema_version(&conn, &self.inner.db)
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    fn call<'a, T, F>(&self, f: F) -> BoxFuture<'a, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection, &str) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            let db = inner.db.clone();
+            tokio::task::spawn_blocking(move || {
+                // A panic while holding the lock rolled its transaction back
+                // (Transaction's Drop), so the connection is still sound.
+                let mut conn = inner.conn.lock().unwrap_or_else(PoisonError::into_inner);
+                f(&mut conn, &inner.db)
+            })
+            .await
+            .map_err(|e| StoreError::Backend {
+                db,
+                source: format!("store task failed: {e}").into(),
+            })?
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Errors and conversions
+
+/// Maps a rusqlite error: busy/locked → Locked, corrupt/not a database →
+/// Corrupt, unreadable values → Corrupt, everything else → Backend.
+fn db_error(db: &str, e: rusqlite::Error) -> StoreError {
+    use rusqlite::Error as E;
+    match &e {
+        E::SqliteFailure(f, _) => match f.code {
+            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => {
+                StoreError::Locked { db: db.to_owned() }
+            }
+            ErrorCode::NotADatabase | ErrorCode::DatabaseCorrupt => StoreError::Corrupt {
+                db: db.to_owned(),
+                detail: e.to_string(),
+            },
+            _ => StoreError::Backend {
+                db: db.to_owned(),
+                source: Box::new(e),
+            },
+        },
+        E::FromSqlConversionFailure(..)
+        | E::IntegralValueOutOfRange(..)
+        | E::InvalidColumnType(..)
+        | E::Utf8Error(..) => StoreError::Corrupt {
+            db: db.to_owned(),
+            detail: e.to_string(),
+        },
+        _ => StoreError::Backend {
+            db: db.to_owned(),
+            source: Box::new(e),
+        },
+    }
+}
+
+/// Like [`db_error`], but a generic failure while opening is an `Open` error.
+fn open_error(db: &str, e: rusqlite::Error) -> StoreError {
+    match db_error(db, e) {
+        StoreError::Backend { db, source } => StoreError::Open { db, source },
+        other => other,
+    }
+}
+
+fn corrupt(db: &str, detail: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        db: db.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(db: &str, what: &str, v: i64) -> Result<u64, StoreError> {
+    u64::try_from(v).map_err(|_| corrupt(db, format!("negative {what} {v}")))
+}
+
+fn to_json(what: &'static str, v: &impl serde::Serialize) -> Result<String, StoreError> {
+    serde_json::to_string(v).map_err(|source| StoreError::Serialization { what, source })
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(
+    db: &str,
+    what: &str,
+    s: &str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(s).map_err(|e| corrupt(db, format!("stored {what} is not valid: {e}")))
+}
+
+fn immediate<'c>(conn: &'c mut Connection, db: &str) -> Result<Transaction<'c>, StoreError> {
+    conn.transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(|e| db_error(db, e))
+}
+
+// ---------------------------------------------------------------------------
+// Schema
+
+fn read_schema_version(conn: &Connection, db: &str) -> Result<u64, StoreError> {
+    let v: i64 = conn
+        .query_row(
+            "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| db_error(db, e))?;
+    to_u64(db, "schema version", v)
+}
+
+fn migrate(conn: &mut Connection, db: &str) -> Result<(), StoreError> {
+    let tx = immediate(conn, db)?;
+    tx.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_version (
+             version    INTEGER PRIMARY KEY NOT NULL,
+             applied_at INTEGER NOT NULL
+         )",
+    )
+    .map_err(|e| db_error(db, e))?;
+    let found = read_schema_version(&tx, db)?;
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::Schema {
+            db: db.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate() {
+        let version = index as u64 + 1;
+        if version <= found {
+            continue;
+        }
+        tx.execute_batch(sql).map_err(|e| db_error(db, e))?;
+        tx.execute(
+            "INSERT INTO schema_version (version, applied_at) VALUES (?1, ?2)",
+            (to_i64(version), to_i64(now_ms())),
+        )
+        .map_err(|e| db_error(db, e))?;
+        tracing::debug!(db = %db, version, "applied run database migration");
+    }
+    tx.commit().map_err(|e| db_error(db, e))
+}
+
+// ---------------------------------------------------------------------------
+// Runs
+
+const RUN_COLUMNS: &str = "run_id, status, workflow_key, spec_digest, account_id, user_id, \
+     session_id, input, last_agent, last_response_id, output, error, usage, created_at, updated_at";
+
+/// A `runs` row as stored, converted with [`RawRun::into_record`].
+struct RawRun {
+    run_id: String,
+    status: String,
+    workflow_key: String,
+    spec_digest: String,
+    account_id: String,
+    user_id: String,
+    session_id: Option<String>,
+    input: String,
+    last_agent: Option<String>,
+    last_response_id: Option<String>,
+    output: Option<String>,
+    error: Option<String>,
+    usage: String,
+    created_at: i64,
+    updated_at: i64,
+}
+
+impl RawRun {
+    fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            run_id: r.get(0)?,
+            status: r.get(1)?,
+            workflow_key: r.get(2)?,
+            spec_digest: r.get(3)?,
+            account_id: r.get(4)?,
+            user_id: r.get(5)?,
+            session_id: r.get(6)?,
+            input: r.get(7)?,
+            last_agent: r.get(8)?,
+            last_response_id: r.get(9)?,
+            output: r.get(10)?,
+            error: r.get(11)?,
+            usage: r.get(12)?,
+            created_at: r.get(13)?,
+            updated_at: r.get(14)?,
+        })
+    }
+
+    fn into_record(self, db: &str) -> Result<RunRecord, StoreError> {
+        Ok(RunRecord {
+            status: self
+                .status
+                .parse::<RunStatus>()
+                .map_err(|e| corrupt(db, format!("run {}: {e}", self.run_id)))?,
+            input: from_json(db, "run input", &self.input)?,
+            output: self
+                .output
+                .as_deref()
+                .map(|s| from_json(db, "run output", s))
+                .transpose()?,
+            usage: from_json(db, "run usage", &self.usage)?,
+            created_at_ms: to_u64(db, "timestamp", self.created_at)?,
+            updated_at_ms: to_u64(db, "timestamp", self.updated_at)?,
+            run_id: self.run_id,
+            workflow_key: self.workflow_key,
+            spec_digest: self.spec_digest,
+            account_id: self.account_id,
+            user_id: self.user_id,
+            session_id: self.session_id,
+            last_agent: self.last_agent,
+            last_response_id: self.last_response_id,
+            error: self.error,
+        })
+    }
+}
+
+fn query_runs(
+    conn: &Connection,
+    db: &str,
+    sql: &str,
+    params: Vec<SqlValue>,
+) -> Result<Vec<RunRecord>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(|e| db_error(db, e))?;
+    let raws = stmt
+        .query_map(rusqlite::params_from_iter(params), RawRun::from_row)
+        .map_err(|e| db_error(db, e))?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(|e| db_error(db, e))?;
+    raws.into_iter().map(|r| r.into_record(db)).collect()
+}
+
+fn load_run(conn: &Connection, db: &str, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+    let sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?1");
+    let raw = conn
+        .prepare_cached(&sql)
+        .and_then(|mut s| s.query_row([run_id], RawRun::from_row).optional())
+        .map_err(|e| db_error(db, e))?;
+    raw.map(|r| r.into_record(db)).transpose()
+}
+
+fn load_run_required(conn: &Connection, db: &str, run_id: &str) -> Result<RunRecord, StoreError> {
+    load_run(conn, db, run_id)?.ok_or_else(|| StoreError::NotFound {
+        run_id: run_id.to_owned(),
+    })
+}
+
+/// Applies `update` to the stored run inside `tx`.
+fn update_in(
+    tx: &Transaction<'_>,
+    db: &str,
+    run_id: &str,
+    update: &RunUpdate,
+    now: u64,
+) -> Result<RunRecord, StoreError> {
+    let mut run = load_run_required(tx, db, run_id)?;
+    update.apply_to(&mut run, now)?;
+    let usage = to_json("run usage", &run.usage)?;
+    let output = run
+        .output
+        .as_ref()
+        .map(|o| to_json("run output", o))
+        .transpose()?;
+    tx.prepare_cached(
+        "UPDATE runs SET status = ?1, last_agent = ?2, last_response_id = ?3, output = ?4, \
+         error = ?5, usage = ?6, updated_at = ?7 WHERE run_id = ?8",
+    )
+    .and_then(|mut s| {
+        s.execute((
+            run.status.as_str(),
+            &run.last_agent,
+            &run.last_response_id,
+            &output,
+            &run.error,
+            &usage,
+            to_i64(run.updated_at_ms),
+            run_id,
+        ))
+    })
+    .map_err(|e| db_error(db, e))?;
+    Ok(run)
+}
+
+// ---------------------------------------------------------------------------
+// Journal
+
+fn query_journal(
+    conn: &Connection,
+    db: &str,
+    sql: &str,
+    params: &[&str],
+) -> Result<Vec<JournalRecord>, StoreError> {
+    type Raw = (i64, i64, String, String, Option<String>, String);
+    let mut stmt = conn.prepare_cached(sql).map_err(|e| db_error(db, e))?;
+    let raws = stmt
+        .query_map(rusqlite::params_from_iter(params), |r| {
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
+        })
+        .map_err(|e| db_error(db, e))?
+        .collect::<rusqlite::Result<Vec<Raw>>>()
+        .map_err(|e| db_error(db, e))?;
+    raws.into_iter()
+        .map(|(seq, at, kind, key, plugin_digest, data)| {
+            Ok(JournalRecord {
+                seq: to_u64(db, "journal seq", seq)?,
+                at_ms: to_u64(db, "timestamp", at)?,
+                entry: JournalEntry {
+                    kind: kind
+                        .parse::<JournalKind>()
+                        .map_err(|e| corrupt(db, e.to_string()))?,
+                    key,
+                    plugin_digest,
+                    data: from_json(db, "journal data", &data)?,
+                },
+            })
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// Sessions
+
+/// Ensures the session row exists; returns its last assigned item seq.
+fn ensure_session(
+    tx: &Transaction<'_>,
+    db: &str,
+    scope: &SessionScope,
+    now: u64,
+) -> Result<u64, StoreError> {
+    tx.prepare_cached(
+        "INSERT INTO sessions (account_id, user_id, session_id, created_at, updated_at) \
+         VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT DO NOTHING",
+    )
+    .and_then(|mut s| {
+        s.execute((
+            &scope.account_id,
+            &scope.user_id,
+            &scope.session_id,
+            to_i64(now),
+        ))
+    })
+    .map_err(|e| db_error(db, e))?;
+    let last: i64 = tx
+        .prepare_cached(
+            "SELECT last_seq FROM sessions \
+             WHERE account_id = ?1 AND user_id = ?2 AND session_id = ?3",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                (&scope.account_id, &scope.user_id, &scope.session_id),
+                |r| r.get(0),
+            )
+        })
+        .map_err(|e| db_error(db, e))?;
+    to_u64(db, "session seq", last)
+}
+
+// ---------------------------------------------------------------------------
+
+impl Store for SqliteStore {
+    fn create_run<'a>(&'a self, run: NewRun) -> BoxFuture<'a, Result<RunRecord, StoreError>> {
+        self.call(move |conn, db| {
+            let input = to_json("run input", &run.input)?;
+            let tx = immediate(conn, db)?;
+            if load_run(&tx, db, &run.run_id)?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "a run with id {:?} already exists",
+                    run.run_id
+                )));
+            }
+            let now = now_ms();
+            tx.prepare_cached(
+                "INSERT INTO runs (run_id, status, workflow_key, spec_digest, account_id, user_id, \
+                 session_id, input, usage, created_at, updated_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '{}', ?9, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute((
+                    &run.run_id,
+                    run.status.as_str(),
+                    &run.workflow_key,
+                    &run.spec_digest,
+                    &run.account_id,
+                    &run.user_id,
+                    &run.session_id,
+                    &input,
+                    to_i64(now),
+                ))
+            })
+            .map_err(|e| db_error(db, e))?;
+            tx.commit().map_err(|e| db_error(db, e))?;
+            Ok(RunRecord {
+                run_id: run.run_id,
+                status: run.status,
+                workflow_key: run.workflow_key,
+                spec_digest: run.spec_digest,
+                account_id: run.account_id,
+                user_id: run.user_id,
+                session_id: run.session_id,
+                input: run.input,
+                last_agent: None,
+                last_response_id: None,
+                output: None,
+                error: None,
+                usage: Default::default(),
+                created_at_ms: now,
+                updated_at_ms: now,
+            })
+        })
+    }
+
+    fn get_run<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RunRecord>, StoreError>> {
+        let run_id = run_id.to_owned();
+        self.call(move |conn, db| load_run(conn, db, &run_id))
+    }
+
+    fn list_runs<'a>(
+        &'a self,
+        filter: RunFilter,
+    ) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>> {
+        self.call(move |conn, db| {
+            let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1");
+            let mut params = Vec::new();
+            if let Some(status) = filter.status {
+                params.push(SqlValue::Text(status.as_str().to_owned()));
+                sql.push_str(&format!(" AND status = ?{}", params.len()));
+            }
+            if let Some(scope) = filter.session {
+                for (column, value) in [
+                    ("account_id", scope.account_id),
+                    ("user_id", scope.user_id),
+                    ("session_id", scope.session_id),
+                ] {
+                    params.push(SqlValue::Text(value));
+                    sql.push_str(&format!(" AND {column} = ?{}", params.len()));
+                }
+            }
+            // LIMIT -1: no limit.
+            let limit = filter
+                .limit
+                .map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+            params.push(SqlValue::Integer(limit));
+            sql.push_str(&format!(
+                " ORDER BY created_at DESC, rowid DESC LIMIT ?{}",
+                params.len()
+            ));
+            query_runs(conn, db, &sql, params)
+        })
+    }
+
+    fn update_run<'a>(
+        &'a self,
+        run_id: &'a str,
+        update: RunUpdate,
+    ) -> BoxFuture<'a, Result<RunRecord, StoreError>> {
+        let run_id = run_id.to_owned();
+        self.call(move |conn, db| {
+            let tx = immediate(conn, db)?;
+            let run = update_in(&tx, db, &run_id, &update, now_ms())?;
+            tx.commit().map_err(|e| db_error(db, e))?;
+            Ok(run)
+        })
+    }
+
+    fn append_with_update<'a>(
+        &'a self,
+        run_id: &'a str,
+        entry: JournalEntry,
+        update: Option<RunUpdate>,
+    ) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let run_id = run_id.to_owned();
+        self.call(move |conn, db| {
+            let data = to_json("journal data", &entry.data)?;
+            let tx = immediate(conn, db)?;
+            if load_run(&tx, db, &run_id)?.is_none() {
+                return Err(StoreError::NotFound { run_id });
+            }
+            let now = now_ms();
+            let next: i64 = tx
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE run_id = ?1")
+                .and_then(|mut s| s.query_row([&run_id], |r| r.get(0)))
+                .map_err(|e| db_error(db, e))?;
+            tx.prepare_cached(
+                "INSERT INTO journal (run_id, seq, at, kind, key, plugin_digest, data) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .and_then(|mut s| {
+                s.execute((
+                    &run_id,
+                    next,
+                    to_i64(now),
+                    entry.kind.as_str(),
+                    &entry.key,
+                    &entry.plugin_digest,
+                    &data,
+                ))
+            })
+            .map_err(|e| db_error(db, e))?;
+            // After the insert on purpose: if the update fails, dropping `tx`
+            // rolls the entry back too.
+            if let Some(update) = &update {
+                update_in(&tx, db, &run_id, update, now)?;
+            }
+            tx.commit().map_err(|e| db_error(db, e))?;
+            to_u64(db, "journal seq", next)
+        })
+    }
+
+    fn journal<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<JournalRecord>, StoreError>> {
+        let run_id = run_id.to_owned();
+        self.call(move |conn, db| {
+            query_journal(
+                conn,
+                db,
+                "SELECT seq, at, kind, key, plugin_digest, data FROM journal \
+                 WHERE run_id = ?1 ORDER BY seq",
+                &[&run_id],
+            )
+        })
+    }
+
+    fn journal_by_key<'a>(
+        &'a self,
+        run_id: &'a str,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<JournalRecord>, StoreError>> {
+        let run_id = run_id.to_owned();
+        let key = key.to_owned();
+        self.call(move |conn, db| {
+            query_journal(
+                conn,
+                db,
+                "SELECT seq, at, kind, key, plugin_digest, data FROM journal \
+                 WHERE run_id = ?1 AND key = ?2 ORDER BY seq",
+                &[&run_id, &key],
+            )
+        })
+    }
+
+    fn interrupted_runs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>> {
+        self.call(move |conn, db| {
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running') \
+                 ORDER BY created_at, rowid"
+            );
+            query_runs(conn, db, &sql, Vec::new())
+        })
+    }
+
+    fn session_history<'a>(
+        &'a self,
+        scope: &'a SessionScope,
+        limit: Option<usize>,
+    ) -> BoxFuture<'a, Result<Vec<SessionItem>, StoreError>> {
+        let scope = scope.clone();
+        self.call(move |conn, db| {
+            type Raw = (i64, String, i64, String);
+            let limit = limit.map_or(-1, |l| i64::try_from(l).unwrap_or(i64::MAX));
+            let mut stmt = conn
+                .prepare_cached(
+                    "SELECT seq, run_id, at, item FROM ( \
+                       SELECT seq, run_id, at, item FROM session_items \
+                       WHERE account_id = ?1 AND user_id = ?2 AND session_id = ?3 \
+                       ORDER BY seq DESC LIMIT ?4 \
+                     ) ORDER BY seq",
+                )
+                .map_err(|e| db_error(db, e))?;
+            let raws = stmt
+                .query_map(
+                    (&scope.account_id, &scope.user_id, &scope.session_id, limit),
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+                )
+                .map_err(|e| db_error(db, e))?
+                .collect::<rusqlite::Result<Vec<Raw>>>()
+                .map_err(|e| db_error(db, e))?;
+            raws.into_iter()
+                .map(|(seq, run_id, at, item)| {
+                    Ok(SessionItem {
+                        seq: to_u64(db, "session seq", seq)?,
+                        run_id,
+                        at_ms: to_u64(db, "timestamp", at)?,
+                        item: from_json(db, "session item", &item)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn append_session<'a>(
+        &'a self,
+        scope: &'a SessionScope,
+        run_id: &'a str,
+        items: Vec<serde_json::Value>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let scope = scope.clone();
+        let run_id = run_id.to_owned();
+        self.call(move |conn, db| {
+            let items = items
+                .iter()
+                .map(|i| to_json("session item", i))
+                .collect::<Result<Vec<_>, _>>()?;
+            let now = now_ms();
+            let tx = immediate(conn, db)?;
+            let mut seq = ensure_session(&tx, db, &scope, now)?;
+            {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO session_items \
+                         (account_id, user_id, session_id, seq, run_id, at, item) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )
+                    .map_err(|e| db_error(db, e))?;
+                for item in &items {
+                    seq += 1;
+                    insert
+                        .execute((
+                            &scope.account_id,
+                            &scope.user_id,
+                            &scope.session_id,
+                            to_i64(seq),
+                            &run_id,
+                            to_i64(now),
+                            item,
+                        ))
+                        .map_err(|e| db_error(db, e))?;
+                }
+            }
+            tx.execute(
+                "UPDATE sessions SET last_seq = ?1, updated_at = ?2 \
+                 WHERE account_id = ?3 AND user_id = ?4 AND session_id = ?5",
+                (
+                    to_i64(seq),
+                    to_i64(now),
+                    &scope.account_id,
+                    &scope.user_id,
+                    &scope.session_id,
+                ),
+            )
+            .map_err(|e| db_error(db, e))?;
+            tx.commit().map_err(|e| db_error(db, e))
+        })
+    }
+
+    fn set_session_summary<'a>(
+        &'a self,
+        scope: &'a SessionScope,
+        summary: String,
+        covers_up_to: u64,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        let scope = scope.clone();
+        self.call(move |conn, db| {
+            let now = now_ms();
+            let tx = immediate(conn, db)?;
+            let last = ensure_session(&tx, db, &scope, now)?;
+            if covers_up_to > last {
+                return Err(StoreError::Conflict(format!(
+                    "a summary cannot cover item {covers_up_to}: the session's last item is {last}"
+                )));
+            }
+            let key = (&scope.account_id, &scope.user_id, &scope.session_id);
+            tx.execute(
+                "UPDATE sessions SET summary = ?4, summary_covers_up_to = ?5, summary_at = ?6, \
+                 updated_at = ?6 WHERE account_id = ?1 AND user_id = ?2 AND session_id = ?3",
+                (
+                    key.0,
+                    key.1,
+                    key.2,
+                    &summary,
+                    to_i64(covers_up_to),
+                    to_i64(now),
+                ),
+            )
+            .map_err(|e| db_error(db, e))?;
+            tx.execute(
+                "DELETE FROM session_items \
+                 WHERE account_id = ?1 AND user_id = ?2 AND session_id = ?3 AND seq <= ?4",
+                (key.0, key.1, key.2, to_i64(covers_up_to)),
+            )
+            .map_err(|e| db_error(db, e))?;
+            tx.commit().map_err(|e| db_error(db, e))
+        })
+    }
+
+    fn session_summary<'a>(
+        &'a self,
+        scope: &'a SessionScope,
+    ) -> BoxFuture<'a, Result<Option<SessionSummary>, StoreError>> {
+        let scope = scope.clone();
+        self.call(move |conn, db| {
+            let raw: Option<(String, i64, i64)> = conn
+                .prepare_cached(
+                    "SELECT summary, summary_covers_up_to, summary_at FROM sessions \
+                     WHERE account_id = ?1 AND user_id = ?2 AND session_id = ?3 \
+                     AND summary IS NOT NULL AND summary_at IS NOT NULL",
+                )
+                .and_then(|mut s| {
+                    s.query_row(
+                        (&scope.account_id, &scope.user_id, &scope.session_id),
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )
+                    .optional()
+                })
+                .map_err(|e| db_error(db, e))?;
+            raw.map(|(summary, covers, at)| {
+                Ok(SessionSummary {
+                    summary,
+                    covers_up_to: to_u64(db, "session seq", covers)?,
+                    updated_at_ms: to_u64(db, "timestamp", at)?,
+                })
+            })
+            .transpose()
+        })
+    }
+}

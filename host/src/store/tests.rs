@@ -1,0 +1,511 @@
+//! The same behaviour tests against both implementations, plus SQLite-only
+//! tests for files, corruption, schema versions and locking.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::*;
+
+fn new_run(run_id: &str, session: Option<&SessionScope>) -> NewRun {
+    NewRun {
+        run_id: run_id.to_owned(),
+        status: RunStatus::Queued,
+        workflow_key: "wf".to_owned(),
+        spec_digest: "sha256:abc".to_owned(),
+        account_id: session.map(|s| s.account_id.clone()).unwrap_or_default(),
+        user_id: session.map(|s| s.user_id.clone()).unwrap_or_default(),
+        session_id: session.map(|s| s.session_id.clone()),
+        input: json!({"q": run_id}),
+    }
+}
+
+fn entry(kind: JournalKind, key: &str, n: u64) -> JournalEntry {
+    JournalEntry::new(kind, key, json!({ "n": n }))
+}
+
+fn stores() -> Vec<(&'static str, Arc<dyn Store>)> {
+    vec![
+        ("memory", Arc::new(MemoryStore::new())),
+        (
+            "sqlite",
+            Arc::new(SqliteStore::open_in_memory().expect("open in-memory sqlite")),
+        ),
+    ]
+}
+
+/// Runs an async test body against every implementation.
+macro_rules! for_each_store {
+    ($name:ident, $body:ident) => {
+        #[tokio::test]
+        async fn $name() {
+            for (label, store) in stores() {
+                $body(store)
+                    .await
+                    .unwrap_or_else(|e| panic!("{label}: {e}"));
+            }
+        }
+    };
+}
+
+type TestResult = Result<(), StoreError>;
+
+async fn runs_crud(store: Arc<dyn Store>) -> TestResult {
+    let scope = SessionScope::new("acct", "user", "sess");
+    let a = store.create_run(new_run("run-a", Some(&scope))).await?;
+    assert_eq!(a.status, RunStatus::Queued);
+    let b = store.create_run(new_run("run-b", Some(&scope))).await?;
+    store.create_run(new_run("run-c", None)).await?;
+
+    // Same id again: conflict, and the first is untouched.
+    assert!(matches!(
+        store.create_run(new_run("run-a", None)).await,
+        Err(StoreError::Conflict(_))
+    ));
+
+    let mut usage = BTreeMap::new();
+    usage.insert(
+        "gpt".to_owned(),
+        Usage {
+            input_tokens: 10,
+            output_tokens: 3,
+        },
+    );
+    let updated = store
+        .update_run(
+            "run-a",
+            RunUpdate {
+                status: Some(RunStatus::Completed),
+                last_agent: Some("writer".to_owned()),
+                last_response_id: Some("resp_1".to_owned()),
+                output: Some(json!({"answer": 42})),
+                usage: Some(usage.clone()),
+                ..RunUpdate::default()
+            },
+        )
+        .await?;
+    assert_eq!(updated.status, RunStatus::Completed);
+    assert!(updated.updated_at_ms >= a.updated_at_ms);
+
+    // Two runs in one session do not overwrite each other.
+    let a = store.get_run("run-a").await?.expect("run-a");
+    let b2 = store.get_run("run-b").await?.expect("run-b");
+    assert_eq!(a.output, Some(json!({"answer": 42})));
+    assert_eq!(a.usage, usage);
+    assert_eq!(a.last_agent.as_deref(), Some("writer"));
+    assert_eq!(a.input, json!({"q": "run-a"}));
+    assert_eq!(a.session_scope(), Some(scope.clone()));
+    assert_eq!(b2, b);
+    assert_eq!(store.get_run("nope").await?, None);
+
+    // Only Some fields change.
+    let a2 = store
+        .update_run(
+            "run-a",
+            RunUpdate {
+                error: Some("late".to_owned()),
+                ..RunUpdate::default()
+            },
+        )
+        .await?;
+    assert_eq!(a2.output, Some(json!({"answer": 42})));
+    assert_eq!(a2.last_response_id.as_deref(), Some("resp_1"));
+    assert_eq!(a2.error.as_deref(), Some("late"));
+
+    // A terminal run cannot change status.
+    assert!(matches!(
+        store
+            .update_run("run-a", RunUpdate::status(RunStatus::Running))
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .update_run("nope", RunUpdate::status(RunStatus::Running))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+
+    // Listing: newest first, filters, limit.
+    let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.list_runs(RunFilter::default()).await?),
+        ["run-c", "run-b", "run-a"]
+    );
+    assert_eq!(
+        ids(store
+            .list_runs(RunFilter {
+                status: Some(RunStatus::Completed),
+                ..RunFilter::default()
+            })
+            .await?),
+        ["run-a"]
+    );
+    assert_eq!(
+        ids(store
+            .list_runs(RunFilter {
+                session: Some(scope.clone()),
+                ..RunFilter::default()
+            })
+            .await?),
+        ["run-b", "run-a"]
+    );
+    assert_eq!(
+        ids(store
+            .list_runs(RunFilter {
+                session: Some(SessionScope::new("other", "user", "sess")),
+                ..RunFilter::default()
+            })
+            .await?),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(store
+            .list_runs(RunFilter {
+                limit: Some(1),
+                ..RunFilter::default()
+            })
+            .await?),
+        ["run-c"]
+    );
+
+    // Interrupted: queued or running, oldest first.
+    store
+        .update_run("run-c", RunUpdate::status(RunStatus::Running))
+        .await?;
+    assert_eq!(ids(store.interrupted_runs().await?), ["run-b", "run-c"]);
+    Ok(())
+}
+for_each_store!(runs_create_get_update_list, runs_crud);
+
+async fn journal_seq(store: Arc<dyn Store>) -> TestResult {
+    store.create_run(new_run("r1", None)).await?;
+    store.create_run(new_run("r2", None)).await?;
+    assert_eq!(
+        store
+            .append("r1", entry(JournalKind::RunStarted, "run", 0))
+            .await?,
+        1
+    );
+    assert_eq!(
+        store
+            .append("r2", entry(JournalKind::RunStarted, "run", 0))
+            .await?,
+        1
+    );
+    let mut plugin = entry(JournalKind::PluginOutput, "s/a/0", 1);
+    plugin.plugin_digest = Some("deadbeef".to_owned());
+    assert_eq!(store.append("r1", plugin.clone()).await?, 2);
+    assert_eq!(
+        store
+            .append("r1", entry(JournalKind::ModelResponse, "s/b/0", 2))
+            .await?,
+        3
+    );
+    assert_eq!(
+        store
+            .append("r2", entry(JournalKind::ToolResult, "s/a/0", 9))
+            .await?,
+        2
+    );
+
+    let j1 = store.journal("r1").await?;
+    assert_eq!(j1.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(j1[1].entry, plugin);
+    let j2 = store.journal("r2").await?;
+    assert_eq!(j2.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
+
+    let by_key = store.journal_by_key("r1", "s/a/0").await?;
+    assert_eq!(by_key.len(), 1);
+    assert_eq!(by_key[0].seq, 2);
+    assert_eq!(by_key[0].entry.plugin_digest.as_deref(), Some("deadbeef"));
+    assert!(store.journal_by_key("r1", "missing").await?.is_empty());
+    assert!(store.journal("nope").await?.is_empty());
+
+    assert!(matches!(
+        store
+            .append("nope", entry(JournalKind::RunStarted, "run", 0))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    Ok(())
+}
+for_each_store!(journal_assigns_seq_per_run, journal_seq);
+
+async fn append_atomic(store: Arc<dyn Store>) -> TestResult {
+    store.create_run(new_run("r", None)).await?;
+    let seq = store
+        .append_with_update(
+            "r",
+            entry(JournalKind::StepCompleted, "s/a", 1),
+            Some(RunUpdate {
+                status: Some(RunStatus::Running),
+                last_agent: Some("a".to_owned()),
+                ..RunUpdate::default()
+            }),
+        )
+        .await?;
+    assert_eq!(seq, 1);
+    let run = store.get_run("r").await?.expect("run");
+    assert_eq!(run.status, RunStatus::Running);
+    assert_eq!(run.last_agent.as_deref(), Some("a"));
+
+    store
+        .append_with_update(
+            "r",
+            entry(JournalKind::RunFinished, "run", 2),
+            Some(RunUpdate::status(RunStatus::Completed)),
+        )
+        .await?;
+
+    // The update fails (a completed run cannot run again): the entry that
+    // was to be committed with it is not there either.
+    let failed = store
+        .append_with_update(
+            "r",
+            entry(JournalKind::StepStarted, "s/b", 3),
+            Some(RunUpdate {
+                status: Some(RunStatus::Running),
+                last_agent: Some("b".to_owned()),
+                ..RunUpdate::default()
+            }),
+        )
+        .await;
+    assert!(matches!(failed, Err(StoreError::Conflict(_))), "{failed:?}");
+    let journal = store.journal("r").await?;
+    assert_eq!(journal.len(), 2);
+    let run = store.get_run("r").await?.expect("run");
+    assert_eq!(run.status, RunStatus::Completed);
+    assert_eq!(run.last_agent.as_deref(), Some("a"));
+
+    // And the next append still gets the next number, with no gap.
+    assert_eq!(
+        store
+            .append("r", entry(JournalKind::StageCompleted, "s", 4))
+            .await?,
+        3
+    );
+    Ok(())
+}
+for_each_store!(append_with_update_is_atomic, append_atomic);
+
+async fn sessions_isolated(store: Arc<dyn Store>) -> TestResult {
+    let mine = SessionScope::new("acct-1", "alice", "s1");
+    let other_account = SessionScope::new("acct-2", "alice", "s1");
+    let other_user = SessionScope::new("acct-1", "bob", "s1");
+    store
+        .append_session(&mine, "r1", vec![json!("hello"), json!("hi")])
+        .await?;
+    store
+        .append_session(&other_account, "r9", vec![json!("secret")])
+        .await?;
+    let items = |v: Vec<SessionItem>| v.into_iter().map(|i| i.item).collect::<Vec<_>>();
+    assert_eq!(
+        items(store.session_history(&mine, None).await?),
+        [json!("hello"), json!("hi")]
+    );
+    assert_eq!(
+        items(store.session_history(&other_account, None).await?),
+        [json!("secret")]
+    );
+    assert!(store.session_history(&other_user, None).await?.is_empty());
+    assert!(
+        store
+            .session_history(&SessionScope::new("", "", "s1"), None)
+            .await?
+            .is_empty()
+    );
+    store
+        .set_session_summary(&other_account, "theirs".to_owned(), 1)
+        .await?;
+    assert_eq!(store.session_summary(&mine).await?, None);
+    assert_eq!(store.session_summary(&other_user).await?, None);
+    Ok(())
+}
+for_each_store!(sessions_isolated_by_account_and_user, sessions_isolated);
+
+async fn session_order(store: Arc<dyn Store>) -> TestResult {
+    let scope = SessionScope::new("", "", "s");
+    store
+        .append_session(&scope, "r1", vec![json!(1), json!(2)])
+        .await?;
+    store.append_session(&scope, "r2", vec![json!(3)]).await?;
+    store.append_session(&scope, "r3", vec![]).await?;
+    store
+        .append_session(&scope, "r3", vec![json!(4), json!(5)])
+        .await?;
+    let all = store.session_history(&scope, None).await?;
+    assert_eq!(
+        all.iter().map(|i| i.seq).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
+    assert_eq!(all[2].run_id, "r2");
+    assert_eq!(all[4].item, json!(5));
+    let last2 = store.session_history(&scope, Some(2)).await?;
+    assert_eq!(last2.iter().map(|i| i.seq).collect::<Vec<_>>(), [4, 5]);
+    assert!(store.session_history(&scope, Some(0)).await?.is_empty());
+
+    // Summary replaces the prefix; seq numbers are never reused.
+    assert!(matches!(
+        store.set_session_summary(&scope, "x".to_owned(), 6).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .set_session_summary(&scope, "one to three".to_owned(), 3)
+        .await?;
+    let summary = store.session_summary(&scope).await?.expect("summary");
+    assert_eq!(summary.summary, "one to three");
+    assert_eq!(summary.covers_up_to, 3);
+    let rest = store.session_history(&scope, None).await?;
+    assert_eq!(rest.iter().map(|i| i.seq).collect::<Vec<_>>(), [4, 5]);
+    store.append_session(&scope, "r4", vec![json!(6)]).await?;
+    let rest = store.session_history(&scope, None).await?;
+    assert_eq!(rest.iter().map(|i| i.seq).collect::<Vec<_>>(), [4, 5, 6]);
+    Ok(())
+}
+for_each_store!(session_history_order_limit_summary, session_order);
+
+#[test]
+fn status_and_kind_names_round_trip() {
+    for s in RunStatus::ALL {
+        assert_eq!(s.as_str().parse::<RunStatus>(), Ok(s));
+        assert_eq!(serde_json::to_value(s).expect("json"), json!(s.as_str()));
+    }
+    for k in JournalKind::ALL {
+        assert_eq!(k.as_str().parse::<JournalKind>(), Ok(k));
+        assert_eq!(serde_json::to_value(k).expect("json"), json!(k.as_str()));
+    }
+    assert!("paused".parse::<RunStatus>().is_err());
+    assert_eq!(RunStatus::ALL.iter().filter(|s| s.is_terminal()).count(), 3);
+}
+
+#[test]
+fn store_is_object_safe_and_shareable() {
+    fn assert_send_sync<T: Send + Sync + ?Sized>() {}
+    assert_send_sync::<dyn Store>();
+    let _: Arc<dyn Store> = Arc::new(MemoryStore::new());
+}
+
+// ---------------------------------------------------------------------------
+// SQLite files
+
+#[tokio::test]
+async fn sqlite_file_reopens_with_data_and_schema() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("nested/dir/host.db");
+    {
+        let store = SqliteStore::open(&path).expect("open");
+        assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+        store.create_run(new_run("r", None)).await.expect("create");
+        store
+            .append("r", entry(JournalKind::RunStarted, "run", 0))
+            .await
+            .expect("append");
+        store
+            .append_session(&SessionScope::new("a", "u", "s"), "r", vec![json!("x")])
+            .await
+            .expect("session");
+    }
+    assert!(path.exists());
+    let store = SqliteStore::open(&path).expect("reopen");
+    assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
+    assert!(store.get_run("r").await.expect("get").is_some());
+    assert_eq!(store.journal("r").await.expect("journal").len(), 1);
+    assert_eq!(
+        store
+            .session_history(&SessionScope::new("a", "u", "s"), None)
+            .await
+            .expect("history")
+            .len(),
+        1
+    );
+    let mode: String = rusqlite::Connection::open(&path)
+        .and_then(|c| c.query_row("PRAGMA journal_mode", [], |r| r.get(0)))
+        .expect("journal mode");
+    assert_eq!(mode, "wal");
+}
+
+#[test]
+fn sqlite_garbage_file_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("garbage.db");
+    let garbage: Vec<u8> = (0..8192u32).map(|i| (i * 7 + 3) as u8).collect();
+    std::fs::write(&path, garbage).expect("write");
+    let err = SqliteStore::open(&path).expect_err("garbage must be refused");
+    assert!(
+        matches!(err, StoreError::Corrupt { .. }),
+        "unexpected error: {err:?}"
+    );
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("corrupt or not a SQLite database"), "{msg}");
+}
+
+#[test]
+fn sqlite_newer_schema_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("future.db");
+    drop(SqliteStore::open(&path).expect("create"));
+    rusqlite::Connection::open(&path)
+        .and_then(|c| {
+            c.execute(
+                "INSERT INTO schema_version (version, applied_at) VALUES (999, 0)",
+                [],
+            )
+        })
+        .expect("bump version");
+    let err = SqliteStore::open(&path).expect_err("newer schema must be refused");
+    assert!(
+        matches!(
+            err,
+            StoreError::Schema {
+                found: 999,
+                supported: SCHEMA_VERSION,
+                ..
+            }
+        ),
+        "unexpected error: {err:?}"
+    );
+    assert!(err.to_string().contains("999"), "{err}");
+}
+
+#[tokio::test]
+async fn sqlite_locked_database_gives_locked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("locked.db");
+    let store = SqliteStore::open_with(
+        &path,
+        SqliteOptions {
+            busy_timeout: Duration::from_millis(200),
+        },
+    )
+    .expect("open");
+    let other = rusqlite::Connection::open(&path).expect("second connection");
+    other
+        .execute_batch("BEGIN EXCLUSIVE")
+        .expect("exclusive lock");
+
+    let started = Instant::now();
+    let err = store
+        .create_run(new_run("r", None))
+        .await
+        .expect_err("write must fail while locked");
+    assert!(matches!(err, StoreError::Locked { .. }), "{err:?}");
+    assert!(err.to_string().contains(&path.display().to_string()));
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // Once the lock is released, the store works again.
+    other.execute_batch("ROLLBACK").expect("release");
+    store.create_run(new_run("r", None)).await.expect("create");
+}
+
+#[test]
+fn default_db_path_honours_env() {
+    // Only the default branch: setting $HOST_DB would race other tests.
+    if std::env::var_os("HOST_DB").is_none()
+        && let Some(path) = default_db_path()
+    {
+        assert!(path.ends_with("host.db"), "{}", path.display());
+    }
+}
