@@ -213,6 +213,29 @@ pub struct NewRun {
     pub input: serde_json::Value,
 }
 
+impl NewRun {
+    /// The record of a run just created at `now_ms`.
+    pub fn into_record(self, now_ms: u64) -> RunRecord {
+        RunRecord {
+            run_id: self.run_id,
+            status: self.status,
+            workflow_key: self.workflow_key,
+            spec_digest: self.spec_digest,
+            account_id: self.account_id,
+            user_id: self.user_id,
+            session_id: self.session_id,
+            input: self.input,
+            last_agent: None,
+            last_response_id: None,
+            output: None,
+            error: None,
+            usage: Default::default(),
+            created_at_ms: now_ms,
+            updated_at_ms: now_ms,
+        }
+    }
+}
+
 /// A stored run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {

@@ -80,23 +80,7 @@ impl Store for MemoryStore {
             ))));
         }
         let now = now_ms();
-        let record = RunRecord {
-            run_id: run.run_id,
-            status: run.status,
-            workflow_key: run.workflow_key,
-            spec_digest: run.spec_digest,
-            account_id: run.account_id,
-            user_id: run.user_id,
-            session_id: run.session_id,
-            input: run.input,
-            last_agent: None,
-            last_response_id: None,
-            output: None,
-            error: None,
-            usage: Default::default(),
-            created_at_ms: now,
-            updated_at_ms: now,
-        };
+        let record = run.into_record(now);
         let order = state.next_order;
         state.next_order += 1;
         state.runs.insert(

@@ -586,23 +586,7 @@ impl Store for SqliteStore {
             })
             .map_err(|e| db_error(db, e))?;
             tx.commit().map_err(|e| db_error(db, e))?;
-            Ok(RunRecord {
-                run_id: run.run_id,
-                status: run.status,
-                workflow_key: run.workflow_key,
-                spec_digest: run.spec_digest,
-                account_id: run.account_id,
-                user_id: run.user_id,
-                session_id: run.session_id,
-                input: run.input,
-                last_agent: None,
-                last_response_id: None,
-                output: None,
-                error: None,
-                usage: Default::default(),
-                created_at_ms: now,
-                updated_at_ms: now,
-            })
+            Ok(run.into_record(now))
         })
     }
 
