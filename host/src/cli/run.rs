@@ -177,13 +177,16 @@ fn print_event(out: &mut impl Write, e: &Event, offline: bool) -> std::io::Resul
                 ""
             }
         ),
-        EventType::StageStarted => writeln!(
-            out,
-            "▸ stage {} ({}, {} steps)",
-            e.stage.as_deref().unwrap_or(""),
-            e.data["mode"].as_str().unwrap_or(""),
-            e.data["steps"]
-        ),
+        EventType::StageStarted => {
+            let n = e.data["steps"].as_u64().unwrap_or(0);
+            writeln!(
+                out,
+                "▸ stage {} ({}, {n} step{})",
+                e.stage.as_deref().unwrap_or(""),
+                e.data["mode"].as_str().unwrap_or(""),
+                if n == 1 { "" } else { "s" }
+            )
+        }
         EventType::StepStarted => writeln!(out, "  · {step}{branch} started"),
         EventType::StepSkipped => writeln!(out, "  - {step}{branch} skipped (guard)"),
         EventType::ToolCalled => writeln!(
@@ -213,8 +216,14 @@ fn print_event(out: &mut impl Write, e: &Event, offline: bool) -> std::io::Resul
         ),
         EventType::StepCompleted => writeln!(
             out,
-            "  ✓ {step}{branch} ({} turn(s), {} ms)",
-            e.data["turns"], e.data["elapsed_ms"]
+            "  ✓ {step}{branch} ({} turn{}, {} ms)",
+            e.data["turns"],
+            if e.data["turns"].as_u64() == Some(1) {
+                ""
+            } else {
+                "s"
+            },
+            e.data["elapsed_ms"]
         ),
         EventType::StepFailed => writeln!(
             out,
