@@ -62,6 +62,30 @@ pub enum EventType {
 }
 
 impl EventType {
+    /// Every event type, in documentation order.
+    pub const ALL: [EventType; 20] = [
+        EventType::RunStarted,
+        EventType::StageStarted,
+        EventType::StepStarted,
+        EventType::StepSkipped,
+        EventType::LlmRequest,
+        EventType::LlmDelta,
+        EventType::LlmResponse,
+        EventType::ToolCalled,
+        EventType::ToolResult,
+        EventType::GuardrailTripped,
+        EventType::Handoff,
+        EventType::ApprovalRequested,
+        EventType::ApprovalResolved,
+        EventType::StepCompleted,
+        EventType::StepFailed,
+        EventType::StageCompleted,
+        EventType::PluginReloaded,
+        EventType::RunCompleted,
+        EventType::RunFailed,
+        EventType::RunCancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             EventType::RunStarted => "run.started",
@@ -255,6 +279,37 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-21T06:20:00.123Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(rfc3339(leap), "2000-02-29T00:00:00.000Z");
+    }
+
+    /// Every example in docs/EVENTS.md parses as the code's type, comes back
+    /// unchanged when serialized, and every type is documented once.
+    #[test]
+    fn documented_examples_match_the_code() {
+        let doc = include_str!("../../docs/EVENTS.md");
+        let mut seen = Vec::new();
+        for block in doc.split("```json\n").skip(1) {
+            let Some((text, _)) = block.split_once("```") else {
+                panic!("unterminated json block");
+            };
+            let event: Event =
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}:\n{text}"));
+            let written: Value = serde_json::from_str(text).expect("json");
+            assert_eq!(
+                serde_json::to_value(&event).expect("serialize"),
+                written,
+                "{text}"
+            );
+            assert_eq!(event.schema_version, SCHEMA_VERSION);
+            seen.push(event.kind);
+        }
+        assert_eq!(seen, EventType::ALL, "document each type once, in order");
+        for kind in EventType::ALL {
+            assert!(
+                doc.contains(&format!("### `{}`", kind.as_str())),
+                "{}",
+                kind.as_str()
+            );
+        }
     }
 
     #[test]
