@@ -36,6 +36,8 @@ pub enum AgentError {
     Schema { agent: String, reason: String },
     #[error("plugin `{plugin}` is not loaded")]
     PluginMissing { plugin: String },
+    #[error("unknown agent `{agent}`")]
+    UnknownAgent { agent: String },
     #[error(
         "the model asked for approval of hosted MCP tool `{name}` on `{server}`; approvals need a durable run store"
     )]
@@ -267,8 +269,8 @@ fn agent_of(workflow: &Workflow, key: &str) -> Result<Arc<Agent>, AgentError> {
         .agents
         .get(key)
         .cloned()
-        .ok_or_else(|| AgentError::PluginMissing {
-            plugin: format!("agent {key}"),
+        .ok_or_else(|| AgentError::UnknownAgent {
+            agent: key.to_string(),
         })
 }
 
@@ -464,9 +466,5 @@ fn clip(s: &str) -> String {
     if s.len() <= EVENT_TEXT_LIMIT {
         return s.to_string();
     }
-    let mut end = EVENT_TEXT_LIMIT;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
+    format!("{}…", &s[..s.floor_char_boundary(EVENT_TEXT_LIMIT)])
 }

@@ -277,7 +277,7 @@ impl Runner {
         emitter: &Emitter,
     ) -> Result<Value, RunError> {
         let mut current = input;
-        for stage in &self.workflow.stages {
+        for (stage_index, stage) in self.workflow.stages.iter().enumerate() {
             let scope = Scope {
                 stage: Some(stage.name.clone()),
                 ..Scope::default()
@@ -289,7 +289,7 @@ impl Runner {
             );
             let span = tracing::info_span!("stage", stage = %stage.name);
             current = if stage.parallel {
-                self.parallel_stage(state, stage, current, emitter)
+                self.parallel_stage(state, stage_index, current, emitter)
                     .instrument(span)
                     .await?
             } else {
@@ -315,7 +315,7 @@ impl Runner {
     ) -> Result<Value, RunError> {
         for (index, step) in stage.steps.iter().enumerate() {
             let cx = self.step_context(state, stage, index as u32, None, emitter);
-            let outcome = run_step(cx, step, current.clone(), Arc::new(state.prior.clone())).await;
+            let outcome = run_step(cx, step, current.clone(), &state.prior).await;
             let result = state.absorb(stage, step, index as u32, None, outcome)?;
             if !result.skipped {
                 current = result.output.clone();
@@ -328,10 +328,13 @@ impl Runner {
     async fn parallel_stage(
         &self,
         state: &mut RunState,
-        stage: &Stage,
+        stage_index: usize,
         input: Value,
         emitter: &Emitter,
     ) -> Result<Value, RunError> {
+        let stage = &self.workflow.stages[stage_index];
+        // Branch tasks must own what they read: one copy of the prior
+        // results per stage, shared by its branches.
         let prior = Arc::new(state.prior.clone());
         // Branches run as tasks so they use every core; dropping the JoinSet
         // (failure of another branch, cancellation) aborts the rest.
@@ -339,17 +342,11 @@ impl Runner {
         for (index, _) in stage.steps.iter().enumerate() {
             let cx = self.step_context(state, stage, index as u32, Some(index as u32), emitter);
             let workflow = self.workflow.clone();
-            let stage_index = self
-                .workflow
-                .stages
-                .iter()
-                .position(|s| std::ptr::eq(s, stage))
-                .unwrap_or_default();
             let (input, prior) = (input.clone(), prior.clone());
             set.spawn(
                 async move {
                     let step = &workflow.stages[stage_index].steps[index];
-                    (index, run_step(cx, step, input, prior).await)
+                    (index, run_step(cx, step, input, &prior).await)
                 }
                 .in_current_span(),
             );
@@ -359,15 +356,13 @@ impl Runner {
         while let Some(joined) = set.join_next().await {
             let (index, outcome) =
                 joined.map_err(|e| RunError::Internal(format!("branch task: {e}")))?;
-            if outcome.is_err() && !stage.continue_on_branch_error {
-                let step = &stage.steps[index];
+            match outcome {
                 // Fail fast: the other branches are aborted with the set.
-                return Err(state
-                    .absorb(stage, step, index as u32, Some(index as u32), outcome)
-                    .err()
-                    .unwrap_or_else(|| RunError::Internal("lost branch error".into())));
+                Err(e) if !stage.continue_on_branch_error => {
+                    return Err(step_error(stage, &stage.steps[index], e));
+                }
+                outcome => outcomes[index] = Some(outcome),
             }
-            outcomes[index] = Some(outcome);
         }
         let mut results = Vec::with_capacity(stage.steps.len());
         for (index, outcome) in outcomes.into_iter().enumerate() {
@@ -469,6 +464,14 @@ impl Runner {
     }
 }
 
+fn step_error(stage: &Stage, step: &Step, source: StepError) -> RunError {
+    RunError::Step {
+        stage: stage.name.clone(),
+        step: step.name.clone(),
+        source: Box::new(source),
+    }
+}
+
 struct RunState {
     run_id: String,
     logical_time_ms: u64,
@@ -488,11 +491,7 @@ impl RunState {
         branch: Option<u32>,
         outcome: Result<StepOutcome, StepError>,
     ) -> Result<StepResult, RunError> {
-        let outcome = outcome.map_err(|source| RunError::Step {
-            stage: stage.name.clone(),
-            step: step.name.clone(),
-            source: Box::new(source),
-        })?;
+        let outcome = outcome.map_err(|e| step_error(stage, step, e))?;
         let (skipped, output) = match outcome {
             StepOutcome::Skipped => (true, Value::Null),
             StepOutcome::Done(out) => {
@@ -537,13 +536,13 @@ async fn run_step(
     cx: StepContext,
     step: &Step,
     input: Value,
-    prior: Arc<Vec<StepResult>>,
+    prior: &[StepResult],
 ) -> Result<StepOutcome, StepError> {
     let span = tracing::info_span!("step", step = %step.name, agent = %step.agent);
     async {
         let started = Instant::now();
         cx.emitter.emit(EventType::StepStarted, &cx.scope, Value::Null);
-        let result = step_body(&cx, step, input, &prior).await;
+        let result = step_body(&cx, step, input, prior).await;
         match &result {
             Ok(StepOutcome::Skipped) => {
                 cx.emitter.emit(EventType::StepSkipped, &cx.scope, json!({ "reason": "guard returned false" }));
@@ -643,12 +642,5 @@ fn hook_call(cx: &StepContext, hook: &HookRef) -> CallContext {
 
 /// Usage per model as JSON for events.
 pub fn usage_json(usage: &BTreeMap<String, Usage>) -> Value {
-    let mut map = serde_json::Map::new();
-    for (model, u) in usage {
-        map.insert(
-            model.clone(),
-            json!({ "input_tokens": u.input_tokens, "output_tokens": u.output_tokens, "total_tokens": u.total_tokens }),
-        );
-    }
-    Value::Object(map)
+    serde_json::to_value(usage).unwrap_or_default()
 }

@@ -8,8 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
@@ -167,11 +166,13 @@ pub struct Emitter {
 struct EmitterInner {
     run_id: String,
     workflow: String,
-    seq: AtomicU64,
+    /// The last sequence number given out. Numbering and sending happen
+    /// under this one lock, so `seq` order is delivery order even when
+    /// parallel branches emit at once.
+    seq: Mutex<u64>,
     tx: Option<mpsc::UnboundedSender<Event>>,
     /// Emit `llm.delta` events (streamed text) only when someone asks.
     deltas: bool,
-    lock: std::sync::Mutex<()>,
 }
 
 impl Emitter {
@@ -185,10 +186,9 @@ impl Emitter {
             inner: Arc::new(EmitterInner {
                 run_id: run_id.into(),
                 workflow: workflow.into(),
-                seq: AtomicU64::new(0),
+                seq: Mutex::new(0),
                 tx,
                 deltas,
-                lock: std::sync::Mutex::new(()),
             }),
         }
     }
@@ -208,12 +208,11 @@ impl Emitter {
 
     pub fn emit(&self, kind: EventType, scope: &Scope, data: Value) {
         let Some(tx) = &self.inner.tx else { return };
-        // Sequence numbers must match delivery order even when parallel
-        // branches emit at once: number and send under one short lock.
-        let Ok(_guard) = self.inner.lock.lock() else {
+        let Ok(mut seq) = self.inner.seq.lock() else {
             return;
         };
-        let seq = self.inner.seq.fetch_add(1, Ordering::Relaxed) + 1;
+        *seq += 1;
+        let seq = *seq;
         let event = Event {
             kind,
             schema_version: SCHEMA_VERSION,

@@ -80,20 +80,17 @@ pub fn build(
 ) -> Result<Workflow, BuildError> {
     spec.validate(Some(registry)).map_err(BuildError::Spec)?;
     let providers = providers(spec, options)?;
-    let default_provider = spec.default_provider().unwrap_or("openai").to_string();
 
     let mut agents = HashMap::new();
     for (key, a) in &spec.agents {
         let path = format!("$.agents.{key}");
-        let provider_name = if a.model.provider.is_empty() {
-            default_provider.clone()
-        } else {
-            a.model.provider.clone()
-        };
+        // Parsing gives every model a provider (the default one when none
+        // is named) and validation checks that it exists.
+        let provider_name = &a.model.provider;
         let provider = if options.offline {
             providers.get(OFFLINE).cloned()
         } else {
-            providers.get(&provider_name).cloned()
+            providers.get(provider_name).cloned()
         }
         .ok_or_else(|| BuildError::Invalid {
             path: format!("{path}.model.provider"),
@@ -258,19 +255,9 @@ fn providers(
         out.insert(OFFLINE.to_string(), provider);
         return Ok(out);
     }
-    let used: std::collections::BTreeSet<String> = spec
-        .agents
-        .values()
-        .map(|a| {
-            if a.model.provider.is_empty() {
-                spec.default_provider().unwrap_or("openai").to_string()
-            } else {
-                a.model.provider.clone()
-            }
-        })
-        .collect();
     for (name, p) in &spec.providers {
-        if !used.contains(name) {
+        // Only providers some agent uses: an unused one needs no key.
+        if !spec.agents.values().any(|a| &a.model.provider == name) {
             continue;
         }
         let mut config = provider_config(name, p, credential_key(spec).is_some())?;

@@ -279,6 +279,12 @@ impl Plugin {
                 },
             )
             .await?;
+        let size = served
+            .value
+            .iter()
+            .map(|e| e.name.len() + e.description.len())
+            .sum();
+        self.check_size("describe.describe", size)?;
         Ok(served.value.into_iter().map(Into::into).collect())
     }
 
@@ -304,6 +310,12 @@ impl Plugin {
                 },
             )
             .await?;
+        let size = served
+            .value
+            .iter()
+            .map(|d| d.name.len() + d.description.len() + d.parameters.len())
+            .sum();
+        self.check_size("tool.definitions", size)?;
         let mut defs = Vec::with_capacity(served.value.len());
         for d in served.value {
             let parameters = self.parse_json("tool.definitions", &d.parameters)?;
@@ -483,16 +495,7 @@ impl Plugin {
             )
             .await?;
         let v = served.value;
-        let size = v.message.len() + v.info.len();
-        if size > self.limits.output_bytes {
-            return Err(self.error(
-                &export,
-                CallErrorKind::OutputTooLarge {
-                    size,
-                    limit: self.limits.output_bytes,
-                },
-            ));
-        }
+        self.check_size(&export, v.message.len() + v.info.len())?;
         let info = if v.info.trim().is_empty() {
             Value::Null
         } else {
@@ -527,16 +530,23 @@ impl Plugin {
         }
     }
 
-    fn parse_json(&self, export: &str, text: &str) -> Result<Value, CallError> {
-        if text.len() > self.limits.output_bytes {
+    /// The output cap: lifting already bounded what a plugin returns by its
+    /// memory cap; this bounds what flows on into the run.
+    fn check_size(&self, export: &str, size: usize) -> Result<(), CallError> {
+        if size > self.limits.output_bytes {
             return Err(self.error(
                 export,
                 CallErrorKind::OutputTooLarge {
-                    size: text.len(),
+                    size,
                     limit: self.limits.output_bytes,
                 },
             ));
         }
+        Ok(())
+    }
+
+    fn parse_json(&self, export: &str, text: &str) -> Result<Value, CallError> {
+        self.check_size(export, text.len())?;
         serde_json::from_str(text)
             .map_err(|e| self.error(export, CallErrorKind::BadOutput(e.to_string())))
     }
@@ -557,7 +567,7 @@ impl Plugin {
 
     /// Runs `f` against a fresh instance in a fresh store, under the
     /// plugin's deadline and memory cap, and classifies any failure.
-    async fn call<R: 'static, F, Fut>(
+    async fn call<R, F, Fut>(
         &self,
         rt: &Runtime,
         kind: Kind,
@@ -621,25 +631,12 @@ impl Plugin {
         let result = result.map_err(|e| classify(&e, store.data(), self.limits, instantiating));
         store.data().flush_output();
         match result {
-            Ok(Ok(value)) => {
-                if let Some(size) = output_size(&value)
-                    && size > self.limits.output_bytes
-                {
-                    return Err(self.error(
-                        export,
-                        CallErrorKind::OutputTooLarge {
-                            size,
-                            limit: self.limits.output_bytes,
-                        },
-                    ));
-                }
-                Ok(Served {
-                    value,
-                    plugin: self.name.clone(),
-                    digest: self.digest.clone(),
-                    elapsed,
-                })
-            }
+            Ok(Ok(value)) => Ok(Served {
+                value,
+                plugin: self.name.clone(),
+                digest: self.digest.clone(),
+                elapsed,
+            }),
             Ok(Err(message)) => Err(self.error(
                 export,
                 CallErrorKind::Guest(truncate_owned(message, STDERR_IN_ERROR * 4)),
@@ -647,30 +644,6 @@ impl Plugin {
             Err(kind) => Err(self.error(export, kind)),
         }
     }
-}
-
-/// Sizes of the text a call returned, for the output cap. Lifting already
-/// bounded it by the plugin's memory cap; this bounds what flows onward.
-fn output_size<R: 'static>(value: &R) -> Option<usize> {
-    let any = value as &dyn std::any::Any;
-    if let Some(s) = any.downcast_ref::<String>() {
-        return Some(s.len());
-    }
-    if let Some(list) = any.downcast_ref::<Vec<bindings::wit::Entry>>() {
-        return Some(
-            list.iter()
-                .map(|e| e.name.len() + e.description.len())
-                .sum(),
-        );
-    }
-    if let Some(list) = any.downcast_ref::<Vec<tool::ToolDefinition>>() {
-        return Some(
-            list.iter()
-                .map(|d| d.name.len() + d.description.len() + d.parameters.len())
-                .sum(),
-        );
-    }
-    None
 }
 
 fn classify(
@@ -718,11 +691,7 @@ fn first_line(s: &str) -> String {
 
 fn truncate_owned(mut s: String, max: usize) -> String {
     if s.len() > max {
-        let mut end = max;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
+        s.truncate(s.floor_char_boundary(max));
         s.push('…');
     }
     s

@@ -115,7 +115,7 @@ impl Runtime {
         }))
     }
 
-    pub fn engine(&self) -> &Engine {
+    pub(crate) fn engine(&self) -> &Engine {
         &self.engine
     }
 

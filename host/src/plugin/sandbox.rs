@@ -143,14 +143,7 @@ impl bindings::workflow::plugin::host::Host for CallState {
 }
 
 fn truncate(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
+    &s[..s.floor_char_boundary(max)]
 }
 
 /// Enforces the per-plugin memory cap and records why growth was refused,
@@ -223,10 +216,7 @@ impl Capture {
         if text.is_empty() {
             return None;
         }
-        let start = text.len().saturating_sub(max_bytes);
-        let start = (start..text.len())
-            .find(|i| text.is_char_boundary(*i))
-            .unwrap_or(text.len());
+        let start = text.ceil_char_boundary(text.len().saturating_sub(max_bytes));
         Some(text[start..].replace('\n', " | "))
     }
 }

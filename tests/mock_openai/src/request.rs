@@ -74,6 +74,27 @@ fn content_text(content: Option<&Value>) -> String {
     }
 }
 
+/// The function name behind each tool output: given on the output itself,
+/// else the call with that id in this request, else one the server issued.
+fn tool_result_names(
+    outputs: Vec<(Option<&str>, Option<&str>)>,
+    call_names: &HashMap<&str, &str>,
+    known_calls: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Option<String>> {
+    outputs
+        .into_iter()
+        .map(|(call_id, name)| {
+            name.map(str::to_owned).or_else(|| {
+                let id = call_id?;
+                call_names
+                    .get(id)
+                    .map(|n| (*n).to_owned())
+                    .or_else(|| known_calls(id))
+            })
+        })
+        .collect()
+}
+
 fn str_field<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
 }
@@ -219,18 +240,7 @@ impl<'a> ReqView<'a> {
                 ));
             }
         }
-        self.tool_results = outputs
-            .into_iter()
-            .map(|(call_id, name)| {
-                name.map(str::to_owned).or_else(|| {
-                    let id = call_id?;
-                    call_names
-                        .get(id)
-                        .map(|n| (*n).to_owned())
-                        .or_else(|| known_calls(id))
-                })
-            })
-            .collect();
+        self.tool_results = tool_result_names(outputs, &call_names, known_calls);
         if let Some(tools) = body.get("tools").and_then(Value::as_array) {
             for tool in tools {
                 if str_field(tool, "type") == Some("function")
@@ -315,18 +325,7 @@ impl<'a> ReqView<'a> {
                 }
             }
         }
-        self.tool_results = outputs
-            .into_iter()
-            .map(|(call_id, name)| {
-                name.map(str::to_owned).or_else(|| {
-                    let id = call_id?;
-                    call_names
-                        .get(id)
-                        .map(|n| (*n).to_owned())
-                        .or_else(|| known_calls(id))
-                })
-            })
-            .collect();
+        self.tool_results = tool_result_names(outputs, &call_names, known_calls);
         if let Some(tools) = body.get("tools").and_then(Value::as_array) {
             for tool in tools {
                 if str_field(tool, "type") == Some("function")
