@@ -94,6 +94,7 @@ async fn run_file_env(path: &Path, extra: &[&str], env: &[(&str, &str)]) -> Ran 
         tokio::process::Command::new(HOST)
             .args(&args)
             .env("HOST_CACHE_DIR", e2e::test_cache_dir())
+            .env("HOST_DB", e2e::fresh_db())
             .env("MOCK_API_KEY", "sk-test-not-a-real-key")
             .env("NO_COLOR", "1")
             .env_remove("OPENAI_API_KEY")

@@ -2,14 +2,23 @@
 //! final output or `max_turns`; guardrails around input, output and every
 //! tool call; handoffs as `transfer_to_<agent>` tools.
 
+use crate::engine::durable::{Journal, Mode, keys};
+use crate::engine::memory::{self, SessionConfig};
 use crate::engine::plan::{Agent, HookRef, Schema, ToolRef, Workflow};
 use crate::events::{Emitter, EventType, Scope};
-use crate::llm::{Item, LlmError, ModelRequest, OutputSchema, Role, StreamEvent, ToolSpec, Usage};
-use crate::plugin::{CallContext, CallError, Phase, Registry};
+use crate::llm::{
+    Item, LlmError, ModelRequest, ModelResponse, OutputSchema, Role, StreamEvent, ToolSpec, Usage,
+};
+use crate::plugin::{CallContext, CallError, Phase, Registry, Verdict};
+use crate::store::{JournalKind, RunStatus, RunUpdate, StoreError};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::Instrument;
+
+/// How often a run waiting in-process for an approval looks for a decision.
+const APPROVAL_POLL: Duration = Duration::from_millis(100);
 
 /// Prefix of the tool that hands the conversation to another agent.
 pub const HANDOFF_PREFIX: &str = "transfer_to_";
@@ -39,9 +48,31 @@ pub enum AgentError {
     #[error("unknown agent `{agent}`")]
     UnknownAgent { agent: String },
     #[error(
-        "the model asked for approval of hosted MCP tool `{name}` on `{server}`; approvals need a durable run store"
+        "tool `{tool}` needs approval, which needs a run store (the command line always has one)"
     )]
-    ApprovalRequired { server: String, name: String },
+    ApprovalNeedsStore { tool: String },
+    /// Not a failure: the run waits for a human to approve `call_id`.
+    #[error("waiting for approval of call `{call_id}` (tool `{tool}`)")]
+    Paused { call_id: String, tool: String },
+    #[error("the run was cancelled")]
+    Cancelled,
+    #[error("cannot record the run's progress: {0}")]
+    Store(#[from] StoreError),
+    #[error("the journal entry `{key}` is unreadable: {reason}")]
+    Journal { key: String, reason: String },
+    #[error(
+        "replay diverged: `{key}` was never recorded (a changed guard or mapper took a path the original run did not)"
+    )]
+    ReplayDiverged { key: String },
+    #[error("session: {0}")]
+    Session(String),
+}
+
+impl AgentError {
+    /// Whether the step only waits (for an approval) rather than failed.
+    pub fn is_paused(&self) -> bool {
+        matches!(self, AgentError::Paused { .. })
+    }
 }
 
 /// What a finished agent step produced.
@@ -54,6 +85,8 @@ pub struct AgentOutput {
     pub usage: BTreeMap<String, Usage>,
     pub turns: u32,
     pub last_response_id: Option<String>,
+    /// What this step adds to the session: its input and every item after.
+    pub session_items: Vec<Item>,
 }
 
 /// Everything one agent step needs from its run.
@@ -64,6 +97,12 @@ pub struct AgentContext<'a> {
     pub scope: Scope,
     /// Base context for plugin calls (run, workflow, stage, step, time).
     pub call: CallContext,
+    pub journal: &'a Journal,
+    /// `<stage>/<step index>`: the prefix of this step's journal keys.
+    pub step_key: String,
+    pub session: Option<&'a SessionConfig>,
+    /// Wait in-process for approvals instead of pausing the run.
+    pub wait_approval: bool,
 }
 
 /// The text an agent receives for a JSON input: a string as is, anything
@@ -88,12 +127,22 @@ pub async fn run(
     let mut scope = cx.scope.clone();
     scope.agent = Some(agent.key.clone());
 
-    check_guardrails(cx, &scope, &agent.input_guardrails, Phase::Input, input).await?;
+    check_guardrails(
+        cx,
+        &scope,
+        &agent.input_guardrails,
+        Phase::Input,
+        input,
+        "t0/input",
+    )
+    .await?;
 
-    let mut items = vec![Item::Message {
+    let mut items = memory::history(cx, &agent).await?;
+    let session_start = items.len();
+    items.push(Item::Message {
         role: Role::User,
         content: input_text(input),
-    }];
+    });
     let mut usage: BTreeMap<String, Usage> = BTreeMap::new();
     let mut last_response_id = None;
     for turn in 1..=max_turns {
@@ -113,55 +162,9 @@ pub async fn run(
             step: scope.step.clone().unwrap_or_default(),
             turn,
         };
-        cx.emitter.emit(
-            EventType::LlmRequest,
-            &scope,
-            json!({
-                "turn": turn,
-                "provider": agent.provider.name(),
-                "offline": agent.provider.is_offline(),
-                "model": agent.settings.model,
-                "stream": agent.stream,
-                "items": request.input.len(),
-                "tools": request.tools.len(),
-            }),
-        );
-        let emitter = cx.emitter;
-        let delta_scope = scope.clone();
-        let on_event = move |ev: StreamEvent| {
-            if let StreamEvent::TextDelta(text) = ev {
-                emitter.emit(EventType::LlmDelta, &delta_scope, json!({ "text": text }));
-            }
-        };
-        let span = tracing::info_span!("turn", turn, agent = %agent.key);
-        let response = agent
-            .provider
-            .respond(
-                &request,
-                if cx.emitter.wants_deltas() {
-                    Some(&on_event)
-                } else {
-                    None
-                },
-            )
-            .instrument(span)
-            .await?;
+        let response = model_call(cx, &scope, &agent, &request, turn).await?;
         *usage.entry(response.model.clone()).or_default() += response.usage;
         last_response_id = response.id.clone().or(last_response_id);
-        cx.emitter.emit(
-            EventType::LlmResponse,
-            &scope,
-            json!({
-                "turn": turn,
-                "response_id": response.id,
-                "model": response.model,
-                "attempts": response.attempts,
-                "usage": {
-                    "input_tokens": response.usage.input_tokens,
-                    "output_tokens": response.usage.output_tokens,
-                },
-            }),
-        );
 
         let calls: Vec<(String, String, String)> = response
             .output
@@ -175,19 +178,44 @@ pub async fn run(
                 _ => None,
             })
             .collect();
-        if let Some(Item::McpApprovalRequest {
-            server_label, name, ..
-        }) = response
-            .output
-            .iter()
-            .find(|i| matches!(i, Item::McpApprovalRequest { .. }))
-        {
-            return Err(AgentError::ApprovalRequired {
-                server: server_label.clone(),
-                name: name.clone(),
+        items.extend(response.output.iter().cloned());
+
+        // Hosted MCP tools asking for approval: the same path as our own
+        // tools; the answers go back as `mcp_approval_response` items.
+        let gates = response.output.iter().filter_map(|item| match item {
+            Item::McpApprovalRequest {
+                id,
+                server_label,
+                name,
+                arguments,
+            } => Some(approval_gate(
+                cx,
+                &scope,
+                turn,
+                id,
+                format!("{server_label}.{name}"),
+                arguments,
+                "mcp",
+            )),
+            _ => None,
+        });
+        let decisions = futures::future::join_all(gates).await;
+        let answered = !decisions.is_empty();
+        let requests = response.output.iter().filter_map(|item| match item {
+            Item::McpApprovalRequest { id, .. } => Some(id),
+            _ => None,
+        });
+        for (id, decision) in requests.zip(decisions) {
+            let decision = decision?;
+            items.push(Item::McpApprovalResponse {
+                approval_request_id: id.clone(),
+                approve: decision.approved(),
+                reason: decision.reason(),
             });
         }
-        items.extend(response.output.iter().cloned());
+        if answered && calls.is_empty() {
+            continue;
+        }
 
         if calls.is_empty() {
             let text = response.text().unwrap_or_default();
@@ -206,13 +234,22 @@ pub async fn run(
                 }
                 None => Value::String(text),
             };
-            check_guardrails(cx, &scope, &agent.output_guardrails, Phase::Output, &output).await?;
+            check_guardrails(
+                cx,
+                &scope,
+                &agent.output_guardrails,
+                Phase::Output,
+                &output,
+                &format!("t{turn}/output"),
+            )
+            .await?;
             return Ok(AgentOutput {
                 output,
                 agent: agent.key.clone(),
                 usage,
                 turns: turn,
                 last_response_id,
+                session_items: items.split_off(session_start),
             });
         }
 
@@ -241,7 +278,7 @@ pub async fn run(
                     "error: only the first handoff of a turn is followed".to_string(),
                 )))),
                 None => futures.push(futures::future::Either::Right(call_tool(
-                    cx, &scope, &agent, call_id, name, arguments,
+                    cx, &scope, &agent, turn, call_id, name, arguments,
                 ))),
             }
         }
@@ -255,7 +292,15 @@ pub async fn run(
         if let Some(next) = handoff {
             agent = next;
             scope.agent = Some(agent.key.clone());
-            check_guardrails(cx, &scope, &agent.input_guardrails, Phase::Input, input).await?;
+            check_guardrails(
+                cx,
+                &scope,
+                &agent.input_guardrails,
+                Phase::Input,
+                input,
+                &format!("t{turn}/input"),
+            )
+            .await?;
         }
     }
     Err(AgentError::MaxTurns {
@@ -303,13 +348,232 @@ fn is_strict(schema: &Value) -> bool {
     schema.get("additionalProperties") == Some(&Value::Bool(false))
 }
 
+/// One model call, served from the journal when the run already made it.
+async fn model_call(
+    cx: &AgentContext<'_>,
+    scope: &Scope,
+    agent: &Agent,
+    request: &ModelRequest,
+    turn: u32,
+) -> Result<ModelResponse, AgentError> {
+    let key = keys::model(&cx.step_key, turn);
+    if let Some(record) = cx.journal.recorded(JournalKind::ModelResponse, &key) {
+        let response: ModelResponse = decode(&key, &record.entry.data["response"])?;
+        emit_response(cx, scope, turn, &response, true);
+        return Ok(response);
+    }
+    if cx.journal.mode() == Mode::Replay {
+        return Err(AgentError::ReplayDiverged { key });
+    }
+    if cx.journal.cancelled().await? {
+        return Err(AgentError::Cancelled);
+    }
+    cx.emitter.emit(
+        EventType::LlmRequest,
+        scope,
+        json!({
+            "turn": turn,
+            "provider": agent.provider.name(),
+            "offline": agent.provider.is_offline(),
+            "model": agent.settings.model,
+            "stream": agent.stream,
+            "items": request.input.len(),
+            "tools": request.tools.len(),
+        }),
+    );
+    let emitter = cx.emitter;
+    let delta_scope = scope.clone();
+    let on_event = move |ev: StreamEvent| {
+        if let StreamEvent::TextDelta(text) = ev {
+            emitter.emit(EventType::LlmDelta, &delta_scope, json!({ "text": text }));
+        }
+    };
+    let span = tracing::info_span!("turn", turn, agent = %agent.key);
+    let response = agent
+        .provider
+        .respond(
+            request,
+            if cx.emitter.wants_deltas() {
+                Some(&on_event)
+            } else {
+                None
+            },
+        )
+        .instrument(span)
+        .await?;
+    // Committed before anything acts on it: a crash from here on never
+    // pays for this call again.
+    cx.journal
+        .commit(
+            JournalKind::ModelResponse,
+            key,
+            json!({ "agent": agent.key, "turn": turn, "response": response }),
+            None,
+            Some(RunUpdate {
+                last_agent: Some(agent.key.clone()),
+                last_response_id: response.id.clone(),
+                ..RunUpdate::default()
+            }),
+        )
+        .await?;
+    emit_response(cx, scope, turn, &response, false);
+    Ok(response)
+}
+
+fn emit_response(
+    cx: &AgentContext<'_>,
+    scope: &Scope,
+    turn: u32,
+    response: &ModelResponse,
+    recorded: bool,
+) {
+    cx.emitter.emit(
+        EventType::LlmResponse,
+        scope,
+        json!({
+            "turn": turn,
+            "response_id": response.id,
+            "model": response.model,
+            "attempts": response.attempts,
+            "recorded": recorded,
+            "usage": {
+                "input_tokens": response.usage.input_tokens,
+                "output_tokens": response.usage.output_tokens,
+            },
+        }),
+    );
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &str, value: &Value) -> Result<T, AgentError> {
+    serde_json::from_value(value.clone()).map_err(|e| AgentError::Journal {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// A human's answer to an approval request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Decision {
+    pub approved: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Decision {
+    pub fn approve() -> Self {
+        Decision {
+            approved: true,
+            reason: None,
+        }
+    }
+
+    pub fn reject(reason: impl Into<String>) -> Self {
+        Decision {
+            approved: false,
+            reason: Some(reason.into()),
+        }
+    }
+
+    fn approved(&self) -> bool {
+        self.approved
+    }
+    fn reason(&self) -> Option<String> {
+        self.reason.clone()
+    }
+}
+
+/// Waits for a human's decision on call `call_id`: recorded already (a
+/// resumed run), or requested now — then the run pauses (the step returns
+/// [`AgentError::Paused`]) unless it waits in-process.
+async fn approval_gate(
+    cx: &AgentContext<'_>,
+    scope: &Scope,
+    turn: u32,
+    call_id: &str,
+    tool: String,
+    arguments: &str,
+    kind: &'static str,
+) -> Result<Decision, AgentError> {
+    let key = keys::approval(&cx.step_key, turn, call_id);
+    if let Some(record) = cx.journal.recorded(JournalKind::ApprovalDecision, &key) {
+        return decode(&key, &record.entry.data["decision"]);
+    }
+    if cx.journal.mode() == Mode::Replay {
+        return Err(AgentError::ReplayDiverged { key });
+    }
+    let Some(store) = cx.journal.store() else {
+        return Err(AgentError::ApprovalNeedsStore { tool });
+    };
+    let waiting = Some(RunUpdate::status(RunStatus::WaitingApproval));
+    if cx
+        .journal
+        .recorded(JournalKind::ApprovalRequested, &key)
+        .is_none()
+    {
+        cx.journal
+            .commit(
+                JournalKind::ApprovalRequested,
+                key.clone(),
+                json!({
+                    "call_id": call_id,
+                    "tool": tool,
+                    "arguments": arguments,
+                    "kind": kind,
+                    "stage": scope.stage,
+                    "step": scope.step,
+                    "agent": scope.agent,
+                }),
+                None,
+                waiting,
+            )
+            .await?;
+    } else if let Some(update) = waiting {
+        store.update_run(cx.journal.run_id(), update).await?;
+    }
+    cx.emitter.emit(
+        EventType::ApprovalRequested,
+        scope,
+        json!({ "call_id": call_id, "tool": tool, "arguments": clip(arguments), "kind": kind }),
+    );
+    if !cx.wait_approval {
+        return Err(AgentError::Paused {
+            call_id: call_id.to_owned(),
+            tool,
+        });
+    }
+    loop {
+        let records = store.journal_by_key(cx.journal.run_id(), &key).await?;
+        if let Some(record) = records
+            .iter()
+            .find(|r| r.entry.kind == JournalKind::ApprovalDecision)
+        {
+            let decision: Decision = decode(&key, &record.entry.data["decision"])?;
+            store
+                .update_run(cx.journal.run_id(), RunUpdate::status(RunStatus::Running))
+                .await?;
+            cx.emitter.emit(
+                EventType::ApprovalResolved,
+                scope,
+                json!({ "call_id": call_id, "tool": tool, "approved": decision.approved, "reason": decision.reason }),
+            );
+            return Ok(decision);
+        }
+        if cx.journal.cancelled().await? {
+            return Err(AgentError::Cancelled);
+        }
+        tokio::time::sleep(APPROVAL_POLL).await;
+    }
+}
+
 /// Runs one tool call. An error the model can fix (bad arguments, a tool
 /// that returned an error or trapped) goes back to the model as the tool's
-/// output; a tripped tool guardrail fails the step.
+/// output; a tripped tool guardrail fails the step. The result is
+/// journaled before the model sees it.
 async fn call_tool(
     cx: &AgentContext<'_>,
     scope: &Scope,
     agent: &Agent,
+    turn: u32,
     call_id: &str,
     name: &str,
     arguments: &str,
@@ -321,11 +585,57 @@ async fn call_tool(
             scope,
             json!({ "tool": name, "call_id": call_id, "arguments": clip(arguments) }),
         );
-        let (output, error, digest) = invoke(cx, scope, agent, name, arguments).await?;
+        let key = keys::tool(&cx.step_key, turn, call_id);
+        let (output, error, digest, recorded) =
+            if let Some(record) = cx.journal.recorded(JournalKind::ToolResult, &key) {
+                let data = &record.entry.data;
+                (
+                    data["output"].as_str().unwrap_or_default().to_owned(),
+                    data["error"].as_bool().unwrap_or(false),
+                    record.entry.plugin_digest.clone(),
+                    true,
+                )
+            } else if cx.journal.mode() == Mode::Replay {
+                return Err(AgentError::ReplayDiverged { key });
+            } else {
+                let tool = agent.tools.iter().find(|t| t.name == name);
+                let decision = match tool {
+                    Some(t) if t.approval => Some(
+                        approval_gate(cx, scope, turn, call_id, name.to_owned(), arguments, "function")
+                            .await?,
+                    ),
+                    _ => None,
+                };
+                let (output, error, digest) = match decision {
+                    Some(Decision {
+                        approved: false,
+                        reason,
+                    }) => (
+                        format!(
+                            "error: a human rejected this call: {}",
+                            reason.as_deref().unwrap_or("no reason given")
+                        ),
+                        true,
+                        None,
+                    ),
+                    _ => invoke(cx, scope, agent, turn, call_id, name, arguments).await?,
+                };
+                cx.journal
+                    .commit(
+                        JournalKind::ToolResult,
+                        key,
+                        json!({ "tool": name, "call_id": call_id, "output": output, "error": error,
+                                "plugin": tool.map(|t| t.plugin.as_str()) }),
+                        digest.as_deref(),
+                        None,
+                    )
+                    .await?;
+                (output, error, digest, false)
+            };
         cx.emitter.emit(
             EventType::ToolResult,
             scope,
-            json!({ "tool": name, "call_id": call_id, "output": clip(&output), "error": error, "plugin_digest": digest }),
+            json!({ "tool": name, "call_id": call_id, "output": clip(&output), "error": error, "plugin_digest": digest, "recorded": recorded }),
         );
         Ok(output)
     }
@@ -337,6 +647,8 @@ async fn invoke(
     cx: &AgentContext<'_>,
     scope: &Scope,
     agent: &Agent,
+    turn: u32,
+    call_id: &str,
     name: &str,
     arguments: &str,
 ) -> Result<(String, bool, Option<String>), AgentError> {
@@ -375,6 +687,7 @@ async fn invoke(
         &agent.tool_guardrails,
         Phase::ToolInput,
         &payload,
+        &format!("t{turn}/{call_id}/tool_input"),
     )
     .await?;
 
@@ -389,6 +702,7 @@ async fn invoke(
         &agent.tool_guardrails,
         Phase::ToolOutput,
         &payload,
+        &format!("t{turn}/{call_id}/tool_output"),
     )
     .await?;
     Ok((input_text(&output), failed, digest))
@@ -415,18 +729,23 @@ async fn run_tool(
 }
 
 /// Runs every guardrail of a phase (concurrently); the first tripwire, in
-/// declaration order, fails the step.
+/// declaration order, fails the step. Verdicts are journaled under `site`.
 async fn check_guardrails(
     cx: &AgentContext<'_>,
     scope: &Scope,
     guardrails: &[HookRef],
     phase: Phase,
     payload: &Value,
+    site: &str,
 ) -> Result<(), AgentError> {
     if guardrails.is_empty() {
         return Ok(());
     }
-    let checks = guardrails.iter().map(|g| async move {
+    let checks = guardrails.iter().enumerate().map(|(i, g)| async move {
+        let key = keys::guardrail(&cx.step_key, site, i);
+        if let Some(record) = cx.journal.recorded(JournalKind::GuardrailVerdict, &key) {
+            return decode::<Verdict>(&key, &record.entry.data["verdict"]);
+        }
         let plugin = cx
             .registry
             .get(&g.plugin)
@@ -436,26 +755,36 @@ async fn check_guardrails(
         let mut call = cx.call.clone();
         call.entry = g.entry.clone();
         call.config = g.config.clone();
-        plugin
+        let served = plugin
             .check_guardrail(cx.registry.runtime(), &call, phase, payload)
             .instrument(tracing::info_span!("plugin_call", plugin = %g.plugin, entry = %g.entry))
             .await
-            .map_err(AgentError::Guardrail)
+            .map_err(AgentError::Guardrail)?;
+        cx.journal
+            .commit(
+                JournalKind::GuardrailVerdict,
+                key,
+                json!({ "plugin": g.plugin, "guardrail": g.label(), "phase": phase.to_string(), "verdict": served.value }),
+                Some(&served.digest),
+                None,
+            )
+            .await?;
+        Ok(served.value)
     });
     let verdicts = futures::future::join_all(checks).await;
     for (g, verdict) in guardrails.iter().zip(verdicts) {
         let verdict = verdict?;
-        if verdict.value.tripwire {
+        if verdict.tripwire {
             cx.emitter.emit(
                 EventType::GuardrailTripped,
                 scope,
-                json!({ "phase": phase.to_string(), "guardrail": g.label(), "message": verdict.value.message, "info": verdict.value.info }),
+                json!({ "phase": phase.to_string(), "guardrail": g.label(), "message": verdict.message, "info": verdict.info }),
             );
             return Err(AgentError::Tripwire {
                 phase,
                 guardrail: g.label(),
-                message: verdict.value.message,
-                info: verdict.value.info,
+                message: verdict.message,
+                info: verdict.info,
             });
         }
     }

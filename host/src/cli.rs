@@ -1,5 +1,6 @@
 //! Command-line parsing and the commands themselves.
 
+mod durable;
 mod plugins;
 mod run;
 mod spec;
@@ -13,6 +14,8 @@ use std::process::ExitCode;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code: bad input (spec, plugins or usage).
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code: the run paused, waiting for a human's approval.
+pub const EXIT_WAITING: u8 = 3;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -38,6 +41,9 @@ pub struct GlobalArgs {
     /// Log filter (tracing syntax, e.g. `info,plugin=debug`); RUST_LOG also works
     #[arg(long, global = true, value_name = "FILTER")]
     pub log: Option<String>,
+    /// The run database (SQLite) [default: host.db in the user data dir]
+    #[arg(long, global = true, env = "HOST_DB", value_name = "FILE")]
+    pub db: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -51,6 +57,21 @@ pub enum Command {
     Validate(spec::ValidateArgs),
     /// Print the JSON Schema of the spec
     Schema(spec::SchemaArgs),
+    /// Continue interrupted runs from their journals (nothing done is redone)
+    Resume(durable::ResumeArgs),
+    /// Re-execute a recorded run with the current plugins, models and tools
+    /// served from its journal (zero model calls); show what changed
+    Replay(durable::ReplayArgs),
+    /// List, inspect and cancel runs
+    #[command(subcommand)]
+    Runs(durable::RunsCommand),
+    /// Tool calls waiting for a human's approval
+    #[command(subcommand)]
+    Approvals(durable::ApprovalsCommand),
+    /// Approve a waiting tool call
+    Approve(durable::ApproveArgs),
+    /// Reject a waiting tool call; the model gets the reason as the tool's result
+    Reject(durable::RejectArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -79,6 +100,12 @@ pub fn main() -> ExitCode {
             Command::Plugins(cmd) => plugins::run(&cli.global, cmd).await,
             Command::Validate(args) => spec::validate(&cli.global, args).await,
             Command::Schema(args) => spec::schema(args),
+            Command::Resume(args) => durable::resume(&cli.global, args).await,
+            Command::Replay(args) => durable::replay(&cli.global, args).await,
+            Command::Runs(cmd) => durable::runs(&cli.global, cmd).await,
+            Command::Approvals(cmd) => durable::approvals(&cli.global, cmd).await,
+            Command::Approve(args) => durable::approve(&cli.global, args).await,
+            Command::Reject(args) => durable::reject(&cli.global, args).await,
         }
     });
     match result {
@@ -107,6 +134,17 @@ fn init_tracing(filter: Option<&str>) {
 
 pub fn use_color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
+}
+
+/// The run database from `--db` / `HOST_DB`, else the default path.
+pub fn open_store(global: &GlobalArgs) -> anyhow::Result<std::sync::Arc<dyn host::store::Store>> {
+    let path = match &global.db {
+        Some(p) => p.clone(),
+        None => host::store::default_db_path().ok_or_else(|| {
+            anyhow::anyhow!("no home directory for the run database: give --db FILE or set HOST_DB")
+        })?,
+    };
+    Ok(std::sync::Arc::new(host::store::SqliteStore::open(&path)?))
 }
 
 /// The plugin runtime with the cache settings from the command line.

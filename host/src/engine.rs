@@ -12,16 +12,25 @@
 //! plugins, [`Runner::start`] a run, and use the [`RunHandle`] to await the
 //! result, cancel it, and receive its events.
 
+pub mod approvals;
 pub mod build;
+pub mod durable;
+pub mod memory;
 pub mod plan;
 
 use crate::agent::{self, AgentContext, AgentError};
 use crate::events::{Emitter, Event, EventType, Scope};
-use crate::llm::Usage;
+use crate::llm::{Item, Usage};
 use crate::plugin::{CallContext, CallError, Registry, StepResult};
+use crate::store::{
+    self, JournalEntry, JournalKind, JournalRecord, NewRun, RunStatus, RunUpdate, Store, StoreError,
+};
+use durable::{Journal, keys};
+pub use memory::SessionConfig;
 use plan::{HookRef, Stage, Step, Workflow};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
@@ -47,6 +56,11 @@ pub enum StepError {
     PluginMissing { plugin: String },
     #[error(transparent)]
     Agent(Box<AgentError>),
+    #[error("cannot record the step: {0}")]
+    Store(#[from] StoreError),
+    /// A branch that failed before the run was interrupted (resume).
+    #[error("{0}")]
+    Recorded(String),
 }
 
 impl From<AgentError> for StepError {
@@ -78,8 +92,26 @@ pub enum RunError {
     OutputSchema { reason: String, output: Value },
     #[error("the run was cancelled")]
     Cancelled,
+    /// Not a failure: the run waits in `waiting_approval` for these calls.
+    #[error("the run waits for approval of {}", .pending.iter().map(|p| format!("call `{}` (tool `{}`)", p.call_id, p.tool)).collect::<Vec<_>>().join(", "))]
+    Paused { pending: Vec<PendingApproval> },
+    #[error("run store: {0}")]
+    Store(#[from] StoreError),
+    #[error("no run store: resume, replay and approvals need one")]
+    NoStore,
+    #[error("run {run_id} is {status}; only an interrupted run can be resumed")]
+    NotResumable { run_id: String, status: RunStatus },
+    #[error("run {run_id}: its journal is unusable: {reason}")]
+    BadJournal { run_id: String, reason: String },
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// A tool call waiting for a human.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingApproval {
+    pub call_id: String,
+    pub tool: String,
 }
 
 /// A finished run.
@@ -106,8 +138,23 @@ pub struct RunRequest {
     pub deltas: bool,
     /// Receive events through [`RunHandle::events`].
     pub events: bool,
-    /// The session the run belongs to (recorded in `run.started`).
-    pub session: Option<String>,
+    /// The session the run belongs to (conversation history; needs a store).
+    pub session: Option<SessionConfig>,
+    /// Wait in-process for approvals instead of pausing the run.
+    pub wait_approval: bool,
+    /// Kept with the run (in its `run_started` journal entry): what a later
+    /// resume needs to rebuild it, e.g. the spec and the plugins folder.
+    pub metadata: Value,
+    /// SHA-256 of the spec, recorded with the run.
+    pub spec_digest: String,
+}
+
+/// How to continue an interrupted run.
+#[derive(Debug, Clone, Default)]
+pub struct ResumeRequest {
+    pub deltas: bool,
+    pub events: bool,
+    pub wait_approval: bool,
 }
 
 /// Runs a workflow, any number of times concurrently.
@@ -115,6 +162,78 @@ pub struct RunRequest {
 pub struct Runner {
     workflow: Arc<Workflow>,
     registry: Arc<Registry>,
+    store: Option<Arc<dyn Store>>,
+}
+
+/// What a run executes with, once its journal is ready.
+struct Prepared {
+    journal: Journal,
+    input: Value,
+    session: Option<SessionConfig>,
+    wait_approval: bool,
+    resumed: bool,
+}
+
+/// What a run records when it starts (the `run_started` journal entry).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Started {
+    input: Value,
+    #[serde(default)]
+    session: Option<SessionRecord>,
+    #[serde(default)]
+    metadata: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SessionRecord {
+    account_id: String,
+    user_id: String,
+    session_id: String,
+    history_size: Option<u32>,
+}
+
+impl From<&SessionConfig> for SessionRecord {
+    fn from(s: &SessionConfig) -> Self {
+        SessionRecord {
+            account_id: s.scope.account_id.clone(),
+            user_id: s.scope.user_id.clone(),
+            session_id: s.scope.session_id.clone(),
+            history_size: s.history_size,
+        }
+    }
+}
+
+impl From<SessionRecord> for SessionConfig {
+    fn from(s: SessionRecord) -> Self {
+        SessionConfig {
+            scope: store::SessionScope::new(s.account_id, s.user_id, s.session_id),
+            history_size: s.history_size,
+        }
+    }
+}
+
+/// A step's journaled result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StepRecord {
+    skipped: bool,
+    output: Value,
+    agent: Option<String>,
+    #[serde(default)]
+    usage: BTreeMap<String, Usage>,
+    #[serde(default)]
+    turns: u32,
+    #[serde(default)]
+    last_response_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    session_items: Vec<Item>,
+}
+
+/// The `run_started` entry of a journal: input, session and metadata.
+pub fn run_metadata(journal: &[JournalRecord]) -> Option<Value> {
+    journal
+        .iter()
+        .find(|r| r.entry.kind == JournalKind::RunStarted)
+        .map(|r| r.entry.data["metadata"].clone())
 }
 
 /// A run in progress.
@@ -156,11 +275,26 @@ impl RunHandle {
 
 impl Runner {
     pub fn new(workflow: Arc<Workflow>, registry: Arc<Registry>) -> Self {
-        Runner { workflow, registry }
+        Runner {
+            workflow,
+            registry,
+            store: None,
+        }
+    }
+
+    /// Records every run in `store`: its status, journal and sessions. Runs
+    /// can then be resumed, replayed, paused for approvals and have sessions.
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     pub fn workflow(&self) -> &Workflow {
         &self.workflow
+    }
+
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.store.as_ref()
     }
 
     /// Starts a run on the current tokio runtime.
@@ -169,22 +303,142 @@ impl Runner {
             .run_id
             .clone()
             .unwrap_or_else(|| ulid::Ulid::generate().to_string());
-        let (tx, rx) = if request.events {
+        let store = self.store.clone();
+        let workflow_key = self.workflow.key.clone();
+        let id = run_id.clone();
+        let (events, deltas) = (request.events, request.deltas);
+        let prepare = async move {
+            let journal = match store {
+                Some(store) => {
+                    let scope = request.session.as_ref().map(|s| s.scope.clone());
+                    store
+                        .create_run(NewRun {
+                            run_id: id.clone(),
+                            status: RunStatus::Running,
+                            workflow_key,
+                            spec_digest: request.spec_digest.clone(),
+                            account_id: scope
+                                .as_ref()
+                                .map(|s| s.account_id.clone())
+                                .unwrap_or_default(),
+                            user_id: scope
+                                .as_ref()
+                                .map(|s| s.user_id.clone())
+                                .unwrap_or_default(),
+                            session_id: scope.map(|s| s.session_id),
+                            input: request.input.clone(),
+                        })
+                        .await?;
+                    let started = Started {
+                        input: request.input.clone(),
+                        session: request.session.as_ref().map(SessionRecord::from),
+                        metadata: request.metadata.clone(),
+                    };
+                    let data = serde_json::to_value(&started)
+                        .map_err(|e| RunError::Internal(e.to_string()))?;
+                    store
+                        .append(
+                            &id,
+                            JournalEntry::new(JournalKind::RunStarted, keys::RUN_STARTED, data),
+                        )
+                        .await?;
+                    Journal::live(store, &id, Vec::new())
+                }
+                None => Journal::disabled(&id),
+            };
+            Ok(Prepared {
+                journal,
+                input: request.input,
+                session: request.session,
+                wait_approval: request.wait_approval,
+                resumed: false,
+            })
+        };
+        self.launch(run_id, events, deltas, prepare)
+    }
+
+    /// Continues an interrupted run (crashed, killed, or waiting for an
+    /// approval that has been decided) from its journal: nothing recorded
+    /// is done again.
+    pub fn resume(&self, run_id: &str, request: ResumeRequest) -> RunHandle {
+        let store = self.store.clone();
+        let id = run_id.to_owned();
+        let prepare = async move {
+            let store = store.ok_or(RunError::NoStore)?;
+            let record = store
+                .get_run(&id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound { run_id: id.clone() })?;
+            if record.status.is_terminal() {
+                return Err(RunError::NotResumable {
+                    run_id: id,
+                    status: record.status,
+                });
+            }
+            let records = store.journal(&id).await?;
+            let started = started_of(&id, &records)?;
+            store
+                .update_run(&id, RunUpdate::status(RunStatus::Running))
+                .await?;
+            Ok(Prepared {
+                journal: Journal::live(store, &id, records),
+                input: started.input,
+                session: started.session.map(SessionConfig::from),
+                wait_approval: request.wait_approval,
+                resumed: true,
+            })
+        };
+        self.launch(run_id.to_owned(), request.events, request.deltas, prepare)
+    }
+
+    /// Executes a recorded run again with the current plugins, serving model
+    /// responses, tool results, approvals and session reads from `records`
+    /// (its journal) — no model call is made — and recording nothing.
+    pub fn replay(&self, run_id: &str, records: Vec<JournalRecord>, events: bool) -> RunHandle {
+        let id = run_id.to_owned();
+        let prepare = async move {
+            let started = started_of(&id, &records)?;
+            Ok(Prepared {
+                journal: Journal::replay(&id, records),
+                input: started.input,
+                session: started.session.map(SessionConfig::from),
+                wait_approval: false,
+                resumed: false,
+            })
+        };
+        self.launch(run_id.to_owned(), events, false, prepare)
+    }
+
+    fn launch(
+        &self,
+        run_id: String,
+        events: bool,
+        deltas: bool,
+        prepare: impl Future<Output = Result<Prepared, RunError>> + Send + 'static,
+    ) -> RunHandle {
+        let (tx, rx) = if events {
             let (tx, rx) = mpsc::unbounded_channel();
             (Some(tx), Some(rx))
         } else {
             (None, None)
         };
-        let emitter = Emitter::new(&run_id, &self.workflow.key, tx, request.deltas);
+        let emitter = Emitter::new(&run_id, &self.workflow.key, tx, deltas);
         let (cancel, mut cancelled) = watch::channel(false);
         let runner = self.clone();
         let id = run_id.clone();
         let task = tokio::spawn(async move {
             let span = tracing::info_span!("run", run_id = %id, workflow = %runner.workflow.key);
-            let run = runner.execute(id.clone(), request.input, request.session, emitter.clone());
+            let run = async {
+                let prepared = prepare.await?;
+                runner.execute(id.clone(), prepared, emitter.clone()).await
+            };
             tokio::select! {
                 result = run.instrument(span) => result,
-                _ = cancelled.wait_for(|c| *c) => {
+                () = async { let _ = cancelled.wait_for(|c| *c).await; } => {
+                    if let Some(store) = &runner.store {
+                        // Best effort: the run may not have been created yet.
+                        let _ = store.update_run(&id, RunUpdate::status(RunStatus::Cancelled)).await;
+                    }
                     emitter.emit(EventType::RunCancelled, &Scope::default(), Value::Null);
                     Err(RunError::Cancelled)
                 }
@@ -211,8 +465,7 @@ impl Runner {
     async fn execute(
         &self,
         run_id: String,
-        input: Value,
-        session: Option<String>,
+        prepared: Prepared,
         emitter: Emitter,
     ) -> Result<RunOutput, RunError> {
         let started = Instant::now();
@@ -221,11 +474,28 @@ impl Runner {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0);
         let wf = &self.workflow;
+        let Prepared {
+            journal,
+            input,
+            session,
+            wait_approval,
+            resumed,
+        } = prepared;
         emitter.emit(
             EventType::RunStarted,
             &Scope::default(),
-            json!({ "workflow_name": wf.name, "stages": wf.stages.len(), "input": input, "session": session }),
+            json!({
+                "workflow_name": wf.name,
+                "stages": wf.stages.len(),
+                "input": input,
+                "session": session.as_ref().map(|s| &s.scope.session_id),
+                "resumed": resumed,
+                "replay": journal.mode() == durable::Mode::Replay,
+            }),
         );
+        if resumed {
+            self.report_changed_plugins(&journal, &emitter);
+        }
         let mut state = RunState {
             run_id: run_id.clone(),
             logical_time_ms,
@@ -233,6 +503,9 @@ impl Runner {
             usage: BTreeMap::new(),
             last_agent: None,
             last_response_id: None,
+            journal: Arc::new(journal),
+            session: session.map(Arc::new),
+            wait_approval,
         };
         let result = self.stages(&mut state, input, &emitter).await;
         let result = result.and_then(|output| match &wf.output_schema {
@@ -242,8 +515,26 @@ impl Runner {
                 .map_err(|reason| RunError::OutputSchema { reason, output }),
             None => Ok(output),
         });
+        let usage = store_usage(&state.usage);
         match result {
             Ok(output) => {
+                state
+                    .journal
+                    .commit(
+                        JournalKind::RunFinished,
+                        keys::RUN_FINISHED.into(),
+                        json!({ "status": "completed", "output": output }),
+                        None,
+                        Some(RunUpdate {
+                            status: Some(RunStatus::Completed),
+                            output: Some(output.clone()),
+                            usage: Some(usage),
+                            last_agent: state.last_agent.clone(),
+                            last_response_id: state.last_response_id.clone(),
+                            ..RunUpdate::default()
+                        }),
+                    )
+                    .await?;
                 emitter.emit(
                     EventType::RunCompleted,
                     &Scope::default(),
@@ -259,13 +550,67 @@ impl Runner {
                     elapsed: started.elapsed(),
                 })
             }
+            // Waiting for a human: the status says so already.
+            Err(e @ RunError::Paused { .. }) => Err(e),
+            Err(RunError::Cancelled) => {
+                emitter.emit(EventType::RunCancelled, &Scope::default(), Value::Null);
+                Err(RunError::Cancelled)
+            }
             Err(e) => {
+                // A store that fails cannot record the failure either.
+                if !matches!(e, RunError::Store(_)) {
+                    state
+                        .journal
+                        .commit(
+                            JournalKind::RunFinished,
+                            keys::RUN_FINISHED.into(),
+                            json!({ "status": "failed", "error": e.to_string() }),
+                            None,
+                            Some(RunUpdate {
+                                status: Some(RunStatus::Failed),
+                                error: Some(e.to_string()),
+                                usage: Some(usage),
+                                last_agent: state.last_agent.clone(),
+                                last_response_id: state.last_response_id.clone(),
+                                ..RunUpdate::default()
+                            }),
+                        )
+                        .await?;
+                }
                 emitter.emit(
                     EventType::RunFailed,
                     &Scope::default(),
                     json!({ "error": e.to_string(), "usage": usage_json(&state.usage) }),
                 );
                 Err(e)
+            }
+        }
+    }
+
+    /// On resume: a plugin whose build changed since it produced recorded
+    /// outputs gets a `plugin.reloaded` event (the recorded outputs stand).
+    fn report_changed_plugins(&self, journal: &Journal, emitter: &Emitter) {
+        let mut seen = BTreeSet::new();
+        let mut recorded: Vec<&JournalRecord> = journal.records().collect();
+        recorded.sort_by_key(|r| r.seq);
+        for r in recorded {
+            let (Some(digest), Some(plugin)) =
+                (&r.entry.plugin_digest, r.entry.data["plugin"].as_str())
+            else {
+                continue;
+            };
+            let current = self.registry.get(plugin).map(|p| p.digest().to_owned());
+            if current.as_deref() != Some(digest.as_str()) && seen.insert(plugin.to_owned()) {
+                emitter.emit(
+                    EventType::PluginReloaded,
+                    &Scope::default(),
+                    json!({
+                        "plugin": plugin,
+                        "recorded_digest": digest,
+                        "digest": current,
+                        "reason": "changed since the run recorded its outputs; recorded outputs stand, the new build serves the calls not yet made",
+                    }),
+                );
             }
         }
     }
@@ -315,8 +660,10 @@ impl Runner {
     ) -> Result<Value, RunError> {
         for (index, step) in stage.steps.iter().enumerate() {
             let cx = self.step_context(state, stage, index as u32, None, emitter);
+            let step_key = cx.step_key.clone();
             let outcome = run_step(cx, step, current.clone(), &state.prior).await;
-            let result = state.absorb(stage, step, index as u32, None, outcome)?;
+            let (result, items) = state.absorb(stage, step, index as u32, None, outcome)?;
+            state.write_session(&step_key, items).await?;
             if !result.skipped {
                 current = result.output.clone();
             }
@@ -353,24 +700,43 @@ impl Runner {
         }
         let mut outcomes: Vec<Option<Result<StepOutcome, StepError>>> =
             (0..stage.steps.len()).map(|_| None).collect();
+        let mut pending = Vec::new();
         while let Some(joined) = set.join_next().await {
             let (index, outcome) =
                 joined.map_err(|e| RunError::Internal(format!("branch task: {e}")))?;
             match outcome {
+                // A branch waiting for a human lets the others finish (their
+                // results are journaled); the run pauses after them.
+                Err(e) if e.is_paused() => {
+                    if let RunError::Paused { pending: p } =
+                        step_error(stage, &stage.steps[index], e)
+                    {
+                        pending.extend(p);
+                    }
+                }
                 // Fail fast: the other branches are aborted with the set.
-                Err(e) if !stage.continue_on_branch_error => {
+                Err(e) if !stage.continue_on_branch_error || e.is_fatal() => {
                     return Err(step_error(stage, &stage.steps[index], e));
                 }
                 outcome => outcomes[index] = Some(outcome),
             }
         }
+        if !pending.is_empty() {
+            return Err(RunError::Paused { pending });
+        }
         let mut results = Vec::with_capacity(stage.steps.len());
+        let mut session_items = Vec::new();
         for (index, outcome) in outcomes.into_iter().enumerate() {
             let outcome = outcome
                 .ok_or_else(|| RunError::Internal(format!("branch {index} did not finish")))?;
             let step = &stage.steps[index];
             let result = match outcome {
-                Ok(o) => state.absorb(stage, step, index as u32, Some(index as u32), Ok(o))?,
+                Ok(o) => {
+                    let (result, items) =
+                        state.absorb(stage, step, index as u32, Some(index as u32), Ok(o))?;
+                    session_items.extend(items);
+                    result
+                }
                 Err(e) => StepResult {
                     stage_name: stage.name.clone(),
                     step_index: index as u32,
@@ -384,38 +750,55 @@ impl Runner {
             };
             results.push(result);
         }
+        // Branches' session items, in branch order, in one transaction.
+        state.write_session(&stage.name, session_items).await?;
 
         let merged = if results.iter().all(|r| r.skipped) {
             input
         } else if let Some(hook) = &stage.reducer {
-            let plugin =
-                self.registry
-                    .get(&hook.plugin)
-                    .ok_or_else(|| RunError::ReducerMissing {
-                        stage: stage.name.clone(),
-                        plugin: hook.plugin.clone(),
+            let key = keys::reduce(&stage.name);
+            match state.journal.recorded(JournalKind::PluginOutput, &key) {
+                Some(record) => record.entry.data["value"].clone(),
+                None => {
+                    let plugin = self.registry.get(&hook.plugin).ok_or_else(|| {
+                        RunError::ReducerMissing {
+                            stage: stage.name.clone(),
+                            plugin: hook.plugin.clone(),
+                        }
                     })?;
-            let call = CallContext {
-                run_id: state.run_id.clone(),
-                workflow_key: self.workflow.key.clone(),
-                stage: stage.name.clone(),
-                step: stage.steps.len() as u32,
-                entry: hook.entry.clone(),
-                config: hook.config.clone(),
-                logical_time_ms: state.logical_time_ms,
-            };
-            plugin
-                .reduce(self.registry.runtime(), &call, &results, &state.prior)
-                .instrument(
-                    tracing::info_span!("plugin_call", plugin = %hook.plugin, entry = %hook.entry),
-                )
-                .await
-                .map_err(|source| RunError::Reducer {
-                    stage: stage.name.clone(),
-                    hook: hook.label(),
-                    source: Box::new(source),
-                })?
-                .value
+                    let call = CallContext {
+                        run_id: state.run_id.clone(),
+                        workflow_key: self.workflow.key.clone(),
+                        stage: stage.name.clone(),
+                        step: stage.steps.len() as u32,
+                        entry: hook.entry.clone(),
+                        config: hook.config.clone(),
+                        logical_time_ms: state.logical_time_ms,
+                    };
+                    let served = plugin
+                        .reduce(self.registry.runtime(), &call, &results, &state.prior)
+                        .instrument(
+                            tracing::info_span!("plugin_call", plugin = %hook.plugin, entry = %hook.entry),
+                        )
+                        .await
+                        .map_err(|source| RunError::Reducer {
+                            stage: stage.name.clone(),
+                            hook: hook.label(),
+                            source: Box::new(source),
+                        })?;
+                    state
+                        .journal
+                        .commit(
+                            JournalKind::PluginOutput,
+                            key,
+                            json!({ "plugin": hook.plugin, "entry": hook.entry, "value": served.value }),
+                            Some(&served.digest),
+                            None,
+                        )
+                        .await?;
+                    served.value
+                }
+            }
         } else {
             let outputs: Vec<Value> = results
                 .iter()
@@ -460,15 +843,81 @@ impl Runner {
                 config: Value::Null,
                 logical_time_ms: state.logical_time_ms,
             },
+            journal: state.journal.clone(),
+            step_key: keys::step(&stage.name, index),
+            session: state.session.clone(),
+            wait_approval: state.wait_approval,
         }
     }
 }
 
+fn started_of(run_id: &str, records: &[JournalRecord]) -> Result<Started, RunError> {
+    let record = records
+        .iter()
+        .find(|r| r.entry.kind == JournalKind::RunStarted)
+        .ok_or_else(|| RunError::BadJournal {
+            run_id: run_id.to_owned(),
+            reason: "it has no run_started entry".into(),
+        })?;
+    serde_json::from_value(record.entry.data.clone()).map_err(|e| RunError::BadJournal {
+        run_id: run_id.to_owned(),
+        reason: format!("run_started: {e}"),
+    })
+}
+
+fn store_usage(usage: &BTreeMap<String, Usage>) -> BTreeMap<String, store::Usage> {
+    usage
+        .iter()
+        .map(|(model, u)| {
+            (
+                model.clone(),
+                store::Usage {
+                    input_tokens: u.input_tokens,
+                    output_tokens: u.output_tokens,
+                },
+            )
+        })
+        .collect()
+}
+
 fn step_error(stage: &Stage, step: &Step, source: StepError) -> RunError {
-    RunError::Step {
-        stage: stage.name.clone(),
-        step: step.name.clone(),
-        source: Box::new(source),
+    match source {
+        StepError::Agent(a) => match *a {
+            AgentError::Paused { call_id, tool } => RunError::Paused {
+                pending: vec![PendingApproval { call_id, tool }],
+            },
+            AgentError::Cancelled => RunError::Cancelled,
+            AgentError::Store(e) => RunError::Store(e),
+            other => RunError::Step {
+                stage: stage.name.clone(),
+                step: step.name.clone(),
+                source: Box::new(StepError::Agent(Box::new(other))),
+            },
+        },
+        StepError::Store(e) => RunError::Store(e),
+        source => RunError::Step {
+            stage: stage.name.clone(),
+            step: step.name.clone(),
+            source: Box::new(source),
+        },
+    }
+}
+
+impl StepError {
+    fn is_paused(&self) -> bool {
+        matches!(self, StepError::Agent(a) if a.is_paused())
+    }
+
+    /// Errors that end the run even when a stage tolerates failed branches.
+    fn is_fatal(&self) -> bool {
+        match self {
+            StepError::Store(_) => true,
+            StepError::Agent(a) => matches!(
+                **a,
+                AgentError::Cancelled | AgentError::Store(_) | AgentError::ReplayDiverged { .. }
+            ),
+            _ => false,
+        }
     }
 }
 
@@ -479,10 +928,46 @@ struct RunState {
     usage: BTreeMap<String, Usage>,
     last_agent: Option<String>,
     last_response_id: Option<String>,
+    journal: Arc<Journal>,
+    session: Option<Arc<SessionConfig>>,
+    wait_approval: bool,
 }
 
 impl RunState {
-    /// Turns a step's outcome into its recorded result, or the run's error.
+    /// Appends a step's (or a parallel stage's) items to the run's session,
+    /// with a journal entry in the same transaction — once.
+    async fn write_session(&self, owner: &str, items: Vec<Item>) -> Result<(), RunError> {
+        let (Some(session), Some(store)) = (&self.session, self.journal.store()) else {
+            return Ok(());
+        };
+        let key = keys::session_write(owner);
+        if items.is_empty()
+            || self.journal.mode() != durable::Mode::Live
+            || self
+                .journal
+                .recorded(JournalKind::SessionWrite, &key)
+                .is_some()
+        {
+            return Ok(());
+        }
+        let values = items
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| RunError::Internal(format!("session item: {e}")))?;
+        let entry = JournalEntry::new(
+            JournalKind::SessionWrite,
+            key,
+            json!({ "items": values.len() }),
+        );
+        store
+            .append_session(&session.scope, &self.run_id, values, Some(entry))
+            .await?;
+        Ok(())
+    }
+
+    /// Turns a step's outcome into its recorded result (and the items it
+    /// adds to the session), or the run's error.
     fn absorb(
         &mut self,
         stage: &Stage,
@@ -490,11 +975,13 @@ impl RunState {
         index: u32,
         branch: Option<u32>,
         outcome: Result<StepOutcome, StepError>,
-    ) -> Result<StepResult, RunError> {
+    ) -> Result<(StepResult, Vec<Item>), RunError> {
         let outcome = outcome.map_err(|e| step_error(stage, step, e))?;
+        let mut items = Vec::new();
         let (skipped, output) = match outcome {
             StepOutcome::Skipped => (true, Value::Null),
             StepOutcome::Done(out) => {
+                items = out.session_items;
                 for (model, u) in &out.usage {
                     *self.usage.entry(model.clone()).or_default() += *u;
                 }
@@ -505,16 +992,19 @@ impl RunState {
                 (false, out.output)
             }
         };
-        Ok(StepResult {
-            stage_name: stage.name.clone(),
-            step_index: index,
-            agent_key: step.agent.clone(),
-            parallel_group: branch.map(|_| stage.name.clone()),
-            branch_index: branch,
-            skipped,
-            output,
-            error: None,
-        })
+        Ok((
+            StepResult {
+                stage_name: stage.name.clone(),
+                step_index: index,
+                agent_key: step.agent.clone(),
+                parallel_group: branch.map(|_| stage.name.clone()),
+                branch_index: branch,
+                skipped,
+                output,
+                error: None,
+            },
+            items,
+        ))
     }
 }
 
@@ -525,6 +1015,10 @@ struct StepContext {
     emitter: Emitter,
     scope: Scope,
     call: CallContext,
+    journal: Arc<Journal>,
+    step_key: String,
+    session: Option<Arc<SessionConfig>>,
+    wait_approval: bool,
 }
 
 enum StepOutcome {
@@ -538,16 +1032,69 @@ async fn run_step(
     input: Value,
     prior: &[StepResult],
 ) -> Result<StepOutcome, StepError> {
+    let done = keys::done(&cx.step_key);
+    // Already done before an interruption: its recorded result stands.
+    if let Some(record) = cx.journal.recorded(JournalKind::StepCompleted, &done) {
+        let r: StepRecord = serde_json::from_value(record.entry.data.clone()).map_err(|e| {
+            StepError::Agent(Box::new(AgentError::Journal {
+                key: done.clone(),
+                reason: e.to_string(),
+            }))
+        })?;
+        return Ok(if r.skipped {
+            StepOutcome::Skipped
+        } else {
+            StepOutcome::Done(agent::AgentOutput {
+                output: r.output,
+                agent: r.agent.unwrap_or_else(|| step.agent.clone()),
+                usage: r.usage,
+                turns: r.turns,
+                last_response_id: r.last_response_id,
+                session_items: r.session_items,
+            })
+        });
+    }
+    if let Some(record) = cx.journal.recorded(JournalKind::StepFailed, &done) {
+        return Err(StepError::Recorded(
+            record.entry.data["error"]
+                .as_str()
+                .unwrap_or("failed")
+                .to_owned(),
+        ));
+    }
     let span = tracing::info_span!("step", step = %step.name, agent = %step.agent);
     async {
         let started = Instant::now();
         cx.emitter.emit(EventType::StepStarted, &cx.scope, Value::Null);
+        if cx.journal.cancelled().await? {
+            return Err(StepError::Agent(Box::new(AgentError::Cancelled)));
+        }
         let result = step_body(&cx, step, input, prior).await;
         match &result {
             Ok(StepOutcome::Skipped) => {
+                let record = StepRecord {
+                    skipped: true,
+                    output: Value::Null,
+                    agent: None,
+                    usage: BTreeMap::new(),
+                    turns: 0,
+                    last_response_id: None,
+                    session_items: Vec::new(),
+                };
+                commit_step(&cx, JournalKind::StepCompleted, done, &record).await?;
                 cx.emitter.emit(EventType::StepSkipped, &cx.scope, json!({ "reason": "guard returned false" }));
             }
             Ok(StepOutcome::Done(out)) => {
+                let record = StepRecord {
+                    skipped: false,
+                    output: out.output.clone(),
+                    agent: Some(out.agent.clone()),
+                    usage: out.usage.clone(),
+                    turns: out.turns,
+                    last_response_id: out.last_response_id.clone(),
+                    session_items: out.session_items.clone(),
+                };
+                commit_step(&cx, JournalKind::StepCompleted, done, &record).await?;
                 let mut scope = cx.scope.clone();
                 scope.agent = Some(out.agent.clone());
                 cx.emitter.emit(
@@ -556,7 +1103,17 @@ async fn run_step(
                     json!({ "output": out.output, "turns": out.turns, "usage": usage_json(&out.usage), "elapsed_ms": started.elapsed().as_millis() as u64 }),
                 );
             }
+            Err(e) if e.is_paused() || e.is_fatal() => {}
             Err(e) => {
+                cx.journal
+                    .commit(
+                        JournalKind::StepFailed,
+                        done,
+                        json!({ "error": e.to_string() }),
+                        None,
+                        None,
+                    )
+                    .await?;
                 cx.emitter.emit(EventType::StepFailed, &cx.scope, json!({ "error": e.to_string() }));
             }
         }
@@ -566,6 +1123,21 @@ async fn run_step(
     .await
 }
 
+async fn commit_step(
+    cx: &StepContext,
+    kind: JournalKind,
+    key: String,
+    record: &StepRecord,
+) -> Result<(), StepError> {
+    let data = serde_json::to_value(record).map_err(|e| {
+        StepError::Store(StoreError::Serialization {
+            what: "step record",
+            source: e,
+        })
+    })?;
+    Ok(cx.journal.commit(kind, key, data, None, None).await?)
+}
+
 async fn step_body(
     cx: &StepContext,
     step: &Step,
@@ -573,37 +1145,68 @@ async fn step_body(
     prior: &[StepResult],
 ) -> Result<StepOutcome, StepError> {
     if let Some(hook) = &step.guard {
-        let plugin = plugin_for(cx, hook)?;
-        let call = hook_call(cx, hook);
-        let run = plugin
-            .guard(cx.registry.runtime(), &call, &input, prior)
-            .instrument(
-                tracing::info_span!("plugin_call", plugin = %hook.plugin, entry = %hook.entry),
-            )
-            .await
-            .map_err(|source| StepError::Guard {
-                hook: hook.label(),
-                source: Box::new(source),
-            })?;
-        if !run.value {
+        let key = keys::guard(&cx.step_key);
+        let pass = match cx.journal.recorded(JournalKind::PluginOutput, &key) {
+            Some(record) => record.entry.data["value"].as_bool().unwrap_or(true),
+            None => {
+                let plugin = plugin_for(cx, hook)?;
+                let call = hook_call(cx, hook);
+                let served = plugin
+                    .guard(cx.registry.runtime(), &call, &input, prior)
+                    .instrument(
+                        tracing::info_span!("plugin_call", plugin = %hook.plugin, entry = %hook.entry),
+                    )
+                    .await
+                    .map_err(|source| StepError::Guard {
+                        hook: hook.label(),
+                        source: Box::new(source),
+                    })?;
+                cx.journal
+                    .commit(
+                        JournalKind::PluginOutput,
+                        key,
+                        json!({ "plugin": hook.plugin, "entry": hook.entry, "value": served.value }),
+                        Some(&served.digest),
+                        None,
+                    )
+                    .await?;
+                served.value
+            }
+        };
+        if !pass {
             return Ok(StepOutcome::Skipped);
         }
     }
     let input = match &step.input_mapper {
         Some(hook) => {
-            let plugin = plugin_for(cx, hook)?;
-            let call = hook_call(cx, hook);
-            plugin
-                .map_input(cx.registry.runtime(), &call, &input, prior)
-                .instrument(
-                    tracing::info_span!("plugin_call", plugin = %hook.plugin, entry = %hook.entry),
-                )
-                .await
-                .map_err(|source| StepError::InputMapper {
-                    hook: hook.label(),
-                    source: Box::new(source),
-                })?
-                .value
+            let key = keys::map_input(&cx.step_key);
+            match cx.journal.recorded(JournalKind::PluginOutput, &key) {
+                Some(record) => record.entry.data["value"].clone(),
+                None => {
+                    let plugin = plugin_for(cx, hook)?;
+                    let call = hook_call(cx, hook);
+                    let served = plugin
+                        .map_input(cx.registry.runtime(), &call, &input, prior)
+                        .instrument(
+                            tracing::info_span!("plugin_call", plugin = %hook.plugin, entry = %hook.entry),
+                        )
+                        .await
+                        .map_err(|source| StepError::InputMapper {
+                            hook: hook.label(),
+                            source: Box::new(source),
+                        })?;
+                    cx.journal
+                        .commit(
+                            JournalKind::PluginOutput,
+                            key,
+                            json!({ "plugin": hook.plugin, "entry": hook.entry, "value": served.value }),
+                            Some(&served.digest),
+                            None,
+                        )
+                        .await?;
+                    served.value
+                }
+            }
         }
         None => input,
     };
@@ -613,6 +1216,10 @@ async fn step_body(
         emitter: &cx.emitter,
         scope: cx.scope.clone(),
         call: cx.call.clone(),
+        journal: &cx.journal,
+        step_key: cx.step_key.clone(),
+        session: cx.session.as_deref(),
+        wait_approval: cx.wait_approval,
     };
     let out = agent::run(
         &agent_cx,

@@ -50,7 +50,7 @@ mod tests;
 pub use error::{SpecError, SpecErrors};
 pub use go::{GoAgent, GoCallback, GoRequest, GoSession, GoWorkflow};
 pub use types::{
-    Agent, Api, Callback, Credentials, DEFAULT_API_KEY_ENV, DEFAULT_OPENAI_BASE_URL,
+    Agent, Api, Approval, Callback, Credentials, DEFAULT_API_KEY_ENV, DEFAULT_OPENAI_BASE_URL,
     DEFAULT_PROVIDER_TIMEOUT_MS, MAX_PLUGIN_MEMORY_MIB, Memory, Mode, Model, OnBranchError,
     PluginKind, PluginLimits, PluginRef, Provider, ReasoningEffort, Retry, Run, SHORTHAND_STAGE,
     Secret, Session, Stage, Step, Workflow,

@@ -346,10 +346,14 @@ pub enum JournalKind {
     StepFailed,
     StageCompleted,
     RunFinished,
+    /// The session history a step's agent received.
+    SessionRead,
+    /// Items a step (or a parallel stage) appended to the session.
+    SessionWrite,
 }
 
 impl JournalKind {
-    pub const ALL: [JournalKind; 12] = [
+    pub const ALL: [JournalKind; 14] = [
         JournalKind::RunStarted,
         JournalKind::StepStarted,
         JournalKind::ModelResponse,
@@ -362,6 +366,8 @@ impl JournalKind {
         JournalKind::StepFailed,
         JournalKind::StageCompleted,
         JournalKind::RunFinished,
+        JournalKind::SessionRead,
+        JournalKind::SessionWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -378,6 +384,8 @@ impl JournalKind {
             JournalKind::StepFailed => "step_failed",
             JournalKind::StageCompleted => "stage_completed",
             JournalKind::RunFinished => "run_finished",
+            JournalKind::SessionRead => "session_read",
+            JournalKind::SessionWrite => "session_write",
         }
     }
 }
@@ -519,12 +527,15 @@ pub trait Store: Send + Sync {
         limit: Option<usize>,
     ) -> BoxFuture<'a, Result<Vec<SessionItem>, StoreError>>;
 
-    /// Appends items to the session (creating it), in one transaction.
+    /// Appends items to the session (creating it) and, in the same
+    /// transaction, `record` to run `run_id`'s journal (so a resumed run
+    /// knows whether its items are in the session).
     fn append_session<'a>(
         &'a self,
         scope: &'a SessionScope,
         run_id: &'a str,
         items: Vec<serde_json::Value>,
+        record: Option<JournalEntry>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// The summary strategy: stores `summary` as standing for every item with

@@ -65,11 +65,31 @@ fn require(path: PathBuf, build: &str) -> PathBuf {
     path
 }
 
-/// Runs `bin` with `args` from the repository root and returns its output.
+/// A new, unique run-database path under `target/test-db/` (the file does
+/// not exist yet), so concurrent tests never share a database.
+pub fn fresh_db() -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = target_dir().join("test-db");
+    let _ = std::fs::create_dir_all(&dir);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    dir.join(format!(
+        "{}-{}-{nanos}.db",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+/// Runs `bin` with `args` from the repository root (on a fresh run
+/// database) and returns its output.
 pub fn run(bin: &str, args: &[&str]) -> Output {
     Command::new(bin)
         .args(args)
         .current_dir(repo_root())
+        .env("HOST_DB", fresh_db())
         .env("HOST_CACHE_DIR", test_cache_dir())
         .env("NO_COLOR", "1")
         .output()

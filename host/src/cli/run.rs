@@ -3,16 +3,18 @@
 //! The final output goes to stdout (pretty JSON when structured, plain text
 //! otherwise); a readable trace of the run goes to stderr.
 
-use super::{EXIT_BAD_INPUT, EXIT_FAILED, GlobalArgs, plugin_runtime};
+use super::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_WAITING, GlobalArgs, open_store, plugin_runtime};
 use anyhow::Context;
 use host::engine::build::{self, BuildOptions};
-use host::engine::{RunRequest, Runner};
+use host::engine::{RunError, RunHandle, RunRequest, Runner, SessionConfig};
 use host::events::{Event, EventType};
 use host::plugin::Registry;
 use host::spec::Spec;
-use serde_json::Value;
+use host::store::SessionScope;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -44,13 +46,23 @@ pub struct RunArgs {
     /// No trace on stderr, only errors
     #[arg(long, short)]
     pub quiet: bool,
+    /// When a tool call needs approval, wait in this process for
+    /// `host approve`/`host reject` instead of pausing the run and exiting
+    #[arg(long)]
+    pub wait_approval: bool,
+    /// The session's user (sessions are scoped by account and user)
+    #[arg(long, value_name = "ID")]
+    pub user: Option<String>,
+    /// The session's account
+    #[arg(long, value_name = "ID")]
+    pub account: Option<String>,
 }
 
 pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let spec = match Spec::from_path(&args.spec) {
-        Ok(spec) => spec,
-        Err(errors) => {
-            eprintln!("{errors}");
+    let (spec, doc, digest) = match read_spec(&args.spec) {
+        Ok(read) => read,
+        Err(message) => {
+            eprintln!("{message}");
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
     };
@@ -61,45 +73,132 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
     };
+    let store = match open_store(global) {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(EXIT_FAILED));
+        }
+    };
+    let options = BuildOptions {
+        offline: args.offline,
+        stream: args.stream,
+    };
+    let runner = match load_runner(global, &spec, &args.plugins, &options).await? {
+        Ok(runner) => runner.with_store(store),
+        Err(code) => return Ok(code),
+    };
+    let session = args
+        .session
+        .clone()
+        .or_else(|| spec.run.session.as_ref().map(|s| s.id.clone()))
+        .map(|id| {
+            let from_spec = spec.run.session.as_ref();
+            SessionConfig {
+                scope: SessionScope::new(
+                    args.account
+                        .clone()
+                        .or_else(|| from_spec.and_then(|s| s.account_id.clone()))
+                        .unwrap_or_default(),
+                    args.user
+                        .clone()
+                        .or_else(|| from_spec.and_then(|s| s.user_id.clone()))
+                        .unwrap_or_default(),
+                    id,
+                ),
+                history_size: from_spec.and_then(|s| s.history_size),
+            }
+        });
+    let metadata = json!({
+        "spec": doc,
+        "spec_path": absolute(&args.spec),
+        "base_dir": absolute(spec.base_dir()),
+        "plugins": absolute(&args.plugins),
+        "offline": args.offline,
+        "stream": args.stream,
+    });
+    let handle = runner.start(RunRequest {
+        input,
+        run_id: None,
+        deltas: false,
+        events: true,
+        session,
+        wait_approval: args.wait_approval,
+        metadata,
+        spec_digest: digest,
+    });
+    drive(handle, &runner, args.quiet).await
+}
+
+/// Reads a spec file: the parsed spec, the document to keep with a run
+/// (credentials removed) and its SHA-256. Errors are ready to print.
+pub(super) fn read_spec(path: &Path) -> Result<(Spec, Value, String), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        host::spec::SpecErrors::one("$", format!("cannot read {}: {e}", path.display())).to_string()
+    })?;
+    let digest = hex::encode(Sha256::digest(text.as_bytes()));
+    let base_dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let spec = Spec::from_json_str(&text, base_dir).map_err(|e| e.to_string())?;
+    let mut doc: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    // A Go-shaped request may carry an API key: never store it.
+    if let Some(session) = doc.get_mut("session").and_then(Value::as_object_mut) {
+        session.remove("credentials");
+    }
+    Ok((spec, doc, digest))
+}
+
+fn absolute(path: &Path) -> String {
+    std::path::absolute(path)
+        .unwrap_or_else(|_| path.to_path_buf())
+        .display()
+        .to_string()
+}
+
+/// Loads the plugins and builds the workflow; `Err` is the exit code after
+/// the problem was printed.
+pub(super) async fn load_runner(
+    global: &GlobalArgs,
+    spec: &Spec,
+    plugins: &Path,
+    options: &BuildOptions,
+) -> anyhow::Result<Result<Runner, ExitCode>> {
     let registry = Arc::new(Registry::new(plugin_runtime(global)?));
-    let report = match registry
-        .load_dir(&args.plugins, &build::load_options(&spec))
-        .await
-    {
+    let report = match registry.load_dir(plugins, &build::load_options(spec)).await {
         Ok(report) => report,
         Err(e) => {
             eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            return Ok(Err(ExitCode::from(EXIT_BAD_INPUT)));
         }
     };
     for e in &report.failed {
         eprintln!("warning: {e}");
     }
-    let options = BuildOptions {
-        offline: args.offline,
-        stream: args.stream,
-    };
-    let workflow = match build::build(&spec, &registry, &options) {
+    let workflow = match build::build(spec, &registry, options) {
         Ok(w) => Arc::new(w),
         Err(e) => {
             eprintln!("{}", e.to_string().trim_end());
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            return Ok(Err(ExitCode::from(EXIT_BAD_INPUT)));
         }
     };
-    let offline = workflow.agents.values().any(|a| a.provider.is_offline());
-    let runner = Runner::new(workflow, registry);
-    let mut handle = runner.start(RunRequest {
-        input,
-        run_id: None,
-        deltas: false,
-        events: true,
-        session: args
-            .session
-            .clone()
-            .or_else(|| spec.run.session.as_ref().map(|s| s.id.clone())),
-    });
+    Ok(Ok(Runner::new(workflow, registry)))
+}
+
+/// Follows a started (or resumed) run: its trace on stderr, its output on
+/// stdout, its outcome as the exit code.
+pub(super) async fn drive(
+    mut handle: RunHandle,
+    runner: &Runner,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
+    let offline = runner
+        .workflow()
+        .agents
+        .values()
+        .any(|a| a.provider.is_offline());
     let mut events = handle.take_events();
-    let quiet = args.quiet;
     let printer = tokio::spawn(async move {
         if let Some(rx) = events.as_mut() {
             while let Some(event) = rx.recv().await {
@@ -112,7 +211,15 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
             }
         }
     });
+    let run_id = handle.run_id().to_owned();
     let result = handle.wait().await;
+    // A paused or store-failed run sends no terminal event: stop the printer.
+    if matches!(
+        result,
+        Err(RunError::Paused { .. }) | Err(RunError::Store(_))
+    ) {
+        printer.abort();
+    }
     let _ = printer.await;
     match result {
         Ok(out) => {
@@ -127,8 +234,18 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
             }
             Ok(ExitCode::SUCCESS)
         }
+        Err(RunError::Paused { pending }) => {
+            eprintln!("⏸ run {run_id} is waiting for approval:");
+            for p in &pending {
+                eprintln!("    call {} · tool {}", p.call_id, p.tool);
+            }
+            eprintln!(
+                "  decide with `host approve {run_id} CALL_ID` or `host reject {run_id} CALL_ID --reason TEXT`, then `host resume {run_id}`"
+            );
+            Ok(ExitCode::from(EXIT_WAITING))
+        }
         Err(e) => {
-            eprintln!("error: run failed: {e}");
+            eprintln!("error: run {run_id} failed: {e}");
             Ok(ExitCode::from(EXIT_FAILED))
         }
     }

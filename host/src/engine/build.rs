@@ -148,6 +148,7 @@ pub fn build(
             tool_guardrails: hooks(&a.tool_guardrails, "tool_guardrails")?,
             handoffs: a.handoffs.clone(),
             handoff_description: a.handoff_description.clone(),
+            memory: a.memory.clone(),
             output_schema: schema(a.output_schema.as_ref(), &format!("{path}.output_schema"))?,
             stream: options.stream,
         };
@@ -399,6 +400,7 @@ fn tool_refs(registry: &Registry, r: &PluginRef, path: &str) -> Result<Vec<ToolR
                         == Some(&serde_json::Value::Bool(false)),
                 },
                 arguments,
+                approval: r.approval == spec::Approval::Always,
             })
         })
         .collect()

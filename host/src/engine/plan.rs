@@ -72,6 +72,8 @@ pub struct ToolRef {
     pub config: Value,
     pub spec: ToolSpec,
     pub arguments: Schema,
+    /// Every call waits for a human's approval.
+    pub approval: bool,
 }
 
 /// One agent, ready to run.
@@ -89,6 +91,8 @@ pub struct Agent {
     pub output_schema: Option<Arc<Schema>>,
     /// Whether the model should stream (emits `llm.delta` events).
     pub stream: bool,
+    /// How session history is kept within bounds (with a session).
+    pub memory: Option<crate::spec::Memory>,
 }
 
 /// One step of a stage.

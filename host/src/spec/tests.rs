@@ -283,7 +283,8 @@ fn plugin_refs_normalize_to_one_shape() {
         PluginRef {
             plugin: "calculator".into(),
             entry: None,
-            config: empty.clone()
+            config: empty.clone(),
+            approval: Default::default(),
         }
     );
     assert_eq!(tools[1], PluginRef::parse("calculator#add"));
@@ -294,7 +295,8 @@ fn plugin_refs_normalize_to_one_shape() {
         PluginRef {
             plugin: "calculator".into(),
             entry: Some("sub".into()),
-            config: json!({"precision": 2})
+            config: json!({"precision": 2}),
+            approval: Default::default(),
         }
     );
     assert_eq!(tools[3], tools[0]);

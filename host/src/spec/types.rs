@@ -353,6 +353,18 @@ pub struct PluginRef {
     pub plugin: String,
     pub entry: Option<String>,
     pub config: Value,
+    /// Tools only: whether a call waits for a human's approval.
+    pub approval: Approval,
+}
+
+/// Whether a tool call needs a human's approval before it runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// Every call pauses the run in `waiting_approval` until approved or rejected.
+    Always,
+    #[default]
+    Never,
 }
 
 impl PluginRef {
@@ -368,6 +380,7 @@ impl PluginRef {
             plugin: plugin.to_string(),
             entry,
             config: empty_object(),
+            approval: Approval::Never,
         }
     }
 
@@ -409,25 +422,37 @@ struct PluginRefObject {
     /// Handed to the plugin on every call; defaults to `{}`.
     #[serde(default = "empty_object")]
     config: Value,
+    /// Tools only: `always` makes every call wait for a human's approval.
+    #[serde(default, skip_serializing_if = "is_never")]
+    approval: Approval,
+}
+
+fn is_never(a: &Approval) -> bool {
+    *a == Approval::Never
 }
 
 impl From<PluginRefRepr> for PluginRef {
     fn from(repr: PluginRefRepr) -> Self {
         match repr {
             PluginRefRepr::Short(s) => PluginRef::parse(&s),
-            PluginRefRepr::Full(o) => PluginRef::parse(&o.plugin).with_config(o.config),
+            PluginRefRepr::Full(o) => {
+                let mut r = PluginRef::parse(&o.plugin).with_config(o.config);
+                r.approval = o.approval;
+                r
+            }
         }
     }
 }
 
 impl From<PluginRef> for PluginRefRepr {
     fn from(r: PluginRef) -> Self {
-        if r.config.as_object().is_some_and(|o| o.is_empty()) {
+        if r.config.as_object().is_some_and(|o| o.is_empty()) && r.approval == Approval::Never {
             PluginRefRepr::Short(r.reference())
         } else {
             PluginRefRepr::Full(PluginRefObject {
                 plugin: r.reference(),
                 config: r.config,
+                approval: r.approval,
             })
         }
     }

@@ -229,8 +229,20 @@ impl Store for MemoryStore {
         scope: &'a SessionScope,
         run_id: &'a str,
         items: Vec<serde_json::Value>,
+        record: Option<JournalEntry>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let mut state = self.lock();
+        if let Some(entry) = record {
+            let Some(run) = state.runs.get_mut(run_id) else {
+                return Self::ready(Err(not_found(run_id)));
+            };
+            let seq = run.journal.len() as u64 + 1;
+            run.journal.push(JournalRecord {
+                seq,
+                at_ms: now_ms(),
+                entry,
+            });
+        }
         let session = state.sessions.entry(scope.clone()).or_default();
         let now = now_ms();
         for item in items {

@@ -209,6 +209,43 @@ impl SqliteStore {
     }
 }
 
+/// Appends `entry` to the run's journal inside `tx`; returns its seq.
+fn insert_journal(
+    tx: &rusqlite::Transaction<'_>,
+    db: &str,
+    run_id: &str,
+    entry: &JournalEntry,
+    now: u64,
+) -> Result<u64, StoreError> {
+    let data = to_json("journal data", &entry.data)?;
+    if load_run(tx, db, run_id)?.is_none() {
+        return Err(StoreError::NotFound {
+            run_id: run_id.to_owned(),
+        });
+    }
+    let next: i64 = tx
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE run_id = ?1")
+        .and_then(|mut s| s.query_row([run_id], |r| r.get(0)))
+        .map_err(|e| db_error(db, e))?;
+    tx.prepare_cached(
+        "INSERT INTO journal (run_id, seq, at, kind, key, plugin_digest, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute((
+            run_id,
+            next,
+            to_i64(now),
+            entry.kind.as_str(),
+            &entry.key,
+            &entry.plugin_digest,
+            &data,
+        ))
+    })
+    .map_err(|e| db_error(db, e))?;
+    to_u64(db, "journal seq", next)
+}
+
 // ---------------------------------------------------------------------------
 // Errors and conversions
 
@@ -654,39 +691,16 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         let run_id = run_id.to_owned();
         self.call(move |conn, db| {
-            let data = to_json("journal data", &entry.data)?;
             let tx = immediate(conn, db)?;
-            if load_run(&tx, db, &run_id)?.is_none() {
-                return Err(StoreError::NotFound { run_id });
-            }
             let now = now_ms();
-            let next: i64 = tx
-                .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE run_id = ?1")
-                .and_then(|mut s| s.query_row([&run_id], |r| r.get(0)))
-                .map_err(|e| db_error(db, e))?;
-            tx.prepare_cached(
-                "INSERT INTO journal (run_id, seq, at, kind, key, plugin_digest, data) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )
-            .and_then(|mut s| {
-                s.execute((
-                    &run_id,
-                    next,
-                    to_i64(now),
-                    entry.kind.as_str(),
-                    &entry.key,
-                    &entry.plugin_digest,
-                    &data,
-                ))
-            })
-            .map_err(|e| db_error(db, e))?;
+            let seq = insert_journal(&tx, db, &run_id, &entry, now)?;
             // After the insert on purpose: if the update fails, dropping `tx`
             // rolls the entry back too.
             if let Some(update) = &update {
                 update_in(&tx, db, &run_id, update, now)?;
             }
             tx.commit().map_err(|e| db_error(db, e))?;
-            to_u64(db, "journal seq", next)
+            Ok(seq)
         })
     }
 
@@ -778,6 +792,7 @@ impl Store for SqliteStore {
         scope: &'a SessionScope,
         run_id: &'a str,
         items: Vec<serde_json::Value>,
+        record: Option<JournalEntry>,
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let scope = scope.clone();
         let run_id = run_id.to_owned();
@@ -824,6 +839,9 @@ impl Store for SqliteStore {
                 ),
             )
             .map_err(|e| db_error(db, e))?;
+            if let Some(entry) = &record {
+                insert_journal(&tx, db, &run_id, entry, now)?;
+            }
             tx.commit().map_err(|e| db_error(db, e))
         })
     }

@@ -295,10 +295,10 @@ async fn sessions_isolated(store: Arc<dyn Store>) -> TestResult {
     let other_account = SessionScope::new("acct-2", "alice", "s1");
     let other_user = SessionScope::new("acct-1", "bob", "s1");
     store
-        .append_session(&mine, "r1", vec![json!("hello"), json!("hi")])
+        .append_session(&mine, "r1", vec![json!("hello"), json!("hi")], None)
         .await?;
     store
-        .append_session(&other_account, "r9", vec![json!("secret")])
+        .append_session(&other_account, "r9", vec![json!("secret")], None)
         .await?;
     let items = |v: Vec<SessionItem>| v.into_iter().map(|i| i.item).collect::<Vec<_>>();
     assert_eq!(
@@ -328,12 +328,14 @@ for_each_store!(sessions_isolated_by_account_and_user, sessions_isolated);
 async fn session_order(store: Arc<dyn Store>) -> TestResult {
     let scope = SessionScope::new("", "", "s");
     store
-        .append_session(&scope, "r1", vec![json!(1), json!(2)])
+        .append_session(&scope, "r1", vec![json!(1), json!(2)], None)
         .await?;
-    store.append_session(&scope, "r2", vec![json!(3)]).await?;
-    store.append_session(&scope, "r3", vec![]).await?;
     store
-        .append_session(&scope, "r3", vec![json!(4), json!(5)])
+        .append_session(&scope, "r2", vec![json!(3)], None)
+        .await?;
+    store.append_session(&scope, "r3", vec![], None).await?;
+    store
+        .append_session(&scope, "r3", vec![json!(4), json!(5)], None)
         .await?;
     let all = store.session_history(&scope, None).await?;
     assert_eq!(
@@ -359,7 +361,9 @@ async fn session_order(store: Arc<dyn Store>) -> TestResult {
     assert_eq!(summary.covers_up_to, 3);
     let rest = store.session_history(&scope, None).await?;
     assert_eq!(rest.iter().map(|i| i.seq).collect::<Vec<_>>(), [4, 5]);
-    store.append_session(&scope, "r4", vec![json!(6)]).await?;
+    store
+        .append_session(&scope, "r4", vec![json!(6)], None)
+        .await?;
     let rest = store.session_history(&scope, None).await?;
     assert_eq!(rest.iter().map(|i| i.seq).collect::<Vec<_>>(), [4, 5, 6]);
     Ok(())
@@ -403,7 +407,12 @@ async fn sqlite_file_reopens_with_data_and_schema() {
             .await
             .expect("append");
         store
-            .append_session(&SessionScope::new("a", "u", "s"), "r", vec![json!("x")])
+            .append_session(
+                &SessionScope::new("a", "u", "s"),
+                "r",
+                vec![json!("x")],
+                None,
+            )
             .await
             .expect("session");
     }

@@ -1,0 +1,639 @@
+//! Commands over the run database: `resume`, `replay`, `runs`,
+//! `approvals`, `approve`, `reject`.
+
+use super::run::{drive, load_runner};
+use super::{EXIT_BAD_INPUT, EXIT_FAILED, GlobalArgs, open_store};
+use anyhow::Context;
+use host::agent::Decision;
+use host::engine::approvals::{self, ApprovalError};
+use host::engine::build::BuildOptions;
+use host::engine::{ResumeRequest, Runner, run_metadata};
+use host::events::rfc3339;
+use host::spec::Spec;
+use host::store::{JournalKind, JournalRecord, RunFilter, RunRecord, RunStatus, RunUpdate, Store};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+#[derive(Debug, clap::Args)]
+pub struct ResumeArgs {
+    /// The run to continue
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub run_id: Option<String>,
+    /// Every interrupted run: left running by a crash, or waiting for
+    /// approvals that have all been decided
+    #[arg(long)]
+    pub all: bool,
+    /// The plugins directory [default: the one the run started with]
+    #[arg(long, value_name = "DIR")]
+    pub plugins: Option<PathBuf>,
+    /// Wait in this process for approvals instead of pausing again
+    #[arg(long)]
+    pub wait_approval: bool,
+    /// No trace on stderr, only errors
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// The recorded run
+    pub run_id: String,
+    /// The plugins directory [default: the one the run started with]
+    #[arg(long, value_name = "DIR")]
+    pub plugins: Option<PathBuf>,
+    /// Print the report as JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum RunsCommand {
+    /// Runs, newest first
+    List {
+        /// Only runs in this status (queued, running, waiting_approval,
+        /// completed, failed, cancelled)
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One run: status, steps with their plugin versions, usage, output, error
+    Show {
+        run_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel a run that has not finished
+    Cancel { run_id: String },
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum ApprovalsCommand {
+    /// Tool calls waiting for a decision
+    List {
+        /// Only this run's
+        #[arg(long, value_name = "RUN_ID")]
+        run: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApproveArgs {
+    pub run_id: String,
+    pub call_id: String,
+    /// Who decided (recorded in the journal)
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RejectArgs {
+    pub run_id: String,
+    pub call_id: String,
+    /// Why; the model receives it as the tool's result
+    #[arg(long, value_name = "TEXT")]
+    pub reason: String,
+    /// Who decided (recorded in the journal)
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
+}
+
+/// Rebuilds the runner a recorded run started with (spec, plugins, options
+/// from its `run_started` entry). `Err` is an exit code, already explained.
+async fn rebuild(
+    global: &GlobalArgs,
+    run_id: &str,
+    journal: &[JournalRecord],
+    plugins: Option<&Path>,
+) -> anyhow::Result<Result<Runner, ExitCode>> {
+    let Some(meta) = run_metadata(journal).filter(|m| m["spec"].is_object()) else {
+        eprintln!(
+            "error: run {run_id} was not started by `host run` (its journal has no spec to rebuild it from)"
+        );
+        return Ok(Err(ExitCode::from(EXIT_FAILED)));
+    };
+    let base_dir = PathBuf::from(meta["base_dir"].as_str().unwrap_or("."));
+    let spec = match Spec::from_value(&meta["spec"], &base_dir) {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("error: run {run_id}: its recorded spec no longer parses:\n{e}");
+            return Ok(Err(ExitCode::from(EXIT_FAILED)));
+        }
+    };
+    let plugins = plugins
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(meta["plugins"].as_str().unwrap_or("plugins")));
+    let options = BuildOptions {
+        offline: meta["offline"].as_bool().unwrap_or(false),
+        stream: meta["stream"].as_bool().unwrap_or(false),
+    };
+    load_runner(global, &spec, &plugins, &options).await
+}
+
+pub async fn resume(global: &GlobalArgs, args: ResumeArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(global)?;
+    let ids = match (&args.run_id, args.all) {
+        (Some(id), _) => vec![id.clone()],
+        (None, _) => resumable(store.as_ref()).await?,
+    };
+    if ids.is_empty() {
+        eprintln!("no interrupted runs");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut worst = ExitCode::SUCCESS;
+    for id in ids {
+        let code = resume_one(global, &store, &id, &args).await?;
+        if code != ExitCode::SUCCESS {
+            worst = code;
+        }
+    }
+    Ok(worst)
+}
+
+/// Runs left running (a crash) or waiting for approvals all decided.
+async fn resumable(store: &dyn Store) -> anyhow::Result<Vec<String>> {
+    let mut ids: Vec<String> = store
+        .interrupted_runs()
+        .await?
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    let waiting = store
+        .list_runs(RunFilter {
+            status: Some(RunStatus::WaitingApproval),
+            ..RunFilter::default()
+        })
+        .await?;
+    for run in waiting.into_iter().rev() {
+        if approvals::pending(store, &run.run_id).await?.is_empty() {
+            ids.push(run.run_id);
+        }
+    }
+    Ok(ids)
+}
+
+async fn resume_one(
+    global: &GlobalArgs,
+    store: &Arc<dyn Store>,
+    run_id: &str,
+    args: &ResumeArgs,
+) -> anyhow::Result<ExitCode> {
+    let Some(record) = store.get_run(run_id).await? else {
+        eprintln!("error: no run {run_id} in the run database");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    };
+    if record.status.is_terminal() {
+        eprintln!(
+            "error: run {run_id} is {}; only an interrupted run can be resumed",
+            record.status
+        );
+        return Ok(ExitCode::from(EXIT_FAILED));
+    }
+    let pending = approvals::pending(store.as_ref(), run_id).await?;
+    if !pending.is_empty() && !args.wait_approval {
+        eprintln!("run {run_id} is still waiting for approval:");
+        for p in &pending {
+            eprintln!("    call {} · tool {}", p.call_id, p.tool);
+        }
+        eprintln!("  decide with `host approve`/`host reject` (or resume with --wait-approval)");
+        return Ok(ExitCode::from(super::EXIT_WAITING));
+    }
+    let journal = store.journal(run_id).await?;
+    let runner = match rebuild(global, run_id, &journal, args.plugins.as_deref()).await? {
+        Ok(r) => r.with_store(store.clone()),
+        Err(code) => return Ok(code),
+    };
+    if !args.quiet {
+        eprintln!("resuming run {run_id} ({} journal entries)", journal.len());
+    }
+    let handle = runner.resume(
+        run_id,
+        ResumeRequest {
+            deltas: false,
+            events: true,
+            wait_approval: args.wait_approval,
+        },
+    );
+    drive(handle, &runner, args.quiet).await
+}
+
+pub async fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    let store = open_store(global)?;
+    let Some(record) = store.get_run(&args.run_id).await? else {
+        eprintln!("error: no run {} in the run database", args.run_id);
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    };
+    let journal = store.journal(&args.run_id).await?;
+    let runner = match rebuild(global, &args.run_id, &journal, args.plugins.as_deref()).await? {
+        Ok(r) => r,
+        Err(code) => return Ok(code),
+    };
+    let before = recorded_steps(&journal);
+    let result = runner.replay(&args.run_id, journal, false).wait().await;
+    let out = match result {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("error: replay of run {} failed: {e}", args.run_id);
+            return Ok(ExitCode::from(EXIT_FAILED));
+        }
+    };
+    let mut changed = Vec::new();
+    for step in &out.steps {
+        let key = (step.stage_name.clone(), step.step_index);
+        let after = if step.skipped {
+            json!({ "skipped": true })
+        } else {
+            step.output.clone()
+        };
+        let original = before.get(&key).cloned().unwrap_or(Value::Null);
+        if original != after {
+            changed.push(json!({
+                "stage": step.stage_name,
+                "step_index": step.step_index,
+                "agent": step.agent_key,
+                "before": original,
+                "after": after,
+            }));
+        }
+    }
+    let output_changed = record.output.as_ref() != Some(&out.output);
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let report = json!({
+            "run_id": args.run_id,
+            "output": out.output,
+            "original_output": record.output,
+            "output_changed": output_changed,
+            "changed_steps": changed,
+        });
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        writeln!(stdout, "{}", display(&out.output))?;
+        drop(stdout);
+        eprintln!(
+            "replayed run {} with zero model calls: final output {}",
+            args.run_id,
+            if output_changed {
+                "CHANGED"
+            } else {
+                "unchanged"
+            }
+        );
+        if changed.is_empty() {
+            eprintln!("no step output changed");
+        }
+        for c in &changed {
+            eprintln!(
+                "  changed: {}/{} ({})\n    before: {}\n    after:  {}",
+                c["stage"].as_str().unwrap_or(""),
+                c["step_index"],
+                c["agent"].as_str().unwrap_or(""),
+                clip(&c["before"].to_string()),
+                clip(&c["after"].to_string()),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Step outputs of a journal by (stage, step index).
+fn recorded_steps(journal: &[JournalRecord]) -> BTreeMap<(String, u32), Value> {
+    let mut out = BTreeMap::new();
+    for r in journal {
+        if r.entry.kind != JournalKind::StepCompleted {
+            continue;
+        }
+        let Some((stage, index)) = r
+            .entry
+            .key
+            .strip_suffix("/done")
+            .and_then(|k| k.rsplit_once('/'))
+        else {
+            continue;
+        };
+        let Ok(index) = index.parse::<u32>() else {
+            continue;
+        };
+        let value = if r.entry.data["skipped"].as_bool() == Some(true) {
+            json!({ "skipped": true })
+        } else {
+            r.entry.data["output"].clone()
+        };
+        out.insert((stage.to_owned(), index), value);
+    }
+    out
+}
+
+fn display(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => serde_json::to_string_pretty(other).unwrap_or_default(),
+    }
+}
+
+fn clip(s: &str) -> String {
+    const MAX: usize = 200;
+    if s.chars().count() <= MAX {
+        s.to_owned()
+    } else {
+        format!("{}…", s.chars().take(MAX).collect::<String>())
+    }
+}
+
+fn time(ms: u64) -> String {
+    rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
+}
+
+pub async fn runs(global: &GlobalArgs, cmd: RunsCommand) -> anyhow::Result<ExitCode> {
+    let store = open_store(global)?;
+    match cmd {
+        RunsCommand::List {
+            status,
+            limit,
+            json,
+        } => {
+            let status = match status.map(|s| s.parse::<RunStatus>()).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!(
+                        "error: --status: {e} (one of: {})",
+                        RunStatus::ALL.map(|s| s.as_str()).join(", ")
+                    );
+                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
+                }
+            };
+            let runs = store
+                .list_runs(RunFilter {
+                    status,
+                    limit: Some(limit),
+                    ..RunFilter::default()
+                })
+                .await?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", serde_json::to_string_pretty(&runs)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<26}  {:<16}  {:<20}  {:<24}  SESSION",
+                    "RUN", "STATUS", "WORKFLOW", "UPDATED"
+                )?;
+                for r in &runs {
+                    writeln!(
+                        out,
+                        "{:<26}  {:<16}  {:<20}  {:<24}  {}",
+                        r.run_id,
+                        r.status.as_str(),
+                        r.workflow_key,
+                        time(r.updated_at_ms),
+                        r.session_id.as_deref().unwrap_or("-")
+                    )?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        RunsCommand::Show { run_id, json } => show(store.as_ref(), &run_id, json).await,
+        RunsCommand::Cancel { run_id } => {
+            match store
+                .update_run(&run_id, RunUpdate::status(RunStatus::Cancelled))
+                .await
+            {
+                Ok(_) => {
+                    eprintln!("run {run_id} cancelled");
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Ok(ExitCode::from(EXIT_FAILED))
+                }
+            }
+        }
+    }
+}
+
+/// One step of `runs show`, from the journal.
+fn steps_of(journal: &[JournalRecord]) -> Vec<Value> {
+    let mut steps: BTreeMap<String, Value> = BTreeMap::new();
+    let mut order: Vec<String> = Vec::new();
+    for r in journal {
+        let e = &r.entry;
+        if matches!(e.kind, JournalKind::StepCompleted | JournalKind::StepFailed) {
+            let Some(step) = e.key.strip_suffix("/done") else {
+                continue;
+            };
+            if !order.iter().any(|s| s == step) {
+                order.push(step.to_owned());
+            }
+            let entry = steps.entry(step.to_owned()).or_insert_with(|| json!({}));
+            entry["step"] = json!(step);
+            if e.kind == JournalKind::StepFailed {
+                entry["status"] = json!("failed");
+                entry["error"] = e.data["error"].clone();
+            } else if e.data["skipped"].as_bool() == Some(true) {
+                entry["status"] = json!("skipped");
+            } else {
+                entry["status"] = json!("completed");
+                entry["agent"] = e.data["agent"].clone();
+                entry["turns"] = e.data["turns"].clone();
+                entry["usage"] = e.data["usage"].clone();
+                entry["output"] = e.data["output"].clone();
+            }
+        }
+    }
+    // Plugin versions: every digest recorded under a step's keys.
+    for r in journal {
+        let (Some(digest), Some(plugin)) =
+            (&r.entry.plugin_digest, r.entry.data["plugin"].as_str())
+        else {
+            continue;
+        };
+        for step in &order {
+            if r.entry.key.starts_with(&format!("{step}/")) {
+                if let Some(entry) = steps.get_mut(step) {
+                    entry["plugins"][plugin] = json!(digest);
+                }
+            }
+        }
+    }
+    order.into_iter().filter_map(|s| steps.remove(&s)).collect()
+}
+
+async fn show(store: &dyn Store, run_id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
+    let Some(run) = store.get_run(run_id).await? else {
+        eprintln!("error: no run {run_id} in the run database");
+        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+    };
+    let journal = store.journal(run_id).await?;
+    let steps = steps_of(&journal);
+    let pending = approvals::pending(store, run_id).await?;
+    let mut out = std::io::stdout().lock();
+    if json_out {
+        let mut v = serde_json::to_value(&run)?;
+        v["steps"] = json!(steps);
+        v["pending_approvals"] = serde_json::to_value(&pending)?;
+        v["journal_entries"] = json!(journal.len());
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    write_run(&mut out, &run)?;
+    writeln!(out, "steps:")?;
+    for s in &steps {
+        writeln!(
+            out,
+            "  {:<28} {:<10} {}",
+            s["step"].as_str().unwrap_or(""),
+            s["status"].as_str().unwrap_or(""),
+            s["agent"].as_str().unwrap_or("")
+        )?;
+        if let Some(plugins) = s["plugins"].as_object() {
+            for (name, digest) in plugins {
+                let d = digest.as_str().unwrap_or("");
+                writeln!(out, "      plugin {name} sha256:{}", &d[..d.len().min(16)])?;
+            }
+        }
+        if let Some(e) = s["error"].as_str() {
+            writeln!(out, "      error: {e}")?;
+        }
+    }
+    if !pending.is_empty() {
+        writeln!(out, "waiting for approval:")?;
+        for p in &pending {
+            writeln!(
+                out,
+                "  call {} · tool {} · {}",
+                p.call_id,
+                p.tool,
+                clip(&p.arguments)
+            )?;
+        }
+    }
+    writeln!(out, "journal: {} entries", journal.len())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_run(out: &mut impl Write, run: &RunRecord) -> std::io::Result<()> {
+    writeln!(out, "run       {}", run.run_id)?;
+    writeln!(out, "status    {}", run.status)?;
+    writeln!(out, "workflow  {}", run.workflow_key)?;
+    writeln!(out, "spec      sha256:{}", run.spec_digest)?;
+    if let Some(s) = &run.session_id {
+        writeln!(
+            out,
+            "session   {s} (account {:?}, user {:?})",
+            run.account_id, run.user_id
+        )?;
+    }
+    writeln!(out, "created   {}", time(run.created_at_ms))?;
+    writeln!(out, "updated   {}", time(run.updated_at_ms))?;
+    if let Some(a) = &run.last_agent {
+        writeln!(out, "agent     {a}")?;
+    }
+    if let Some(r) = &run.last_response_id {
+        writeln!(out, "response  {r}")?;
+    }
+    for (model, u) in &run.usage {
+        writeln!(
+            out,
+            "usage     {model}: {} input / {} output tokens",
+            u.input_tokens, u.output_tokens
+        )?;
+    }
+    if let Some(o) = &run.output {
+        writeln!(out, "output    {}", clip(&o.to_string()))?;
+    }
+    if let Some(e) = &run.error {
+        writeln!(out, "error     {e}")?;
+    }
+    Ok(())
+}
+
+pub async fn approvals(global: &GlobalArgs, cmd: ApprovalsCommand) -> anyhow::Result<ExitCode> {
+    let store = open_store(global)?;
+    let ApprovalsCommand::List { run, json } = cmd;
+    let pending = match run {
+        Some(id) => approvals::pending(store.as_ref(), &id).await?,
+        None => approvals::pending_all(store.as_ref()).await?,
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&pending)?)?;
+    } else {
+        writeln!(
+            out,
+            "{:<26}  {:<24}  {:<20}  ARGUMENTS",
+            "RUN", "CALL", "TOOL"
+        )?;
+        for p in &pending {
+            writeln!(
+                out,
+                "{:<26}  {:<24}  {:<20}  {}",
+                p.run_id,
+                p.call_id,
+                p.tool,
+                clip(&p.arguments)
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn decide(
+    global: &GlobalArgs,
+    run_id: &str,
+    call_id: &str,
+    decision: Decision,
+    by: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let store = open_store(global)?;
+    let approved = decision.approved;
+    match approvals::decide(store.as_ref(), run_id, call_id, decision, by).await {
+        Ok(()) => {
+            eprintln!(
+                "call {call_id} of run {run_id} {}; continue it with `host resume {run_id}` unless it is waiting with --wait-approval",
+                if approved { "approved" } else { "rejected" }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ ApprovalError::NoSuchCall { .. }) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EXIT_BAD_INPUT))
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(EXIT_FAILED))
+        }
+    }
+}
+
+pub async fn approve(global: &GlobalArgs, args: ApproveArgs) -> anyhow::Result<ExitCode> {
+    decide(
+        global,
+        &args.run_id,
+        &args.call_id,
+        Decision::approve(),
+        args.by.as_deref(),
+    )
+    .await
+}
+
+pub async fn reject(global: &GlobalArgs, args: RejectArgs) -> anyhow::Result<ExitCode> {
+    decide(
+        global,
+        &args.run_id,
+        &args.call_id,
+        Decision::reject(args.reason.clone()),
+        args.by.as_deref(),
+    )
+    .await
+    .context("reject")
+}

@@ -1,0 +1,139 @@
+//! Human approvals of tool calls, as recorded in runs' journals.
+//!
+//! A run asks by journaling an `approval_requested` entry (and moving to
+//! `waiting_approval`); a human answers with [`decide`], which journals an
+//! `approval_decision` under the same key. The waiting run — polling in its
+//! own process, or a later `resume` — picks the decision up.
+
+use crate::agent::Decision;
+use crate::store::{JournalEntry, JournalKind, RunFilter, RunStatus, Store, StoreError};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+/// A tool call waiting for a decision.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PendingCall {
+    pub run_id: String,
+    pub call_id: String,
+    pub tool: String,
+    pub arguments: String,
+    /// `function` (our tool) or `mcp` (a hosted MCP tool).
+    pub kind: String,
+    pub stage: Option<String>,
+    pub step: Option<String>,
+    pub agent: Option<String>,
+    pub requested_at_ms: u64,
+}
+
+/// Why a decision could not be recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum ApprovalError {
+    #[error("run {run_id} has no pending approval for call `{call_id}`{}", if .pending.is_empty() { String::new() } else { format!(" (pending: {})", .pending.join(", ")) })]
+    NoSuchCall {
+        run_id: String,
+        call_id: String,
+        pending: Vec<String>,
+    },
+    #[error("run {run_id} is {status}; its approvals can no longer change anything")]
+    Finished { run_id: String, status: RunStatus },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Calls of `run_id` waiting for a decision.
+pub async fn pending(store: &dyn Store, run_id: &str) -> Result<Vec<PendingCall>, StoreError> {
+    let journal = store.journal(run_id).await?;
+    let decided: std::collections::HashSet<&str> = journal
+        .iter()
+        .filter(|r| r.entry.kind == JournalKind::ApprovalDecision)
+        .map(|r| r.entry.key.as_str())
+        .collect();
+    Ok(journal
+        .iter()
+        .filter(|r| {
+            r.entry.kind == JournalKind::ApprovalRequested
+                && !decided.contains(r.entry.key.as_str())
+        })
+        .map(|r| {
+            let d = &r.entry.data;
+            let text = |k: &str| d[k].as_str().map(str::to_owned);
+            PendingCall {
+                run_id: run_id.to_owned(),
+                call_id: text("call_id").unwrap_or_default(),
+                tool: text("tool").unwrap_or_default(),
+                arguments: text("arguments").unwrap_or_default(),
+                kind: text("kind").unwrap_or_else(|| "function".into()),
+                stage: text("stage"),
+                step: text("step"),
+                agent: text("agent"),
+                requested_at_ms: r.at_ms,
+            }
+        })
+        .collect())
+}
+
+/// Every pending call of every run waiting for approval.
+pub async fn pending_all(store: &dyn Store) -> Result<Vec<PendingCall>, StoreError> {
+    let runs = store
+        .list_runs(RunFilter {
+            status: Some(RunStatus::WaitingApproval),
+            ..RunFilter::default()
+        })
+        .await?;
+    let mut out = Vec::new();
+    for run in runs {
+        out.extend(pending(store, &run.run_id).await?);
+    }
+    Ok(out)
+}
+
+/// Records a human's decision on call `call_id` of run `run_id`.
+pub async fn decide(
+    store: &dyn Store,
+    run_id: &str,
+    call_id: &str,
+    decision: Decision,
+    by: Option<&str>,
+) -> Result<(), ApprovalError> {
+    let run = store
+        .get_run(run_id)
+        .await?
+        .ok_or_else(|| StoreError::NotFound {
+            run_id: run_id.to_owned(),
+        })?;
+    if run.status.is_terminal() {
+        return Err(ApprovalError::Finished {
+            run_id: run_id.to_owned(),
+            status: run.status,
+        });
+    }
+    let waiting = pending(store, run_id).await?;
+    let Some(call) = waiting.iter().find(|p| p.call_id == call_id) else {
+        return Err(ApprovalError::NoSuchCall {
+            run_id: run_id.to_owned(),
+            call_id: call_id.to_owned(),
+            pending: waiting.into_iter().map(|p| p.call_id).collect(),
+        });
+    };
+    let journal = store.journal(run_id).await?;
+    let key = journal
+        .iter()
+        .find(|r| {
+            r.entry.kind == JournalKind::ApprovalRequested
+                && r.entry.data["call_id"].as_str() == Some(call_id)
+        })
+        .map(|r| r.entry.key.clone())
+        .unwrap_or_default();
+    let entry = JournalEntry::new(
+        JournalKind::ApprovalDecision,
+        key,
+        json!({
+            "call_id": call.call_id,
+            "tool": call.tool,
+            "decision": decision,
+            "by": by.map(Value::from).unwrap_or(Value::Null),
+        }),
+    );
+    store.append(run_id, entry).await?;
+    Ok(())
+}

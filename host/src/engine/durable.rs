@@ -1,0 +1,201 @@
+//! The run's journal as the engine uses it.
+//!
+//! Every side effect — model response, tool result, plugin output, guardrail
+//! verdict, approval, session read and write — has a key that is the same in
+//! every execution of the run (`stage/step/t<turn>/…`, see [`keys`]). Before
+//! doing one, the engine asks [`Journal::recorded`]; after doing it, it
+//! [`Journal::commit`]s the result and only then moves on. A resumed run
+//! executes the workflow again from the top and is served every recorded
+//! result, so it reaches the exact point where it stopped without repeating
+//! a model, tool or plugin call.
+//!
+//! A replay ([`Mode::Replay`]) is served only what costs money or touches
+//! the world — model responses, tool results, approval decisions, session
+//! reads — and runs every plugin hook (guards, mappers, reducers,
+//! guardrails) again with the current plugins. It writes nothing.
+
+use crate::store::{
+    JournalEntry, JournalKind, JournalRecord, RunStatus, RunUpdate, Store, StoreError,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How a run uses its journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Record every side effect; serve those already recorded (resume).
+    Live,
+    /// Serve recorded model/tool/approval/session results; write nothing.
+    Replay,
+}
+
+/// One run's journal: what it already did, and where to record the rest.
+pub struct Journal {
+    store: Option<Arc<dyn Store>>,
+    run_id: String,
+    mode: Mode,
+    /// The first record of each kind and key.
+    recorded: HashMap<(JournalKind, String), JournalRecord>,
+}
+
+impl Journal {
+    /// No store: nothing is recorded (library use without durability).
+    pub fn disabled(run_id: &str) -> Self {
+        Journal {
+            store: None,
+            run_id: run_id.to_owned(),
+            mode: Mode::Live,
+            recorded: HashMap::new(),
+        }
+    }
+
+    /// A live journal on `store`, knowing what the run already recorded.
+    pub fn live(store: Arc<dyn Store>, run_id: &str, records: Vec<JournalRecord>) -> Self {
+        Journal {
+            store: Some(store),
+            run_id: run_id.to_owned(),
+            mode: Mode::Live,
+            recorded: index(records),
+        }
+    }
+
+    /// A replay of a run recorded in `records`.
+    pub fn replay(run_id: &str, records: Vec<JournalRecord>) -> Self {
+        Journal {
+            store: None,
+            run_id: run_id.to_owned(),
+            mode: Mode::Replay,
+            recorded: index(records),
+        }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether results are recorded (a store is attached).
+    pub fn is_durable(&self) -> bool {
+        self.store.is_some()
+    }
+
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.store.as_ref()
+    }
+
+    pub fn run_id(&self) -> &str {
+        &self.run_id
+    }
+
+    /// Every recorded entry (resume bookkeeping, e.g. plugin digests).
+    pub fn records(&self) -> impl Iterator<Item = &JournalRecord> {
+        self.recorded.values()
+    }
+
+    /// The recorded result of `key`, if this run already produced it and
+    /// this mode serves that kind.
+    pub fn recorded(&self, kind: JournalKind, key: &str) -> Option<&JournalRecord> {
+        if self.mode == Mode::Replay && !served_in_replay(kind) {
+            return None;
+        }
+        self.recorded.get(&(kind, key.to_owned()))
+    }
+
+    /// Records a result (and applies `update` to the run in the same
+    /// transaction). A no-op without a store or in a replay.
+    pub async fn commit(
+        &self,
+        kind: JournalKind,
+        key: String,
+        data: Value,
+        plugin_digest: Option<&str>,
+        update: Option<RunUpdate>,
+    ) -> Result<(), StoreError> {
+        let Some(store) = self.store.as_ref().filter(|_| self.mode == Mode::Live) else {
+            return Ok(());
+        };
+        let mut entry = JournalEntry::new(kind, key, data);
+        entry.plugin_digest = plugin_digest.map(str::to_owned);
+        store
+            .append_with_update(&self.run_id, entry, update)
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether someone cancelled the run in the store (another process).
+    pub async fn cancelled(&self) -> Result<bool, StoreError> {
+        let Some(store) = self.store.as_ref().filter(|_| self.mode == Mode::Live) else {
+            return Ok(false);
+        };
+        Ok(store
+            .get_run(&self.run_id)
+            .await?
+            .is_some_and(|r| r.status == RunStatus::Cancelled))
+    }
+}
+
+fn served_in_replay(kind: JournalKind) -> bool {
+    matches!(
+        kind,
+        JournalKind::ModelResponse
+            | JournalKind::ToolResult
+            | JournalKind::ApprovalRequested
+            | JournalKind::ApprovalDecision
+            | JournalKind::SessionRead
+    )
+}
+
+fn index(records: Vec<JournalRecord>) -> HashMap<(JournalKind, String), JournalRecord> {
+    let mut map = HashMap::with_capacity(records.len());
+    for r in records {
+        map.entry((r.entry.kind, r.entry.key.clone())).or_insert(r);
+    }
+    map
+}
+
+/// The journal keys. `step` is `<stage>/<step index>`.
+pub mod keys {
+    pub fn step(stage: &str, index: u32) -> String {
+        format!("{stage}/{index}")
+    }
+    pub fn guard(step: &str) -> String {
+        format!("{step}/guard")
+    }
+    pub fn map_input(step: &str) -> String {
+        format!("{step}/map_input")
+    }
+    pub fn done(step: &str) -> String {
+        format!("{step}/done")
+    }
+    pub fn model(step: &str, turn: u32) -> String {
+        format!("{step}/t{turn}/model")
+    }
+    pub fn tool(step: &str, turn: u32, call_id: &str) -> String {
+        format!("{step}/t{turn}/tool/{call_id}")
+    }
+    pub fn approval(step: &str, turn: u32, call_id: &str) -> String {
+        format!("{step}/t{turn}/approval/{call_id}")
+    }
+    /// `site` is `t<turn>/<phase>` or `t<turn>/<call id>/<phase>`.
+    pub fn guardrail(step: &str, site: &str, index: usize) -> String {
+        format!("{step}/{site}/guardrail/{index}")
+    }
+    pub fn session_read(step: &str) -> String {
+        format!("{step}/session/read")
+    }
+    pub fn session_summary(step: &str) -> String {
+        format!("{step}/session/summary")
+    }
+    /// Session items of a sequential step, or of a parallel stage.
+    pub fn session_write(owner: &str) -> String {
+        format!("{owner}/session/write")
+    }
+    pub fn reduce(stage: &str) -> String {
+        format!("{stage}/reduce")
+    }
+    pub fn stage_done(stage: &str) -> String {
+        format!("{stage}/done")
+    }
+    pub const RUN_STARTED: &str = "run/started";
+    pub const RUN_FINISHED: &str = "run/finished";
+}
