@@ -1,0 +1,368 @@
+//! Durable runs end to end: the real `host` binary on a real SQLite file,
+//! real plugins, the mock OpenAI server — `kill -9` and resume, approvals
+//! across processes, sessions and memory strategies, replay, bad databases.
+
+use host::store::{JournalKind, RunFilter, RunRecord, RunStatus, SqliteStore, Store};
+use mock_openai::{MockConfig, MockServer};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+
+const HOST: &str = env!("CARGO_BIN_EXE_host");
+
+async fn mock(config: Value) -> MockServer {
+    let config: MockConfig = serde_json::from_value(config).expect("mock config");
+    MockServer::start(config).await.expect("mock server")
+}
+
+/// A folder with the named plugins (from `plugins/` or the test guests).
+fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for name in names {
+        let file = format!("{name}.wasm");
+        let from = [
+            e2e::plugins_dir().join(&file),
+            e2e::guests_dir().join(&file),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{file} is not built (run .ci/test)"));
+        std::fs::copy(&from, dir.path().join(&file)).expect("copy plugin");
+    }
+    dir
+}
+
+fn provider(server: &MockServer, api: &str) -> Value {
+    json!({"mock": {
+        "type": "openai_compatible", "base_url": server.base_url(), "api": api,
+        "api_key_env": "MOCK_API_KEY", "timeout_ms": 10000,
+        "retry": {"max_attempts": 2, "initial_backoff_ms": 20, "max_backoff_ms": 100}
+    }})
+}
+
+fn write_spec(dir: &Path, spec: &Value) -> PathBuf {
+    let path = dir.join("spec.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(spec).expect("json")).expect("write spec");
+    path
+}
+
+fn host_cmd(db: &Path, args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(HOST);
+    cmd.args(args)
+        .env("HOST_DB", db)
+        .env("HOST_CACHE_DIR", e2e::test_cache_dir())
+        .env("MOCK_API_KEY", "sk-test-not-a-real-key")
+        .env("NO_COLOR", "1")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn host(db: &Path, args: &[&str]) -> Output {
+    tokio::time::timeout(Duration::from_secs(120), host_cmd(db, args).output())
+        .await
+        .expect("host timed out")
+        .expect("start host")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "host failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+async fn runs(db: &Path) -> Vec<RunRecord> {
+    let store = SqliteStore::open(db).expect("open db");
+    store.list_runs(RunFilter::default()).await.expect("runs")
+}
+
+async fn only_run(db: &Path) -> RunRecord {
+    let mut all = runs(db).await;
+    assert_eq!(all.len(), 1, "expected one run: {all:?}");
+    all.remove(0)
+}
+
+/// The journal keys of a run's recorded model responses.
+async fn recorded_models(db: &Path, run_id: &str) -> BTreeSet<String> {
+    let store = SqliteStore::open(db).expect("open db");
+    store
+        .journal(run_id)
+        .await
+        .expect("journal")
+        .into_iter()
+        .filter(|r| r.entry.kind == JournalKind::ModelResponse)
+        .map(|r| r.entry.key)
+        .collect()
+}
+
+/// (agent marker, turn) of a Chat Completions request: agents' system
+/// prompts start with `AGENT <name>:`; the turn is 1 + the number of
+/// assistant messages in the request.
+fn request_key(body: &Value) -> (String, usize) {
+    let messages = body["messages"].as_array().cloned().unwrap_or_default();
+    let system = messages
+        .iter()
+        .find(|m| m["role"] == "system")
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("");
+    let agent = system
+        .strip_prefix("AGENT ")
+        .and_then(|s| s.split(':').next())
+        .unwrap_or("?")
+        .to_owned();
+    let assistants = messages.iter().filter(|m| m["role"] == "assistant").count();
+    (agent, assistants + 1)
+}
+
+fn request_keys(server: &MockServer) -> Vec<(String, usize)> {
+    server
+        .requests()
+        .iter()
+        .filter_map(|r| r.body.as_ref())
+        .map(request_key)
+        .collect()
+}
+
+// ---------------------------------------------------------------------------
+// kill -9 and resume
+
+/// Agent, model latency (ms), tool latency (ms) if it calls the slow tool.
+const CRASH_AGENTS: [(&str, u64, Option<u64>); 11] = [
+    ("planner", 60, None),
+    ("tooler", 50, Some(90)),
+    ("r1", 35, Some(80)),
+    ("r2", 70, None),
+    ("r3", 140, None),
+    ("r4", 95, Some(45)),
+    ("writer", 60, None),
+    ("checker", 45, Some(90)),
+    ("editor", 55, None),
+    ("v1", 40, None),
+    ("v2", 100, None),
+];
+
+/// Model calls of one uninterrupted run.
+const CRASH_CALLS: usize = 15;
+
+/// Four stages: sequential (a plain step, a step with a slow tool call),
+/// parallel (four branches of different latencies, two with tools, merged by
+/// a reducer), sequential (three steps, one with a tool) and parallel again
+/// (two branches). Run with `--stream`: every model response is streamed
+/// (SSE spread over the mock's latency). Latencies differ per agent so the
+/// run passes through many distinct recorded states.
+fn crash_spec(server: &MockServer) -> Value {
+    let mut agents = serde_json::Map::new();
+    for (name, _, tool_ms) in CRASH_AGENTS {
+        let tools = if tool_ms.is_some() {
+            json!(["slow_tool"])
+        } else {
+            json!([])
+        };
+        agents.insert(
+            name.to_string(),
+            json!({
+                "instructions": format!("AGENT {name}: do your part."),
+                "model": {"provider": "mock", "name": "gpt-4.1-mini"},
+                "tools": tools,
+            }),
+        );
+    }
+    json!({
+        "providers": provider(server, "chat"),
+        "agents": agents,
+        "workflow": {"key": "crashy", "stages": [
+            {"name": "plan", "mode": "sequential", "steps": [{"agent": "planner"}, {"agent": "tooler"}]},
+            {"name": "research", "mode": "parallel",
+             "steps": [{"agent": "r1"}, {"agent": "r2"}, {"agent": "r3"}, {"agent": "r4"}],
+             "reducer": "concat"},
+            {"name": "write", "mode": "sequential",
+             "steps": [{"agent": "writer"}, {"agent": "checker"}, {"agent": "editor"}]},
+            {"name": "review", "mode": "parallel", "steps": [{"agent": "v1"}, {"agent": "v2"}]}
+        ]},
+        "run": {"input": "write about durable workflows"}
+    })
+}
+
+/// The agent a model journal key (`stage/i/tN/model`) belongs to.
+fn key_agent(key: &str) -> String {
+    let mut parts = key.split('/');
+    let (stage, index) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+    let agents: &[&str] = match stage {
+        "plan" => &["planner", "tooler"],
+        "research" => &["r1", "r2", "r3", "r4"],
+        "write" => &["writer", "checker", "editor"],
+        "review" => &["v1", "v2"],
+        _ => &[],
+    };
+    index
+        .parse::<usize>()
+        .ok()
+        .and_then(|i| agents.get(i))
+        .unwrap_or(&"?")
+        .to_string()
+}
+
+fn crash_mock_config() -> Value {
+    let mut rules = Vec::new();
+    for (name, model_ms, tool_ms) in CRASH_AGENTS {
+        if let Some(ms) = tool_ms {
+            rules.push(json!({
+                "name": format!("{name}-tool"),
+                "match": {"instructions_contains": format!("AGENT {name}:"), "has_tool_result": false},
+                "reply": {"tool_calls": [{"name": "slow_echo", "arguments": {"text": name, "ms": ms}}]},
+                "latency_ms": model_ms
+            }));
+        }
+        rules.push(json!({
+            "name": name,
+            "match": {"instructions_contains": format!("AGENT {name}:")},
+            "reply": "default",
+            "latency_ms": model_ms
+        }));
+    }
+    json!({"spread_stream_latency": true, "stream_chunks": 6, "rules": rules})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn kill_9_anywhere_then_resume_completes_without_paying_twice() {
+    let server = mock(crash_mock_config()).await;
+    let plugins = plugin_dir(&["slow_tool", "concat"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = write_spec(dir.path(), &crash_spec(&server));
+    let spec_arg = spec.display().to_string();
+    let plugins_arg = plugins.path().display().to_string();
+    let run_args = [
+        "run",
+        &spec_arg,
+        "--plugins",
+        &plugins_arg,
+        "--stream",
+        "--quiet",
+    ];
+
+    // The uninterrupted reference.
+    let db = e2e::fresh_db();
+    let started = tokio::time::Instant::now();
+    let reference = ok(&host(&db, &run_args).await);
+    let duration = started.elapsed();
+    let reference_run = only_run(&db).await;
+    let reference_requests = request_keys(&server);
+    assert_eq!(
+        reference_requests.len(),
+        CRASH_CALLS,
+        "{reference_requests:?}"
+    );
+
+    // Kill points spread over the whole run: between stages, mid parallel
+    // stage, during tool calls, during streamed responses.
+    const POINTS: u32 = 30;
+    let mut observed: BTreeSet<Vec<String>> = BTreeSet::new();
+    let (mut mid_tool, mut mid_stream, mut mid_parallel) = (0, 0, 0);
+    for k in 0..POINTS {
+        server.reset();
+        let db = e2e::fresh_db();
+        let at = duration.mul_f64((f64::from(k) + 0.5) / f64::from(POINTS));
+        let mut child = host_cmd(&db, &run_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn host");
+        tokio::time::sleep(at).await;
+        child.start_kill().expect("kill -9"); // SIGKILL on unix
+        let _ = child.wait().await;
+        if !db.exists() || runs(&db).await.is_empty() {
+            observed.insert(vec!["(not started)".into()]);
+            continue;
+        }
+        let run = only_run(&db).await;
+        let store = SqliteStore::open(&db).expect("db");
+        let journal = store.journal(&run.run_id).await.expect("journal");
+        drop(store);
+        let at_kill: Vec<String> = journal.iter().map(|r| r.entry.key.clone()).collect();
+        let recorded = recorded_models(&db, &run.run_id).await;
+        let is_recorded = |(agent, turn): &(String, usize)| {
+            recorded
+                .iter()
+                .any(|k| k.ends_with(&format!("/t{turn}/model")) && key_agent(k) == *agent)
+        };
+        let before = request_keys(&server);
+        let in_flight: Vec<(String, usize)> =
+            before.iter().filter(|k| !is_recorded(k)).cloned().collect();
+        let tools_asked = journal
+            .iter()
+            .filter(|r| r.entry.kind == JournalKind::ModelResponse)
+            .filter(|r| r.entry.data["response"].to_string().contains("slow_echo"))
+            .count();
+        let tools_done = journal
+            .iter()
+            .filter(|r| r.entry.kind == JournalKind::ToolResult)
+            .count();
+        let research_started = at_kill.iter().any(|k| k == "plan/1/done");
+        let research_done = at_kill.iter().any(|k| k == "research/reduce");
+        if run.status == RunStatus::Running {
+            mid_tool += usize::from(tools_asked > tools_done);
+            mid_stream += usize::from(!in_flight.is_empty());
+            mid_parallel += usize::from(research_started && !research_done);
+        }
+        observed.insert(at_kill.clone());
+
+        if run.status != RunStatus::Completed {
+            let resumed = host(&db, &["resume", "--all", "--quiet"]).await;
+            let output = ok(&resumed);
+            assert_eq!(output, reference, "kill at {at:?}: resumed output differs");
+        }
+        let after = only_run(&db).await;
+        assert_eq!(after.status, RunStatus::Completed);
+        assert_eq!(after.output, reference_run.output);
+        assert_eq!(
+            after.usage, reference_run.usage,
+            "usage counts every call once"
+        );
+
+        // No model request twice for the same step and turn, except one
+        // in flight (sent, not recorded) at the kill.
+        let all = request_keys(&server);
+        let mut counts: BTreeMap<&(String, usize), usize> = BTreeMap::new();
+        for key in &all {
+            *counts.entry(key).or_default() += 1;
+        }
+        for (key, n) in counts {
+            let allowed = if in_flight.contains(key) { 2 } else { 1 };
+            assert!(
+                n <= allowed,
+                "kill at {at:?}: {key:?} was requested {n} times\nat kill: {at_kill:?}\nbefore: {before:?}\nall: {all:?}"
+            );
+        }
+        assert_eq!(
+            all.len(),
+            CRASH_CALLS + in_flight.len(),
+            "kill at {at:?}: every call once, plus the ones in flight at the kill\nall: {all:?}"
+        );
+    }
+    eprintln!(
+        "{POINTS} kills: {} distinct recorded states; {mid_tool} during a tool call, {mid_stream} during a streamed response, {mid_parallel} mid parallel stage",
+        observed.len()
+    );
+    assert!(
+        observed.len() >= 20,
+        "{POINTS} kills reached only {} distinct recorded states",
+        observed.len()
+    );
+    assert!(mid_tool >= 1, "no kill landed during a tool call");
+    assert!(mid_stream >= 1, "no kill landed during a streamed response");
+    assert!(mid_parallel >= 1, "no kill landed mid parallel stage");
+    server.shutdown().await.expect("shutdown");
+}
