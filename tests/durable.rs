@@ -366,3 +366,270 @@ async fn kill_9_anywhere_then_resume_completes_without_paying_twice() {
     assert!(mid_parallel >= 1, "no kill landed mid parallel stage");
     server.shutdown().await.expect("shutdown");
 }
+
+// ---------------------------------------------------------------------------
+// Approvals
+
+/// One agent with `calculator#add` behind an approval; the model calls it
+/// once, then answers with text.
+fn approval_spec(server: &MockServer) -> Value {
+    json!({
+        "providers": provider(server, "chat"),
+        "agents": {"a": {
+            "instructions": "AGENT a: add numbers.",
+            "model": {"provider": "mock", "name": "gpt-4.1-mini"},
+            "tools": [{"plugin": "calculator#add", "approval": "always"}]
+        }},
+        "workflow": {"key": "approve", "steps": [{"agent": "a"}]},
+        "run": {"input": "what is 2 + 3?"}
+    })
+}
+
+fn approval_mock() -> Value {
+    json!({"rules": [{
+        "name": "call-add",
+        "match": {"has_tool_result": false},
+        "reply": {"tool_calls": [{"name": "add", "arguments": {"numbers": [2, 3]}, "call_id": "call_add_1"}]}
+    }]})
+}
+
+/// The tool outputs the model received, per request.
+fn tool_outputs(server: &MockServer) -> Vec<String> {
+    server
+        .requests()
+        .iter()
+        .filter_map(|r| r.body.as_ref())
+        .flat_map(|b| {
+            b["messages"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|m| m["role"] == "tool")
+                .map(|m| m["content"].as_str().unwrap_or("").to_owned())
+        })
+        .collect()
+}
+
+async fn pending_calls(db: &Path) -> Vec<Value> {
+    let out = host(db, &["approvals", "list", "--json"]).await;
+    serde_json::from_str::<Vec<Value>>(&ok(&out)).expect("approvals json")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approval_pauses_the_run_and_another_process_approves() {
+    let server = mock(approval_mock()).await;
+    let plugins = plugin_dir(&["calculator"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = write_spec(dir.path(), &approval_spec(&server));
+    let db = e2e::fresh_db();
+    let args = [
+        "run",
+        spec.to_str().expect("utf-8"),
+        "--plugins",
+        plugins.path().to_str().expect("utf-8"),
+    ];
+
+    // The run pauses and the process exits 3.
+    let out = host(&db, &args).await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("call_add_1"),
+        "{}",
+        text(&out.stderr)
+    );
+    let run = only_run(&db).await;
+    assert_eq!(run.status, RunStatus::WaitingApproval);
+    let pending = pending_calls(&db).await;
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    assert_eq!(pending[0]["call_id"], "call_add_1");
+    assert_eq!(pending[0]["tool"], "add");
+    assert_eq!(pending[0]["run_id"], run.run_id.as_str());
+    let show = ok(&host(&db, &["runs", "show", &run.run_id]).await);
+    assert!(
+        show.contains("waiting_approval") && show.contains("call_add_1"),
+        "{show}"
+    );
+
+    // Resuming before a decision keeps waiting (exit 3), calls nothing.
+    let early = host(&db, &["resume", &run.run_id]).await;
+    assert_eq!(early.status.code(), Some(3), "{}", text(&early.stderr));
+    assert_eq!(server.requests().len(), 1);
+
+    // Unknown calls are refused clearly.
+    let bad = host(&db, &["approve", &run.run_id, "call_nope"]).await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("call_add_1"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    // Another process approves; a third resumes and completes the run.
+    ok(&host(&db, &["approve", &run.run_id, "call_add_1", "--by", "ops"]).await);
+    assert!(pending_calls(&db).await.is_empty());
+    let resumed = host(&db, &["resume", &run.run_id]).await;
+    let output = ok(&resumed);
+    assert!(output.starts_with("reply "), "{output}");
+    let run = only_run(&db).await;
+    assert_eq!(run.status, RunStatus::Completed);
+    // The first model call was not made again; the tool ran after approval.
+    assert_eq!(server.requests().len(), 2);
+    assert_eq!(tool_outputs(&server), vec!["5".to_string()]);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rejection_reaches_the_model_with_its_reason() {
+    let server = mock(approval_mock()).await;
+    let plugins = plugin_dir(&["calculator"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = write_spec(dir.path(), &approval_spec(&server));
+    let db = e2e::fresh_db();
+    let out = host(
+        &db,
+        &[
+            "run",
+            spec.to_str().expect("utf-8"),
+            "--plugins",
+            plugins.path().to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let run = only_run(&db).await;
+    ok(&host(
+        &db,
+        &[
+            "reject",
+            &run.run_id,
+            "call_add_1",
+            "--reason",
+            "budget frozen",
+        ],
+    )
+    .await);
+    ok(&host(&db, &["resume", "--all"]).await);
+    let outputs = tool_outputs(&server);
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert!(
+        outputs[0].contains("rejected") && outputs[0].contains("budget frozen"),
+        "{outputs:?}"
+    );
+    assert_eq!(only_run(&db).await.status, RunStatus::Completed);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wait_approval_continues_in_the_same_process() {
+    let server = mock(approval_mock()).await;
+    let plugins = plugin_dir(&["calculator"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = write_spec(dir.path(), &approval_spec(&server));
+    let db = e2e::fresh_db();
+    let child = host_cmd(
+        &db,
+        &[
+            "run",
+            spec.to_str().expect("utf-8"),
+            "--plugins",
+            plugins.path().to_str().expect("utf-8"),
+            "--wait-approval",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    // Wait until the call is pending, then approve from another process.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let run_id = loop {
+        if db.exists()
+            && let Some(p) = pending_calls(&db).await.first()
+        {
+            break p["run_id"].as_str().unwrap_or_default().to_owned();
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no pending approval"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(only_run(&db).await.status, RunStatus::WaitingApproval);
+    ok(&host(&db, &["approve", &run_id, "call_add_1"]).await);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the waiting run finishes")
+        .expect("wait");
+    let output = ok(&out);
+    assert!(output.starts_with("reply "), "{output}");
+    assert!(
+        text(&out.stderr).contains("approved"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(tool_outputs(&server), vec!["5".to_string()]);
+    assert_eq!(only_run(&db).await.status, RunStatus::Completed);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hosted_mcp_approval_requests_take_the_same_path() {
+    let server = mock(json!({"rules": [
+        {"name": "ask", "match": {"mcp_approval": "none"},
+         "reply": {"mcp_approval_request": {"server_label": "deepwiki", "name": "ask_question",
+                   "arguments": {"repo": "openai/codex"}, "id": "mcpr_1"}}},
+        {"name": "yes", "match": {"mcp_approval": "approved"}, "reply": {"text": "the MCP tool ran"}},
+        {"name": "no", "match": {"mcp_approval": "denied"}, "reply": {"text": "the MCP tool was refused"}}
+    ]}))
+    .await;
+    let plugins = plugin_dir(&["calculator"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = json!({
+        "providers": provider(&server, "responses"),
+        "agents": {"a": {"instructions": "AGENT a: use MCP.", "model": {"provider": "mock", "name": "gpt-4.1-mini"}}},
+        "workflow": {"key": "mcp", "steps": [{"agent": "a"}]},
+        "run": {"input": "ask deepwiki"}
+    });
+    let spec = write_spec(dir.path(), &spec);
+    for (decision, expected) in [
+        ("approve", "the MCP tool ran"),
+        ("reject", "the MCP tool was refused"),
+    ] {
+        server.reset();
+        let db = e2e::fresh_db();
+        let out = host(
+            &db,
+            &[
+                "run",
+                spec.to_str().expect("utf-8"),
+                "--plugins",
+                plugins.path().to_str().expect("utf-8"),
+            ],
+        )
+        .await;
+        assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+        let pending = pending_calls(&db).await;
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!(pending[0]["kind"], "mcp");
+        assert_eq!(pending[0]["tool"], "deepwiki.ask_question");
+        let run_id = pending[0]["run_id"].as_str().expect("run id").to_owned();
+        let mut args = vec![decision, run_id.as_str(), "mcpr_1"];
+        if decision == "reject" {
+            args.extend(["--reason", "not this repo"]);
+        }
+        ok(&host(&db, &args).await);
+        let output = ok(&host(&db, &["resume", &run_id]).await);
+        assert_eq!(output.trim(), expected);
+        let requests = server.requests();
+        assert_eq!(requests.len(), 2, "the first call is not repeated");
+        let input = &requests[1].body.as_ref().expect("body")["input"];
+        let answer = input
+            .as_array()
+            .and_then(|items| items.iter().find(|i| i["type"] == "mcp_approval_response"))
+            .unwrap_or_else(|| panic!("no mcp_approval_response in {input}"));
+        assert_eq!(answer["approval_request_id"], "mcpr_1");
+        assert_eq!(answer["approve"], decision == "approve");
+    }
+    server.shutdown().await.expect("shutdown");
+}

@@ -359,6 +359,28 @@ fn print_event(out: &mut impl Write, e: &Event, offline: bool) -> std::io::Resul
             writeln!(out, "✗ failed: {}", e.data["error"].as_str().unwrap_or(""))
         }
         EventType::RunCancelled => writeln!(out, "✗ cancelled"),
+        EventType::ApprovalRequested => writeln!(
+            out,
+            "    ⏸ tool {} waits for approval (call {})",
+            e.data["tool"].as_str().unwrap_or(""),
+            e.data["call_id"].as_str().unwrap_or("")
+        ),
+        EventType::ApprovalResolved => writeln!(
+            out,
+            "    tool {} {} (call {})",
+            e.data["tool"].as_str().unwrap_or(""),
+            if e.data["approved"].as_bool() == Some(true) {
+                "approved"
+            } else {
+                "rejected"
+            },
+            e.data["call_id"].as_str().unwrap_or("")
+        ),
+        EventType::PluginReloaded => writeln!(
+            out,
+            "  ! plugin {} changed since the run started: recorded outputs stand, the new build serves new calls",
+            e.data["plugin"].as_str().unwrap_or("")
+        ),
         _ => Ok(()),
     }
 }
