@@ -633,3 +633,414 @@ async fn hosted_mcp_approval_requests_take_the_same_path() {
     }
     server.shutdown().await.expect("shutdown");
 }
+
+// ---------------------------------------------------------------------------
+// Sessions and memory strategies
+
+/// (role, content) of every message of a Chat Completions request.
+fn messages(body: &Value) -> Vec<(String, String)> {
+    body["messages"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            (
+                m["role"].as_str().unwrap_or("").to_owned(),
+                m["content"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The user messages of request `n` (0-based) since the last reset.
+fn user_messages(server: &MockServer, n: usize) -> Vec<String> {
+    let requests = server.requests();
+    let body = requests[n].body.as_ref().expect("body");
+    messages(body)
+        .into_iter()
+        .filter(|(role, _)| role == "user")
+        .map(|(_, c)| c)
+        .collect()
+}
+
+fn session_spec(server: &MockServer, memory: Value, tools: Value) -> Value {
+    let mut agent = json!({
+        "instructions": "AGENT chat: answer.",
+        "model": {"provider": "mock", "name": "gpt-4.1-mini"},
+        "tools": tools,
+    });
+    if !memory.is_null() {
+        agent["memory"] = memory;
+    }
+    json!({
+        "providers": provider(server, "chat"),
+        "agents": {"chat": agent},
+        "workflow": {"key": "chat", "steps": [{"agent": "chat"}]}
+    })
+}
+
+struct Session<'a> {
+    db: PathBuf,
+    spec: PathBuf,
+    plugins: &'a Path,
+}
+
+impl Session<'_> {
+    async fn say(&self, input: &str, session: &str, account: &str) -> String {
+        ok(&host(
+            &self.db,
+            &[
+                "run",
+                self.spec.to_str().expect("utf-8"),
+                "--plugins",
+                self.plugins.to_str().expect("utf-8"),
+                "--input",
+                input,
+                "--session",
+                session,
+                "--account",
+                account,
+                "--user",
+                "u1",
+            ],
+        )
+        .await)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_are_isolated_by_account() {
+    let server = mock(json!({})).await;
+    let plugins = plugin_dir(&["calculator"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Session {
+        db: e2e::fresh_db(),
+        spec: write_spec(dir.path(), &session_spec(&server, Value::Null, json!([]))),
+        plugins: plugins.path(),
+    };
+    s.say("my secret is tulip", "s1", "acme").await;
+    server.reset();
+    // Same session id and user, another account: sees nothing.
+    s.say("what is my secret?", "s1", "globex").await;
+    assert_eq!(user_messages(&server, 0), vec!["what is my secret?"]);
+    server.reset();
+    // The right account sees its history, in order.
+    s.say("what is my secret?", "s1", "acme").await;
+    let body = server.requests()[0].body.clone().expect("body");
+    let m = messages(&body);
+    assert_eq!(m[1], ("user".into(), "my secret is tulip".into()), "{m:?}");
+    assert_eq!(m[2].0, "assistant", "{m:?}");
+    assert_eq!(m[3], ("user".into(), "what is my secret?".into()), "{m:?}");
+    // Two runs of one session are two run records.
+    let all = runs(&s.db).await;
+    assert_eq!(all.len(), 3);
+    assert!(all.iter().all(|r| r.session_id.as_deref() == Some("s1")));
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trim_keeps_the_last_user_turns() {
+    let server = mock(json!({})).await;
+    let plugins = plugin_dir(&["calculator"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let memory = json!({"strategy": "trim", "max_turns": 2});
+    let s = Session {
+        db: e2e::fresh_db(),
+        spec: write_spec(dir.path(), &session_spec(&server, memory, json!([]))),
+        plugins: plugins.path(),
+    };
+    for q in ["q1", "q2", "q3"] {
+        s.say(q, "t", "acme").await;
+    }
+    server.reset();
+    s.say("q4", "t", "acme").await;
+    assert_eq!(user_messages(&server, 0), vec!["q2", "q3", "q4"]);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn summarize_replaces_older_turns_with_a_stored_summary() {
+    let server = mock(json!({"rules": [{
+        "name": "summary",
+        "match": {"instructions_contains": "Summarize the conversation"},
+        "reply": {"text": "SUMMARY: the user asked q1."}
+    }]}))
+    .await;
+    let plugins = plugin_dir(&["calculator"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let memory = json!({"strategy": "summarize", "keep_last": 1, "max_summary_tokens": 64});
+    let s = Session {
+        db: e2e::fresh_db(),
+        spec: write_spec(dir.path(), &session_spec(&server, memory, json!([]))),
+        plugins: plugins.path(),
+    };
+    s.say("q1", "m", "acme").await;
+    s.say("q2", "m", "acme").await;
+    server.reset();
+    s.say("q3", "m", "acme").await;
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2, "a summary call, then the agent's");
+    // The summarizer saw the older turn only.
+    let summary_req = messages(requests[0].body.as_ref().expect("body"));
+    let transcript = &summary_req.last().expect("message").1;
+    assert!(transcript.contains("user: q1"), "{transcript}");
+    assert!(!transcript.contains("q2"), "{transcript}");
+    // The agent got the summary, then the last turn, then the new input.
+    let m = messages(requests[1].body.as_ref().expect("body"));
+    assert!(
+        m.iter()
+            .any(|(r, c)| r == "system" && c.contains("SUMMARY: the user asked q1.")),
+        "{m:?}"
+    );
+    assert_eq!(user_messages(&server, 1), vec!["q2", "q3"]);
+
+    // The summary is stored: the next run does not summarize q1 again
+    // (only q2 is newly summarized, together with the stored summary).
+    server.reset();
+    s.say("q4", "m", "acme").await;
+    let requests = server.requests();
+    let transcript = messages(requests[0].body.as_ref().expect("body"))
+        .last()
+        .expect("message")
+        .1
+        .clone();
+    assert!(
+        transcript.contains("Earlier summary: SUMMARY"),
+        "{transcript}"
+    );
+    assert!(
+        transcript.contains("user: q2") && !transcript.contains("user: q1"),
+        "{transcript}"
+    );
+    assert_eq!(user_messages(&server, 1), vec!["q3", "q4"]);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compact_drops_tool_items_past_the_token_budget() {
+    let long = "x".repeat(600);
+    let server = mock(json!({"rules": [{
+        "name": "tool",
+        "match": {"has_tool_result": false, "user_contains": "look"},
+        "reply": {"tool_calls": [{"name": "slow_echo", "arguments": {"text": long, "ms": 0}}]}
+    }]}))
+    .await;
+    let plugins = plugin_dir(&["slow_tool"]);
+    for (memory, tool_items_kept) in [
+        (json!({"strategy": "compact", "max_tokens": 80}), false),
+        (Value::Null, true),
+    ] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = Session {
+            db: e2e::fresh_db(),
+            spec: write_spec(
+                dir.path(),
+                &session_spec(&server, memory, json!(["slow_tool"])),
+            ),
+            plugins: plugins.path(),
+        };
+        s.say("look it up", "c", "acme").await;
+        server.reset();
+        s.say("thanks", "c", "acme").await;
+        let m = messages(server.requests()[0].body.as_ref().expect("body"));
+        let has_tool = m.iter().any(|(r, _)| r == "tool");
+        assert_eq!(has_tool, tool_items_kept, "{m:?}");
+        // The conversation itself is kept.
+        assert_eq!(user_messages(&server, 0), vec!["look it up", "thanks"]);
+        assert!(m.iter().any(|(r, _)| r == "assistant"), "{m:?}");
+        server.reset();
+    }
+    server.shutdown().await.expect("shutdown");
+}
+
+// ---------------------------------------------------------------------------
+// Replay
+
+#[tokio::test(flavor = "multi_thread")]
+async fn replay_with_a_changed_reducer_makes_no_model_call() {
+    let server = mock(json!({})).await;
+    let plugins = plugin_dir(&[]);
+    std::fs::copy(
+        e2e::plugins_dir().join("concat.wasm"),
+        plugins.path().join("merge.wasm"),
+    )
+    .expect("copy");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = |n: &str| json!({"instructions": format!("AGENT {n}: go."), "model": {"provider": "mock", "name": "gpt-4.1-mini"}});
+    let spec = json!({
+        "providers": provider(&server, "chat"),
+        "agents": {"a": agent("a"), "b": agent("b"), "c": agent("c")},
+        "workflow": {"key": "replayed", "stages": [
+            {"name": "first", "mode": "sequential", "steps": [{"agent": "a"}]},
+            {"name": "fan", "mode": "parallel", "steps": [{"agent": "b"}, {"agent": "c"}], "reducer": "merge"}
+        ]},
+        "run": {"input": "topic"}
+    });
+    let spec = write_spec(dir.path(), &spec);
+    let db = e2e::fresh_db();
+    let original = ok(&host(
+        &db,
+        &[
+            "run",
+            spec.to_str().expect("utf-8"),
+            "--plugins",
+            plugins.path().to_str().expect("utf-8"),
+        ],
+    )
+    .await);
+    assert!(
+        original.contains("\n\n"),
+        "concat joins with blank lines: {original}"
+    );
+    let run = only_run(&db).await;
+    server.reset();
+
+    // Same plugins: the same output, and no model call.
+    let same = host(&db, &["replay", &run.run_id, "--json"]).await;
+    let report: Value = serde_json::from_str(&ok(&same)).expect("json");
+    assert_eq!(report["output_changed"], false, "{report}");
+    assert_eq!(server.requests().len(), 0);
+
+    // A new reducer build (the JavaScript collector under the same name).
+    std::fs::copy(
+        e2e::plugins_dir().join("js_collect.wasm"),
+        plugins.path().join("merge.wasm"),
+    )
+    .expect("swap reducer");
+    let changed = host(&db, &["replay", &run.run_id, "--json"]).await;
+    let report: Value = serde_json::from_str(&ok(&changed)).expect("json");
+    assert_eq!(report["output_changed"], true, "{report}");
+    assert_eq!(report["output"]["count"], 2, "{report}");
+    assert!(report["output"]["results"]["b"].is_string(), "{report}");
+    assert_eq!(server.requests().len(), 0, "a replay never calls the model");
+    // The human-readable form says what changed; the recorded run is untouched.
+    let text_report = host(&db, &["replay", &run.run_id]).await;
+    assert!(
+        text(&text_report.stderr).contains("CHANGED"),
+        "{}",
+        text(&text_report.stderr)
+    );
+    assert_eq!(only_run(&db).await.output, run.output);
+    assert_eq!(server.requests().len(), 0);
+    server.shutdown().await.expect("shutdown");
+}
+
+// ---------------------------------------------------------------------------
+// Bad databases
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_database_is_a_clear_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("runs.db");
+    std::fs::write(&db, vec![0x5a_u8; 8192]).expect("write garbage");
+    for args in [
+        vec!["run", "examples/simple_assistant/spec.json", "--offline"],
+        vec!["runs", "list"],
+        vec!["resume", "--all"],
+    ] {
+        let out = tokio::process::Command::new(HOST)
+            .args(&args)
+            .current_dir(e2e::repo_root())
+            .env("HOST_DB", &db)
+            .env("HOST_CACHE_DIR", e2e::test_cache_dir())
+            .output()
+            .await
+            .expect("run host");
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(&db.display().to_string()), "{args:?}: {err}");
+        assert!(err.contains("not a database"), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_locked_database_is_a_clear_error() {
+    let db = e2e::fresh_db();
+    // Create it, then hold an exclusive lock from another process.
+    ok(&host(&db, &["runs", "list"]).await);
+    let mut locker = tokio::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys,time; c=sqlite3.connect(sys.argv[1], isolation_level=None); c.execute('BEGIN EXCLUSIVE'); print('locked', flush=True); time.sleep(30)",
+            db.to_str().expect("utf-8"),
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 with sqlite3");
+    let mut line = String::new();
+    {
+        use tokio::io::AsyncBufReadExt;
+        let stdout = locker.stdout.take().expect("stdout");
+        tokio::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .await
+            .expect("read");
+    }
+    assert_eq!(line.trim(), "locked");
+    let spec = e2e::repo_root().join("examples/simple_assistant/spec.json");
+    let out = host(
+        &db,
+        &[
+            "run",
+            spec.to_str().expect("utf-8"),
+            "--offline",
+            "--plugins",
+            e2e::plugins_dir().to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("locked"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let _ = locker.kill().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn parallel_branches_write_the_session_in_branch_order() {
+    // Branch b answers last but comes first: the session gets whole
+    // branches in branch order, after the stage, in one transaction.
+    let server = mock(json!({"rules": [
+        {"name": "b", "match": {"instructions_contains": "AGENT b:"}, "reply": {"text": "from b"}, "latency_ms": 150},
+        {"name": "c", "match": {"instructions_contains": "AGENT c:"}, "reply": {"text": "from c"}}
+    ]}))
+    .await;
+    let plugins = plugin_dir(&["concat"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let agent = |n: &str| json!({"instructions": format!("AGENT {n}: go."), "model": {"provider": "mock", "name": "gpt-4.1-mini"}});
+    let spec = json!({
+        "providers": provider(&server, "chat"),
+        "agents": {"b": agent("b"), "c": agent("c"), "d": agent("d")},
+        "workflow": {"key": "fan", "stages": [
+            {"name": "fan", "mode": "parallel", "steps": [{"agent": "b"}, {"agent": "c"}], "reducer": "concat"},
+            {"name": "after", "mode": "sequential", "steps": [{"agent": "d"}]}
+        ]}
+    });
+    let s = Session {
+        db: e2e::fresh_db(),
+        spec: write_spec(dir.path(), &spec),
+        plugins: plugins.path(),
+    };
+    s.say("topic", "p", "acme").await;
+    let requests = server.requests();
+    let d = requests
+        .iter()
+        .filter_map(|r| r.body.as_ref())
+        .find(|b| request_key(b).0 == "d")
+        .expect("d's request");
+    let m: Vec<(String, String)> = messages(d).into_iter().skip(1).collect();
+    assert_eq!(
+        m,
+        vec![
+            ("user".into(), "topic".into()),
+            ("assistant".into(), "from b".into()),
+            ("user".into(), "topic".into()),
+            ("assistant".into(), "from c".into()),
+            ("user".into(), "from b\n\nfrom c".into()),
+        ]
+    );
+    server.shutdown().await.expect("shutdown");
+}

@@ -13,8 +13,8 @@
 //!   summary as a system message, then the last `keep_last` turns.
 //! - `compact { max_tokens }`: while the history is over `max_tokens`
 //!   (estimated as characters / 4), drop tool calls, tool outputs and MCP
-//!   approval items, oldest first, never from the newest turn; if still
-//!   over, drop whole turns, oldest first, keeping the newest.
+//!   approval items, oldest first; if still over, drop whole turns, oldest
+//!   first, always keeping the newest.
 //!
 //! What the agent received is journaled (`session_read`), so a resumed run
 //! sees the same history. Writes are the engine's business (see
@@ -199,9 +199,10 @@ pub fn compact(mut items: Vec<Item>, max_tokens: u32) -> Vec<Item> {
     if total <= budget {
         return items;
     }
-    let last_turn = items.iter().rposition(is_user).unwrap_or(items.len());
+    // The history is all past turns (the step's own input comes after it),
+    // so tool items may go from any of them, oldest first.
     let mut keep = vec![true; items.len()];
-    for (n, item) in items.iter().enumerate().take(last_turn) {
+    for (n, item) in items.iter().enumerate() {
         if total <= budget {
             break;
         }
