@@ -1044,3 +1044,134 @@ async fn parallel_branches_write_the_session_in_branch_order() {
     );
     server.shutdown().await.expect("shutdown");
 }
+
+/// `wasm` with a custom section appended: the same behaviour, a new digest
+/// (what a rebuild of a plugin looks like to the host).
+fn rebuilt(wasm: &[u8]) -> Vec<u8> {
+    let name = b"rebuilt";
+    let payload = b"2";
+    let mut out = wasm.to_vec();
+    out.push(0); // custom section
+    out.push((1 + name.len() + payload.len()) as u8);
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    out.extend_from_slice(payload);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plugin_changed_before_resume_is_reported_and_serves_only_new_calls() {
+    let server = mock(approval_mock()).await;
+    let plugins = plugin_dir(&["calculator", "template_mapper"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spec = approval_spec(&server);
+    spec["workflow"]["steps"][0]["input_mapper"] =
+        json!({"plugin": "template_mapper", "config": {"template": "[mapped] {{input}}"}});
+    let spec = write_spec(dir.path(), &spec);
+    let db = e2e::fresh_db();
+    let out = host(
+        &db,
+        &[
+            "run",
+            spec.to_str().expect("utf-8"),
+            "--plugins",
+            plugins.path().to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let run = only_run(&db).await;
+    // Rebuild the mapper (already used) while the run waits.
+    let mapper = plugins.path().join("template_mapper.wasm");
+    let bytes = std::fs::read(&mapper).expect("read");
+    std::fs::write(&mapper, rebuilt(&bytes)).expect("write");
+    ok(&host(&db, &["approve", &run.run_id, "call_add_1"]).await);
+    let resumed = host(&db, &["resume", &run.run_id]).await;
+    ok(&resumed);
+    let err = text(&resumed.stderr);
+    assert!(
+        err.contains("plugin template_mapper changed since the run started"),
+        "{err}"
+    );
+    assert!(!err.contains("plugin calculator changed"), "{err}");
+    // The mapped input was not recomputed: the model saw it once, before.
+    assert_eq!(user_messages(&server, 1), vec!["[mapped] what is 2 + 3?"]);
+    server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_list_show_and_cancel() {
+    let server = mock(approval_mock()).await;
+    let plugins = plugin_dir(&["calculator"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = write_spec(dir.path(), &approval_spec(&server));
+    let db = e2e::fresh_db();
+    // A run waiting in another process (--wait-approval) …
+    let child = host_cmd(
+        &db,
+        &[
+            "run",
+            spec.to_str().expect("utf-8"),
+            "--plugins",
+            plugins.path().to_str().expect("utf-8"),
+            "--wait-approval",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !(db.exists() && !pending_calls(&db).await.is_empty()) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no pending approval"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let run = only_run(&db).await;
+    let listed = ok(&host(&db, &["runs", "list", "--status", "waiting_approval"]).await);
+    assert!(listed.contains(&run.run_id), "{listed}");
+    let bad = host(&db, &["runs", "list", "--status", "sleeping"]).await;
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        text(&bad.stderr).contains("waiting_approval"),
+        "{}",
+        text(&bad.stderr)
+    );
+
+    // … is cancelled from this one, and stops.
+    ok(&host(&db, &["runs", "cancel", &run.run_id]).await);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the waiting run stops")
+        .expect("wait");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cancelled"),
+        "{}",
+        text(&out.stderr)
+    );
+    let listed = ok(&host(&db, &["runs", "list", "--status", "cancelled", "--json"]).await);
+    let listed: Vec<Value> = serde_json::from_str(&listed).expect("json");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["run_id"], run.run_id.as_str());
+    // A cancelled run stays cancelled.
+    let again = host(&db, &["resume", &run.run_id]).await;
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        text(&again.stderr).contains("cancelled"),
+        "{}",
+        text(&again.stderr)
+    );
+    let show = ok(&host(&db, &["runs", "show", &run.run_id, "--json"]).await);
+    let show: Value = serde_json::from_str(&show).expect("json");
+    assert_eq!(show["status"], "cancelled");
+    assert_eq!(show["steps"], json!([]));
+    assert_eq!(
+        server.requests().len(),
+        1,
+        "the tool's answer was never asked for"
+    );
+    server.shutdown().await.expect("shutdown");
+}
