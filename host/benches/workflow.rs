@@ -6,6 +6,8 @@
 //!     [--spec examples/peer_workflow/spec.json] [--concurrency 1,16,128]
 //!     [--duration 10] [--warmup 3] [--api responses|chat] [--stream]
 //! cargo bench -p host --bench workflow -- overhead [--spec ...] [--runs 2000]
+//!     (closed-loop and overhead take [--store none|memory|sqlite]: where runs
+//!     are journaled; sqlite is a fresh file in a temporary directory)
 //! cargo bench -p host --bench workflow -- fanout --base-url URL [--branches 16] [--reps 20]
 //! cargo bench -p host --bench workflow -- hold --base-url URL [--runs 10000]
 //! ```
@@ -88,12 +90,28 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// The run store named by `--store` (default: none).
+fn store_of(args: &Args) -> Option<Arc<dyn host::store::Store>> {
+    match args.get("store").unwrap_or("none") {
+        "none" => None,
+        "memory" => Some(Arc::new(host::store::MemoryStore::new())),
+        "sqlite" => {
+            let dir = std::env::temp_dir().join(format!("host-bench-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            let store = host::store::SqliteStore::open(dir.join("bench.db")).expect("sqlite store");
+            Some(Arc::new(store))
+        }
+        other => panic!("--store {other}: expected none, memory or sqlite"),
+    }
+}
+
 async fn runner(
     spec_path: &Path,
     offline: bool,
     stream: bool,
     api: Option<&str>,
     base_url: Option<&str>,
+    store: Option<Arc<dyn host::store::Store>>,
 ) -> Runner {
     if let Some(url) = base_url {
         // SAFETY: set before any other thread reads the environment.
@@ -127,7 +145,11 @@ async fn runner(
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     let workflow =
         build::build(&spec, &registry, &BuildOptions { offline, stream }).expect("build");
-    Runner::new(Arc::new(workflow), registry)
+    let runner = Runner::new(Arc::new(workflow), registry);
+    match store {
+        Some(store) => runner.with_store(store),
+        None => runner,
+    }
 }
 
 async fn closed_loop(args: &Args) {
@@ -142,6 +164,7 @@ async fn closed_loop(args: &Args) {
         args.get("stream").is_some(),
         args.get("api"),
         Some(base_url),
+        store_of(args),
     )
     .await;
     let duration = Duration::from_secs_f64(args.num("duration", 10.0));
@@ -233,6 +256,7 @@ async fn closed_loop(args: &Args) {
             "{}",
             json!({
                 "mode": "closed-loop", "spec": spec.file_name().map(|f| f.to_string_lossy().into_owned()),
+                "store": args.get("store").unwrap_or("none"),
                 "concurrency": c, "window_s": (window * 100.0).round() / 100.0,
                 "wf_per_s": (done / window * 10.0).round() / 10.0,
                 "lat_mean_ms": (mean * 100.0).round() / 100.0, "lat_p50_ms": (pct(0.5) * 100.0).round() / 100.0,
@@ -250,7 +274,7 @@ async fn overhead(args: &Args) {
         args.get("spec")
             .unwrap_or("examples/peer_workflow/spec.json"),
     );
-    let runner = runner(&spec, true, false, None, None).await;
+    let runner = runner(&spec, true, false, None, None, store_of(args)).await;
     let runs = args.num("runs", 2000.0) as u64;
     for _ in 0..50 {
         runner.run(json!("warm-up")).await.expect("run");
@@ -272,6 +296,7 @@ async fn overhead(args: &Args) {
         "{}",
         json!({
             "mode": "overhead", "spec": spec.file_name().map(|f| f.to_string_lossy().into_owned()),
+            "store": args.get("store").unwrap_or("none"),
             "runs": runs, "steps_per_run": steps,
             "wall_us_per_run": (wall / runs as f64 * 1e7).round() / 10.0,
             "wall_us_per_step": (wall / runs as f64 / steps * 1e7).round() / 10.0,
@@ -297,7 +322,7 @@ async fn fanout(args: &Args) {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("spec.json");
     std::fs::write(&path, doc.to_string()).expect("write spec");
-    let runner = runner(&path, false, false, None, Some(base_url)).await;
+    let runner = runner(&path, false, false, None, Some(base_url), None).await;
     runner.run(json!("warm-up")).await.expect("run");
     let reps = args.num("reps", 20.0) as usize;
     let mut walls = Vec::new();
@@ -325,7 +350,7 @@ async fn hold(args: &Args) {
             .unwrap_or("examples/peer_workflow/spec.json"),
     );
     let base_url = args.get("base-url").expect("--base-url of a slow mock");
-    let runner = runner(&spec, false, false, None, Some(base_url)).await;
+    let runner = runner(&spec, false, false, None, Some(base_url), None).await;
     let runs = args.num("runs", 10_000.0) as usize;
     let rss0 = peak_rss_mib();
     let t0 = Instant::now();

@@ -606,8 +606,8 @@ impl Runner {
                     &Scope::default(),
                     json!({
                         "plugin": plugin,
-                        "recorded_digest": digest,
-                        "digest": current,
+                        "old_digest": digest,
+                        "new_digest": current,
                         "reason": "changed since the run recorded its outputs; recorded outputs stand, the new build serves the calls not yet made",
                     }),
                 );
