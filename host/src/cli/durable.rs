@@ -458,10 +458,10 @@ fn steps_of(journal: &[JournalRecord]) -> Vec<Value> {
             continue;
         };
         for step in &order {
-            if r.entry.key.starts_with(&format!("{step}/")) {
-                if let Some(entry) = steps.get_mut(step) {
-                    entry["plugins"][plugin] = json!(digest);
-                }
+            if r.entry.key.starts_with(&format!("{step}/"))
+                && let Some(entry) = steps.get_mut(step)
+            {
+                entry["plugins"][plugin] = json!(digest);
             }
         }
     }
