@@ -952,6 +952,30 @@ fn every_problem_is_reported_at_once_sorted_by_path() {
     ));
 }
 
+#[test]
+fn approval_is_for_tools_only() {
+    let mut doc = staged();
+    doc["agents"]["writer"]["tools"] = json!([{"plugin": "calculator#add", "approval": "always"}]);
+    let spec = parse(&doc);
+    assert_eq!(
+        spec.agents["writer"].tools[0].approval,
+        crate::spec::Approval::Always
+    );
+    spec.validate(Some(&catalog()))
+        .expect("approval on a tool is fine");
+    doc["agents"]["writer"]["input_guardrails"] =
+        json!([{"plugin": "pii_guardrail", "approval": "always"}]);
+    let errors = parse(&doc).validate(Some(&catalog())).expect_err("invalid");
+    assert_eq!(
+        paths(errors.errors()),
+        ["$.agents.writer.input_guardrails[0].approval"]
+    );
+    doc["agents"]["writer"]["tools"] =
+        json!([{"plugin": "calculator#add", "approval": "sometimes"}]);
+    let errors = Spec::from_value(&doc, Path::new(".")).expect_err("bad value");
+    assert!(errors.to_string().contains("tools[0]"), "{errors}");
+}
+
 // ---- JSON Schema -----------------------------------------------------------
 
 #[test]

@@ -613,6 +613,16 @@ impl Checker<'_> {
             );
             return;
         }
+        if kind != PluginKind::Tool && r.approval == super::types::Approval::Always {
+            self.error_hint(
+                format!("{path}.approval"),
+                format!(
+                    "`approval` applies to tools only, not to a {}",
+                    kind.as_str()
+                ),
+                Some("remove `approval`, or move the plugin to the agent's `tools`".into()),
+            );
+        }
         if r.entry.as_deref() == Some("") {
             self.error_hint(
                 path,
