@@ -409,11 +409,7 @@ async fn model_call(
             key,
             json!({ "agent": agent.key, "turn": turn, "response": response }),
             None,
-            Some(RunUpdate {
-                last_agent: Some(agent.key.clone()),
-                last_response_id: response.id.clone(),
-                ..RunUpdate::default()
-            }),
+            None,
         )
         .await?;
     emit_response(cx, scope, turn, &response, false);

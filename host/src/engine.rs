@@ -310,25 +310,6 @@ impl Runner {
         let prepare = async move {
             let journal = match store {
                 Some(store) => {
-                    let scope = request.session.as_ref().map(|s| s.scope.clone());
-                    store
-                        .create_run(NewRun {
-                            run_id: id.clone(),
-                            status: RunStatus::Running,
-                            workflow_key,
-                            spec_digest: request.spec_digest.clone(),
-                            account_id: scope
-                                .as_ref()
-                                .map(|s| s.account_id.clone())
-                                .unwrap_or_default(),
-                            user_id: scope
-                                .as_ref()
-                                .map(|s| s.user_id.clone())
-                                .unwrap_or_default(),
-                            session_id: scope.map(|s| s.session_id),
-                            input: request.input.clone(),
-                        })
-                        .await?;
                     let started = Started {
                         input: request.input.clone(),
                         session: request.session.as_ref().map(SessionRecord::from),
@@ -336,10 +317,30 @@ impl Runner {
                     };
                     let data = serde_json::to_value(&started)
                         .map_err(|e| RunError::Internal(e.to_string()))?;
+                    let scope = request.session.as_ref().map(|s| s.scope.clone());
                     store
-                        .append(
-                            &id,
-                            JournalEntry::new(JournalKind::RunStarted, keys::RUN_STARTED, data),
+                        .create_run_with(
+                            NewRun {
+                                run_id: id.clone(),
+                                status: RunStatus::Running,
+                                workflow_key,
+                                spec_digest: request.spec_digest.clone(),
+                                account_id: scope
+                                    .as_ref()
+                                    .map(|s| s.account_id.clone())
+                                    .unwrap_or_default(),
+                                user_id: scope
+                                    .as_ref()
+                                    .map(|s| s.user_id.clone())
+                                    .unwrap_or_default(),
+                                session_id: scope.map(|s| s.session_id),
+                                input: request.input.clone(),
+                            },
+                            Some(JournalEntry::new(
+                                JournalKind::RunStarted,
+                                keys::RUN_STARTED,
+                                data,
+                            )),
                         )
                         .await?;
                     Journal::live(store, &id, Vec::new())

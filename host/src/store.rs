@@ -464,12 +464,30 @@ pub struct SessionSummary {
 /// `Arc<dyn Store>`.
 pub trait Store: Send + Sync {
     /// Creates a run; [`StoreError::Conflict`] if the id exists.
-    fn create_run<'a>(&'a self, run: NewRun) -> BoxFuture<'a, Result<RunRecord, StoreError>>;
+    fn create_run<'a>(&'a self, run: NewRun) -> BoxFuture<'a, Result<RunRecord, StoreError>> {
+        self.create_run_with(run, None)
+    }
+
+    /// Creates a run and, in the same transaction, its first journal entry
+    /// (so no run exists without it).
+    fn create_run_with<'a>(
+        &'a self,
+        run: NewRun,
+        first: Option<JournalEntry>,
+    ) -> BoxFuture<'a, Result<RunRecord, StoreError>>;
 
     fn get_run<'a>(
         &'a self,
         run_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<RunRecord>, StoreError>>;
+
+    /// Just the run's status (cheaper than [`Store::get_run`]).
+    fn run_status<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RunStatus>, StoreError>> {
+        Box::pin(async move { Ok(self.get_run(run_id).await?.map(|r| r.status)) })
+    }
 
     /// Runs matching `filter`, newest first.
     fn list_runs<'a>(

@@ -19,7 +19,12 @@ use crate::store::{
 };
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How stale a "not cancelled" answer may be: the store is asked at most
+/// this often per run (a cancel from another process lands within it).
+const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// How a run uses its journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,6 +42,8 @@ pub struct Journal {
     mode: Mode,
     /// The first record of each kind and key.
     recorded: HashMap<(JournalKind, String), JournalRecord>,
+    /// When the store last said the run is not cancelled.
+    checked: Mutex<Option<Instant>>,
 }
 
 impl Journal {
@@ -47,6 +54,7 @@ impl Journal {
             run_id: run_id.to_owned(),
             mode: Mode::Live,
             recorded: HashMap::new(),
+            checked: Mutex::new(None),
         }
     }
 
@@ -57,6 +65,7 @@ impl Journal {
             run_id: run_id.to_owned(),
             mode: Mode::Live,
             recorded: index(records),
+            checked: Mutex::new(None),
         }
     }
 
@@ -67,6 +76,7 @@ impl Journal {
             run_id: run_id.to_owned(),
             mode: Mode::Replay,
             recorded: index(records),
+            checked: Mutex::new(None),
         }
     }
 
@@ -127,10 +137,16 @@ impl Journal {
         let Some(store) = self.store.as_ref().filter(|_| self.mode == Mode::Live) else {
             return Ok(false);
         };
-        Ok(store
-            .get_run(&self.run_id)
-            .await?
-            .is_some_and(|r| r.status == RunStatus::Cancelled))
+        if let Ok(checked) = self.checked.lock()
+            && checked.is_some_and(|t| t.elapsed() < CANCEL_CHECK_EVERY)
+        {
+            return Ok(false);
+        }
+        let cancelled = store.run_status(&self.run_id).await? == Some(RunStatus::Cancelled);
+        if !cancelled && let Ok(mut checked) = self.checked.lock() {
+            *checked = Some(Instant::now());
+        }
+        Ok(cancelled)
     }
 }
 

@@ -71,7 +71,11 @@ fn sorted_newest_first(state: &State, filter: impl Fn(&RunRecord) -> bool) -> Ve
 }
 
 impl Store for MemoryStore {
-    fn create_run<'a>(&'a self, run: NewRun) -> BoxFuture<'a, Result<RunRecord, StoreError>> {
+    fn create_run_with<'a>(
+        &'a self,
+        run: NewRun,
+        first: Option<JournalEntry>,
+    ) -> BoxFuture<'a, Result<RunRecord, StoreError>> {
         let mut state = self.lock();
         if state.runs.contains_key(&run.run_id) {
             return Self::ready(Err(StoreError::Conflict(format!(
@@ -88,7 +92,14 @@ impl Store for MemoryStore {
             StoredRun {
                 order,
                 record: record.clone(),
-                journal: Vec::new(),
+                journal: first
+                    .into_iter()
+                    .map(|entry| JournalRecord {
+                        seq: 1,
+                        at_ms: now,
+                        entry,
+                    })
+                    .collect(),
             },
         );
         Self::ready(Ok(record))
@@ -100,6 +111,14 @@ impl Store for MemoryStore {
     ) -> BoxFuture<'a, Result<Option<RunRecord>, StoreError>> {
         let state = self.lock();
         Self::ready(Ok(state.runs.get(run_id).map(|r| r.record.clone())))
+    }
+
+    fn run_status<'a>(
+        &'a self,
+        run_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<RunStatus>, StoreError>> {
+        let state = self.lock();
+        Self::ready(Ok(state.runs.get(run_id).map(|r| r.record.status)))
     }
 
     fn list_runs<'a>(
