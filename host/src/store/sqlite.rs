@@ -138,12 +138,15 @@ pub const MAX_BATCH: usize = 256;
 /// the commit's failure).
 type Reply = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
+/// A queued call's body: `(succeeded, reply)`.
+type RunOp = dyn FnOnce(Option<&Connection>, &str) -> (bool, Reply) + Send;
+
 /// One queued call: runs against the connection, says whether it succeeded
 /// (a failed write's savepoint is rolled back) and how to reply.
 struct Op {
     write: bool,
     /// `None`: the transaction could not begin; do nothing, just reply.
-    run: Box<dyn FnOnce(Option<&Connection>, &str) -> (bool, Reply) + Send>,
+    run: Box<RunOp>,
 }
 
 impl std::fmt::Debug for Op {
@@ -303,13 +306,9 @@ impl SqliteStore {
     /// The schema version recorded in the database. Blocks briefly.
     pub fn schema_version(&self) -> Result<u64, StoreError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.submit(
-            false,
-            move |conn, db| read_schema_version(conn, db),
-            move |r| {
-                let _ = tx.send(r);
-            },
-        );
+        self.submit(false, read_schema_version, move |r| {
+            let _ = tx.send(r);
+        });
         rx.recv().unwrap_or_else(|_| Err(self.gone()))
     }
 
@@ -881,7 +880,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<RunRecord, StoreError>> {
         let run_id = run_id.to_owned();
         self.write(move |tx, db| {
-            let run = update_in(&tx, db, &run_id, &update, now_ms())?;
+            let run = update_in(tx, db, &run_id, &update, now_ms())?;
             Ok(run)
         })
     }
@@ -895,11 +894,11 @@ impl Store for SqliteStore {
         let run_id = run_id.to_owned();
         self.write(move |tx, db| {
             let now = now_ms();
-            let seq = insert_journal(&tx, db, &run_id, &entry, now)?;
+            let seq = insert_journal(tx, db, &run_id, &entry, now)?;
             // After the insert on purpose: if the update fails, dropping `tx`
             // rolls the entry back too.
             if let Some(update) = &update {
-                update_in(&tx, db, &run_id, update, now)?;
+                update_in(tx, db, &run_id, update, now)?;
             }
             Ok(seq)
         })
@@ -1003,7 +1002,7 @@ impl Store for SqliteStore {
                 .map(|i| to_json("session item", i))
                 .collect::<Result<Vec<_>, _>>()?;
             let now = now_ms();
-            let mut seq = ensure_session(&tx, db, &scope, now)?;
+            let mut seq = ensure_session(tx, db, &scope, now)?;
             {
                 let mut insert = tx
                     .prepare_cached(
@@ -1040,7 +1039,7 @@ impl Store for SqliteStore {
             )
             .map_err(|e| db_error(db, e))?;
             if let Some(entry) = &record {
-                insert_journal(&tx, db, &run_id, entry, now)?;
+                insert_journal(tx, db, &run_id, entry, now)?;
             }
             Ok(())
         })
@@ -1055,7 +1054,7 @@ impl Store for SqliteStore {
         let scope = scope.clone();
         self.write(move |tx, db| {
             let now = now_ms();
-            let last = ensure_session(&tx, db, &scope, now)?;
+            let last = ensure_session(tx, db, &scope, now)?;
             if covers_up_to > last {
                 return Err(StoreError::Conflict(format!(
                     "a summary cannot cover item {covers_up_to}: the session's last item is {last}"
