@@ -290,6 +290,61 @@ async fn append_atomic(store: Arc<dyn Store>) -> TestResult {
 }
 for_each_store!(append_with_update_is_atomic, append_atomic);
 
+/// Many concurrent writers (what group commit batches into shared
+/// transactions): a failing call fails alone, every other call lands, and
+/// each run's journal is numbered 1..n without gaps.
+async fn concurrent_writes(store: Arc<dyn Store>) -> TestResult {
+    let first = entry(JournalKind::RunStarted, "run/started", 0);
+    let r = store
+        .create_run_with(new_run("c0", None), Some(first.clone()))
+        .await?;
+    assert_eq!(r.run_id, "c0");
+    assert_eq!(store.journal("c0").await?[0].entry, first);
+    for run in 1..4 {
+        store.create_run(new_run(&format!("c{run}"), None)).await?;
+    }
+    let mut tasks = Vec::new();
+    for i in 0..200_u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let run = if i % 10 == 9 {
+                "missing".to_owned()
+            } else {
+                format!("c{}", i % 4)
+            };
+            let result = store
+                .append(&run, entry(JournalKind::ToolResult, &format!("k{i}"), i))
+                .await;
+            (run, result)
+        }));
+    }
+    let mut landed = 0;
+    for task in tasks {
+        let (run, result) = task
+            .await
+            .map_err(|e| StoreError::Conflict(e.to_string()))?;
+        match (run.as_str(), result) {
+            ("missing", Err(StoreError::NotFound { .. })) => {}
+            ("missing", other) => panic!("an append to a missing run gave {other:?}"),
+            (_, result) => {
+                result?;
+                landed += 1;
+            }
+        }
+    }
+    assert_eq!(landed, 180);
+    let mut total = 0;
+    for run in 0..4 {
+        let journal = store.journal(&format!("c{run}")).await?;
+        let seqs: Vec<u64> = journal.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..=journal.len() as u64).collect::<Vec<_>>());
+        total += journal.len();
+    }
+    assert_eq!(total, 181, "180 appends and one run_started");
+    Ok(())
+}
+for_each_store!(concurrent_writes_fail_alone, concurrent_writes);
+
 async fn sessions_isolated(store: Arc<dyn Store>) -> TestResult {
     let mine = SessionScope::new("acct-1", "alice", "s1");
     let other_account = SessionScope::new("acct-2", "alice", "s1");
