@@ -1,6 +1,8 @@
 //! Command-line parsing and the commands themselves.
 
+mod observe;
 mod plugins;
+mod progress;
 mod run;
 mod spec;
 
