@@ -233,11 +233,13 @@ struct Log {
     finished: bool,
 }
 
-/// Records events; optionally fails at one seq or sleeps on each.
+/// Records events; optionally fails at one seq, or waits for a gate to
+/// open before its first event; says when it finished.
 struct Probe {
     log: Arc<Mutex<Log>>,
     fail_at: Option<u64>,
-    delay: Duration,
+    gate: Option<std_mpsc::Receiver<()>>,
+    done: Option<std_mpsc::Sender<()>>,
 }
 
 impl Sink for Probe {
@@ -245,7 +247,9 @@ impl Sink for Probe {
         "probe".into()
     }
     fn event(&mut self, e: &Event) -> io::Result<()> {
-        std::thread::sleep(self.delay);
+        if let Some(gate) = self.gate.take() {
+            let _ = gate.recv_timeout(Duration::from_secs(10));
+        }
         if self.fail_at == Some(e.seq) {
             return Err(io::Error::other("disk full"));
         }
@@ -254,28 +258,35 @@ impl Sink for Probe {
     }
     fn finish(&mut self) -> io::Result<()> {
         self.log.lock().expect("lock").finished = true;
+        if let Some(done) = &self.done {
+            let _ = done.send(());
+        }
         Ok(())
     }
 }
 
-fn probe(fail_at: Option<u64>, delay: Duration) -> (Box<dyn Sink>, Arc<Mutex<Log>>) {
+fn probe(fail_at: Option<u64>) -> (Probe, Arc<Mutex<Log>>) {
     let log = Arc::new(Mutex::new(Log::default()));
     let sink = Probe {
         log: log.clone(),
         fail_at,
-        delay,
+        gate: None,
+        done: None,
     };
-    (Box::new(sink), log)
+    (sink, log)
 }
 
 #[tokio::test]
-async fn a_failing_or_slow_sink_does_not_hold_up_the_others() {
+async fn a_failing_or_stuck_sink_does_not_hold_up_the_others() {
     let (tx, rx) = mpsc::unbounded_channel();
-    let (good, good_log) = probe(None, Duration::ZERO);
-    let (bad, bad_log) = probe(Some(2), Duration::ZERO);
-    let (slow, slow_log) = probe(None, Duration::from_millis(20));
-    let dispatch = spawn(rx, vec![good, bad, slow]);
-    let sent = std::time::Instant::now();
+    let (mut good, good_log) = probe(None);
+    let (good_done, good_finished) = std_mpsc::channel();
+    good.done = Some(good_done);
+    let (bad, bad_log) = probe(Some(2));
+    let (mut stuck, stuck_log) = probe(None);
+    let (open_gate, gate) = std_mpsc::channel();
+    stuck.gate = Some(gate);
+    let dispatch = spawn(rx, vec![Box::new(good), Box::new(bad), Box::new(stuck)]);
     for seq in 1..=5 {
         let kind = if seq == 5 {
             EventType::RunCompleted
@@ -285,20 +296,26 @@ async fn a_failing_or_slow_sink_does_not_hold_up_the_others() {
         tx.send(event(seq, kind, None, Value::Null))
             .expect("the forwarder is listening");
     }
-    // Emitting never waits for the slow sink (5 × 20 ms).
-    assert!(sent.elapsed() < Duration::from_millis(50));
+    // The good sink gets everything while the stuck one has not even
+    // taken its first event.
+    tokio::task::spawn_blocking(move || good_finished.recv_timeout(Duration::from_secs(10)))
+        .await
+        .expect("join")
+        .expect("the good sink finished while another was stuck");
+    assert!(stuck_log.lock().expect("lock").seen.is_empty());
+    open_gate.send(()).expect("open the gate");
     let errors = tokio::time::timeout(Duration::from_secs(10), dispatch.finish())
         .await
         .expect("sinks finish");
-    let (good, bad, slow) = (
+    let (good, bad, stuck) = (
         good_log.lock().expect("lock"),
         bad_log.lock().expect("lock"),
-        slow_log.lock().expect("lock"),
+        stuck_log.lock().expect("lock"),
     );
     assert_eq!(good.seen, [1, 2, 3, 4, 5]);
-    assert_eq!(slow.seen, [1, 2, 3, 4, 5]);
+    assert_eq!(stuck.seen, [1, 2, 3, 4, 5]);
     assert_eq!(bad.seen, [1]);
-    assert!(good.finished && slow.finished);
+    assert!(good.finished && stuck.finished);
     assert!(!bad.finished, "a stopped sink is not finished");
     let messages: Vec<String> = errors
         .iter()
@@ -320,8 +337,8 @@ async fn a_failing_or_slow_sink_does_not_hold_up_the_others() {
 #[tokio::test]
 async fn sinks_finish_when_the_run_goes_away_without_a_last_event() {
     let (tx, rx) = mpsc::unbounded_channel();
-    let (sink, log) = probe(None, Duration::ZERO);
-    let dispatch = spawn(rx, vec![sink]);
+    let (sink, log) = probe(None);
+    let dispatch = spawn(rx, vec![Box::new(sink)]);
     tx.send(event(1, EventType::StepStarted, None, Value::Null))
         .expect("send");
     drop(tx);
