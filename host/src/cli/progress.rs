@@ -71,13 +71,9 @@ impl Trace {
             Trace::Plain => Some(Box::new(LinesSink::new(io::stderr(), "trace", options))),
             Trace::Live { color } => {
                 let (width, height) = terminal_size();
-                Some(Box::new(Live::new(
-                    io::stderr(),
-                    options,
-                    color,
-                    width,
-                    height,
-                )))
+                let mut live = Live::new(io::stderr(), options, color, width, height);
+                live.measure = Some(terminal_size);
+                Some(Box::new(live))
             }
         }
     }
@@ -99,6 +95,8 @@ pub struct Live<W> {
     /// Most lines the live area may take: cursor-up cannot reach lines
     /// that scrolled off the top of the screen.
     max_lines: usize,
+    /// Measures the terminal before each frame.
+    measure: Option<fn() -> (usize, usize)>,
     run_started: Instant,
     stages_total: u64,
     stages_seen: u64,
@@ -215,13 +213,13 @@ impl Line {
 
 impl<W: Write + Send> Live<W> {
     pub fn new(out: W, options: SinkOptions, color: bool, width: usize, height: usize) -> Self {
-        Live {
+        let mut live = Live {
             out,
             options,
             color,
-            // One column spare: some terminals wrap on the last one.
-            width: width.max(20) - 1,
-            max_lines: height.saturating_sub(2).max(3),
+            width: 0,
+            max_lines: 0,
+            measure: None,
             run_started: Instant::now(),
             stages_total: 0,
             stages_seen: 0,
@@ -234,7 +232,15 @@ impl<W: Write + Send> Live<W> {
             last_draw: None,
             min_redraw: MIN_REDRAW,
             frame: 0,
-        }
+        };
+        live.resize(width, height);
+        live
+    }
+
+    fn resize(&mut self, width: usize, height: usize) {
+        // One column spare: some terminals wrap on the last one.
+        self.width = width.max(20) - 1;
+        self.max_lines = height.saturating_sub(2).max(3);
     }
 
     #[cfg(test)]
@@ -477,13 +483,8 @@ impl<W: Write + Send> Live<W> {
             .max()
             .unwrap_or(0);
         // Header, steps, and one line for those that do not fit.
-        let room = self.max_lines.saturating_sub(2);
-        let shown = if stage.steps.len() <= room + 1 {
-            stage.steps.len()
-        } else {
-            room
-        };
-        for step in &stage.steps[..shown] {
+        let shown = visible(&stage.steps, self.max_lines.saturating_sub(2));
+        for step in shown.iter().map(|&i| &stage.steps[i]) {
             let (mark, style, state) = match &step.state {
                 StepState::Running => (spin.clone(), Style::Yellow, "running"),
                 StepState::Done => ("✓".into(), Style::Green, "done"),
@@ -525,18 +526,19 @@ impl<W: Write + Send> Live<W> {
                 }
             });
         }
-        if shown < stage.steps.len() {
-            let rest = &stage.steps[shown..];
-            let running = rest
+        if shown.len() < stage.steps.len() {
+            let hidden = stage.steps.len() - shown.len();
+            let running = stage
+                .steps
                 .iter()
-                .filter(|s| s.state == StepState::Running)
+                .enumerate()
+                .filter(|(i, s)| s.state == StepState::Running && !shown.contains(i))
                 .count();
             out.push(Line::default().push(
                 Style::Dim,
                 format!(
-                    "  … {} more ({running} running, {} finished)",
-                    rest.len(),
-                    rest.len() - running
+                    "  … {hidden} more ({running} running, {} finished)",
+                    hidden - running
                 ),
             ));
         }
@@ -545,6 +547,11 @@ impl<W: Write + Send> Live<W> {
 
     /// Redraws the live area in place.
     fn draw(&mut self) -> io::Result<()> {
+        if let Some(measure) = self.measure {
+            // The terminal may have been resized since the last frame.
+            let (width, height) = measure();
+            self.resize(width, height);
+        }
         let lines = self.lines();
         let mut buf = String::new();
         if self.drawn > 0 {
@@ -611,6 +618,22 @@ impl<W: Write + Send> Sink for Live<W> {
         self.commit()?;
         self.out.flush()
     }
+}
+
+/// Which steps get a line when not all fit in `room` lines: all when they
+/// do (the line saying what is hidden would take one anyway); else the
+/// running ones first, then the latest others; in their order.
+fn visible(steps: &[StepView], room: usize) -> Vec<usize> {
+    if steps.len() <= room + 1 {
+        return (0..steps.len()).collect();
+    }
+    let running = (0..steps.len()).filter(|&i| steps[i].state == StepState::Running);
+    let others = (0..steps.len())
+        .rev()
+        .filter(|&i| steps[i].state != StepState::Running);
+    let mut pick: Vec<usize> = running.chain(others).take(room).collect();
+    pick.sort_unstable();
+    pick
 }
 
 fn plural(n: u64) -> &'static str {
@@ -835,12 +858,23 @@ mod tests {
             ))
             .expect("event");
         }
-        let lines = live.lines();
-        assert_eq!(lines.len(), 6, "at most height - 2");
-        assert_eq!(
-            lines[5].render(false, 80),
-            "  … 16 more (16 running, 0 finished)"
-        );
+        for b in 0..18 {
+            live.event(&event(
+                30 + u64::from(b),
+                EventType::StepCompleted,
+                Some(("s", b)),
+                json!({"turns": 1, "elapsed_ms": 5}),
+            ))
+            .expect("event");
+        }
+        let lines: Vec<String> = live.lines().iter().map(|l| l.render(false, 80)).collect();
+        assert_eq!(lines.len(), 6, "at most height - 2: {lines:#?}");
+        // The two still running, then the latest finished, in branch order.
+        assert!(lines[1].contains("s [16] done"), "{lines:#?}");
+        assert!(lines[2].contains("s [17] done"), "{lines:#?}");
+        assert!(lines[3].contains("s [18] running"), "{lines:#?}");
+        assert!(lines[4].contains("s [19] running"), "{lines:#?}");
+        assert_eq!(lines[5], "  … 16 more (0 running, 16 finished)");
     }
 
     #[test]
