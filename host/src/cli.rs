@@ -1,7 +1,9 @@
 //! Command-line parsing and the commands themselves.
 
 mod durable;
+mod observe;
 mod plugins;
+mod progress;
 mod run;
 mod spec;
 

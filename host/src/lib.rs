@@ -8,11 +8,14 @@
 //! - [`plugin`]: the wasmtime engine, plugin loading, caching, limits, calls.
 //! - [`spec`]: the workflow spec: serde types, validation, JSON Schema.
 //! - [`store`]: durable runs, their journals and sessions (SQLite or in memory).
+//! - [`events`]: the run event envelope and its ordered per-run stream.
+//! - [`sinks`]: where events go: readable lines, JSON lines (stdout or a file).
 
 pub mod agent;
 pub mod engine;
 pub mod events;
 pub mod llm;
 pub mod plugin;
+pub mod sinks;
 pub mod spec;
 pub mod store;

@@ -2,7 +2,7 @@
 //! `approvals`, `approve`, `reject`.
 
 use super::run::{drive, load_runner};
-use super::{EXIT_BAD_INPUT, EXIT_FAILED, GlobalArgs, open_store};
+use super::{EXIT_BAD_INPUT, EXIT_FAILED, GlobalArgs, observe, open_store};
 use anyhow::Context;
 use host::agent::Decision;
 use host::engine::approvals::{self, ApprovalError};
@@ -37,6 +37,12 @@ pub struct ResumeArgs {
     /// No trace on stderr, only errors
     #[arg(long, short)]
     pub quiet: bool,
+    /// Send events to a sink (repeatable): stdout, stdout_verbose, jsonl:PATH, jsonl:-
+    #[arg(long = "callback", value_name = "SINK")]
+    pub callbacks: Vec<String>,
+    /// Plain trace lines on stderr, no live progress, even on a terminal
+    #[arg(long)]
+    pub no_progress: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -115,7 +121,7 @@ async fn rebuild(
     run_id: &str,
     journal: &[JournalRecord],
     plugins: Option<&Path>,
-) -> anyhow::Result<Result<Runner, ExitCode>> {
+) -> anyhow::Result<Result<(Spec, Runner), ExitCode>> {
     let Some(meta) = run_metadata(journal).filter(|m| m["spec"].is_object()) else {
         eprintln!(
             "error: run {run_id} was not started by `host run` (its journal has no spec to rebuild it from)"
@@ -137,7 +143,9 @@ async fn rebuild(
         offline: meta["offline"].as_bool().unwrap_or(false),
         stream: meta["stream"].as_bool().unwrap_or(false),
     };
-    load_runner(global, &spec, &plugins, &options).await
+    Ok(load_runner(global, &spec, &plugins, &options)
+        .await?
+        .map(|runner| (spec, runner)))
 }
 
 pub async fn resume(global: &GlobalArgs, args: ResumeArgs) -> anyhow::Result<ExitCode> {
@@ -209,9 +217,16 @@ async fn resume_one(
         return Ok(ExitCode::from(super::EXIT_WAITING));
     }
     let journal = store.journal(run_id).await?;
-    let runner = match rebuild(global, run_id, &journal, args.plugins.as_deref()).await? {
-        Ok(r) => r.with_store(store.clone()),
+    let (spec, runner) = match rebuild(global, run_id, &journal, args.plugins.as_deref()).await? {
+        Ok((spec, r)) => (spec, r.with_store(store.clone())),
         Err(code) => return Ok(code),
+    };
+    let plan = match observe::Plan::new(&spec, &args.callbacks, args.quiet, args.no_progress) {
+        Ok(plan) => plan,
+        Err(e) => {
+            observe::report(&e);
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
     };
     if !args.quiet {
         eprintln!("resuming run {run_id} ({} journal entries)", journal.len());
@@ -219,12 +234,12 @@ async fn resume_one(
     let handle = runner.resume(
         run_id,
         ResumeRequest {
-            deltas: false,
+            deltas: plan.deltas(),
             events: true,
             wait_approval: args.wait_approval,
         },
     );
-    drive(handle, &runner, args.quiet).await
+    drive(handle, &runner, plan).await
 }
 
 pub async fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -235,7 +250,7 @@ pub async fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exi
     };
     let journal = store.journal(&args.run_id).await?;
     let runner = match rebuild(global, &args.run_id, &journal, args.plugins.as_deref()).await? {
-        Ok(r) => r,
+        Ok((_, r)) => r,
         Err(code) => return Ok(code),
     };
     let before = recorded_steps(&journal);

@@ -1,13 +1,15 @@
 //! `host run`: load plugins, build the workflow, run it, print the result.
 //!
 //! The final output goes to stdout (pretty JSON when structured, plain text
-//! otherwise); a readable trace of the run goes to stderr.
+//! otherwise) unless a sink already writes it there; the run's events go to
+//! the sinks and to the trace on stderr (see `observe`).
 
-use super::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_WAITING, GlobalArgs, open_store, plugin_runtime};
+use super::{
+    EXIT_BAD_INPUT, EXIT_FAILED, EXIT_WAITING, GlobalArgs, observe, open_store, plugin_runtime,
+};
 use anyhow::Context;
 use host::engine::build::{self, BuildOptions};
 use host::engine::{RunError, RunHandle, RunRequest, Runner, SessionConfig};
-use host::events::{Event, EventType};
 use host::plugin::Registry;
 use host::spec::Spec;
 use host::store::SessionScope;
@@ -43,9 +45,16 @@ pub struct RunArgs {
     /// Stream model responses
     #[arg(long)]
     pub stream: bool,
-    /// No trace on stderr, only errors
+    /// No trace on stderr, only errors (sinks still get every event)
     #[arg(long, short)]
     pub quiet: bool,
+    /// Send events to a sink, besides the spec's run.callback (repeatable):
+    /// stdout, stdout_verbose, jsonl:PATH, jsonl:- (stdout)
+    #[arg(long = "callback", value_name = "SINK")]
+    pub callbacks: Vec<String>,
+    /// Plain trace lines on stderr, no live progress, even on a terminal
+    #[arg(long)]
+    pub no_progress: bool,
     /// When a tool call needs approval, wait in this process for
     /// `host approve`/`host reject` instead of pausing the run and exiting
     #[arg(long)]
@@ -70,6 +79,13 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e:#}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let plan = match observe::Plan::new(&spec, &args.callbacks, args.quiet, args.no_progress) {
+        Ok(plan) => plan,
+        Err(e) => {
+            observe::report(&e);
             return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
     };
@@ -120,14 +136,14 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
     let handle = runner.start(RunRequest {
         input,
         run_id: None,
-        deltas: false,
+        deltas: plan.deltas(),
         events: true,
         session,
         wait_approval: args.wait_approval,
         metadata,
         spec_digest: digest,
     });
-    drive(handle, &runner, args.quiet).await
+    drive(handle, &runner, plan).await
 }
 
 /// Reads a spec file: the parsed spec, the document to keep with a run
@@ -186,42 +202,33 @@ pub(super) async fn load_runner(
     Ok(Ok(Runner::new(workflow, registry)))
 }
 
-/// Follows a started (or resumed) run: its trace on stderr, its output on
-/// stdout, its outcome as the exit code.
+/// Follows a started (or resumed) run: its events to the sinks and the
+/// trace, its output on stdout, its outcome as the exit code.
 pub(super) async fn drive(
     mut handle: RunHandle,
     runner: &Runner,
-    quiet: bool,
+    plan: observe::Plan,
 ) -> anyhow::Result<ExitCode> {
     let offline = runner
         .workflow()
         .agents
         .values()
         .any(|a| a.provider.is_offline());
-    let mut events = handle.take_events();
-    let printer = tokio::spawn(async move {
-        if let Some(rx) = events.as_mut() {
-            while let Some(event) = rx.recv().await {
-                if !quiet {
-                    let _ = print_event(&mut std::io::stderr().lock(), &event, offline);
-                }
-                if event.kind.is_terminal() {
-                    break;
-                }
-            }
+    let prints_output = plan.prints_output();
+    let sinks = match plan.open(offline) {
+        Ok(sinks) => sinks,
+        Err(e) => {
+            observe::report(&e);
+            handle.cancel();
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
         }
-    });
+    };
+    let dispatch = sinks.spawn(handle.take_events());
     let run_id = handle.run_id().to_owned();
     let result = handle.wait().await;
-    // A paused or store-failed run sends no terminal event: stop the printer.
-    if matches!(
-        result,
-        Err(RunError::Paused { .. }) | Err(RunError::Store(_))
-    ) {
-        printer.abort();
-    }
-    let _ = printer.await;
+    observe::finish(dispatch).await;
     match result {
+        Ok(_) if prints_output => Ok(ExitCode::SUCCESS),
         Ok(out) => {
             let mut stdout = std::io::stdout().lock();
             match &out.output {
@@ -273,134 +280,4 @@ fn input(args: &RunArgs, spec: &Spec) -> anyhow::Result<Value> {
     anyhow::bail!(
         "no input: give --input, --input-json or --input-file, or set run.input in the spec"
     )
-}
-
-/// One readable line per interesting event.
-fn print_event(out: &mut impl Write, e: &Event, offline: bool) -> std::io::Result<()> {
-    let step = e.step.as_deref().unwrap_or("");
-    let branch = e
-        .branch_index
-        .map(|b| format!(" [{b}]"))
-        .unwrap_or_default();
-    match e.kind {
-        EventType::RunStarted => writeln!(
-            out,
-            "run {} · workflow {}{}",
-            e.run_id,
-            e.workflow,
-            if offline {
-                " · offline (scripted model)"
-            } else {
-                ""
-            }
-        ),
-        EventType::StageStarted => {
-            let n = e.data["steps"].as_u64().unwrap_or(0);
-            writeln!(
-                out,
-                "▸ stage {} ({}, {n} step{})",
-                e.stage.as_deref().unwrap_or(""),
-                e.data["mode"].as_str().unwrap_or(""),
-                if n == 1 { "" } else { "s" }
-            )
-        }
-        EventType::StepStarted => writeln!(out, "  · {step}{branch} started"),
-        EventType::StepSkipped => writeln!(out, "  - {step}{branch} skipped (guard)"),
-        EventType::ToolCalled => writeln!(
-            out,
-            "    tool {}({})",
-            e.data["tool"].as_str().unwrap_or(""),
-            e.data["arguments"].as_str().unwrap_or("")
-        ),
-        EventType::ToolResult => writeln!(
-            out,
-            "    tool {} → {}",
-            e.data["tool"].as_str().unwrap_or(""),
-            truncate(e.data["output"].as_str().unwrap_or(""), 120)
-        ),
-        EventType::Handoff => writeln!(
-            out,
-            "    handoff {} → {}",
-            e.data["from"].as_str().unwrap_or(""),
-            e.data["to"].as_str().unwrap_or("")
-        ),
-        EventType::GuardrailTripped => writeln!(
-            out,
-            "    guardrail {} tripped ({}): {}",
-            e.data["guardrail"].as_str().unwrap_or(""),
-            e.data["phase"].as_str().unwrap_or(""),
-            e.data["message"].as_str().unwrap_or("")
-        ),
-        EventType::StepCompleted => writeln!(
-            out,
-            "  ✓ {step}{branch} ({} turn{}, {} ms)",
-            e.data["turns"],
-            if e.data["turns"].as_u64() == Some(1) {
-                ""
-            } else {
-                "s"
-            },
-            e.data["elapsed_ms"]
-        ),
-        EventType::StepFailed => writeln!(
-            out,
-            "  ✗ {step}{branch}: {}",
-            e.data["error"].as_str().unwrap_or("")
-        ),
-        EventType::RunCompleted => {
-            let (i, o) = tokens(&e.data["usage"]);
-            writeln!(
-                out,
-                "✓ completed in {} ms · {i} input / {o} output tokens",
-                e.data["elapsed_ms"]
-            )
-        }
-        EventType::RunFailed => {
-            writeln!(out, "✗ failed: {}", e.data["error"].as_str().unwrap_or(""))
-        }
-        EventType::RunCancelled => writeln!(out, "✗ cancelled"),
-        EventType::ApprovalRequested => writeln!(
-            out,
-            "    ⏸ tool {} waits for approval (call {})",
-            e.data["tool"].as_str().unwrap_or(""),
-            e.data["call_id"].as_str().unwrap_or("")
-        ),
-        EventType::ApprovalResolved => writeln!(
-            out,
-            "    tool {} {} (call {})",
-            e.data["tool"].as_str().unwrap_or(""),
-            if e.data["approved"].as_bool() == Some(true) {
-                "approved"
-            } else {
-                "rejected"
-            },
-            e.data["call_id"].as_str().unwrap_or("")
-        ),
-        EventType::PluginReloaded => writeln!(
-            out,
-            "  ! plugin {} changed since the run started: recorded outputs stand, the new build serves new calls",
-            e.data["plugin"].as_str().unwrap_or("")
-        ),
-        _ => Ok(()),
-    }
-}
-
-fn tokens(usage: &Value) -> (u64, u64) {
-    usage.as_object().map_or((0, 0), |m| {
-        m.values().fold((0, 0), |(i, o), u| {
-            (
-                i + u["input_tokens"].as_u64().unwrap_or(0),
-                o + u["output_tokens"].as_u64().unwrap_or(0),
-            )
-        })
-    })
-}
-
-fn truncate(s: &str, max: usize) -> String {
-    let line = s.lines().next().unwrap_or("");
-    if line.chars().count() <= max {
-        line.to_string()
-    } else {
-        format!("{}…", line.chars().take(max).collect::<String>())
-    }
 }

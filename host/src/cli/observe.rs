@@ -1,0 +1,110 @@
+//! Who watches a `host run`: the sinks of the spec's `run.callback` and of
+//! `--callback`, plus the trace on stderr (live progress or plain lines).
+//!
+//! What stdout holds then (docs/EVENTS.md, "Sinks"): the final output
+//! alone; or the `stdout` sink's lines followed by the final output; or the
+//! `stdout_verbose` sink's text, which ends with the final output; or, with
+//! `jsonl:-`, JSON lines only (the output is in `run.completed`).
+
+use super::progress::{OnStdout, Trace};
+use host::events::Event;
+use host::sinks::{self, Dispatch, Sink, SinkError, SinkOptions, SinkSpec};
+use host::spec::Spec;
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// The sinks a run will get, checked but not opened.
+pub struct Plan {
+    sinks: Vec<SinkSpec>,
+    quiet: bool,
+    no_progress: bool,
+}
+
+impl Plan {
+    /// The spec's callbacks, then the command line's; duplicates count once.
+    pub fn new(
+        spec: &Spec,
+        callbacks: &[String],
+        quiet: bool,
+        no_progress: bool,
+    ) -> Result<Plan, SinkError> {
+        let from_spec = spec
+            .run
+            .callback
+            .iter()
+            .map(|c| SinkSpec::from_callback(c, spec.base_dir()));
+        let from_cli = callbacks
+            .iter()
+            .map(|c| c.parse::<SinkSpec>())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Plan {
+            sinks: sinks::check(from_spec.chain(from_cli))?,
+            quiet,
+            no_progress,
+        })
+    }
+
+    /// Some sink shows streamed model text.
+    pub fn deltas(&self) -> bool {
+        self.sinks.iter().any(SinkSpec::wants_deltas)
+    }
+
+    /// A sink already writes the final output to stdout.
+    pub fn prints_output(&self) -> bool {
+        self.sinks.iter().any(SinkSpec::prints_output)
+    }
+
+    /// Opens every sink (creates JSON lines files) before the run starts.
+    pub fn open(self, offline: bool) -> Result<Opened, SinkError> {
+        let options = SinkOptions { offline };
+        let on_stdout = match self.sinks.iter().find(|s| s.writes_stdout()) {
+            Some(SinkSpec::Stdout | SinkSpec::StdoutVerbose) => OnStdout::Lines,
+            Some(_) => OnStdout::Data,
+            None => OnStdout::Nothing,
+        };
+        let mut opened = self
+            .sinks
+            .iter()
+            .map(|s| sinks::open(s, &options))
+            .collect::<Result<Vec<_>, _>>()?;
+        opened.extend(Trace::choose(self.quiet, self.no_progress, on_stdout).sink(options));
+        Ok(Opened(opened))
+    }
+}
+
+/// Opened sinks, waiting for the run's events.
+pub struct Opened(Vec<Box<dyn Sink>>);
+
+impl Opened {
+    pub fn spawn(self, events: Option<UnboundedReceiver<Event>>) -> Option<Dispatch> {
+        Some(sinks::spawn(events?, self.0))
+    }
+}
+
+/// Waits for the sinks to write everything; a sink that failed is a
+/// warning, never a failed run.
+pub async fn finish(dispatch: Option<Dispatch>) {
+    if let Some(dispatch) = dispatch {
+        for e in dispatch.finish().await {
+            eprintln!("warning: {}", chain(&e));
+        }
+    }
+}
+
+/// `error: …` and its `hint: …` line.
+pub fn report(e: &SinkError) {
+    eprintln!("error: {}", chain(e));
+    if let Some(hint) = e.hint() {
+        eprintln!("  hint: {hint}");
+    }
+}
+
+fn chain(e: &SinkError) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

@@ -1,0 +1,352 @@
+use super::*;
+use crate::events::{EventType, SCHEMA_VERSION};
+use serde_json::{Value, json};
+use std::sync::Mutex;
+
+fn event(seq: u64, kind: EventType, branch: Option<u32>, data: Value) -> Event {
+    Event {
+        kind,
+        schema_version: SCHEMA_VERSION,
+        run_id: "01RUN".into(),
+        seq,
+        timestamp: "2026-01-01T00:00:00.000Z".into(),
+        workflow: "wf".into(),
+        stage: Some("fan".into()),
+        step: branch.map(|b| format!("s{b}")),
+        step_index: branch,
+        branch_index: branch,
+        agent: branch.map(|b| format!("a{b}")),
+        data,
+    }
+}
+
+fn parse(s: &str) -> Result<SinkSpec, SinkError> {
+    s.parse()
+}
+
+#[test]
+fn command_line_syntax() {
+    assert_eq!(parse("stdout").ok(), Some(SinkSpec::Stdout));
+    assert_eq!(parse("stdout_verbose").ok(), Some(SinkSpec::StdoutVerbose));
+    assert_eq!(
+        parse("jsonl:-").ok(),
+        Some(SinkSpec::Jsonl(JsonlTarget::Stdout))
+    );
+    assert_eq!(
+        parse("jsonl:out/events.jsonl").ok(),
+        Some(SinkSpec::Jsonl(JsonlTarget::File(
+            "out/events.jsonl".into()
+        )))
+    );
+    // A Windows-style path keeps its colon.
+    assert_eq!(
+        parse("jsonl:C:\\tmp\\e.jsonl").ok(),
+        Some(SinkSpec::Jsonl(JsonlTarget::File(
+            "C:\\tmp\\e.jsonl".into()
+        )))
+    );
+    for url in ["http:https://example.com/hook", "https://example.com/hook"] {
+        match parse(url) {
+            Ok(SinkSpec::Http(t)) => assert_eq!(t.url, "https://example.com/hook"),
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+    for (input, message) in [
+        ("jsonl", "callback `jsonl` needs a target"),
+        ("jsonl:", "callback `jsonl` needs a target"),
+        ("http:", "callback `http` needs a URL"),
+        (
+            "http:example.com",
+            "callback `http:example.com`: not an http(s) URL",
+        ),
+        (
+            "stdout:x",
+            "callback `stdout` takes no target, got `stdout:x`",
+        ),
+        ("syslog", "unknown callback `syslog`"),
+    ] {
+        let e = parse(input).expect_err(input);
+        assert_eq!(e.to_string(), message);
+        assert!(e.hint().is_some(), "{input}: no hint");
+    }
+    for spec in ["stdout", "stdout_verbose", "jsonl:-", "jsonl:a.jsonl"] {
+        assert_eq!(
+            parse(spec).map(|s| s.to_string()).ok().as_deref(),
+            Some(spec)
+        );
+    }
+}
+
+#[test]
+fn spec_callbacks_resolve_relative_paths_against_the_spec() {
+    let base = Path::new("/specs/wf");
+    let cb = |v: Value| serde_json::from_value::<Callback>(v).expect("callback");
+    assert_eq!(
+        SinkSpec::from_callback(&cb(json!({"type": "jsonl", "path": "events.jsonl"})), base),
+        SinkSpec::Jsonl(JsonlTarget::File("/specs/wf/events.jsonl".into()))
+    );
+    assert_eq!(
+        SinkSpec::from_callback(&cb(json!({"type": "jsonl", "path": "/var/e.jsonl"})), base),
+        SinkSpec::Jsonl(JsonlTarget::File("/var/e.jsonl".into()))
+    );
+    assert_eq!(
+        SinkSpec::from_callback(&cb(json!({"type": "jsonl", "path": "-"})), base),
+        SinkSpec::Jsonl(JsonlTarget::Stdout)
+    );
+    assert_eq!(
+        SinkSpec::from_callback(&cb(json!({"type": "stdout_verbose"})), base),
+        SinkSpec::StdoutVerbose
+    );
+}
+
+#[test]
+fn check_dedups_and_guards_stdout() {
+    let ok = check([
+        SinkSpec::Stdout,
+        SinkSpec::Jsonl(JsonlTarget::File("e.jsonl".into())),
+        SinkSpec::Stdout,
+    ])
+    .expect("one stdout writer");
+    assert_eq!(ok.len(), 2);
+    let e = check([SinkSpec::Stdout, SinkSpec::Jsonl(JsonlTarget::Stdout)])
+        .expect_err("two stdout writers");
+    assert_eq!(
+        e.to_string(),
+        "more than one callback writes to stdout: stdout, jsonl:-"
+    );
+    let e = check([parse("http:http://127.0.0.1:9/hook").expect("parses")]).expect_err("http");
+    assert_eq!(
+        e.to_string(),
+        "http callbacks are not yet supported (`http://127.0.0.1:9/hook`)"
+    );
+}
+
+#[test]
+fn jsonl_writes_one_envelope_per_line() {
+    let mut sink = JsonlSink::new(Vec::new(), "test");
+    let events = [
+        event(1, EventType::StepStarted, Some(1), Value::Null),
+        event(
+            2,
+            EventType::StepCompleted,
+            Some(1),
+            json!({"output": "two\nlines", "turns": 1, "usage": {}, "elapsed_ms": 3}),
+        ),
+    ];
+    for e in &events {
+        sink.event(e).expect("write");
+    }
+    let text = String::from_utf8(sink.into_inner()).expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    for (line, e) in lines.iter().zip(&events) {
+        let back: Event = serde_json::from_str(line).expect("an envelope");
+        assert_eq!(&back, e);
+    }
+    assert!(text.ends_with('\n'));
+}
+
+#[test]
+fn lines_tag_branches_of_nested_lines() {
+    let mut sink = LinesSink::new(Vec::new(), "test", SinkOptions { offline: true });
+    let mut started = event(1, EventType::RunStarted, None, json!({}));
+    started.stage = None;
+    for e in [
+        started,
+        event(
+            2,
+            EventType::StageStarted,
+            None,
+            json!({"mode": "parallel", "steps": 2}),
+        ),
+        event(3, EventType::StepStarted, Some(1), Value::Null),
+        event(4, EventType::LlmRequest, Some(1), json!({"turn": 1})),
+        event(
+            5,
+            EventType::ToolCalled,
+            Some(1),
+            json!({"tool": "add", "arguments": "{}"}),
+        ),
+        event(
+            6,
+            EventType::StepCompleted,
+            Some(1),
+            json!({"turns": 2, "elapsed_ms": 7}),
+        ),
+    ] {
+        sink.event(&e).expect("write");
+    }
+    let text = String::from_utf8(sink.into_inner()).expect("utf-8");
+    assert_eq!(
+        text,
+        "run 01RUN · workflow wf · offline (scripted model)\n\
+         ▸ stage fan (parallel, 2 steps)\n  \
+         · s1 [1] started\n    \
+         [1] tool add({})\n  \
+         ✓ s1 [1] (2 turns, 7 ms)\n"
+    );
+}
+
+#[test]
+fn verbose_streams_text_per_branch_and_ends_with_the_output() {
+    let mut sink = VerboseSink::new(Vec::new(), "test", SinkOptions::default());
+    let delta = |seq, b, t: &str| event(seq, EventType::LlmDelta, Some(b), json!({"text": t}));
+    let mut done = event(
+        6,
+        EventType::RunCompleted,
+        None,
+        json!({"output": {"a": 1}, "usage": {"m": {"input_tokens": 3, "output_tokens": 4}}, "elapsed_ms": 9}),
+    );
+    done.stage = None;
+    for e in [
+        delta(1, 0, "Hel"),
+        delta(2, 0, "lo"),
+        delta(3, 1, "Bon"),
+        delta(4, 0, " there"),
+        event(
+            5,
+            EventType::StepCompleted,
+            Some(0),
+            json!({"output": "Hello there", "turns": 1, "usage": {}, "elapsed_ms": 2}),
+        ),
+        done,
+    ] {
+        sink.event(&e).expect("write");
+    }
+    sink.finish().expect("finish");
+    let text = String::from_utf8(sink.into_inner()).expect("utf-8");
+    assert_eq!(
+        text,
+        "    [0] » Hello\n    [1] » Bon\n    [0] »  there\n  \
+         ✓ s0 [0] by a0 (1 turn, 2 ms · 0 in / 0 out tokens)\n      \
+         output: Hello there\n\
+         ✓ completed in 9 ms · 3 input / 4 output tokens\n  \
+         usage: m 3 in / 4 out\n\
+         output:\n{\n  \"a\": 1\n}\n"
+    );
+}
+
+/// What a [`Probe`] saw.
+#[derive(Default)]
+struct Log {
+    seen: Vec<u64>,
+    finished: bool,
+}
+
+/// Records events; optionally fails at one seq, or waits for a gate to
+/// open before its first event; says when it finished.
+struct Probe {
+    log: Arc<Mutex<Log>>,
+    fail_at: Option<u64>,
+    gate: Option<std_mpsc::Receiver<()>>,
+    done: Option<std_mpsc::Sender<()>>,
+}
+
+impl Sink for Probe {
+    fn label(&self) -> String {
+        "probe".into()
+    }
+    fn event(&mut self, e: &Event) -> io::Result<()> {
+        if let Some(gate) = self.gate.take() {
+            let _ = gate.recv_timeout(Duration::from_secs(10));
+        }
+        if self.fail_at == Some(e.seq) {
+            return Err(io::Error::other("disk full"));
+        }
+        self.log.lock().expect("lock").seen.push(e.seq);
+        Ok(())
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        self.log.lock().expect("lock").finished = true;
+        if let Some(done) = &self.done {
+            let _ = done.send(());
+        }
+        Ok(())
+    }
+}
+
+fn probe(fail_at: Option<u64>) -> (Probe, Arc<Mutex<Log>>) {
+    let log = Arc::new(Mutex::new(Log::default()));
+    let sink = Probe {
+        log: log.clone(),
+        fail_at,
+        gate: None,
+        done: None,
+    };
+    (sink, log)
+}
+
+#[tokio::test]
+async fn a_failing_or_stuck_sink_does_not_hold_up_the_others() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (mut good, good_log) = probe(None);
+    let (good_done, good_finished) = std_mpsc::channel();
+    good.done = Some(good_done);
+    let (bad, bad_log) = probe(Some(2));
+    let (mut stuck, stuck_log) = probe(None);
+    let (open_gate, gate) = std_mpsc::channel();
+    stuck.gate = Some(gate);
+    let dispatch = spawn(rx, vec![Box::new(good), Box::new(bad), Box::new(stuck)]);
+    for seq in 1..=5 {
+        let kind = if seq == 5 {
+            EventType::RunCompleted
+        } else {
+            EventType::StepStarted
+        };
+        tx.send(event(seq, kind, None, Value::Null))
+            .expect("the forwarder is listening");
+    }
+    // The good sink gets everything while the stuck one has not even
+    // taken its first event.
+    tokio::task::spawn_blocking(move || good_finished.recv_timeout(Duration::from_secs(10)))
+        .await
+        .expect("join")
+        .expect("the good sink finished while another was stuck");
+    assert!(stuck_log.lock().expect("lock").seen.is_empty());
+    open_gate.send(()).expect("open the gate");
+    let errors = tokio::time::timeout(Duration::from_secs(10), dispatch.finish())
+        .await
+        .expect("sinks finish");
+    let (good, bad, stuck) = (
+        good_log.lock().expect("lock"),
+        bad_log.lock().expect("lock"),
+        stuck_log.lock().expect("lock"),
+    );
+    assert_eq!(good.seen, [1, 2, 3, 4, 5]);
+    assert_eq!(stuck.seen, [1, 2, 3, 4, 5]);
+    assert_eq!(bad.seen, [1]);
+    assert!(good.finished && stuck.finished);
+    assert!(!bad.finished, "a stopped sink is not finished");
+    let messages: Vec<String> = errors
+        .iter()
+        .map(|e| {
+            format!(
+                "{e}: {}",
+                std::error::Error::source(e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        messages,
+        ["callback probe stopped: failed to write events: disk full"]
+    );
+}
+
+#[tokio::test]
+async fn sinks_finish_when_the_run_goes_away_without_a_last_event() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (sink, log) = probe(None);
+    let dispatch = spawn(rx, vec![Box::new(sink)]);
+    tx.send(event(1, EventType::StepStarted, None, Value::Null))
+        .expect("send");
+    drop(tx);
+    let errors = tokio::time::timeout(Duration::from_secs(10), dispatch.finish())
+        .await
+        .expect("sinks finish");
+    assert!(errors.is_empty());
+    let log = log.lock().expect("lock");
+    assert_eq!(log.seen, [1]);
+    assert!(log.finished);
+}

@@ -1,0 +1,873 @@
+//! Event sinks and the terminal experience of `host run`, end to end.
+//!
+//! - Snapshots: every example (`examples/*/spec.json`, `--offline`) runs with
+//!   the `stdout` and `jsonl` sinks; both outputs, normalised (below), must
+//!   equal `tests/snapshots/sinks/<example>.stdout.txt` and `.jsonl`
+//!   exactly. Regenerate them after an intended change with
+//!   `UPDATE_SNAPSHOTS=1 cargo test -p host --test sinks` and review the diff.
+//! - Normalisation: the run id, timestamps, `seq`, elapsed times, plugin
+//!   digests and local paths become placeholders. Branches of a parallel
+//!   stage interleave differently from run to run, so within each parallel
+//!   stage the lines (events) are stably sorted by branch index: one
+//!   branch's lines keep their order, the branches follow each other. The
+//!   real order is checked before that, on the raw events: `seq` is 1..n
+//!   without gaps in file order, timestamps never go back, stages do not
+//!   overlap, and every step's own events are in order (started first, one
+//!   end last, model requests and responses alternating by turn, each tool
+//!   result after its call).
+//! - Live progress runs under a pseudo-terminal (util-linux `script`), with
+//!   and without `NO_COLOR`, and piped.
+
+use mock_openai::{MockConfig, MockServer};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const HOST: &str = env!("CARGO_BIN_EXE_host");
+
+fn host(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(HOST);
+    cmd.args(args)
+        .env("HOST_CACHE_DIR", e2e::test_cache_dir())
+        .env("HOST_DB", e2e::fresh_db())
+        .env("NO_COLOR", "1")
+        .env("MOCK_API_KEY", "sk-test-not-a-real-key")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null());
+    cmd.output().expect("start host")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "host run failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+fn example(name: &str) -> PathBuf {
+    e2e::repo_root()
+        .join("examples")
+        .join(name)
+        .join("spec.json")
+}
+
+/// `host run` on an example, offline, with extra arguments.
+fn run_example(name: &str, extra: &[&str]) -> Output {
+    let spec = example(name);
+    let plugins = e2e::plugins_dir();
+    let mut args = vec![
+        "run",
+        spec.to_str().expect("utf-8 path"),
+        "--plugins",
+        plugins.to_str().expect("utf-8 path"),
+        "--offline",
+    ];
+    args.extend(extra);
+    host(&args, &[])
+}
+
+fn parse_jsonl(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
+}
+
+// ---------------------------------------------------------------- ordering
+
+/// The ordering guarantees of one run's events, in stream (file) order.
+fn check_order(events: &[Value]) {
+    assert!(!events.is_empty(), "no events");
+    let run_id = &events[0]["run_id"];
+    for (i, e) in events.iter().enumerate() {
+        assert_eq!(
+            e["seq"],
+            json!(i + 1),
+            "seq has a gap or is out of order at {e}"
+        );
+        assert_eq!(&e["run_id"], run_id, "{e}");
+        assert_eq!(e["schema_version"], 1, "{e}");
+    }
+    for pair in events.windows(2) {
+        let (a, b) = (
+            pair[0]["timestamp"].as_str().unwrap_or_default(),
+            pair[1]["timestamp"].as_str().unwrap_or_default(),
+        );
+        assert!(a <= b, "timestamps go back: {a} then {b}");
+    }
+    assert_eq!(events[0]["type"], "run.started");
+    let terminal = ["run.completed", "run.failed", "run.cancelled"];
+    let ends: Vec<usize> = (0..events.len())
+        .filter(|&i| terminal.iter().any(|t| events[i]["type"] == *t))
+        .collect();
+    assert_eq!(
+        ends,
+        [events.len() - 1],
+        "exactly one last event, at the end"
+    );
+
+    // Stages: one open at a time; every scoped event inside its own stage.
+    let mut open: Option<&str> = None;
+    for e in events {
+        let stage = e["stage"].as_str();
+        match e["type"].as_str().unwrap_or_default() {
+            "stage.started" => {
+                assert_eq!(open, None, "stages overlap at {e}");
+                open = stage;
+            }
+            "stage.completed" => {
+                assert_eq!(open, stage, "{e}");
+                open = None;
+            }
+            _ if stage.is_some() => assert_eq!(open, stage, "outside its stage: {e}"),
+            _ => {}
+        }
+    }
+
+    // Each step's own events, in order.
+    let mut steps: BTreeMap<(String, u64), Vec<&Value>> = BTreeMap::new();
+    for e in events {
+        if let (Some(stage), Some(index)) = (e["stage"].as_str(), e["step_index"].as_u64()) {
+            steps.entry((stage.into(), index)).or_default().push(e);
+        }
+    }
+    for ((stage, index), evs) in &steps {
+        let kinds: Vec<&str> = evs
+            .iter()
+            .map(|e| e["type"].as_str().unwrap_or_default())
+            .collect();
+        let here = format!("{stage}[{index}]: {kinds:?}");
+        assert_eq!(kinds.first(), Some(&"step.started"), "{here}");
+        let last = ["step.completed", "step.skipped", "step.failed"];
+        let end_at: Vec<usize> = (0..kinds.len())
+            .filter(|&i| last.contains(&kinds[i]))
+            .collect();
+        assert_eq!(end_at, [kinds.len() - 1], "one end, last: {here}");
+        let branch = &evs[0]["branch_index"];
+        assert!(evs.iter().all(|e| &e["branch_index"] == branch), "{here}");
+        let mut turn = 0;
+        let mut waiting = false;
+        let mut calls = Vec::new();
+        for e in evs {
+            match e["type"].as_str().unwrap_or_default() {
+                "llm.request" => {
+                    assert!(!waiting, "two requests without a response: {here}");
+                    let t = e["data"]["turn"].as_u64().unwrap_or(0);
+                    assert!(t > turn, "turns go up: {here}");
+                    (turn, waiting) = (t, true);
+                }
+                "llm.delta" => assert!(waiting, "text outside a model call: {here}"),
+                "llm.response" => {
+                    assert!(waiting, "a response without a request: {here}");
+                    assert_eq!(e["data"]["turn"].as_u64(), Some(turn), "{here}");
+                    waiting = false;
+                }
+                "tool.called" => calls.push(e["data"]["call_id"].clone()),
+                "tool.result" => assert!(
+                    calls.contains(&e["data"]["call_id"]),
+                    "a result before its call: {here}"
+                ),
+                _ => {}
+            }
+        }
+        assert!(!waiting, "a request never answered: {here}");
+    }
+}
+
+/// The order check catches what it claims to.
+#[test]
+fn the_order_check_can_fail() {
+    let ev = |seq: u64, kind: &str, step: Option<u64>| {
+        let mut e = json!({"type": kind, "schema_version": 1, "run_id": "r", "seq": seq,
+            "timestamp": format!("2026-01-01T00:00:00.{seq:03}Z"), "workflow": "w", "data": null});
+        if let Some(i) = step {
+            e["stage"] = json!("s");
+            e["step_index"] = json!(i);
+            e["branch_index"] = json!(i);
+        } else if kind.starts_with("stage.") {
+            e["stage"] = json!("s");
+        }
+        e
+    };
+    let good = vec![
+        ev(1, "run.started", None),
+        ev(2, "stage.started", None),
+        ev(3, "step.started", Some(0)),
+        ev(4, "step.started", Some(1)),
+        ev(5, "step.completed", Some(1)),
+        ev(6, "step.completed", Some(0)),
+        ev(7, "stage.completed", None),
+        ev(8, "run.completed", None),
+    ];
+    check_order(&good);
+    let fails = |events: Vec<Value>| std::panic::catch_unwind(|| check_order(&events)).is_err();
+    let mut gap = good.clone();
+    gap.remove(3);
+    assert!(fails(gap), "a gap in seq");
+    let mut swapped = good.clone();
+    swapped[2]["type"] = json!("step.completed");
+    swapped[5]["type"] = json!("step.started");
+    assert!(fails(swapped), "a step that ends before it starts");
+    let mut outside = good.clone();
+    outside.swap(5, 6);
+    outside[5]["seq"] = json!(6);
+    outside[6]["seq"] = json!(7);
+    assert!(fails(outside), "a step event after its stage ended");
+}
+
+// ----------------------------------------------------------- normalisation
+
+/// Placeholders for what changes from run to run.
+struct Filters {
+    run_id: String,
+    paths: Vec<(String, &'static str)>,
+}
+
+impl Filters {
+    fn new(run_id: &str, tmp: &Path) -> Self {
+        Filters {
+            run_id: run_id.into(),
+            paths: vec![
+                (tmp.display().to_string(), "[TMP]"),
+                (e2e::repo_root().display().to_string(), "[ROOT]"),
+            ],
+        }
+    }
+
+    fn text(&self, s: &str) -> String {
+        let mut s = s.replace(&self.run_id, "[RUN_ID]");
+        for (path, name) in &self.paths {
+            s = s.replace(path, name);
+        }
+        s
+    }
+}
+
+/// `123 ms` → `[ELAPSED] ms`.
+fn filter_ms(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(at) = rest.find(" ms") {
+        let (before, after) = rest.split_at(at);
+        let digits = before.len() - before.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        if digits > 0 {
+            out.push_str(&before[..before.len() - digits]);
+            out.push_str("[ELAPSED]");
+        } else {
+            out.push_str(before);
+        }
+        out.push_str(" ms");
+        rest = &after[3..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The branch a readable line is about: `  ✓ name [2] (…)` or `    [2] tool …`.
+fn branch_of(line: &str) -> Option<u32> {
+    let t = line.trim_start();
+    let tag = if t.starts_with('[') {
+        t
+    } else {
+        &t[t.find(" [")? + 1..]
+    };
+    let end = tag.find(']')?;
+    tag[1..end].parse().ok()
+}
+
+/// The `stdout` sink's lines, normalised. Within a parallel stage (from its
+/// `▸ stage … (parallel, …)` line to the next line that is not indented)
+/// lines are stably sorted by branch; each must carry one.
+fn normalize_lines(stdout: &str, filters: &Filters) -> String {
+    let lines: Vec<String> = stdout
+        .lines()
+        .map(|l| filter_ms(&filters.text(l)))
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = &lines[i];
+        out.push(line.clone());
+        i += 1;
+        if line.starts_with("▸ stage ") && line.contains("(parallel,") {
+            let mut section: Vec<(u32, String)> = Vec::new();
+            while i < lines.len() && lines[i].starts_with("  ") {
+                let b = branch_of(&lines[i]).unwrap_or_else(|| {
+                    panic!(
+                        "a line of a parallel stage without its branch: {}",
+                        lines[i]
+                    )
+                });
+                section.push((b, lines[i].clone()));
+                i += 1;
+            }
+            section.sort_by_key(|(b, _)| *b);
+            out.extend(section.into_iter().map(|(_, l)| l));
+        }
+    }
+    let mut text = out.join("\n");
+    text.push('\n');
+    text
+}
+
+fn filter_value(v: &mut Value, filters: &Filters) {
+    match v {
+        Value::String(s) => *s = filters.text(s),
+        Value::Array(items) => items.iter_mut().for_each(|i| filter_value(i, filters)),
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                match k.as_str() {
+                    "elapsed_ms" => *v = json!("[ELAPSED]"),
+                    "plugin_digest" if v.is_string() => *v = json!("[DIGEST]"),
+                    _ => filter_value(v, filters),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The events, normalised: envelope placeholders, then each parallel
+/// stage's events stably sorted by branch; one compact JSON per line.
+fn normalize_events(events: &[Value], filters: &Filters) -> String {
+    let mut events: Vec<Value> = events.to_vec();
+    let mut i = 0;
+    while i < events.len() {
+        let e = &events[i];
+        i += 1;
+        if e["type"] == "stage.started" && e["data"]["mode"] == "parallel" {
+            let start = i;
+            while i < events.len()
+                && events[i]["type"] != "stage.completed"
+                && events[i]["step_index"].is_u64()
+            {
+                i += 1;
+            }
+            events[start..i].sort_by_key(|e| e["branch_index"].as_u64());
+        }
+    }
+    let mut out = String::new();
+    for mut e in events {
+        e["run_id"] = json!("[RUN_ID]");
+        e["seq"] = json!("[SEQ]");
+        e["timestamp"] = json!("[TIMESTAMP]");
+        filter_value(&mut e, filters);
+        out.push_str(&e.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+// --------------------------------------------------------------- snapshots
+
+fn snapshot(file: &str, actual: &str) {
+    let path = e2e::repo_root().join("tests/snapshots/sinks").join(file);
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().expect("a folder")).expect("snapshot folder");
+        std::fs::write(&path, actual).expect("write snapshot");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}\nhint: create it with `UPDATE_SNAPSHOTS=1 cargo test -p host --test sinks`",
+            path.display()
+        )
+    });
+    if expected != actual {
+        let first = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{} differs from this run, first at line {}:\n  expected: {}\n  actual:   {}\n\
+             --- actual output ---\n{actual}\n\
+             hint: if the change is intended, run `UPDATE_SNAPSHOTS=1 cargo test -p host --test sinks` and review the diff",
+            path.display(),
+            first + 1,
+            expected.lines().nth(first).unwrap_or("(end of file)"),
+            actual.lines().nth(first).unwrap_or("(end of output)"),
+        );
+    }
+}
+
+/// Runs an example with both sinks, checks the real order, compares both
+/// normalised outputs with their snapshots.
+fn example_snapshot(name: &str) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let events_path = tmp.path().join("events.jsonl");
+    let jsonl = format!("jsonl:{}", events_path.display());
+    let out = run_example(
+        name,
+        &["--quiet", "--callback", "stdout", "--callback", &jsonl],
+    );
+    ok(&out);
+    assert!(
+        text(&out.stderr).trim().is_empty(),
+        "--quiet: nothing on stderr: {}",
+        text(&out.stderr)
+    );
+    let raw = std::fs::read_to_string(&events_path).expect("events file");
+    // Each line is exactly the envelope as serde writes it (field order too).
+    for line in raw.lines() {
+        let event: host::events::Event =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not an event ({e}): {line}"));
+        assert_eq!(serde_json::to_string(&event).ok().as_deref(), Some(line));
+    }
+    let events = parse_jsonl(&raw);
+    check_order(&events);
+    assert_eq!(
+        events.last().map(|e| &e["type"]),
+        Some(&json!("run.completed"))
+    );
+    let run_id = events[0]["run_id"].as_str().expect("run id");
+    let filters = Filters::new(run_id, tmp.path());
+    snapshot(
+        &format!("{name}.stdout.txt"),
+        &normalize_lines(&text(&out.stdout), &filters),
+    );
+    snapshot(
+        &format!("{name}.jsonl"),
+        &normalize_events(&events, &filters),
+    );
+}
+
+const EXAMPLES: [&str; 4] = [
+    "analysis_parallel",
+    "peer_workflow",
+    "simple_assistant",
+    "trip_planner",
+];
+
+#[test]
+fn every_example_has_a_snapshot_test() {
+    let mut found: Vec<String> = std::fs::read_dir(e2e::repo_root().join("examples"))
+        .expect("examples")
+        .filter_map(Result::ok)
+        .filter(|e| e.path().join("spec.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    found.sort();
+    assert_eq!(
+        found, EXAMPLES,
+        "add the new example to EXAMPLES and a test below"
+    );
+}
+
+#[test]
+fn snapshot_analysis_parallel() {
+    example_snapshot("analysis_parallel");
+}
+
+#[test]
+fn snapshot_peer_workflow() {
+    example_snapshot("peer_workflow");
+}
+
+#[test]
+fn snapshot_simple_assistant() {
+    example_snapshot("simple_assistant");
+}
+
+#[test]
+fn snapshot_trip_planner() {
+    example_snapshot("trip_planner");
+}
+
+#[test]
+fn normalisation_keeps_a_branch_in_order_and_needs_its_tag() {
+    let filters = Filters {
+        run_id: "RID".into(),
+        paths: Vec::new(),
+    };
+    let raw = "run RID · workflow w\n▸ stage s (parallel, 2 steps)\n  · b [1] started\n  · a [0] started\n    [1] tool t(x)\n  ✓ a [0] (1 turn, 12 ms)\n  ✓ b [1] (2 turns, 3 ms)\n✓ completed in 40 ms · 1 input / 2 output tokens\n";
+    assert_eq!(
+        normalize_lines(raw, &filters),
+        "run [RUN_ID] · workflow w\n▸ stage s (parallel, 2 steps)\n  · a [0] started\n  ✓ a [0] (1 turn, [ELAPSED] ms)\n  · b [1] started\n    [1] tool t(x)\n  ✓ b [1] (2 turns, [ELAPSED] ms)\n✓ completed in [ELAPSED] ms · 1 input / 2 output tokens\n"
+    );
+    let untagged = "▸ stage s (parallel, 2 steps)\n    tool t(x)\n";
+    assert!(std::panic::catch_unwind(|| normalize_lines(untagged, &filters)).is_err());
+}
+
+// ------------------------------------------------------ other sink behaviour
+
+/// `jsonl:-`: stdout is JSON lines only, and the final output is the one
+/// `host run` prints without sinks.
+#[test]
+fn jsonl_on_stdout_is_pure_json_lines() {
+    let plain = run_example("analysis_parallel", &["--quiet"]);
+    ok(&plain);
+    let out = run_example("analysis_parallel", &["--callback", "jsonl:-"]);
+    ok(&out);
+    let events = parse_jsonl(&text(&out.stdout));
+    check_order(&events);
+    let last = events.last().expect("events");
+    assert_eq!(last["type"], "run.completed");
+    assert_eq!(
+        last["data"]["output"].as_str().map(str::trim_end),
+        Some(text(&plain.stdout).trim_end())
+    );
+    // The trace still goes to stderr (not a terminal here: plain lines).
+    assert!(
+        text(&out.stderr).contains("✓ completed in "),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `stdout_verbose`: every event with its data, streamed text, and the
+/// final output last, exactly as `host run` prints it alone.
+#[test]
+fn verbose_shows_data_and_streamed_text_and_ends_with_the_output() {
+    let plain = run_example("trip_planner", &["--quiet"]);
+    ok(&plain);
+    let out = run_example(
+        "trip_planner",
+        &["--quiet", "--stream", "--callback", "stdout_verbose"],
+    );
+    ok(&out);
+    let stdout = text(&out.stdout);
+    for needle in [
+        "  input: Three days in Lisbon",
+        "▸ stage research (parallel, 3 steps)",
+        "→ food_scout turn 1: gpt-4.1-mini on offline (scripted)",
+        "[0] » Time Out Market",
+        "handoff triage → budget_specialist · call ",
+        "  - nightlife_scout [2] skipped: guard returned false",
+        "  usage: gpt-4.1-mini ",
+    ] {
+        assert!(stdout.contains(needle), "missing `{needle}` in:\n{stdout}");
+    }
+    let expected_tail = format!("\noutput:\n{}", text(&plain.stdout));
+    assert!(stdout.ends_with(&expected_tail), "{stdout}");
+    assert_eq!(stdout.matches("\noutput:\n").count(), 1, "the output once");
+}
+
+/// Callbacks in the spec: a relative `jsonl` path is beside the spec, and a
+/// second run appends.
+#[test]
+fn spec_callbacks_append_beside_the_spec() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = e2e::repo_root().join("examples/analysis_parallel");
+    let mut spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("spec.json")).expect("spec"))
+            .expect("spec json");
+    spec["run"]["callback"] = json!([{"type": "jsonl", "path": "events.jsonl"}]);
+    std::fs::write(tmp.path().join("spec.json"), spec.to_string()).expect("write spec");
+    std::fs::copy(dir.join("script.json"), tmp.path().join("script.json")).expect("script");
+    let spec_path = tmp.path().join("spec.json");
+    let plugins = e2e::plugins_dir();
+    let args = [
+        "run",
+        spec_path.to_str().expect("utf-8"),
+        "--plugins",
+        plugins.to_str().expect("utf-8"),
+        "--offline",
+        "--quiet",
+    ];
+    ok(&host(&args, &[]));
+    ok(&host(&args, &[]));
+    let events = parse_jsonl(
+        &std::fs::read_to_string(tmp.path().join("events.jsonl")).expect("events beside the spec"),
+    );
+    let split = events
+        .iter()
+        .position(|e| e["seq"] == 1 && e != &events[0])
+        .expect("a second run");
+    let (first, second) = events.split_at(split);
+    check_order(first);
+    check_order(second);
+    assert_ne!(first[0]["run_id"], second[0]["run_id"]);
+}
+
+#[test]
+fn bad_callbacks_exit_2_with_a_hint() {
+    let missing = std::env::temp_dir().join("no-such-dir-for-host-sinks/e.jsonl");
+    let missing = format!("jsonl:{}", missing.display());
+    for (args, message) in [
+        (
+            vec!["--callback", "http:https://example.com/hook"],
+            "http callbacks are not yet supported (`https://example.com/hook`)",
+        ),
+        (vec!["--callback", "syslog"], "unknown callback `syslog`"),
+        (
+            vec!["--callback", "jsonl"],
+            "callback `jsonl` needs a target",
+        ),
+        (
+            vec!["--callback", "stdout", "--callback", "jsonl:-"],
+            "more than one callback writes to stdout: stdout, jsonl:-",
+        ),
+        (vec!["--callback", missing.as_str()], "cannot open `"),
+    ] {
+        let out = run_example("simple_assistant", &args);
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("error: {message}")),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            stderr.contains("hint: ") || message.starts_with("cannot open"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            text(&out.stdout).is_empty(),
+            "{args:?}: the run must not start"
+        );
+    }
+}
+
+#[test]
+fn an_http_callback_in_the_spec_is_refused_too() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = e2e::repo_root().join("examples/simple_assistant");
+    let mut spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("spec.json")).expect("spec"))
+            .expect("spec json");
+    spec["callback"] = json!({"url": "http://127.0.0.1:9/hook", "secret": "hook-SECRET-456"});
+    let path = tmp.path().join("spec.json");
+    std::fs::write(&path, spec.to_string()).expect("write spec");
+    std::fs::copy(dir.join("script.json"), tmp.path().join("script.json")).expect("script");
+    let plugins = e2e::plugins_dir();
+    let out = host(
+        &[
+            "run",
+            path.to_str().expect("utf-8"),
+            "--plugins",
+            plugins.to_str().expect("utf-8"),
+            "--offline",
+        ],
+        &[],
+    );
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("http callbacks are not yet supported"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hook-SECRET-456"),
+        "the secret leaked: {stderr}"
+    );
+}
+
+// ------------------------------------------------------------ the terminal
+
+/// A two-stage workflow on the mock server: three parallel branches that
+/// finish at different times (so frames show some done and some running),
+/// then one step.
+async fn slow_workflow(tmp: &Path) -> (MockServer, PathBuf) {
+    let config: MockConfig = serde_json::from_value(json!({"rules": [
+        {"match": {"instructions_contains": "FAST"}, "latency_ms": 50, "reply": {"text": "fast"}},
+        {"match": {"instructions_contains": "MEDIUM"}, "latency_ms": 500, "reply": {"text": "medium"}},
+        {"match": {"instructions_contains": "SLOW"}, "latency_ms": 900, "reply": {"text": "slow"}},
+        {"reply": {"text": "written"}}
+    ]}))
+    .expect("mock config");
+    let server = MockServer::start(config).await.expect("mock server");
+    let agent = |instructions: &str| json!({"instructions": instructions, "model": {"provider": "mock", "name": "gpt-4.1-mini"}});
+    let spec = json!({
+        "providers": {"mock": {"type": "openai_compatible", "base_url": server.base_url(),
+            "api": "chat", "api_key_env": "MOCK_API_KEY", "timeout_ms": 10000}},
+        "agents": {"fast": agent("FAST"), "medium": agent("MEDIUM"), "slow": agent("SLOW"), "writer": agent("WRITER")},
+        "workflow": {"key": "live", "stages": [
+            {"name": "fan", "mode": "parallel", "steps": [{"agent": "fast"}, {"agent": "medium"}, {"agent": "slow"}]},
+            {"name": "write", "steps": [{"agent": "writer"}]}
+        ]},
+        "run": {"input": "topic"}
+    });
+    let path = tmp.join("spec.json");
+    std::fs::write(&path, spec.to_string()).expect("write spec");
+    (server, path)
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Runs `host run SPEC extra…` with a pseudo-terminal as stdin, stdout and
+/// stderr (util-linux `script`); returns everything written to it.
+async fn under_pty(spec: &Path, extra: &[&str], env: &[(&str, &str)]) -> String {
+    let plugins = e2e::plugins_dir();
+    let mut cmd = vec![
+        shell_quote(HOST),
+        "run".into(),
+        shell_quote(&spec.display().to_string()),
+        "--plugins".into(),
+        shell_quote(&plugins.display().to_string()),
+    ];
+    cmd.extend(extra.iter().map(|a| shell_quote(a)));
+    let out = tokio::time::timeout(
+        Duration::from_secs(120),
+        tokio::process::Command::new("script")
+            .args(["-q", "-e", "-c", &cmd.join(" "), "/dev/null"])
+            .env("HOST_CACHE_DIR", e2e::test_cache_dir())
+            .env("HOST_DB", e2e::fresh_db())
+            .env("MOCK_API_KEY", "sk-test-not-a-real-key")
+            .env("TERM", "xterm-256color")
+            .env_remove("NO_COLOR")
+            .env_remove("OPENAI_API_KEY")
+            .env_remove("OPENAI_BASE_URL")
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("host run under a pty timed out")
+    .unwrap_or_else(|e| {
+        panic!("cannot start util-linux `script` ({e}); the terminal tests need it (apt-get install bsdutils / util-linux)")
+    });
+    let all = text(&out.stdout);
+    assert!(
+        out.status.success(),
+        "host run under a pty failed ({:?}):\n{all}\n{}",
+        out.status.code(),
+        text(&out.stderr)
+    );
+    all
+}
+
+/// `ESC [ n A`: cursor up.
+fn has_cursor_up(s: &str) -> bool {
+    s.split("\x1b[").skip(1).any(|rest| {
+        let digits = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        digits > 0 && rest[digits..].starts_with('A')
+    })
+}
+
+/// `ESC [ … m`: a colour or style.
+fn has_sgr(s: &str) -> bool {
+    s.split("\x1b[").skip(1).any(|rest| {
+        let params = rest.len()
+            - rest
+                .trim_start_matches(|c: char| c.is_ascii_digit() || c == ';')
+                .len();
+        rest[params..].starts_with('m')
+    })
+}
+
+/// The frames of the live area: what is drawn after each `clear to end`.
+fn frames(s: &str) -> Vec<String> {
+    s.split("\x1b[J")
+        .skip(1)
+        .map(|f| f.replace("\r\n", "\n"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn live_progress_on_a_terminal() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_server, spec) = slow_workflow(tmp.path()).await;
+    let out = under_pty(&spec, &[], &[]).await;
+    assert!(has_cursor_up(&out), "no redraw in place:\n{out:?}");
+    assert!(
+        has_sgr(&out),
+        "colour on a terminal without NO_COLOR:\n{out:?}"
+    );
+    let frames = frames(&out);
+    let plain: Vec<String> = frames.iter().map(|f| strip_sgr(f)).collect();
+    assert!(
+        plain.iter().any(|f| f.contains("stage 1/2 fan · parallel")
+            && f.contains(" fast   [0] done")
+            && f.contains(" slow   [2] running")),
+        "no frame shows one branch done and another running:\n{plain:#?}"
+    );
+    assert!(
+        plain
+            .iter()
+            .any(|f| f.contains("1 turn") && f.contains("tokens")),
+        "{plain:#?}"
+    );
+    let end = plain.last().expect("frames");
+    assert!(end.contains("✓ stage 2/2 write"), "{end}");
+    assert!(
+        end.contains("✓ completed in ") && end.contains("2 stages · 4 steps · "),
+        "no summary:\n{end}"
+    );
+    // The final output follows, on stdout.
+    assert!(end.trim_end().ends_with("written"), "{end}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_color_keeps_the_drawing_but_not_the_colours() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_server, spec) = slow_workflow(tmp.path()).await;
+    let out = under_pty(&spec, &[], &[("NO_COLOR", "1")]).await;
+    assert!(has_cursor_up(&out), "{out:?}");
+    assert!(!has_sgr(&out), "colour codes despite NO_COLOR:\n{out:?}");
+    assert!(out.contains("✓ completed in "), "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn no_progress_and_pipes_get_the_plain_lines() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (_server, spec) = slow_workflow(tmp.path()).await;
+    let expect_plain = |what: &str, s: &str| {
+        assert!(!s.contains('\x1b'), "{what}: escape codes:\n{s:?}");
+        for needle in [
+            "▸ stage fan (parallel, 3 steps)",
+            "  ✓ fast [0] (1 turn, ",
+            "  ✓ slow [2] (1 turn, ",
+            "▸ stage write (sequential, 1 step)",
+            "✓ completed in ",
+        ] {
+            assert!(s.contains(needle), "{what}: missing `{needle}` in:\n{s}");
+        }
+    };
+    let out = under_pty(&spec, &["--no-progress"], &[]).await;
+    expect_plain("--no-progress on a terminal", &out);
+
+    let plugins = e2e::plugins_dir();
+    let piped = host(
+        &[
+            "run",
+            spec.to_str().expect("utf-8"),
+            "--plugins",
+            plugins.to_str().expect("utf-8"),
+        ],
+        &[],
+    );
+    ok(&piped);
+    expect_plain("piped", &text(&piped.stderr));
+    assert_eq!(text(&piped.stdout), "written\n");
+
+    let quiet = under_pty(&spec, &["--quiet"], &[]).await;
+    assert_eq!(
+        quiet.replace("\r\n", "\n"),
+        "written\n",
+        "--quiet: the output only"
+    );
+}
+
+fn strip_sgr(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(at) = rest.find("\x1b[") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let params = after.len()
+            - after
+                .trim_start_matches(|c: char| c.is_ascii_digit() || c == ';')
+                .len();
+        if after[params..].starts_with('m') {
+            rest = &after[params + 1..];
+        } else {
+            out.push_str("\x1b[");
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
