@@ -368,6 +368,8 @@ async fn model_call(
     if cx.journal.cancelled().await? {
         return Err(AgentError::Cancelled);
     }
+    // Everything the run did so far is durable before it pays for a call.
+    cx.journal.barrier().await?;
     cx.emitter.emit(
         EventType::LlmRequest,
         scope,
@@ -526,6 +528,8 @@ async fn approval_gate(
     } else if let Some(update) = waiting {
         store.update_run(cx.journal.run_id(), update).await?;
     }
+    // The request is durable before anyone is told about it.
+    cx.journal.barrier().await?;
     cx.emitter.emit(
         EventType::ApprovalRequested,
         scope,
@@ -614,7 +618,11 @@ async fn call_tool(
                         true,
                         None,
                     ),
-                    _ => invoke(cx, scope, agent, turn, call_id, name, arguments).await?,
+                    _ => {
+                        // Durable before the tool touches the world.
+                        cx.journal.barrier().await?;
+                        invoke(cx, scope, agent, turn, call_id, name, arguments).await?
+                    }
                 };
                 cx.journal
                     .commit(

@@ -516,6 +516,11 @@ impl Runner {
                 .map_err(|reason| RunError::OutputSchema { reason, output }),
             None => Ok(output),
         });
+        // Everything the run recorded is committed before its outcome.
+        let result = match (result, state.journal.barrier().await) {
+            (Ok(_), Err(e)) => Err(RunError::Store(e)),
+            (result, _) => result,
+        };
         let usage = store_usage(&state.usage);
         match result {
             Ok(output) => {
@@ -536,6 +541,7 @@ impl Runner {
                         }),
                     )
                     .await?;
+                state.journal.barrier().await?;
                 emitter.emit(
                     EventType::RunCompleted,
                     &Scope::default(),
@@ -577,6 +583,7 @@ impl Runner {
                             }),
                         )
                         .await?;
+                    state.journal.barrier().await?;
                 }
                 emitter.emit(
                     EventType::RunFailed,

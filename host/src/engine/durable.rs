@@ -9,6 +9,15 @@
 //! result, so it reaches the exact point where it stopped without repeating
 //! a model, tool or plugin call.
 //!
+//! Commits are write-behind: [`Journal::commit`] queues the write and returns;
+//! [`Journal::barrier`] waits until every queued write of the run is
+//! committed. The engine passes a barrier before every side effect that
+//! leaves the process or costs money (a model call, a tool call, pausing
+//! for an approval, the end of the run), so what it did before is durable
+//! before it does anything that must not be repeated — while consecutive
+//! writes in between (a response, guardrail verdicts, the step's result,
+//! the next step's guard and mapper outputs) share one commit.
+//!
 //! A replay ([`Mode::Replay`]) is served only what costs money or touches
 //! the world — model responses, tool results, approval decisions, session
 //! reads — and runs every plugin hook (guards, mappers, reducers,
@@ -44,6 +53,8 @@ pub struct Journal {
     recorded: HashMap<(JournalKind, String), JournalRecord>,
     /// When the store last said the run is not cancelled.
     checked: Mutex<Option<Instant>>,
+    /// Writes queued by `commit`, not yet known to be committed.
+    pending: Mutex<Vec<tokio::task::JoinHandle<Result<(), StoreError>>>>,
 }
 
 impl Journal {
@@ -55,6 +66,7 @@ impl Journal {
             mode: Mode::Live,
             recorded: HashMap::new(),
             checked: Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -66,6 +78,7 @@ impl Journal {
             mode: Mode::Live,
             recorded: index(records),
             checked: Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -77,6 +90,7 @@ impl Journal {
             mode: Mode::Replay,
             recorded: index(records),
             checked: Mutex::new(None),
+            pending: Mutex::new(Vec::new()),
         }
     }
 
@@ -111,8 +125,9 @@ impl Journal {
         self.recorded.get(&(kind, key.to_owned()))
     }
 
-    /// Records a result (and applies `update` to the run in the same
-    /// transaction). A no-op without a store or in a replay.
+    /// Queues a result (and `update` to the run, in the same transaction);
+    /// it is durable after the next [`Journal::barrier`]. A no-op without a
+    /// store or in a replay.
     pub async fn commit(
         &self,
         kind: JournalKind,
@@ -126,10 +141,43 @@ impl Journal {
         };
         let mut entry = JournalEntry::new(kind, key, data);
         entry.plugin_digest = plugin_digest.map(str::to_owned);
-        store
-            .append_with_update(&self.run_id, entry, update)
-            .await
-            .map(|_| ())
+        let (store, run_id) = (store.clone(), self.run_id.clone());
+        let write = tokio::spawn(async move {
+            store
+                .append_with_update(&run_id, entry, update)
+                .await
+                .map(|_| ())
+        });
+        let queued = match self.pending.lock() {
+            Ok(mut pending) => {
+                pending.push(write);
+                None
+            }
+            // Never poisoned in practice (no panics under the lock); if it
+            // were, wait for this write now.
+            Err(_) => Some(write),
+        };
+        match queued {
+            Some(write) => join(write).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until every write queued so far is committed; the first error
+    /// of any of them.
+    pub async fn barrier(&self) -> Result<(), StoreError> {
+        let writes = match self.pending.lock() {
+            Ok(mut pending) => std::mem::take(&mut *pending),
+            Err(_) => Vec::new(),
+        };
+        let mut first = Ok(());
+        for write in writes {
+            let result = join(write).await;
+            if first.is_ok() {
+                first = result;
+            }
+        }
+        first
     }
 
     /// Whether someone cancelled the run in the store (another process).
@@ -148,6 +196,15 @@ impl Journal {
         }
         Ok(cancelled)
     }
+}
+
+async fn join(write: tokio::task::JoinHandle<Result<(), StoreError>>) -> Result<(), StoreError> {
+    write.await.unwrap_or_else(|e| {
+        Err(StoreError::Backend {
+            db: String::new(),
+            source: format!("journal write task: {e}").into(),
+        })
+    })
 }
 
 fn served_in_replay(kind: JournalKind) -> bool {

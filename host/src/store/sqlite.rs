@@ -387,14 +387,34 @@ impl SqliteStore {
 }
 
 /// Appends `entry` to the run's journal inside `tx`; returns its seq.
+/// A journal entry with its data already serialized (done by the caller,
+/// so the database thread only runs SQL).
+struct Prepared {
+    kind: JournalKind,
+    key: String,
+    plugin_digest: Option<String>,
+    data: String,
+}
+
+impl Prepared {
+    fn of(entry: JournalEntry) -> Result<Self, StoreError> {
+        Ok(Prepared {
+            data: to_json("journal data", &entry.data)?,
+            kind: entry.kind,
+            key: entry.key,
+            plugin_digest: entry.plugin_digest,
+        })
+    }
+}
+
 fn insert_journal(
     tx: &Connection,
     db: &str,
     run_id: &str,
-    entry: &JournalEntry,
+    entry: &Prepared,
     now: u64,
 ) -> Result<u64, StoreError> {
-    let data = to_json("journal data", &entry.data)?;
+    let data = &entry.data;
     let exists = tx
         .prepare_cached("SELECT 1 FROM runs WHERE run_id = ?1")
         .and_then(|mut s| s.exists([run_id]))
@@ -775,6 +795,10 @@ impl Store for SqliteStore {
         run: NewRun,
         first: Option<JournalEntry>,
     ) -> BoxFuture<'a, Result<RunRecord, StoreError>> {
+        let first = match first.map(Prepared::of).transpose() {
+            Ok(f) => f,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
         self.write(move |tx, db| {
             let input = to_json("run input", &run.input)?;
             if load_run(tx, db, &run.run_id)?.is_some() {
@@ -892,6 +916,10 @@ impl Store for SqliteStore {
         update: Option<RunUpdate>,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
         let run_id = run_id.to_owned();
+        let entry = match Prepared::of(entry) {
+            Ok(e) => e,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
         self.write(move |tx, db| {
             let now = now_ms();
             let seq = insert_journal(tx, db, &run_id, &entry, now)?;
@@ -996,11 +1024,16 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         let scope = scope.clone();
         let run_id = run_id.to_owned();
+        let prepared = items
+            .iter()
+            .map(|i| to_json("session item", i))
+            .collect::<Result<Vec<_>, _>>()
+            .and_then(|items| Ok((items, record.map(Prepared::of).transpose()?)));
+        let (items, record) = match prepared {
+            Ok(p) => p,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
         self.write(move |tx, db| {
-            let items = items
-                .iter()
-                .map(|i| to_json("session item", i))
-                .collect::<Result<Vec<_>, _>>()?;
             let now = now_ms();
             let mut seq = ensure_session(tx, db, &scope, now)?;
             {

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The run store's cost: the peer workflow with the SQLite store against the
+# in-memory store (and no store), alternating A/B so drift hits both alike.
+# Prints one JSON line per measurement. See docs/BENCHMARKS.md.
+# Usage: host/benches/store.sh [DURATION_S] [ROUNDS]
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$root"
+duration="${1:-10}"
+rounds="${2:-2}"
+cargo build --release --quiet -p mock-openai
+cargo bench -p host --bench workflow --no-run 2> /dev/null
+bench="$root/$(ls -t target/release/deps/workflow-* | grep -v '\.d$' | head -1)"
+spec=examples/peer_workflow/spec.json
+
+start_mock() { # LATENCY_MS -> sets mock_pid and url
+  local out
+  out="$(mktemp)"
+  "$root/target/release/mock-openai" --port 0 --latency-ms "$1" > "$out" 2>&1 &
+  mock_pid=$!
+  for _ in $(seq 100); do
+    url="$(grep -o 'http://127.0.0.1:[0-9]*' "$out" | head -1 || true)"
+    [ -n "$url" ] && break
+    sleep 0.05
+  done
+  url="$url/v1"
+}
+stop_mock() { kill "$mock_pid" 2> /dev/null || true; wait "$mock_pid" 2> /dev/null || true; }
+trap 'stop_mock' EXIT
+cd host
+
+# Sequential, no model time: the store's cost per run in the worst case.
+for _ in $(seq "$rounds"); do
+  for store in none memory sqlite; do
+    "$bench" overhead --spec "$spec" --runs 3000 --store "$store"
+  done
+done
+
+# Closed loop against the mock: 0 ms (CPU-bound) and 50 ms model latency.
+for setting in "0 16" "50 128"; do
+  set -- $setting
+  start_mock "$1"
+  for _ in $(seq "$rounds"); do
+    for store in memory sqlite; do
+      "$bench" closed-loop --spec "$spec" --base-url "$url" --mock-pid "$mock_pid" \
+        --concurrency "$2" --duration "$duration" --warmup 3 --store "$store"
+    done
+  done
+  stop_mock
+done
