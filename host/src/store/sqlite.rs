@@ -414,36 +414,38 @@ fn insert_journal(
     entry: &Prepared,
     now: u64,
 ) -> Result<u64, StoreError> {
-    let data = &entry.data;
-    let exists = tx
-        .prepare_cached("SELECT 1 FROM runs WHERE run_id = ?1")
-        .and_then(|mut s| s.exists([run_id]))
-        .map_err(|e| db_error(db, e))?;
-    if !exists {
-        return Err(StoreError::NotFound {
-            run_id: run_id.to_owned(),
-        });
-    }
+    // One statement: the next seq of the run, the insert, the seq back. An
+    // unknown run fails the foreign key (reported as NotFound).
     let next: i64 = tx
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE run_id = ?1")
-        .and_then(|mut s| s.query_row([run_id], |r| r.get(0)))
-        .map_err(|e| db_error(db, e))?;
-    tx.prepare_cached(
-        "INSERT INTO journal (run_id, seq, at, kind, key, plugin_digest, data) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .and_then(|mut s| {
-        s.execute((
-            run_id,
-            next,
-            to_i64(now),
-            entry.kind.as_str(),
-            &entry.key,
-            &entry.plugin_digest,
-            &data,
-        ))
-    })
-    .map_err(|e| db_error(db, e))?;
+        .prepare_cached(
+            "INSERT INTO journal (run_id, seq, at, kind, key, plugin_digest, data) \
+             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE run_id = ?1), \
+                     ?2, ?3, ?4, ?5, ?6) \
+             RETURNING seq",
+        )
+        .and_then(|mut s| {
+            s.query_row(
+                (
+                    run_id,
+                    to_i64(now),
+                    entry.kind.as_str(),
+                    &entry.key,
+                    &entry.plugin_digest,
+                    &entry.data,
+                ),
+                |r| r.get(0),
+            )
+        })
+        .map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+            {
+                StoreError::NotFound {
+                    run_id: run_id.to_owned(),
+                }
+            }
+            e => db_error(db, e),
+        })?;
     to_u64(db, "journal seq", next)
 }
 
