@@ -561,7 +561,7 @@ pub struct OutboxRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OutboxClaim {
     /// The lane's oldest pending entry, now leased to the caller.
-    Claimed(OutboxRecord),
+    Claimed(Box<OutboxRecord>),
     /// The head is waiting for its next attempt at this time.
     NotDue(u64),
     /// Another deliverer holds the head's lease until this time.
@@ -724,6 +724,10 @@ pub trait Store: Send + Sync {
         now_ms: u64,
         lease_until_ms: u64,
     ) -> BoxFuture<'a, Result<OutboxClaim, StoreError>>;
+
+    /// Drops every lease `owner` holds (a deliverer stopping with requests
+    /// in flight), so other deliverers need not wait for them to expire.
+    fn outbox_release<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Marks an entry delivered (counting the attempt) and drops its lease.
     fn outbox_delivered<'a>(

@@ -425,7 +425,17 @@ impl Store for MemoryStore {
             return Self::ready(Ok(OutboxClaim::NotDue(head.record.next_attempt_at_ms)));
         }
         head.lease = Some((owner.to_owned(), lease_until_ms));
-        Self::ready(Ok(OutboxClaim::Claimed(head.record.clone())))
+        Self::ready(Ok(OutboxClaim::Claimed(Box::new(head.record.clone()))))
+    }
+
+    fn outbox_release<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        let mut state = self.lock();
+        for e in state.outbox.values_mut() {
+            if e.lease.as_ref().is_some_and(|(o, _)| o == owner) {
+                e.lease = None;
+            }
+        }
+        Self::ready(Ok(()))
     }
 
     fn outbox_delivered<'a>(

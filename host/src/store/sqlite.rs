@@ -831,11 +831,10 @@ fn raw_outbox(r: &Row<'_>) -> rusqlite::Result<RawOutbox> {
     ))
 }
 
-/// A stored entry and its lease (owner, until).
-fn outbox_record(
-    db: &str,
-    raw: RawOutbox,
-) -> Result<(OutboxRecord, Option<(String, u64)>), StoreError> {
+/// An outbox entry and its lease (owner, until).
+type LeasedRecord = (OutboxRecord, Option<(String, u64)>);
+
+fn outbox_record(db: &str, raw: RawOutbox) -> Result<LeasedRecord, StoreError> {
     let (
         run_id,
         seq,
@@ -882,7 +881,7 @@ fn query_outbox(
     db: &str,
     sql: &str,
     params: Vec<SqlValue>,
-) -> Result<Vec<(OutboxRecord, Option<(String, u64)>)>, StoreError> {
+) -> Result<Vec<LeasedRecord>, StoreError> {
     let mut stmt = conn.prepare_cached(sql).map_err(|e| db_error(db, e))?;
     let raws = stmt
         .query_map(rusqlite::params_from_iter(params), raw_outbox)
@@ -1389,7 +1388,19 @@ impl Store for SqliteStore {
                 ))
             })
             .map_err(|e| db_error(db, e))?;
-            Ok(OutboxClaim::Claimed(record))
+            Ok(OutboxClaim::Claimed(Box::new(record)))
+        })
+    }
+
+    fn outbox_release<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        let owner = owner.to_owned();
+        self.write(move |tx, db| {
+            tx.prepare_cached(
+                "UPDATE outbox SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = ?1",
+            )
+            .and_then(|mut s| s.execute([&owner]))
+            .map_err(|e| db_error(db, e))?;
+            Ok(())
         })
     }
 

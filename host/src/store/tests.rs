@@ -508,6 +508,19 @@ async fn outbox_lanes(store: Arc<dyn Store>) -> TestResult {
             .await?,
         OutboxClaim::Claimed(_)
     ));
+    // A stopping deliverer lets go of its leases.
+    assert!(matches!(
+        store.outbox_claim("r2", A, "me", now, now + 10_000).await?,
+        OutboxClaim::Claimed(_)
+    ));
+    store.outbox_release("me").await?;
+    assert!(matches!(
+        store
+            .outbox_claim("r2", A, "other", now, now + 10_000)
+            .await?,
+        OutboxClaim::Claimed(_)
+    ));
+    store.outbox_release("other").await?;
     store.outbox_delivered("r1", A, 1).await?;
     // A failure schedules a retry: the lane waits, the next entry too.
     let OutboxClaim::Claimed(second) = store.outbox_claim("r1", A, "me", now, now + 1).await?
