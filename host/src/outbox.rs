@@ -248,6 +248,14 @@ impl Deliverer {
         }
     }
 
+    /// Lets go of this deliverer's leases: call it after stopping [`Deliverer::run`]
+    /// (requests then in flight were dropped; another deliverer resends them).
+    pub async fn release(&self) {
+        if let Err(e) = self.inner.store.outbox_release(&self.inner.owner).await {
+            tracing::warn!(error = %e, "cannot release outbox leases");
+        }
+    }
+
     /// Waits until the next entry is delivered or fails, or `timeout`.
     pub async fn progressed(&self, timeout: Duration) {
         let _ = tokio::time::timeout(timeout, self.inner.progress.notified()).await;
@@ -347,7 +355,10 @@ impl Deliverer {
             let record = match claim {
                 Ok(OutboxClaim::Claimed(record)) => record,
                 Ok(OutboxClaim::Empty) => return None,
-                Ok(OutboxClaim::NotDue(at) | OutboxClaim::Busy(at)) => return Some(at),
+                Ok(OutboxClaim::NotDue(at)) => return Some(at),
+                // Look again soon: the other deliverer may finish or stop
+                // (and release its lease) long before the lease expires.
+                Ok(OutboxClaim::Busy(until)) => return Some(until.min(now + millis(config.poll))),
                 Err(e) => {
                     tracing::warn!(run_id, url, error = %e, "cannot claim an outbox entry");
                     return Some(now + millis(config.poll));

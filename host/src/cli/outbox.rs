@@ -151,6 +151,7 @@ async fn deliver(
     let deliverer = Deliverer::new(store.clone(), config)?;
     let until = if wait { Until::Empty } else { Until::Idle };
     deliverer.run(until, deadline).await;
+    deliverer.release().await;
     let tally = deliverer.tally();
     let pending = store
         .outbox_entries(None, Some(OutboxState::Pending), None)

@@ -333,6 +333,9 @@ pub(super) async fn drive(
         delivery.settle(&run_id).await;
     }
     background.abort();
+    // Wait for the task to be gone before releasing its leases.
+    let _ = background.await;
+    delivery.deliverer.release().await;
     code
 }
 
