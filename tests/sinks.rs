@@ -596,8 +596,8 @@ fn bad_callbacks_exit_2_with_a_hint() {
     let missing = format!("jsonl:{}", missing.display());
     for (args, message) in [
         (
-            vec!["--callback", "http:https://example.com/hook"],
-            "http callbacks are not yet supported (`https://example.com/hook`)",
+            vec!["--callback", "http:example.com/hook"],
+            "callback `http:example.com/hook`: not an http(s) URL",
         ),
         (vec!["--callback", "syslog"], "unknown callback `syslog`"),
         (
@@ -628,8 +628,11 @@ fn bad_callbacks_exit_2_with_a_hint() {
     }
 }
 
+/// The Go runner's `callback` becomes an `http` sink: the run goes on
+/// while nothing answers at the URL, and its inline secret reaches neither
+/// stderr nor the run database.
 #[test]
-fn an_http_callback_in_the_spec_is_refused_too() {
+fn a_go_callback_runs_and_its_secret_is_never_stored() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = e2e::repo_root().join("examples/simple_assistant");
     let mut spec: Value =
@@ -640,6 +643,8 @@ fn an_http_callback_in_the_spec_is_refused_too() {
     std::fs::write(&path, spec.to_string()).expect("write spec");
     std::fs::copy(dir.join("script.json"), tmp.path().join("script.json")).expect("script");
     let plugins = e2e::plugins_dir();
+    let db = tmp.path().join("host.db");
+    let db = db.to_str().expect("utf-8");
     let out = host(
         &[
             "run",
@@ -647,19 +652,25 @@ fn an_http_callback_in_the_spec_is_refused_too() {
             "--plugins",
             plugins.to_str().expect("utf-8"),
             "--offline",
+            "--deliver-timeout",
+            "0.2",
         ],
-        &[],
+        &[("HOST_DB", db)],
     );
+    ok(&out);
     let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("http callbacks are not yet supported"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("not delivered yet"), "{stderr}");
     assert!(
         !stderr.contains("hook-SECRET-456"),
         "the secret leaked: {stderr}"
     );
+    for file in [db.to_owned(), format!("{db}-wal")] {
+        let stored = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&stored).contains("hook-SECRET-456"),
+            "the secret is in {file}"
+        );
+    }
 }
 
 // ------------------------------------------------------------ the terminal

@@ -2,6 +2,7 @@
 
 mod durable;
 mod observe;
+mod outbox;
 mod plugins;
 mod progress;
 mod run;
@@ -74,6 +75,9 @@ pub enum Command {
     Approve(durable::ApproveArgs),
     /// Reject a waiting tool call; the model gets the reason as the tool's result
     Reject(durable::RejectArgs),
+    /// Events waiting for HTTP delivery: list them, deliver them
+    #[command(subcommand)]
+    Outbox(outbox::OutboxCommand),
 }
 
 pub fn main() -> ExitCode {
@@ -108,6 +112,7 @@ pub fn main() -> ExitCode {
             Command::Approvals(cmd) => durable::approvals(&cli.global, cmd).await,
             Command::Approve(args) => durable::approve(&cli.global, args).await,
             Command::Reject(args) => durable::reject(&cli.global, args).await,
+            Command::Outbox(cmd) => outbox::run(&cli.global, cmd).await,
         }
     });
     match result {

@@ -9,12 +9,16 @@
 //! - [`spec`]: the workflow spec: serde types, validation, JSON Schema.
 //! - [`store`]: durable runs, their journals and sessions (SQLite or in memory).
 //! - [`events`]: the run event envelope and its ordered per-run stream.
-//! - [`sinks`]: where events go: readable lines, JSON lines (stdout or a file).
+//! - [`sinks`]: where events go: readable lines, JSON lines (stdout or a file),
+//!   HTTP callbacks through the store's outbox.
+//! - [`outbox`]: delivery of the outbox: in order per run, at least once,
+//!   signed, with retries.
 
 pub mod agent;
 pub mod engine;
 pub mod events;
 pub mod llm;
+pub mod outbox;
 pub mod plugin;
 pub mod sinks;
 pub mod spec;

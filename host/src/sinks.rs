@@ -1,5 +1,6 @@
 //! Event sinks: where a run's events go — readable lines or JSON lines on
-//! stdout or in a file (HTTP delivery from an outbox comes later).
+//! stdout or in a file, or HTTP callbacks through the store's outbox
+//! ([`crate::outbox`]).
 //!
 //! A [`SinkSpec`] names a sink; it comes from the spec's `run.callback`
 //! ([`SinkSpec::from_callback`]) or from the command line's `--callback`
@@ -10,12 +11,16 @@
 //! A sink never slows or breaks a run: [`spawn`] forwards each event to
 //! every sink over its own unbounded queue, and every sink writes from its
 //! own thread. A sink whose writes fail stops; its error comes back from
-//! [`Dispatch::finish`] and the run goes on.
+//! [`Dispatch::finish`] and the run goes on. The `http` sink only enqueues
+//! events in the run database; delivery happens elsewhere, so a slow or
+//! failing endpoint cannot hold the run up.
 
+mod http;
 mod jsonl;
 mod lines;
 mod verbose;
 
+pub use http::{HttpSink, OutboxSink};
 pub use jsonl::JsonlSink;
 pub use lines::{LinesSink, tokens, truncate, write_line};
 pub use verbose::VerboseSink;
@@ -45,8 +50,12 @@ pub enum SinkError {
     MissingUrl,
     #[error("callback `http:{0}`: not an http(s) URL")]
     BadUrl(String),
-    #[error("http callbacks are not yet supported (`{url}`)")]
-    HttpNotSupported { url: String },
+    #[error("callback `http:{url}` needs the run database for its outbox")]
+    NoOutbox { url: String },
+    #[error("callback `http:{url}`: its signing secret's environment variable {var} is not set")]
+    SecretMissing { url: String, var: String },
+    #[error("two http callbacks to `{url}` with different settings")]
+    HttpTwice { url: String },
     #[error("more than one callback writes to stdout: {}", .0.join(", "))]
     StdoutTaken(Vec<String>),
     #[error("cannot open `{}` for events", path.display())]
@@ -76,9 +85,10 @@ impl SinkError {
             SinkError::MissingUrl | SinkError::BadUrl(_) => {
                 Some("write `http:https://example.com/hook`")
             }
-            SinkError::HttpNotSupported { .. } => Some(
-                "use `jsonl:PATH` and forward the file for now; HTTP delivery comes with the outbox",
-            ),
+            SinkError::SecretMissing { .. } => {
+                Some("export the variable, or drop `secret_env` to send unsigned requests")
+            }
+            SinkError::HttpTwice { .. } => Some("keep one `http` callback per URL"),
             SinkError::StdoutTaken(_) => Some(
                 "keep one of them on stdout and send the other to a file: `jsonl:events.jsonl`",
             ),
@@ -97,8 +107,7 @@ pub enum SinkSpec {
     StdoutVerbose,
     /// One JSON event per line.
     Jsonl(JsonlTarget),
-    /// POST each event to a URL. Parsed, not built yet: [`check`] and
-    /// [`open`] reject it.
+    /// POST each event to a URL, from the run database's outbox.
     Http(HttpTarget),
 }
 
@@ -110,7 +119,7 @@ pub enum JsonlTarget {
     File(PathBuf),
 }
 
-/// An HTTP callback's settings, kept for the outbox that will deliver them.
+/// An HTTP callback's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpTarget {
     pub url: String,
@@ -240,19 +249,44 @@ impl fmt::Display for SinkSpec {
 
 /// Vets the sinks a run will use, before anything is opened: drops exact
 /// duplicates (the same sink from the spec and the command line), allows
-/// one writer to stdout at most (two would interleave their lines), and
-/// rejects sinks that are not built yet (`http`).
+/// one writer to stdout at most (two would interleave their lines), one
+/// `http` sink per URL (the URL names its outbox lane), and requires the
+/// variable an `http` sink's `secret_env` names to be set.
 pub fn check(specs: impl IntoIterator<Item = SinkSpec>) -> Result<Vec<SinkSpec>, SinkError> {
+    check_with(specs, |var| {
+        std::env::var_os(var).is_some_and(|v| !v.is_empty())
+    })
+}
+
+/// [`check`] with another test for whether a variable is set.
+pub fn check_with(
+    specs: impl IntoIterator<Item = SinkSpec>,
+    is_set: impl Fn(&str) -> bool,
+) -> Result<Vec<SinkSpec>, SinkError> {
     let mut out: Vec<SinkSpec> = Vec::new();
     for spec in specs {
+        if out.contains(&spec) {
+            continue;
+        }
         if let SinkSpec::Http(target) = &spec {
-            return Err(SinkError::HttpNotSupported {
-                url: target.url.clone(),
-            });
+            if out
+                .iter()
+                .any(|s| matches!(s, SinkSpec::Http(t) if t.url == target.url))
+            {
+                return Err(SinkError::HttpTwice {
+                    url: target.url.clone(),
+                });
+            }
+            if let Some(var) = &target.secret_env
+                && !is_set(var)
+            {
+                return Err(SinkError::SecretMissing {
+                    url: target.url.clone(),
+                    var: var.clone(),
+                });
+            }
         }
-        if !out.contains(&spec) {
-            out.push(spec);
-        }
+        out.push(spec);
     }
     let on_stdout: Vec<String> = out
         .iter()
@@ -265,14 +299,17 @@ pub fn check(specs: impl IntoIterator<Item = SinkSpec>) -> Result<Vec<SinkSpec>,
     Ok(out)
 }
 
-/// What the readable sinks need to know about the run beyond its events.
+/// What sinks need to know about the run beyond its events.
 #[derive(Debug, Clone, Default)]
 pub struct SinkOptions {
     /// Every agent runs on the offline scripted provider (said in the first line).
     pub offline: bool,
+    /// Where `http` sinks enqueue their events; without it they cannot open.
+    pub outbox: Option<OutboxSink>,
 }
 
-/// Opens one sink: creates or appends to its file, takes stdout.
+/// Opens one sink: creates or appends to its file, takes stdout, or
+/// prepares an `http` sink's outbox.
 pub fn open(spec: &SinkSpec, options: &SinkOptions) -> Result<Box<dyn Sink>, SinkError> {
     Ok(match spec {
         SinkSpec::Stdout => Box::new(LinesSink::new(io::stdout(), "stdout", options.clone())),
@@ -283,11 +320,14 @@ pub fn open(spec: &SinkSpec, options: &SinkOptions) -> Result<Box<dyn Sink>, Sin
         )),
         SinkSpec::Jsonl(JsonlTarget::Stdout) => Box::new(JsonlSink::new(io::stdout(), "jsonl:-")),
         SinkSpec::Jsonl(JsonlTarget::File(path)) => Box::new(JsonlSink::append(path)?),
-        SinkSpec::Http(target) => {
-            return Err(SinkError::HttpNotSupported {
-                url: target.url.clone(),
-            });
-        }
+        SinkSpec::Http(target) => match &options.outbox {
+            Some(outbox) => Box::new(HttpSink::new(target, outbox.clone())),
+            None => {
+                return Err(SinkError::NoOutbox {
+                    url: target.url.clone(),
+                });
+            }
+        },
     })
 }
 

@@ -1,7 +1,7 @@
 //! Commands over the run database: `resume`, `replay`, `runs`,
 //! `approvals`, `approve`, `reject`.
 
-use super::run::{drive, load_runner};
+use super::run::{Delivery, drive, load_runner};
 use super::{EXIT_BAD_INPUT, EXIT_FAILED, GlobalArgs, observe, open_store};
 use anyhow::Context;
 use host::agent::Decision;
@@ -37,9 +37,13 @@ pub struct ResumeArgs {
     /// No trace on stderr, only errors
     #[arg(long, short)]
     pub quiet: bool,
-    /// Send events to a sink (repeatable): stdout, stdout_verbose, jsonl:PATH, jsonl:-
+    /// Send events to a sink (repeatable): stdout, stdout_verbose, jsonl:PATH, jsonl:-, http:URL
     #[arg(long = "callback", value_name = "SINK")]
     pub callbacks: Vec<String>,
+    /// After the run, keep delivering its HTTP callbacks for up to this
+    /// many seconds; what is left stays in the run database's outbox
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub deliver_timeout: f64,
     /// Plain trace lines on stderr, no live progress, even on a terminal
     #[arg(long)]
     pub no_progress: bool,
@@ -216,6 +220,10 @@ async fn resume_one(
         eprintln!("  decide with `host approve`/`host reject` (or resume with --wait-approval)");
         return Ok(ExitCode::from(super::EXIT_WAITING));
     }
+    let delivery = match Delivery::new(store.clone(), args.deliver_timeout) {
+        Ok(d) => d,
+        Err(code) => return Ok(code),
+    };
     let journal = store.journal(run_id).await?;
     let (spec, runner) = match rebuild(global, run_id, &journal, args.plugins.as_deref()).await? {
         Ok((spec, r)) => (spec, r.with_store(store.clone())),
@@ -239,7 +247,7 @@ async fn resume_one(
             wait_approval: args.wait_approval,
         },
     );
-    drive(handle, &runner, plan).await
+    drive(handle, &runner, plan, delivery).await
 }
 
 pub async fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<ExitCode> {
@@ -491,12 +499,25 @@ async fn show(store: &dyn Store, run_id: &str, json_out: bool) -> anyhow::Result
     let journal = store.journal(run_id).await?;
     let steps = steps_of(&journal);
     let pending = approvals::pending(store, run_id).await?;
+    let outbox = store.outbox_summary(run_id).await?;
     let mut out = std::io::stdout().lock();
     if json_out {
         let mut v = serde_json::to_value(&run)?;
         v["steps"] = json!(steps);
         v["pending_approvals"] = serde_json::to_value(&pending)?;
         v["journal_entries"] = json!(journal.len());
+        v["outbox"] = json!({
+            "pending": outbox.pending,
+            "delivered": outbox.delivered,
+            "dead": outbox.dead,
+            "dead_entries": outbox.dead_entries.iter().map(|e| json!({
+                "url": e.target.url,
+                "seq": e.seq,
+                "type": e.event_type,
+                "attempts": e.attempts,
+                "last_error": e.last_error,
+            })).collect::<Vec<_>>(),
+        });
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -533,6 +554,24 @@ async fn show(store: &dyn Store, run_id: &str, json_out: bool) -> anyhow::Result
         }
     }
     writeln!(out, "journal: {} entries", journal.len())?;
+    if outbox.pending + outbox.delivered + outbox.dead > 0 {
+        writeln!(
+            out,
+            "callbacks: {} delivered, {} pending, {} dead",
+            outbox.delivered, outbox.pending, outbox.dead
+        )?;
+        for e in &outbox.dead_entries {
+            writeln!(
+                out,
+                "  dead: seq {} {} → {} after {} attempt(s): {}",
+                e.seq,
+                e.event_type,
+                e.target.url,
+                e.attempts,
+                e.last_error.as_deref().unwrap_or("")
+            )?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

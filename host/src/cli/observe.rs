@@ -8,7 +8,7 @@
 
 use super::progress::{OnStdout, Trace};
 use host::events::Event;
-use host::sinks::{self, Dispatch, Sink, SinkError, SinkOptions, SinkSpec};
+use host::sinks::{self, Dispatch, HttpTarget, OutboxSink, Sink, SinkError, SinkOptions, SinkSpec};
 use host::spec::Spec;
 use tokio::sync::mpsc::UnboundedReceiver;
 
@@ -53,9 +53,17 @@ impl Plan {
         self.sinks.iter().any(SinkSpec::prints_output)
     }
 
+    /// The `http` sinks.
+    pub fn http_targets(&self) -> impl Iterator<Item = &HttpTarget> {
+        self.sinks.iter().filter_map(|s| match s {
+            SinkSpec::Http(t) => Some(t),
+            _ => None,
+        })
+    }
+
     /// Opens every sink (creates JSON lines files) before the run starts.
-    pub fn open(self, offline: bool) -> Result<Opened, SinkError> {
-        let options = SinkOptions { offline };
+    pub fn open(self, offline: bool, outbox: Option<OutboxSink>) -> Result<Opened, SinkError> {
+        let options = SinkOptions { offline, outbox };
         let on_stdout = match self.sinks.iter().find(|s| s.writes_stdout()) {
             Some(SinkSpec::Stdout | SinkSpec::StdoutVerbose) => OnStdout::Lines,
             Some(_) => OnStdout::Data,

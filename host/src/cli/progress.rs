@@ -710,7 +710,16 @@ mod tests {
     }
 
     fn run(color: bool) -> String {
-        let mut live = Live::new(Vec::new(), SinkOptions { offline: true }, color, 60, 24);
+        let mut live = Live::new(
+            Vec::new(),
+            SinkOptions {
+                offline: true,
+                ..SinkOptions::default()
+            },
+            color,
+            60,
+            24,
+        );
         live.min_redraw = Duration::ZERO;
         let events = [
             event(1, EventType::RunStarted, None, json!({"stages": 1})),

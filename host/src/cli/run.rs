@@ -10,15 +10,18 @@ use super::{
 use anyhow::Context;
 use host::engine::build::{self, BuildOptions};
 use host::engine::{RunError, RunHandle, RunRequest, Runner, SessionConfig};
+use host::outbox::{Deliverer, OutboxConfig, Until};
 use host::plugin::Registry;
+use host::sinks::OutboxSink;
 use host::spec::Spec;
-use host::store::SessionScope;
+use host::store::{SessionScope, Store};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -49,9 +52,13 @@ pub struct RunArgs {
     #[arg(long, short)]
     pub quiet: bool,
     /// Send events to a sink, besides the spec's run.callback (repeatable):
-    /// stdout, stdout_verbose, jsonl:PATH, jsonl:- (stdout)
+    /// stdout, stdout_verbose, jsonl:PATH, jsonl:- (stdout), http:URL
     #[arg(long = "callback", value_name = "SINK")]
     pub callbacks: Vec<String>,
+    /// After the run, keep delivering its HTTP callbacks for up to this
+    /// many seconds; what is left stays in the run database's outbox
+    #[arg(long, value_name = "SECS", default_value_t = 2.0)]
+    pub deliver_timeout: f64,
     /// Plain trace lines on stderr, no live progress, even on a terminal
     #[arg(long)]
     pub no_progress: bool,
@@ -96,12 +103,16 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
             return Ok(ExitCode::from(EXIT_FAILED));
         }
     };
+    let delivery = match Delivery::new(store.clone(), args.deliver_timeout) {
+        Ok(d) => d,
+        Err(code) => return Ok(code),
+    };
     let options = BuildOptions {
         offline: args.offline,
         stream: args.stream,
     };
     let runner = match load_runner(global, &spec, &args.plugins, &options).await? {
-        Ok(runner) => runner.with_store(store),
+        Ok(runner) => runner.with_store(store.clone()),
         Err(code) => return Ok(code),
     };
     let session = args
@@ -143,7 +154,75 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
         metadata,
         spec_digest: digest,
     });
-    drive(handle, &runner, plan).await
+    drive(handle, &runner, plan, delivery).await
+}
+
+/// HTTP callbacks of a `host run` or `host resume`: the outbox's deliverer
+/// and how long to keep delivering after the run.
+pub(super) struct Delivery {
+    store: Arc<dyn Store>,
+    deliverer: Deliverer,
+    grace: Duration,
+}
+
+impl Delivery {
+    /// `Err` is the exit code, after the problem was printed.
+    pub(super) fn new(store: Arc<dyn Store>, grace_secs: f64) -> Result<Delivery, ExitCode> {
+        let grace = match Duration::try_from_secs_f64(grace_secs) {
+            Ok(d) => d,
+            Err(_) => {
+                eprintln!(
+                    "error: --deliver-timeout: expected seconds (0 or more), got {grace_secs}"
+                );
+                return Err(ExitCode::from(EXIT_BAD_INPUT));
+            }
+        };
+        let deliverer = OutboxConfig::from_env()
+            .and_then(|config| Deliverer::new(store.clone(), config))
+            .map_err(|e| {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_BAD_INPUT)
+            })?;
+        Ok(Delivery {
+            store,
+            deliverer,
+            grace,
+        })
+    }
+
+    /// After the run: delivers its pending events for up to the grace
+    /// period, then says what is left.
+    async fn settle(&self, run_id: &str) {
+        let deadline = Instant::now() + self.grace;
+        loop {
+            let summary = match self.store.outbox_summary(run_id).await {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("warning: cannot read the event outbox: {e}");
+                    return;
+                }
+            };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if summary.pending == 0 || left.is_zero() {
+                if summary.dead > 0 {
+                    eprintln!(
+                        "warning: {} event(s) of run {run_id} could not be delivered; see `host runs show {run_id}`",
+                        summary.dead
+                    );
+                }
+                if summary.pending > 0 {
+                    eprintln!(
+                        "note: {} event(s) of run {run_id} are not delivered yet; they stay in the run database, and `host outbox deliver` (or any later `host run` on it) sends them",
+                        summary.pending
+                    );
+                }
+                return;
+            }
+            self.deliverer
+                .progressed(left.min(Duration::from_millis(100)))
+                .await;
+        }
+    }
 }
 
 /// Reads a spec file: the parsed spec, the document to keep with a run
@@ -159,9 +238,13 @@ pub(super) fn read_spec(path: &Path) -> Result<(Spec, Value, String), String> {
     };
     let spec = Spec::from_json_str(&text, base_dir).map_err(|e| e.to_string())?;
     let mut doc: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    // A Go-shaped request may carry an API key: never store it.
+    // A Go-shaped request may carry an API key and a callback secret:
+    // never store them.
     if let Some(session) = doc.get_mut("session").and_then(Value::as_object_mut) {
         session.remove("credentials");
+    }
+    if let Some(callback) = doc.get_mut("callback").and_then(Value::as_object_mut) {
+        callback.remove("secret");
     }
     Ok((spec, doc, digest))
 }
@@ -203,11 +286,14 @@ pub(super) async fn load_runner(
 }
 
 /// Follows a started (or resumed) run: its events to the sinks and the
-/// trace, its output on stdout, its outcome as the exit code.
+/// trace, its output on stdout, its outcome as the exit code. Meanwhile
+/// the outbox is delivered in the background (any run's pending events);
+/// after the run, its own HTTP callbacks get the grace period.
 pub(super) async fn drive(
     mut handle: RunHandle,
     runner: &Runner,
     plan: observe::Plan,
+    delivery: Delivery,
 ) -> anyhow::Result<ExitCode> {
     let offline = runner
         .workflow()
@@ -215,7 +301,22 @@ pub(super) async fn drive(
         .values()
         .any(|a| a.provider.is_offline());
     let prints_output = plan.prints_output();
-    let sinks = match plan.open(offline) {
+    let has_http = plan.http_targets().next().is_some();
+    for target in plan.http_targets() {
+        if let Some(secret) = &target.secret {
+            delivery.deliverer.add_secret(&target.url, secret.clone());
+        }
+    }
+    let background = tokio::spawn({
+        let deliverer = delivery.deliverer.clone();
+        async move { deliverer.run(Until::Forever, None).await }
+    });
+    let outbox = OutboxSink {
+        store: delivery.store.clone(),
+        wake: delivery.deliverer.waker(),
+        runtime: tokio::runtime::Handle::current(),
+    };
+    let sinks = match plan.open(offline, Some(outbox)) {
         Ok(sinks) => sinks,
         Err(e) => {
             observe::report(&e);
@@ -227,6 +328,23 @@ pub(super) async fn drive(
     let run_id = handle.run_id().to_owned();
     let result = handle.wait().await;
     observe::finish(dispatch).await;
+    let code = outcome(result, prints_output, &run_id);
+    if has_http {
+        delivery.settle(&run_id).await;
+    }
+    background.abort();
+    // Wait for the task to be gone before releasing its leases.
+    let _ = background.await;
+    delivery.deliverer.release().await;
+    code
+}
+
+/// Prints the run's output or what stopped it; the exit code.
+fn outcome(
+    result: Result<host::engine::RunOutput, RunError>,
+    prints_output: bool,
+    run_id: &str,
+) -> anyhow::Result<ExitCode> {
     match result {
         Ok(_) if prints_output => Ok(ExitCode::SUCCESS),
         Ok(out) => {

@@ -114,11 +114,44 @@ fn check_dedups_and_guards_stdout() {
         e.to_string(),
         "more than one callback writes to stdout: stdout, jsonl:-"
     );
-    let e = check([parse("http:http://127.0.0.1:9/hook").expect("parses")]).expect_err("http");
+}
+
+#[test]
+fn check_vets_http_callbacks() {
+    let hook = |secret_env: Option<&str>, team: &str| {
+        SinkSpec::Http(HttpTarget {
+            url: "http://127.0.0.1:9/hook".into(),
+            secret_env: secret_env.map(Into::into),
+            headers: BTreeMap::from([("x-team".to_owned(), team.to_owned())]),
+            secret: None,
+        })
+    };
+    let set = |var: &str| var == "HOOK_SECRET";
+    let ok = check_with(
+        [
+            hook(Some("HOOK_SECRET"), "a"),
+            hook(Some("HOOK_SECRET"), "a"),
+        ],
+        set,
+    )
+    .expect("one http sink");
+    assert_eq!(ok.len(), 1);
+    let e = check_with([hook(Some("UNSET_VAR"), "a")], set).expect_err("unset secret");
     assert_eq!(
         e.to_string(),
-        "http callbacks are not yet supported (`http://127.0.0.1:9/hook`)"
+        "callback `http:http://127.0.0.1:9/hook`: its signing secret's environment variable UNSET_VAR is not set"
     );
+    assert!(e.hint().is_some());
+    let e = check_with([hook(None, "a"), hook(None, "b")], set).expect_err("one url twice");
+    assert_eq!(
+        e.to_string(),
+        "two http callbacks to `http://127.0.0.1:9/hook` with different settings"
+    );
+    // Without an outbox an http sink cannot open.
+    let e = open(&hook(None, "a"), &SinkOptions::default())
+        .err()
+        .expect("no outbox");
+    assert!(e.to_string().contains("needs the run database"), "{e}");
 }
 
 #[test]
@@ -148,7 +181,14 @@ fn jsonl_writes_one_envelope_per_line() {
 
 #[test]
 fn lines_tag_branches_of_nested_lines() {
-    let mut sink = LinesSink::new(Vec::new(), "test", SinkOptions { offline: true });
+    let mut sink = LinesSink::new(
+        Vec::new(),
+        "test",
+        SinkOptions {
+            offline: true,
+            ..SinkOptions::default()
+        },
+    );
     let mut started = event(1, EventType::RunStarted, None, json!({}));
     started.stage = None;
     for e in [

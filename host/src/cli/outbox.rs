@@ -1,0 +1,172 @@
+//! `host outbox`: the events waiting for HTTP delivery in the run database
+//! (docs/EVENTS.md, "http"). `deliver` sends them from this process, e.g.
+//! after the `host` that ran them was killed or gave up waiting.
+
+use super::{EXIT_BAD_INPUT, EXIT_FAILED, GlobalArgs, open_store};
+use host::outbox::{Deliverer, OutboxConfig, Until};
+use host::store::{OutboxState, Store};
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, clap::Subcommand)]
+pub enum OutboxCommand {
+    /// Outbox entries (by default the pending and dead ones), by run and seq
+    List {
+        /// Only this run's
+        #[arg(long, value_name = "RUN_ID")]
+        run: Option<String>,
+        /// Only entries in this state: pending, delivered, dead
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Deliver pending entries of every run: what is due now, or with
+    /// --wait until every entry is delivered or dead
+    Deliver {
+        /// Keep going through retries until nothing is pending
+        #[arg(long)]
+        wait: bool,
+        /// Give up after this many seconds (entries left stay pending)
+        #[arg(long, value_name = "SECS")]
+        timeout: Option<f64>,
+    },
+}
+
+pub async fn run(global: &GlobalArgs, cmd: OutboxCommand) -> anyhow::Result<ExitCode> {
+    let store = open_store(global)?;
+    match cmd {
+        OutboxCommand::List {
+            run,
+            state,
+            limit,
+            json,
+        } => list(store.as_ref(), run.as_deref(), state, limit, json).await,
+        OutboxCommand::Deliver { wait, timeout } => deliver(store, wait, timeout).await,
+    }
+}
+
+async fn list(
+    store: &dyn Store,
+    run: Option<&str>,
+    state: Option<String>,
+    limit: usize,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let state = match state.map(|s| s.parse::<OutboxState>()).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "error: --state: {e} (one of: {})",
+                OutboxState::ALL.map(|s| s.as_str()).join(", ")
+            );
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let entries = match state {
+        Some(s) => store.outbox_entries(run, Some(s), Some(limit)).await?,
+        None => {
+            let mut all = store
+                .outbox_entries(run, Some(OutboxState::Pending), Some(limit))
+                .await?;
+            all.extend(
+                store
+                    .outbox_entries(run, Some(OutboxState::Dead), Some(limit))
+                    .await?,
+            );
+            all.sort_by(|a, b| {
+                (&a.run_id, &a.target.url, a.seq).cmp(&(&b.run_id, &b.target.url, b.seq))
+            });
+            all.truncate(limit);
+            all
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        let rows: Vec<_> = entries
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "run_id": e.run_id,
+                    "url": e.target.url,
+                    "seq": e.seq,
+                    "type": e.event_type,
+                    "state": e.state,
+                    "attempts": e.attempts,
+                    "next_attempt_at_ms": e.next_attempt_at_ms,
+                    "last_error": e.last_error,
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&rows)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{:<26}  {:>5}  {:<18}  {:<9}  {:>8}  URL / LAST ERROR",
+        "RUN", "SEQ", "TYPE", "STATE", "ATTEMPTS"
+    )?;
+    for e in &entries {
+        writeln!(
+            out,
+            "{:<26}  {:>5}  {:<18}  {:<9}  {:>8}  {}{}",
+            e.run_id,
+            e.seq,
+            e.event_type,
+            e.state.as_str(),
+            e.attempts,
+            e.target.url,
+            e.last_error
+                .as_deref()
+                .map(|m| format!(" · {m}"))
+                .unwrap_or_default()
+        )?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn deliver(
+    store: std::sync::Arc<dyn Store>,
+    wait: bool,
+    timeout: Option<f64>,
+) -> anyhow::Result<ExitCode> {
+    let deadline = match timeout.map(Duration::try_from_secs_f64).transpose() {
+        Ok(d) => d.map(|d| Instant::now() + d),
+        Err(_) => {
+            eprintln!("error: --timeout: expected seconds (0 or more)");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let config = match OutboxConfig::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        }
+    };
+    let deliverer = Deliverer::new(store.clone(), config)?;
+    let until = if wait { Until::Empty } else { Until::Idle };
+    deliverer.run(until, deadline).await;
+    deliverer.release().await;
+    let tally = deliverer.tally();
+    let pending = store
+        .outbox_entries(None, Some(OutboxState::Pending), None)
+        .await?
+        .len();
+    eprintln!(
+        "delivered {} event(s); {} failed attempt(s); {} dead; {pending} still pending",
+        tally.delivered, tally.failed_attempts, tally.dead
+    );
+    if tally.dead > 0 {
+        eprintln!("  hint: `host outbox list --state dead` shows why");
+    }
+    Ok(if pending > 0 && wait {
+        ExitCode::from(EXIT_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

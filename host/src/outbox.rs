@@ -1,0 +1,554 @@
+//! HTTP delivery of run events from the durable outbox in the [`Store`].
+//!
+//! The `http` sink ([`crate::sinks::HttpSink`]) only *enqueues* events (in
+//! batches, from its own thread); a [`Deliverer`] sends them. Guarantees:
+//!
+//! - **In order per lane.** A lane is one run's events for one URL. Its
+//!   entry `n + 1` is not sent before `n` is delivered or dead. Lanes run in
+//!   parallel. A lease in the store ([`Store::outbox_claim`]) keeps two
+//!   deliverers (two `host` processes on one database) off the same lane.
+//! - **At least once.** An entry is marked delivered only after a 2xx; a
+//!   process that dies mid-request leaves it pending, and it is sent again
+//!   with the same body and `Idempotency-Key: RUN_ID:SEQ`.
+//! - **Retries.** Connection errors, timeouts, 408, 429 and 5xx are retried
+//!   with exponential backoff and full jitter ([`backoff`]); after
+//!   [`OutboxConfig::max_attempts`] attempts the entry is dead. Any other
+//!   status (a 4xx: the endpoint refuses this request, and would refuse it
+//!   again) makes it dead at once. A dead entry stays in the store with its
+//!   last error (`host runs show`).
+//! - **Signatures.** With a secret (the environment variable named by the
+//!   target's `secret_env`, or the Go request's inline secret held in this
+//!   process), `X-Host-Signature: sha256=HEX` is the HMAC-SHA256 of the
+//!   exact body.
+
+use crate::spec::Secret;
+use crate::store::{OutboxClaim, OutboxRecord, OutboxTarget, Store, StoreError};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+/// The header carrying the body's HMAC-SHA256.
+pub const SIGNATURE_HEADER: &str = "X-Host-Signature";
+/// The header carrying `RUN_ID:SEQ`, equal on every attempt of an event.
+pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
+
+/// What can go wrong setting a deliverer up.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("{var}: expected a whole number, got `{value}`")]
+    BadEnv { var: &'static str, value: String },
+    #[error("cannot create the HTTP client for event callbacks")]
+    Client(#[source] reqwest::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Delivery settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxConfig {
+    /// The first retry waits up to this long; each further one up to twice
+    /// as long as the one before, up to `backoff_cap`.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Attempts (the first one included) before an entry is dead.
+    pub max_attempts: u32,
+    /// One request, connection included.
+    pub timeout: Duration,
+    /// How often to look for entries enqueued by other processes.
+    pub poll: Duration,
+}
+
+impl Default for OutboxConfig {
+    fn default() -> Self {
+        OutboxConfig {
+            backoff_base: Duration::from_millis(500),
+            backoff_cap: Duration::from_secs(60),
+            max_attempts: 8,
+            timeout: Duration::from_secs(5),
+            poll: Duration::from_secs(1),
+        }
+    }
+}
+
+impl OutboxConfig {
+    /// The defaults, overridden by `HOST_OUTBOX_BASE_MS`, `HOST_OUTBOX_CAP_MS`,
+    /// `HOST_OUTBOX_MAX_ATTEMPTS` and `HOST_OUTBOX_TIMEOUT_MS` when set.
+    pub fn from_env() -> Result<Self, OutboxError> {
+        Self::from_lookup(|var| std::env::var(var).ok())
+    }
+
+    /// [`OutboxConfig::from_env`] with another source of variables.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, OutboxError> {
+        let number = |var: &'static str| -> Result<Option<u64>, OutboxError> {
+            match get(var).filter(|v| !v.trim().is_empty()) {
+                None => Ok(None),
+                Some(value) => value
+                    .trim()
+                    .parse::<u64>()
+                    .map(Some)
+                    .map_err(|_| OutboxError::BadEnv { var, value }),
+            }
+        };
+        let mut config = OutboxConfig::default();
+        if let Some(ms) = number("HOST_OUTBOX_BASE_MS")? {
+            config.backoff_base = Duration::from_millis(ms);
+        }
+        if let Some(ms) = number("HOST_OUTBOX_CAP_MS")? {
+            config.backoff_cap = Duration::from_millis(ms);
+        }
+        if let Some(n) = number("HOST_OUTBOX_MAX_ATTEMPTS")? {
+            config.max_attempts = u32::try_from(n).unwrap_or(u32::MAX).max(1);
+        }
+        if let Some(ms) = number("HOST_OUTBOX_TIMEOUT_MS")? {
+            config.timeout = Duration::from_millis(ms.max(1));
+        }
+        Ok(config)
+    }
+
+    /// How long a claimed entry stays leased: longer than any request.
+    fn lease(&self) -> Duration {
+        self.timeout + Duration::from_secs(10)
+    }
+}
+
+/// The wait before the next attempt after `attempts` failed ones: full
+/// jitter, `unit` (uniform in `[0, 1)`) times `min(cap, base * 2^(attempts - 1))`.
+pub fn backoff(config: &OutboxConfig, attempts: u32, unit: f64) -> Duration {
+    let exp = attempts.saturating_sub(1).min(30);
+    let ceiling = config
+        .backoff_base
+        .saturating_mul(1u32 << exp)
+        .min(config.backoff_cap);
+    ceiling.mul_f64(unit.clamp(0.0, 1.0))
+}
+
+/// `sha256=HEX`: the HMAC-SHA256 of `body` with `secret`.
+pub fn signature(secret: &[u8], body: &[u8]) -> String {
+    // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// How one attempt went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Delivered,
+    /// Worth trying again (connection, timeout, 408, 429, 5xx).
+    Retry(String),
+    /// The endpoint refused it; trying again would not help.
+    Refused(String),
+}
+
+/// Sorts a response status.
+pub fn classify(status: u16) -> Attempt {
+    match status {
+        200..=299 => Attempt::Delivered,
+        408 | 429 | 500..=599 => Attempt::Retry(format!("HTTP {status}")),
+        _ => Attempt::Refused(format!("HTTP {status}")),
+    }
+}
+
+/// When a delivery pass stops.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Until {
+    /// Never (a background task, aborted by its owner).
+    Forever,
+    /// Nothing is due now and nothing is in flight (entries waiting for a
+    /// retry stay pending).
+    Idle,
+    /// Nothing is pending any more: every entry delivered or dead.
+    Empty,
+}
+
+/// Counts of what this deliverer did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub delivered: u64,
+    pub failed_attempts: u64,
+    pub dead: u64,
+}
+
+/// Sends outbox entries; cheap to clone (all clones share one state).
+#[derive(Clone)]
+pub struct Deliverer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    client: reqwest::Client,
+    config: OutboxConfig,
+    /// This deliverer's name in leases.
+    owner: String,
+    /// New entries were enqueued.
+    wake: Arc<Notify>,
+    /// An entry was delivered or failed.
+    progress: Notify,
+    /// Inline secrets by URL (never stored).
+    secrets: Mutex<HashMap<String, Secret>>,
+    delivered: AtomicU64,
+    failed: AtomicU64,
+    dead: AtomicU64,
+}
+
+type Lane = (String, String);
+
+impl Deliverer {
+    pub fn new(store: Arc<dyn Store>, config: OutboxConfig) -> Result<Self, OutboxError> {
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout)
+            .connect_timeout(config.timeout)
+            .build()
+            .map_err(OutboxError::Client)?;
+        Ok(Deliverer {
+            inner: Arc::new(Inner {
+                store,
+                client,
+                config,
+                owner: ulid::Ulid::generate().to_string(),
+                wake: Arc::new(Notify::new()),
+                progress: Notify::new(),
+                secrets: Mutex::new(HashMap::new()),
+                delivered: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                dead: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Signs entries for `url` whose target has an inline secret.
+    pub fn add_secret(&self, url: impl Into<String>, secret: Secret) {
+        self.inner
+            .secrets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(url.into(), secret);
+    }
+
+    /// Notified (by the `http` sink) after it enqueued entries.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.inner.wake.clone()
+    }
+
+    pub fn tally(&self) -> Tally {
+        Tally {
+            delivered: self.inner.delivered.load(Ordering::Relaxed),
+            failed_attempts: self.inner.failed.load(Ordering::Relaxed),
+            dead: self.inner.dead.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Lets go of this deliverer's leases: call it after stopping [`Deliverer::run`]
+    /// (requests then in flight were dropped; another deliverer resends them).
+    pub async fn release(&self) {
+        if let Err(e) = self.inner.store.outbox_release(&self.inner.owner).await {
+            tracing::warn!(error = %e, "cannot release outbox leases");
+        }
+    }
+
+    /// Waits until the next entry is delivered or fails, or `timeout`.
+    pub async fn progressed(&self, timeout: Duration) {
+        let _ = tokio::time::timeout(timeout, self.inner.progress.notified()).await;
+    }
+
+    /// Delivers pending entries of every run until `until` holds or the
+    /// deadline passes (requests in flight then are dropped; their entries
+    /// stay pending). Store errors are logged and retried after the poll
+    /// interval.
+    pub async fn run(&self, until: Until, deadline: Option<Instant>) {
+        let config = &self.inner.config;
+        let mut lanes: JoinSet<(Lane, Option<u64>)> = JoinSet::new();
+        let mut active: HashSet<Lane> = HashSet::new();
+        // Lanes not to try before a time (waiting for a retry, or leased by
+        // another process).
+        let mut later: HashMap<Lane, u64> = HashMap::new();
+        loop {
+            let now = now_ms();
+            let heads = match self.inner.store.outbox_heads().await {
+                Ok(heads) => heads,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the event outbox");
+                    Vec::new()
+                }
+            };
+            let mut next = now + millis(config.poll);
+            let mut due_now = false;
+            for head in &heads {
+                let lane = (head.run_id.clone(), head.target.url.clone());
+                if active.contains(&lane) {
+                    continue;
+                }
+                let at = later
+                    .get(&lane)
+                    .copied()
+                    .unwrap_or(0)
+                    .max(head.next_attempt_at_ms);
+                if at > now {
+                    next = next.min(at);
+                    continue;
+                }
+                due_now = true;
+                later.remove(&lane);
+                active.insert(lane.clone());
+                let this = self.clone();
+                lanes.spawn(async move {
+                    let retry_at = this.lane(&lane.0, &lane.1).await;
+                    (lane, retry_at)
+                });
+            }
+            let done = match until {
+                Until::Forever => false,
+                Until::Idle => !due_now && lanes.is_empty(),
+                Until::Empty => heads.is_empty() && lanes.is_empty(),
+            };
+            if done {
+                return;
+            }
+            let mut sleep_for = Duration::from_millis(next.saturating_sub(now));
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return;
+                }
+                sleep_for = sleep_for.min(left);
+            }
+            tokio::select! {
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(sleep_for) => {}
+                Some(joined) = lanes.join_next(), if !lanes.is_empty() => {
+                    if let Ok((lane, retry_at)) = joined {
+                        active.remove(&lane);
+                        if let Some(at) = retry_at {
+                            later.insert(lane, at);
+                        }
+                    }
+                }
+            }
+            // A lane that panicked is gone from the set; let it be retried.
+            if lanes.is_empty() {
+                active.clear();
+            }
+        }
+    }
+
+    /// Delivers one lane's entries in order until it is empty or its head
+    /// must wait; returns the time to try it again.
+    async fn lane(&self, run_id: &str, url: &str) -> Option<u64> {
+        let inner = &self.inner;
+        let config = &inner.config;
+        loop {
+            let now = now_ms();
+            let claim = inner
+                .store
+                .outbox_claim(run_id, url, &inner.owner, now, now + millis(config.lease()))
+                .await;
+            let record = match claim {
+                Ok(OutboxClaim::Claimed(record)) => record,
+                Ok(OutboxClaim::Empty) => return None,
+                Ok(OutboxClaim::NotDue(at)) => return Some(at),
+                // Look again soon: the other deliverer may finish or stop
+                // (and release its lease) long before the lease expires.
+                Ok(OutboxClaim::Busy(until)) => return Some(until.min(now + millis(config.poll))),
+                Err(e) => {
+                    tracing::warn!(run_id, url, error = %e, "cannot claim an outbox entry");
+                    return Some(now + millis(config.poll));
+                }
+            };
+            let attempt = self.send(&record).await;
+            let seq = record.seq;
+            let recorded = match attempt {
+                Attempt::Delivered => {
+                    inner.delivered.fetch_add(1, Ordering::Relaxed);
+                    inner.store.outbox_delivered(run_id, url, seq).await
+                }
+                Attempt::Retry(error) => {
+                    inner.failed.fetch_add(1, Ordering::Relaxed);
+                    let attempts = record.attempts.saturating_add(1);
+                    let retry_at = (attempts < config.max_attempts)
+                        .then(|| now_ms() + millis(backoff(config, attempts, fastrand::f64())));
+                    if retry_at.is_none() {
+                        inner.dead.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(run_id, url, seq, %error, attempts, "event callback dead");
+                    }
+                    let error = if retry_at.is_none() {
+                        format!("{error} (gave up after {attempts} attempts)")
+                    } else {
+                        error
+                    };
+                    inner
+                        .store
+                        .outbox_failed(run_id, url, seq, error, retry_at)
+                        .await
+                }
+                Attempt::Refused(error) => {
+                    inner.failed.fetch_add(1, Ordering::Relaxed);
+                    inner.dead.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(run_id, url, seq, %error, "event callback refused");
+                    inner
+                        .store
+                        .outbox_failed(run_id, url, seq, error, None)
+                        .await
+                }
+            };
+            inner.progress.notify_waiters();
+            if let Err(e) = recorded {
+                tracing::warn!(run_id, url, seq, error = %e, "cannot record an outbox attempt");
+                return Some(now_ms() + millis(config.poll));
+            }
+        }
+    }
+
+    /// One POST of one entry.
+    async fn send(&self, record: &OutboxRecord) -> Attempt {
+        let target = &record.target;
+        let secret = match self.secret(target) {
+            Ok(secret) => secret,
+            Err(e) => return Attempt::Retry(e),
+        };
+        let mut request = self
+            .inner
+            .client
+            .post(&target.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header(
+                IDEMPOTENCY_HEADER,
+                format!("{}:{}", record.run_id, record.seq),
+            );
+        for (name, value) in &target.headers {
+            request = request.header(name.as_str(), value.as_str());
+        }
+        if let Some(secret) = secret {
+            request = request.header(
+                SIGNATURE_HEADER,
+                signature(secret.as_bytes(), record.body.as_bytes()),
+            );
+        }
+        match request.body(record.body.clone()).send().await {
+            Ok(response) => classify(response.status().as_u16()),
+            Err(e) => Attempt::Retry(chain(&e)),
+        }
+    }
+
+    /// The target's signing secret: `Ok(None)` when it has none.
+    fn secret(&self, target: &OutboxTarget) -> Result<Option<String>, String> {
+        if let Some(var) = &target.secret_env {
+            return match std::env::var(var) {
+                Ok(v) if !v.is_empty() => Ok(Some(v)),
+                _ => Err(format!(
+                    "the signing secret's environment variable {var} is not set"
+                )),
+            };
+        }
+        if target.inline_secret {
+            return self
+                .inner
+                .secrets
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&target.url)
+                .map(|s| Some(s.expose().to_owned()))
+                .ok_or_else(|| {
+                    "the request's inline callback secret is known only to the process that ran it; \
+                     use secret_env to deliver from another process"
+                        .to_owned()
+                });
+        }
+        Ok(None)
+    }
+}
+
+/// An error with its sources, `: `-separated (reqwest's own message hides
+/// whether the connection was refused or timed out).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn now_ms() -> u64 {
+    crate::store::now_ms()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_a_known_vector() {
+        // RFC 4231, test case 2.
+        assert_eq!(
+            signature(b"Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+    }
+
+    #[test]
+    fn backoff_grows_exponentially_under_a_cap_with_full_jitter() {
+        let config = OutboxConfig {
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_millis(1000),
+            ..OutboxConfig::default()
+        };
+        assert_eq!(backoff(&config, 1, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff(&config, 2, 1.0), Duration::from_millis(200));
+        assert_eq!(backoff(&config, 4, 1.0), Duration::from_millis(800));
+        assert_eq!(backoff(&config, 5, 1.0), Duration::from_millis(1000));
+        assert_eq!(backoff(&config, 60, 1.0), Duration::from_millis(1000));
+        assert_eq!(backoff(&config, 3, 0.0), Duration::ZERO);
+        assert_eq!(backoff(&config, 3, 0.5), Duration::from_millis(200));
+    }
+
+    #[test]
+    fn statuses_are_sorted() {
+        assert_eq!(classify(200), Attempt::Delivered);
+        assert_eq!(classify(204), Attempt::Delivered);
+        for s in [408, 429, 500, 502, 503] {
+            assert!(matches!(classify(s), Attempt::Retry(_)), "{s}");
+        }
+        for s in [301, 400, 401, 404, 410] {
+            assert!(matches!(classify(s), Attempt::Refused(_)), "{s}");
+        }
+    }
+
+    #[test]
+    fn config_from_variables() {
+        let vars = HashMap::from([
+            ("HOST_OUTBOX_BASE_MS", "20"),
+            ("HOST_OUTBOX_CAP_MS", "80"),
+            ("HOST_OUTBOX_MAX_ATTEMPTS", "3"),
+        ]);
+        let config =
+            OutboxConfig::from_lookup(|v| vars.get(v).map(|s| s.to_string())).expect("config");
+        assert_eq!(config.backoff_base, Duration::from_millis(20));
+        assert_eq!(config.backoff_cap, Duration::from_millis(80));
+        assert_eq!(config.max_attempts, 3);
+        assert_eq!(config.timeout, OutboxConfig::default().timeout);
+        let bad = OutboxConfig::from_lookup(|v| (v == "HOST_OUTBOX_CAP_MS").then(|| "soon".into()));
+        assert_eq!(
+            bad.map(|_| ()).map_err(|e| e.to_string()),
+            Err("HOST_OUTBOX_CAP_MS: expected a whole number, got `soon`".to_owned())
+        );
+    }
+}
