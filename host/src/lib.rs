@@ -8,6 +8,7 @@
 //! - [`plugin`]: the wasmtime engine, plugin loading, caching, limits, calls.
 //! - [`spec`]: the workflow spec: serde types, validation, JSON Schema.
 //! - [`store`]: durable runs, their journals and sessions (SQLite or in memory).
+//! - [`telemetry`]: OpenTelemetry (OTLP/HTTP) export of the run's `tracing` spans.
 
 pub mod agent;
 pub mod engine;
@@ -16,3 +17,4 @@ pub mod llm;
 pub mod plugin;
 pub mod spec;
 pub mod store;
+pub mod telemetry;
