@@ -180,7 +180,15 @@ impl Runner {
         let runner = self.clone();
         let id = run_id.clone();
         let task = tokio::spawn(async move {
-            let span = tracing::info_span!("run", run_id = %id, workflow = %runner.workflow.key);
+            let span = tracing::info_span!(
+                "run",
+                otel.name = %format_args!("run {}", runner.workflow.key),
+                otel.status_code = tracing::field::Empty,
+                otel.status_description = tracing::field::Empty,
+                workflow.run.id = %id,
+                workflow.key = %runner.workflow.key,
+                session.id = request.session.as_deref(),
+            );
             let run = runner.execute(id.clone(), request.input, request.session, emitter.clone());
             tokio::select! {
                 result = run.instrument(span) => result,
@@ -260,6 +268,9 @@ impl Runner {
                 })
             }
             Err(e) => {
+                let span = tracing::Span::current();
+                span.record("otel.status_code", "ERROR");
+                span.record("otel.status_description", tracing::field::display(&e));
                 emitter.emit(
                     EventType::RunFailed,
                     &Scope::default(),
@@ -287,7 +298,13 @@ impl Runner {
                 &scope,
                 json!({ "mode": if stage.parallel { "parallel" } else { "sequential" }, "steps": stage.steps.len() }),
             );
-            let span = tracing::info_span!("stage", stage = %stage.name);
+            let span = tracing::info_span!(
+                "stage",
+                otel.name = %format_args!("stage {}", stage.name),
+                workflow.stage = %stage.name,
+                workflow.stage.index = stage_index as i64,
+                workflow.stage.parallel = stage.parallel,
+            );
             current = if stage.parallel {
                 self.parallel_stage(state, stage_index, current, emitter)
                     .instrument(span)
@@ -406,9 +423,6 @@ impl Runner {
             };
             plugin
                 .reduce(self.registry.runtime(), &call, &results, &state.prior)
-                .instrument(
-                    tracing::info_span!("plugin_call", plugin = %hook.plugin, entry = %hook.entry),
-                )
                 .await
                 .map_err(|source| RunError::Reducer {
                     stage: stage.name.clone(),
@@ -538,13 +552,23 @@ async fn run_step(
     input: Value,
     prior: &[StepResult],
 ) -> Result<StepOutcome, StepError> {
-    let span = tracing::info_span!("step", step = %step.name, agent = %step.agent);
+    let span = tracing::info_span!(
+        "step",
+        otel.name = %format_args!("step {}", step.name),
+        otel.status_code = tracing::field::Empty,
+        workflow.step = %step.name,
+        workflow.step.index = cx.scope.step_index.map(i64::from),
+        workflow.branch.index = cx.scope.branch_index.map(i64::from),
+        workflow.step.skipped = tracing::field::Empty,
+        gen_ai.agent.name = %step.agent,
+    );
     async {
         let started = Instant::now();
         cx.emitter.emit(EventType::StepStarted, &cx.scope, Value::Null);
         let result = step_body(&cx, step, input, prior).await;
         match &result {
             Ok(StepOutcome::Skipped) => {
+                tracing::Span::current().record("workflow.step.skipped", true);
                 cx.emitter.emit(EventType::StepSkipped, &cx.scope, json!({ "reason": "guard returned false" }));
             }
             Ok(StepOutcome::Done(out)) => {
@@ -557,6 +581,7 @@ async fn run_step(
                 );
             }
             Err(e) => {
+                tracing::Span::current().record("otel.status_code", "ERROR");
                 cx.emitter.emit(EventType::StepFailed, &cx.scope, json!({ "error": e.to_string() }));
             }
         }
@@ -577,9 +602,6 @@ async fn step_body(
         let call = hook_call(cx, hook);
         let run = plugin
             .guard(cx.registry.runtime(), &call, &input, prior)
-            .instrument(
-                tracing::info_span!("plugin_call", plugin = %hook.plugin, entry = %hook.entry),
-            )
             .await
             .map_err(|source| StepError::Guard {
                 hook: hook.label(),
@@ -595,9 +617,6 @@ async fn step_body(
             let call = hook_call(cx, hook);
             plugin
                 .map_input(cx.registry.runtime(), &call, &input, prior)
-                .instrument(
-                    tracing::info_span!("plugin_call", plugin = %hook.plugin, entry = %hook.entry),
-                )
                 .await
                 .map_err(|source| StepError::InputMapper {
                     hook: hook.label(),
