@@ -116,6 +116,11 @@ pub fn input_text(input: &Value) -> String {
 }
 
 /// Runs agent `agent_key` on `input` until it produces a final output.
+#[tracing::instrument(name = "invoke_agent", skip_all, fields(
+    otel.name = %format_args!("invoke_agent {agent_key}"),
+    gen_ai.operation.name = "invoke_agent",
+    gen_ai.agent.name = agent_key,
+))]
 pub async fn run(
     cx: &AgentContext<'_>,
     agent_key: &str,
@@ -162,7 +167,16 @@ pub async fn run(
             step: scope.step.clone().unwrap_or_default(),
             turn,
         };
-        let response = model_call(cx, &scope, &agent, &request, turn).await?;
+        // The turn's span covers its model call and its tool calls.
+        let turn_span = tracing::info_span!(
+            "turn",
+            otel.name = %format_args!("turn {turn}"),
+            workflow.turn = i64::from(turn),
+            gen_ai.agent.name = %agent.key,
+        );
+        let response = model_call(cx, &scope, &agent, &request, turn)
+            .instrument(turn_span.clone())
+            .await?;
         *usage.entry(response.model.clone()).or_default() += response.usage;
         last_response_id = response.id.clone().or(last_response_id);
 
@@ -282,7 +296,9 @@ pub async fn run(
                 ))),
             }
         }
-        let outputs = futures::future::join_all(futures).await;
+        let outputs = futures::future::join_all(futures)
+            .instrument(turn_span)
+            .await;
         for ((call_id, _, _), output) in calls.iter().zip(outputs) {
             items.push(Item::FunctionCallOutput {
                 call_id: call_id.clone(),
@@ -390,7 +406,6 @@ async fn model_call(
             emitter.emit(EventType::LlmDelta, &delta_scope, json!({ "text": text }));
         }
     };
-    let span = tracing::info_span!("turn", turn, agent = %agent.key);
     let response = agent
         .provider
         .respond(
@@ -401,7 +416,6 @@ async fn model_call(
                 None
             },
         )
-        .instrument(span)
         .await?;
     // Committed before anything acts on it: a crash from here on never
     // pays for this call again.
@@ -578,7 +592,16 @@ async fn call_tool(
     name: &str,
     arguments: &str,
 ) -> Result<String, AgentError> {
-    let span = tracing::info_span!("tool_call", tool = name, call_id);
+    let span = tracing::info_span!(
+        "tool_call",
+        otel.name = %format_args!("execute_tool {name}"),
+        otel.status_code = tracing::field::Empty,
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = name,
+        gen_ai.tool.call.id = call_id,
+        gen_ai.tool.type = "function",
+        error.type = tracing::field::Empty,
+    );
     async {
         cx.emitter.emit(
             EventType::ToolCalled,
@@ -636,6 +659,11 @@ async fn call_tool(
                     .await?;
                 (output, error, digest, false)
             };
+        if error {
+            let span = tracing::Span::current();
+            span.record("error.type", "tool_error");
+            span.record("otel.status_code", "ERROR");
+        }
         cx.emitter.emit(
             EventType::ToolResult,
             scope,
@@ -726,10 +754,7 @@ async fn run_tool(
     let mut call = cx.call.clone();
     call.entry = tool.name.clone();
     call.config = tool.config.clone();
-    Ok(plugin
-        .invoke_tool(cx.registry.runtime(), &call, args)
-        .instrument(tracing::info_span!("plugin_call", plugin = %tool.plugin, entry = %tool.name))
-        .await)
+    Ok(plugin.invoke_tool(cx.registry.runtime(), &call, args).await)
 }
 
 /// Runs every guardrail of a phase (concurrently); the first tripwire, in
@@ -761,7 +786,6 @@ async fn check_guardrails(
         call.config = g.config.clone();
         let served = plugin
             .check_guardrail(cx.registry.runtime(), &call, phase, payload)
-            .instrument(tracing::info_span!("plugin_call", plugin = %g.plugin, entry = %g.entry))
             .await
             .map_err(AgentError::Guardrail)?;
         cx.journal

@@ -9,6 +9,7 @@ mod run;
 mod spec;
 
 use clap::{Parser, Subcommand};
+use host::telemetry::{OtlpConfig, Telemetry, TelemetryError};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,10 @@ pub struct GlobalArgs {
     /// The run database (SQLite) [default: host.db in the user data dir]
     #[arg(long, global = true, env = "HOST_DB", value_name = "FILE")]
     pub db: Option<PathBuf>,
+    /// Export the trace to this OTLP/HTTP endpoint, e.g. `http://localhost:4318`
+    /// (default: $OTEL_EXPORTER_OTLP_ENDPOINT; "" turns export off)
+    #[arg(long, global = true, value_name = "URL")]
+    pub otlp: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,7 +94,13 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    init_tracing(cli.global.log.as_deref());
+    let telemetry = match init_tracing(&cli.global) {
+        Ok(telemetry) => telemetry,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -115,6 +126,14 @@ pub fn main() -> ExitCode {
             Command::Outbox(cmd) => outbox::run(&cli.global, cmd).await,
         }
     });
+    // Dropping the runtime ends whatever is still running, and with it the
+    // last spans; then the exporter sends them, also when the run failed.
+    drop(runtime);
+    if let Some(telemetry) = telemetry
+        && let Err(e) = telemetry.shutdown()
+    {
+        eprintln!("warning: {e}");
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
@@ -125,18 +144,28 @@ pub fn main() -> ExitCode {
 }
 
 /// Logs go to stderr; data goes to stdout. Colour only on a terminal and
-/// never with `NO_COLOR` set.
-fn init_tracing(filter: Option<&str>) {
+/// never with `NO_COLOR` set. With an OTLP endpoint (`--otlp` or the `OTEL_*`
+/// variables) spans are also exported, filtered on their own so that the log
+/// filter does not decide what a trace contains.
+fn init_tracing(global: &GlobalArgs) -> Result<Option<Telemetry>, TelemetryError> {
     use tracing_subscriber::EnvFilter;
-    let filter = match filter {
+    use tracing_subscriber::prelude::*;
+    let filter = match global.log.as_deref() {
         Some(f) => EnvFilter::new(f),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let telemetry = OtlpConfig::resolve(global.otlp.as_deref(), |var| std::env::var(var).ok())?
+        .map(|config| Telemetry::start(&config))
+        .transpose()?;
+    let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(use_color())
+        .with_filter(filter);
+    let _ = tracing_subscriber::registry()
+        .with(logs)
+        .with(telemetry.as_ref().map(Telemetry::layer))
         .try_init();
+    Ok(telemetry)
 }
 
 pub fn use_color() -> bool {

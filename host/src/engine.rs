@@ -428,7 +428,14 @@ impl Runner {
         let runner = self.clone();
         let id = run_id.clone();
         let task = tokio::spawn(async move {
-            let span = tracing::info_span!("run", run_id = %id, workflow = %runner.workflow.key);
+            let span = tracing::info_span!(
+                "run",
+                otel.name = %format_args!("run {}", runner.workflow.key),
+                otel.status_code = tracing::field::Empty,
+                otel.status_description = tracing::field::Empty,
+                workflow.run.id = %id,
+                workflow.key = %runner.workflow.key,
+            );
             let run = async {
                 let prepared = prepare.await?;
                 runner.execute(id.clone(), prepared, emitter.clone()).await
@@ -564,6 +571,9 @@ impl Runner {
                 Err(RunError::Cancelled)
             }
             Err(e) => {
+                let span = tracing::Span::current();
+                span.record("otel.status_code", "ERROR");
+                span.record("otel.status_description", tracing::field::display(&e));
                 // A store that fails cannot record the failure either.
                 if !matches!(e, RunError::Store(_)) {
                     state
@@ -640,7 +650,13 @@ impl Runner {
                 &scope,
                 json!({ "mode": if stage.parallel { "parallel" } else { "sequential" }, "steps": stage.steps.len() }),
             );
-            let span = tracing::info_span!("stage", stage = %stage.name);
+            let span = tracing::info_span!(
+                "stage",
+                otel.name = %format_args!("stage {}", stage.name),
+                workflow.stage = %stage.name,
+                workflow.stage.index = stage_index as i64,
+                workflow.stage.parallel = stage.parallel,
+            );
             current = if stage.parallel {
                 self.parallel_stage(state, stage_index, current, emitter)
                     .instrument(span)
@@ -785,9 +801,6 @@ impl Runner {
                     };
                     let served = plugin
                         .reduce(self.registry.runtime(), &call, &results, &state.prior)
-                        .instrument(
-                            tracing::info_span!("plugin_call", plugin = %hook.plugin, entry = %hook.entry),
-                        )
                         .await
                         .map_err(|source| RunError::Reducer {
                             stage: stage.name.clone(),
@@ -1070,7 +1083,16 @@ async fn run_step(
                 .to_owned(),
         ));
     }
-    let span = tracing::info_span!("step", step = %step.name, agent = %step.agent);
+    let span = tracing::info_span!(
+        "step",
+        otel.name = %format_args!("step {}", step.name),
+        otel.status_code = tracing::field::Empty,
+        workflow.step = %step.name,
+        workflow.step.index = cx.scope.step_index.map(i64::from),
+        workflow.branch.index = cx.scope.branch_index.map(i64::from),
+        workflow.step.skipped = tracing::field::Empty,
+        gen_ai.agent.name = %step.agent,
+    );
     async {
         let started = Instant::now();
         cx.emitter.emit(EventType::StepStarted, &cx.scope, Value::Null);
@@ -1090,6 +1112,7 @@ async fn run_step(
                     session_items: Vec::new(),
                 };
                 commit_step(&cx, JournalKind::StepCompleted, done, &record).await?;
+                tracing::Span::current().record("workflow.step.skipped", true);
                 cx.emitter.emit(EventType::StepSkipped, &cx.scope, json!({ "reason": "guard returned false" }));
             }
             Ok(StepOutcome::Done(out)) => {
@@ -1113,6 +1136,7 @@ async fn run_step(
             }
             Err(e) if e.is_paused() || e.is_fatal() => {}
             Err(e) => {
+                tracing::Span::current().record("otel.status_code", "ERROR");
                 cx.journal
                     .commit(
                         JournalKind::StepFailed,
@@ -1161,9 +1185,6 @@ async fn step_body(
                 let call = hook_call(cx, hook);
                 let served = plugin
                     .guard(cx.registry.runtime(), &call, &input, prior)
-                    .instrument(
-                        tracing::info_span!("plugin_call", plugin = %hook.plugin, entry = %hook.entry),
-                    )
                     .await
                     .map_err(|source| StepError::Guard {
                         hook: hook.label(),
@@ -1195,9 +1216,6 @@ async fn step_body(
                     let call = hook_call(cx, hook);
                     let served = plugin
                         .map_input(cx.registry.runtime(), &call, &input, prior)
-                        .instrument(
-                            tracing::info_span!("plugin_call", plugin = %hook.plugin, entry = %hook.entry),
-                        )
                         .await
                         .map_err(|source| StepError::InputMapper {
                             hook: hook.label(),

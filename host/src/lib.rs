@@ -13,6 +13,7 @@
 //!   HTTP callbacks through the store's outbox.
 //! - [`outbox`]: delivery of the outbox: in order per run, at least once,
 //!   signed, with retries.
+//! - [`telemetry`]: OpenTelemetry (OTLP/HTTP) export of the run's `tracing` spans.
 
 pub mod agent;
 pub mod engine;
@@ -23,3 +24,4 @@ pub mod plugin;
 pub mod sinks;
 pub mod spec;
 pub mod store;
+pub mod telemetry;

@@ -50,6 +50,7 @@ mod responses;
 mod retry;
 mod schema_value;
 mod scripted;
+mod span;
 mod sse;
 
 use std::collections::BTreeMap;

@@ -7,7 +7,6 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use tracing::Instrument;
-use tracing::field::Empty;
 
 use super::error::{Failure, clip};
 use super::retry::retry_after_from_headers;
@@ -439,49 +438,19 @@ impl Provider for OpenAiProvider {
         request: &'a ModelRequest,
         on_event: Option<EventSink<'a>>,
     ) -> BoxFuture<'a, Result<ModelResponse, LlmError>> {
-        let span = tracing::info_span!(
-            "llm.call",
-            gen_ai.operation.name = "chat",
-            gen_ai.provider.name = %self.system,
-            gen_ai.request.model = %request.settings.model,
-            gen_ai.request.temperature = request.settings.temperature,
-            gen_ai.request.max_tokens = request.settings.max_output_tokens,
-            gen_ai.response.id = Empty,
-            gen_ai.response.model = Empty,
-            gen_ai.usage.input_tokens = Empty,
-            gen_ai.usage.output_tokens = Empty,
-            error.type = Empty,
-            llm.provider = %self.name,
-            llm.api = self.api.as_str(),
-            llm.stream = request.stream,
-            llm.attempts = Empty,
-            agent = %request.agent,
-            step = %request.step,
-            turn = request.turn,
-        );
-        let record = span.clone();
-        Box::pin(
-            async move {
-                let result = self.call(request, on_event, &record).await;
-                match &result {
-                    Ok(response) => {
-                        if let Some(id) = &response.id {
-                            record.record("gen_ai.response.id", id.as_str());
-                        }
-                        record.record("gen_ai.response.model", response.model.as_str());
-                        record.record("gen_ai.usage.input_tokens", response.usage.input_tokens);
-                        record.record("gen_ai.usage.output_tokens", response.usage.output_tokens);
-                    }
-                    Err(error) => {
-                        record.record("error.type", error.root().kind());
-                    }
-                }
-                match (result, &self.key) {
-                    (Err(error), Some(key)) => Err(error.redact(key.expose_secret())),
-                    (result, _) => result,
-                }
-            }
-            .instrument(span),
-        )
+        // The span opens when the call starts, inside whatever span awaits it.
+        Box::pin(async move {
+            let span = super::span::chat(&self.name, &self.system, Some(self.api), request);
+            let result = self
+                .call(request, on_event, &span)
+                .instrument(span.clone())
+                .await;
+            let result = match (result, &self.key) {
+                (Err(error), Some(key)) => Err(error.redact(key.expose_secret())),
+                (result, _) => result,
+            };
+            super::span::record(&span, &result);
+            result
+        })
     }
 }

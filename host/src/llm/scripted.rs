@@ -407,25 +407,14 @@ impl Provider for ScriptedProvider {
         request: &'a ModelRequest,
         on_event: Option<EventSink<'a>>,
     ) -> BoxFuture<'a, Result<ModelResponse, LlmError>> {
-        let span = tracing::info_span!(
-            "llm.call",
-            gen_ai.operation.name = "chat",
-            gen_ai.provider.name = "scripted",
-            gen_ai.request.model = %request.settings.model,
-            gen_ai.usage.input_tokens = tracing::field::Empty,
-            gen_ai.usage.output_tokens = tracing::field::Empty,
-            llm.provider = %self.name,
-            llm.stream = request.stream,
-            agent = %request.agent,
-            step = %request.step,
-            turn = request.turn,
-        );
-        let record = span.clone();
-        Box::pin(
+        // The span opens when the call starts, inside whatever span awaits it.
+        Box::pin(async move {
+            let span = super::span::chat(&self.name, "scripted", None, request);
+            let record = span.clone();
             async move {
-                let response = self.reply_to(request)?;
-                record.record("gen_ai.usage.input_tokens", response.usage.input_tokens);
-                record.record("gen_ai.usage.output_tokens", response.usage.output_tokens);
+                let response = self.reply_to(request);
+                super::span::record(&record, &response);
+                let response = response?;
                 if let (true, Some(on_event)) = (request.stream, on_event) {
                     for item in &response.output {
                         match item {
@@ -446,8 +435,9 @@ impl Provider for ScriptedProvider {
                 }
                 Ok(response)
             }
-            .instrument(span),
-        )
+            .instrument(span)
+            .await
+        })
     }
 }
 

@@ -144,6 +144,23 @@ pub enum CallErrorKind {
     BadInput(String),
 }
 
+impl CallErrorKind {
+    /// A short, stable name of the failure (`error.type` on trace spans).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CallErrorKind::Guest(_) => "guest_error",
+            CallErrorKind::Timeout(_) => "timeout",
+            CallErrorKind::Memory { .. } => "memory_limit",
+            CallErrorKind::Trap { .. } => "trap",
+            CallErrorKind::OutputTooLarge { .. } => "output_too_large",
+            CallErrorKind::BadOutput(_) => "bad_output",
+            CallErrorKind::NotExported(_) => "not_exported",
+            CallErrorKind::Instantiate(_) => "instantiate",
+            CallErrorKind::BadInput(_) => "bad_input",
+        }
+    }
+}
+
 fn stderr_suffix(stderr: &Option<String>) -> String {
     match stderr {
         Some(s) if !s.is_empty() => format!(" (stderr: {s})"),

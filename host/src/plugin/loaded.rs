@@ -15,6 +15,8 @@ use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
+use tracing::field::Empty;
 use wasmtime::component::{Instance, InstancePre};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -343,7 +345,7 @@ impl Plugin {
         let wctx = bindings::call_context(ctx);
         let input = input.to_string();
         let prior: Vec<_> = prior.iter().map(bindings::step_result).collect();
-        self.call(
+        let call = self.call(
             rt,
             Kind::Guard,
             &export,
@@ -356,8 +358,8 @@ impl Plugin {
                 };
                 (store, r)
             },
-        )
-        .await
+        );
+        self.traced(Kind::Guard, &export, ctx, call).await
     }
 
     /// `input-mapper.map`: the step's input as the agent will receive it.
@@ -375,23 +377,24 @@ impl Plugin {
         let wctx = bindings::call_context(ctx);
         let input = input.to_string();
         let prior: Vec<_> = prior.iter().map(bindings::step_result).collect();
-        let served = self
-            .call(
-                rt,
-                Kind::InputMapper,
-                &export,
-                ctx,
-                true,
-                move |mut store, inst| async move {
-                    let r = match idx.load(&mut store, &inst) {
-                        Ok(g) => g.call_map_input(&mut store, &wctx, &input, &prior).await,
-                        Err(e) => Err(e),
-                    };
-                    (store, r)
-                },
-            )
-            .await?;
-        self.json_output(&export, served)
+        let call = self.call(
+            rt,
+            Kind::InputMapper,
+            &export,
+            ctx,
+            true,
+            move |mut store, inst| async move {
+                let r = match idx.load(&mut store, &inst) {
+                    Ok(g) => g.call_map_input(&mut store, &wctx, &input, &prior).await,
+                    Err(e) => Err(e),
+                };
+                (store, r)
+            },
+        );
+        self.traced(Kind::InputMapper, &export, ctx, async {
+            self.json_output(&export, call.await?)
+        })
+        .await
     }
 
     /// `reducer.reduce`: merges a parallel stage's branch results.
@@ -409,23 +412,24 @@ impl Plugin {
         let wctx = bindings::call_context(ctx);
         let outputs: Vec<_> = outputs.iter().map(bindings::step_result).collect();
         let prior: Vec<_> = prior.iter().map(bindings::step_result).collect();
-        let served = self
-            .call(
-                rt,
-                Kind::Reducer,
-                &export,
-                ctx,
-                true,
-                move |mut store, inst| async move {
-                    let r = match idx.load(&mut store, &inst) {
-                        Ok(g) => g.call_reduce(&mut store, &wctx, &outputs, &prior).await,
-                        Err(e) => Err(e),
-                    };
-                    (store, r)
-                },
-            )
-            .await?;
-        self.json_output(&export, served)
+        let call = self.call(
+            rt,
+            Kind::Reducer,
+            &export,
+            ctx,
+            true,
+            move |mut store, inst| async move {
+                let r = match idx.load(&mut store, &inst) {
+                    Ok(g) => g.call_reduce(&mut store, &wctx, &outputs, &prior).await,
+                    Err(e) => Err(e),
+                };
+                (store, r)
+            },
+        );
+        self.traced(Kind::Reducer, &export, ctx, async {
+            self.json_output(&export, call.await?)
+        })
+        .await
     }
 
     /// `tool.invoke`: runs tool `ctx.entry` with the model's arguments.
@@ -444,23 +448,24 @@ impl Plugin {
         let wctx = bindings::call_context(ctx);
         let name = ctx.entry.clone();
         let arguments = arguments.to_string();
-        let served = self
-            .call(
-                rt,
-                Kind::Tool,
-                &export,
-                ctx,
-                true,
-                move |mut store, inst| async move {
-                    let r = match idx.load(&mut store, &inst) {
-                        Ok(g) => g.call_invoke(&mut store, &wctx, &name, &arguments).await,
-                        Err(e) => Err(e),
-                    };
-                    (store, r)
-                },
-            )
-            .await?;
-        self.json_output(&export, served)
+        let call = self.call(
+            rt,
+            Kind::Tool,
+            &export,
+            ctx,
+            true,
+            move |mut store, inst| async move {
+                let r = match idx.load(&mut store, &inst) {
+                    Ok(g) => g.call_invoke(&mut store, &wctx, &name, &arguments).await,
+                    Err(e) => Err(e),
+                };
+                (store, r)
+            },
+        );
+        self.traced(Kind::Tool, &export, ctx, async {
+            self.json_output(&export, call.await?)
+        })
+        .await
     }
 
     /// `guardrail.check` for one phase.
@@ -478,39 +483,72 @@ impl Plugin {
         let wctx = bindings::call_context(ctx);
         let payload = payload.to_string();
         let wphase: guardrail::Phase = phase.into();
-        let served = self
-            .call(
-                rt,
-                Kind::Guardrail,
-                &export,
-                ctx,
-                true,
-                move |mut store, inst| async move {
-                    let r = match idx.load(&mut store, &inst) {
-                        Ok(g) => g.call_check(&mut store, &wctx, wphase, &payload).await,
-                        Err(e) => Err(e),
-                    };
-                    (store, r)
-                },
-            )
-            .await?;
-        let v = served.value;
-        self.check_size(&export, v.message.len() + v.info.len())?;
-        let info = if v.info.trim().is_empty() {
-            Value::Null
-        } else {
-            self.parse_json(&export, &v.info)?
-        };
-        Ok(Served {
-            value: Verdict {
-                tripwire: v.tripwire,
-                message: v.message,
-                info,
+        let call = self.call(
+            rt,
+            Kind::Guardrail,
+            &export,
+            ctx,
+            true,
+            move |mut store, inst| async move {
+                let r = match idx.load(&mut store, &inst) {
+                    Ok(g) => g.call_check(&mut store, &wctx, wphase, &payload).await,
+                    Err(e) => Err(e),
+                };
+                (store, r)
             },
-            plugin: served.plugin,
-            digest: served.digest,
-            elapsed: served.elapsed,
+        );
+        self.traced(Kind::Guardrail, &export, ctx, async {
+            let served = call.await?;
+            let v = served.value;
+            self.check_size(&export, v.message.len() + v.info.len())?;
+            let info = if v.info.trim().is_empty() {
+                Value::Null
+            } else {
+                self.parse_json(&export, &v.info)?
+            };
+            Ok(Served {
+                value: Verdict {
+                    tripwire: v.tripwire,
+                    message: v.message,
+                    info,
+                },
+                plugin: served.plugin,
+                digest: served.digest,
+                elapsed: served.elapsed,
+            })
         })
+        .await
+    }
+
+    /// Runs a call made for a run under its `plugin_call` span. Load-time
+    /// calls (`describe`, `tool.definitions`) stay untraced: they belong to
+    /// no run and would each start a trace of their own.
+    async fn traced<R>(
+        &self,
+        kind: Kind,
+        export: &str,
+        ctx: &CallContext,
+        call: impl Future<Output = Result<Served<R>, CallError>>,
+    ) -> Result<Served<R>, CallError> {
+        let span = tracing::info_span!(
+            "plugin_call",
+            otel.name = %format_args!("{} {}", kind.as_str(), self.name),
+            otel.status_code = Empty,
+            otel.status_description = Empty,
+            plugin.name = %self.name,
+            plugin.kind = kind.as_str(),
+            plugin.entry = %ctx.entry,
+            plugin.export = export,
+            plugin.digest = %self.digest,
+            error.type = Empty,
+        );
+        let result = call.instrument(span.clone()).await;
+        if let Err(e) = &result {
+            span.record("error.type", e.kind.as_str());
+            span.record("otel.status_code", "ERROR");
+            span.record("otel.status_description", tracing::field::display(e));
+        }
+        result
     }
 
     fn export_name(&self, func: &str, entry: &str) -> String {
