@@ -169,6 +169,8 @@ type RunOp = dyn FnOnce(Option<&Connection>, &str) -> (bool, Reply) + Send;
 /// (a failed write's savepoint is rolled back) and how to reply.
 struct Op {
     write: bool,
+    /// The call is one SQL statement (atomic by itself): no savepoint.
+    single: bool,
     /// `None`: the transaction could not begin; do nothing, just reply.
     run: Box<RunOp>,
 }
@@ -207,6 +209,11 @@ fn worker(conn: Connection, db: String, queue: mpsc::Receiver<Op>) {
             }
             if begin.is_some() {
                 let (_, reply) = (op.run)(None, &db);
+                replies.push(reply);
+                continue;
+            }
+            if op.single {
+                let (_, reply) = (op.run)(Some(&conn), &db);
                 replies.push(reply);
                 continue;
             }
@@ -330,7 +337,7 @@ impl SqliteStore {
     /// The schema version recorded in the database. Blocks briefly.
     pub fn schema_version(&self) -> Result<u64, StoreError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.submit(false, read_schema_version, move |r| {
+        self.submit(false, true, read_schema_version, move |r| {
             let _ = tx.send(r);
         });
         rx.recv().unwrap_or_else(|_| Err(self.gone()))
@@ -345,7 +352,7 @@ impl SqliteStore {
 
     /// Queues `f`; `send` gets its result once its transaction committed
     /// (or the commit's error).
-    fn submit<T, F, S>(&self, write: bool, f: F, send: S)
+    fn submit<T, F, S>(&self, write: bool, single: bool, f: F, send: S)
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
@@ -353,6 +360,7 @@ impl SqliteStore {
     {
         let op = Op {
             write,
+            single,
             run: Box::new(move |conn, db| {
                 let Some(conn) = conn else {
                     let db = db.to_owned();
@@ -378,13 +386,18 @@ impl SqliteStore {
         let _ = self.inner.queue.send(op);
     }
 
-    fn call_with<'a, T, F>(&self, write: bool, f: F) -> BoxFuture<'a, Result<T, StoreError>>
+    fn call_with<'a, T, F>(
+        &self,
+        write: bool,
+        single: bool,
+        f: F,
+    ) -> BoxFuture<'a, Result<T, StoreError>>
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(write, f, move |r| {
+        self.submit(write, single, f, move |r| {
             let _ = tx.send(r);
         });
         let gone = self.gone();
@@ -397,7 +410,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
     {
-        self.call_with(false, f)
+        self.call_with(false, true, f)
     }
 
     /// An atomic write, resolved once committed.
@@ -406,7 +419,16 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
     {
-        self.call_with(true, f)
+        self.call_with(true, false, f)
+    }
+
+    /// A write that is one SQL statement: atomic without a savepoint.
+    fn write_single<'a, T, F>(&self, f: F) -> BoxFuture<'a, Result<T, StoreError>>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.call_with(true, true, f)
     }
 }
 
@@ -1084,16 +1106,23 @@ impl Store for SqliteStore {
             Ok(e) => e,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
-        self.write(move |tx, db| {
+        // Without an update the append is one INSERT statement.
+        let single = update.is_none();
+        let write = move |tx: &Connection, db: &str| {
             let now = now_ms();
             let seq = insert_journal(tx, db, &run_id, &entry, now)?;
-            // After the insert on purpose: if the update fails, dropping `tx`
-            // rolls the entry back too.
+            // After the insert on purpose: if the update fails, the
+            // savepoint rolls the entry back too.
             if let Some(update) = &update {
                 update_in(tx, db, &run_id, update, now)?;
             }
             Ok(seq)
-        })
+        };
+        if single {
+            self.write_single(write)
+        } else {
+            self.write(write)
+        }
     }
 
     fn journal<'a>(
