@@ -780,46 +780,33 @@ impl Runner {
         let merged = if results.iter().all(|r| r.skipped) {
             input
         } else if let Some(hook) = &stage.reducer {
-            let key = keys::reduce(&stage.name);
-            match state.journal.recorded(JournalKind::PluginOutput, &key) {
-                Some(record) => record.entry.data["value"].clone(),
-                None => {
-                    let plugin = self.registry.get(&hook.plugin).ok_or_else(|| {
-                        RunError::ReducerMissing {
+            let call = CallContext {
+                run_id: state.run_id.clone(),
+                workflow_key: self.workflow.key.clone(),
+                stage: stage.name.clone(),
+                step: stage.steps.len() as u32,
+                entry: hook.entry.clone(),
+                config: hook.config.clone(),
+                logical_time_ms: state.logical_time_ms,
+            };
+            let reduce = async {
+                let plugin =
+                    self.registry
+                        .get(&hook.plugin)
+                        .ok_or_else(|| RunError::ReducerMissing {
                             stage: stage.name.clone(),
                             plugin: hook.plugin.clone(),
-                        }
-                    })?;
-                    let call = CallContext {
-                        run_id: state.run_id.clone(),
-                        workflow_key: self.workflow.key.clone(),
-                        stage: stage.name.clone(),
-                        step: stage.steps.len() as u32,
-                        entry: hook.entry.clone(),
-                        config: hook.config.clone(),
-                        logical_time_ms: state.logical_time_ms,
-                    };
-                    let served = plugin
-                        .reduce(self.registry.runtime(), &call, &results, &state.prior)
-                        .await
-                        .map_err(|source| RunError::Reducer {
-                            stage: stage.name.clone(),
-                            hook: hook.label(),
-                            source: Box::new(source),
                         })?;
-                    state
-                        .journal
-                        .commit(
-                            JournalKind::PluginOutput,
-                            key,
-                            json!({ "plugin": hook.plugin, "entry": hook.entry, "value": served.value }),
-                            Some(&served.digest),
-                            None,
-                        )
-                        .await?;
-                    served.value
-                }
-            }
+                plugin
+                    .reduce(self.registry.runtime(), &call, &results, &state.prior)
+                    .await
+                    .map_err(|source| RunError::Reducer {
+                        stage: stage.name.clone(),
+                        hook: hook.label(),
+                        source: Box::new(source),
+                    })
+            };
+            journaled_hook(&state.journal, keys::reduce(&stage.name), hook, reduce).await?
         } else {
             let outputs: Vec<Value> = results
                 .iter()
@@ -1170,6 +1157,40 @@ async fn commit_step(
     Ok(cx.journal.commit(kind, key, data, None, None).await?)
 }
 
+/// A hook's output (guard, input mapper, reducer): the recorded one, or the
+/// one `call` produces, which is then recorded with the plugin's digest.
+async fn journaled_hook<T, E>(
+    journal: &Journal,
+    key: String,
+    hook: &HookRef,
+    call: impl Future<Output = Result<crate::plugin::Served<T>, E>>,
+) -> Result<T, E>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+    E: From<StoreError>,
+{
+    if let Some(record) = journal.recorded(JournalKind::PluginOutput, &key) {
+        return serde_json::from_value(record.entry.data["value"].clone()).map_err(|source| {
+            StoreError::Serialization {
+                what: "a recorded plugin output",
+                source,
+            }
+            .into()
+        });
+    }
+    let served = call.await?;
+    journal
+        .commit(
+            JournalKind::PluginOutput,
+            key,
+            json!({ "plugin": hook.plugin, "entry": hook.entry, "value": served.value }),
+            Some(&served.digest),
+            None,
+        )
+        .await?;
+    Ok(served.value)
+}
+
 async fn step_body(
     cx: &StepContext,
     step: &Step,
@@ -1177,62 +1198,32 @@ async fn step_body(
     prior: &[StepResult],
 ) -> Result<StepOutcome, StepError> {
     if let Some(hook) = &step.guard {
-        let key = keys::guard(&cx.step_key);
-        let pass = match cx.journal.recorded(JournalKind::PluginOutput, &key) {
-            Some(record) => record.entry.data["value"].as_bool().unwrap_or(true),
-            None => {
-                let plugin = plugin_for(cx, hook)?;
-                let call = hook_call(cx, hook);
-                let served = plugin
-                    .guard(cx.registry.runtime(), &call, &input, prior)
-                    .await
-                    .map_err(|source| StepError::Guard {
-                        hook: hook.label(),
-                        source: Box::new(source),
-                    })?;
-                cx.journal
-                    .commit(
-                        JournalKind::PluginOutput,
-                        key,
-                        json!({ "plugin": hook.plugin, "entry": hook.entry, "value": served.value }),
-                        Some(&served.digest),
-                        None,
-                    )
-                    .await?;
-                served.value
-            }
-        };
+        let pass = journaled_hook(&cx.journal, keys::guard(&cx.step_key), hook, async {
+            plugin_for(cx, hook)?
+                .guard(cx.registry.runtime(), &hook_call(cx, hook), &input, prior)
+                .await
+                .map_err(|source| StepError::Guard {
+                    hook: hook.label(),
+                    source: Box::new(source),
+                })
+        })
+        .await?;
         if !pass {
             return Ok(StepOutcome::Skipped);
         }
     }
     let input = match &step.input_mapper {
         Some(hook) => {
-            let key = keys::map_input(&cx.step_key);
-            match cx.journal.recorded(JournalKind::PluginOutput, &key) {
-                Some(record) => record.entry.data["value"].clone(),
-                None => {
-                    let plugin = plugin_for(cx, hook)?;
-                    let call = hook_call(cx, hook);
-                    let served = plugin
-                        .map_input(cx.registry.runtime(), &call, &input, prior)
-                        .await
-                        .map_err(|source| StepError::InputMapper {
-                            hook: hook.label(),
-                            source: Box::new(source),
-                        })?;
-                    cx.journal
-                        .commit(
-                            JournalKind::PluginOutput,
-                            key,
-                            json!({ "plugin": hook.plugin, "entry": hook.entry, "value": served.value }),
-                            Some(&served.digest),
-                            None,
-                        )
-                        .await?;
-                    served.value
-                }
-            }
+            journaled_hook(&cx.journal, keys::map_input(&cx.step_key), hook, async {
+                plugin_for(cx, hook)?
+                    .map_input(cx.registry.runtime(), &hook_call(cx, hook), &input, prior)
+                    .await
+                    .map_err(|source| StepError::InputMapper {
+                        hook: hook.label(),
+                        source: Box::new(source),
+                    })
+            })
+            .await?
         }
         None => input,
     };
