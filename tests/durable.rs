@@ -520,43 +520,64 @@ async fn a_rejection_reaches_the_model_with_its_reason() {
     server.shutdown().await.expect("shutdown");
 }
 
+/// `host run --wait-approval` on the approval spec, started and waiting
+/// for its call to be decided.
+struct WaitingRun {
+    db: PathBuf,
+    child: tokio::process::Child,
+    run_id: String,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+impl WaitingRun {
+    async fn start(server: &MockServer) -> WaitingRun {
+        let plugins = plugin_dir(&["calculator"]);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let spec = write_spec(dir.path(), &approval_spec(server));
+        let db = e2e::fresh_db();
+        let child = host_cmd(
+            &db,
+            &[
+                "run",
+                spec.to_str().expect("utf-8"),
+                "--plugins",
+                plugins.path().to_str().expect("utf-8"),
+                "--wait-approval",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let run_id = loop {
+            if db.exists()
+                && let Some(p) = pending_calls(&db).await.first()
+            {
+                break p["run_id"].as_str().unwrap_or_default().to_owned();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no pending approval"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        WaitingRun {
+            db,
+            child,
+            run_id,
+            _dirs: (plugins, dir),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn wait_approval_continues_in_the_same_process() {
     let server = mock(approval_mock()).await;
-    let plugins = plugin_dir(&["calculator"]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let spec = write_spec(dir.path(), &approval_spec(&server));
-    let db = e2e::fresh_db();
-    let child = host_cmd(
-        &db,
-        &[
-            "run",
-            spec.to_str().expect("utf-8"),
-            "--plugins",
-            plugins.path().to_str().expect("utf-8"),
-            "--wait-approval",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn");
-    // Wait until the call is pending, then approve from another process.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let run_id = loop {
-        if db.exists()
-            && let Some(p) = pending_calls(&db).await.first()
-        {
-            break p["run_id"].as_str().unwrap_or_default().to_owned();
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no pending approval"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert_eq!(only_run(&db).await.status, RunStatus::WaitingApproval);
-    ok(&host(&db, &["approve", &run_id, "call_add_1"]).await);
+    let waiting = WaitingRun::start(&server).await;
+    let (db, child, run_id) = (&waiting.db, waiting.child, waiting.run_id.clone());
+    assert_eq!(only_run(db).await.status, RunStatus::WaitingApproval);
+    ok(&host(db, &["approve", &run_id, "call_add_1"]).await);
     let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
         .await
         .expect("the waiting run finishes")
@@ -569,7 +590,7 @@ async fn wait_approval_continues_in_the_same_process() {
         text(&out.stderr)
     );
     assert_eq!(tool_outputs(&server), vec!["5".to_string()]);
-    assert_eq!(only_run(&db).await.status, RunStatus::Completed);
+    assert_eq!(only_run(db).await.status, RunStatus::Completed);
     server.shutdown().await.expect("shutdown");
 }
 
@@ -1102,33 +1123,9 @@ async fn a_plugin_changed_before_resume_is_reported_and_serves_only_new_calls() 
 #[tokio::test(flavor = "multi_thread")]
 async fn runs_list_show_and_cancel() {
     let server = mock(approval_mock()).await;
-    let plugins = plugin_dir(&["calculator"]);
-    let dir = tempfile::tempdir().expect("tempdir");
-    let spec = write_spec(dir.path(), &approval_spec(&server));
-    let db = e2e::fresh_db();
     // A run waiting in another process (--wait-approval) …
-    let child = host_cmd(
-        &db,
-        &[
-            "run",
-            spec.to_str().expect("utf-8"),
-            "--plugins",
-            plugins.path().to_str().expect("utf-8"),
-            "--wait-approval",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !db.exists() || pending_calls(&db).await.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no pending approval"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let waiting = WaitingRun::start(&server).await;
+    let (db, child) = (waiting.db.clone(), waiting.child);
     let run = only_run(&db).await;
     let listed = ok(&host(&db, &["runs", "list", "--status", "waiting_approval"]).await);
     assert!(listed.contains(&run.run_id), "{listed}");
