@@ -223,8 +223,8 @@ pub async fn run(
             let decision = decision?;
             items.push(Item::McpApprovalResponse {
                 approval_request_id: id.clone(),
-                approve: decision.approved(),
-                reason: decision.reason(),
+                approve: decision.approved,
+                reason: decision.reason,
             });
         }
         if answered && calls.is_empty() {
@@ -484,13 +484,6 @@ impl Decision {
             approved: false,
             reason: Some(reason.into()),
         }
-    }
-
-    fn approved(&self) -> bool {
-        self.approved
-    }
-    fn reason(&self) -> Option<String> {
-        self.reason.clone()
     }
 }
 

@@ -23,6 +23,9 @@ pub struct PendingCall {
     pub step: Option<String>,
     pub agent: Option<String>,
     pub requested_at_ms: u64,
+    /// The journal key the decision is recorded under.
+    #[serde(skip)]
+    key: String,
 }
 
 /// Why a decision could not be recorded.
@@ -67,6 +70,7 @@ pub async fn pending(store: &dyn Store, run_id: &str) -> Result<Vec<PendingCall>
                 step: text("step"),
                 agent: text("agent"),
                 requested_at_ms: r.at_ms,
+                key: r.entry.key.clone(),
             }
         })
         .collect())
@@ -115,18 +119,9 @@ pub async fn decide(
             pending: waiting.into_iter().map(|p| p.call_id).collect(),
         });
     };
-    let journal = store.journal(run_id).await?;
-    let key = journal
-        .iter()
-        .find(|r| {
-            r.entry.kind == JournalKind::ApprovalRequested
-                && r.entry.data["call_id"].as_str() == Some(call_id)
-        })
-        .map(|r| r.entry.key.clone())
-        .unwrap_or_default();
     let entry = JournalEntry::new(
         JournalKind::ApprovalDecision,
-        key,
+        call.key.clone(),
         json!({
             "call_id": call.call_id,
             "tool": call.tool,
