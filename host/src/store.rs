@@ -34,6 +34,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -582,7 +583,7 @@ pub struct OutboxSummary {
 
 /// Durable state for runs, journals and sessions. Object-safe: use it as
 /// `Arc<dyn Store>`.
-pub trait Store: Send + Sync {
+pub trait Store: Send + Sync + 'static {
     /// Creates a run; [`StoreError::Conflict`] if the id exists.
     fn create_run<'a>(&'a self, run: NewRun) -> BoxFuture<'a, Result<RunRecord, StoreError>> {
         self.create_run_with(run, None)
@@ -631,6 +632,20 @@ pub trait Store: Send + Sync {
         entry: JournalEntry,
         update: Option<RunUpdate>,
     ) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// [`Store::append_with_update`] for write-behind: the returned future
+    /// owns what it needs, so it can be kept and awaited later. Both
+    /// implementations here queue the write when this is called (writes
+    /// queued by successive calls commit in call order) and the future only
+    /// reports the outcome. The default queues nothing until first polled.
+    fn append_queued(
+        self: Arc<Self>,
+        run_id: String,
+        entry: JournalEntry,
+        update: Option<RunUpdate>,
+    ) -> BoxFuture<'static, Result<u64, StoreError>> {
+        Box::pin(async move { self.append_with_update(&run_id, entry, update).await })
+    }
 
     /// Appends `entry` to the run's journal; returns its sequence number.
     fn append<'a>(

@@ -26,6 +26,7 @@
 use crate::store::{
     JournalEntry, JournalKind, JournalRecord, RunStatus, RunUpdate, Store, StoreError,
 };
+use futures::future::BoxFuture;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -54,7 +55,7 @@ pub struct Journal {
     /// When the store last said the run is not cancelled.
     checked: Mutex<Option<Instant>>,
     /// Writes queued by `commit`, not yet known to be committed.
-    pending: Mutex<Vec<tokio::task::JoinHandle<Result<(), StoreError>>>>,
+    pending: Mutex<Vec<BoxFuture<'static, Result<u64, StoreError>>>>,
 }
 
 impl Journal {
@@ -141,26 +142,20 @@ impl Journal {
         };
         let mut entry = JournalEntry::new(kind, key, data);
         entry.plugin_digest = plugin_digest.map(str::to_owned);
-        let (store, run_id) = (store.clone(), self.run_id.clone());
-        let write = tokio::spawn(async move {
-            store
-                .append_with_update(&run_id, entry, update)
-                .await
-                .map(|_| ())
-        });
-        let queued = match self.pending.lock() {
+        // Queued now, in commit order; the future reports the outcome.
+        let write = store
+            .clone()
+            .append_queued(self.run_id.clone(), entry, update);
+        let write = match self.pending.lock() {
             Ok(mut pending) => {
                 pending.push(write);
-                None
+                return Ok(());
             }
             // Never poisoned in practice (no panics under the lock); if it
             // were, wait for this write now.
-            Err(_) => Some(write),
+            Err(_) => write,
         };
-        match queued {
-            Some(write) => join(write).await,
-            None => Ok(()),
-        }
+        write.await.map(|_| ())
     }
 
     /// Waits until every write queued so far is committed; the first error
@@ -172,7 +167,7 @@ impl Journal {
         };
         let mut first = Ok(());
         for write in writes {
-            let result = join(write).await;
+            let result = write.await.map(|_| ());
             if first.is_ok() {
                 first = result;
             }
@@ -196,15 +191,6 @@ impl Journal {
         }
         Ok(cancelled)
     }
-}
-
-async fn join(write: tokio::task::JoinHandle<Result<(), StoreError>>) -> Result<(), StoreError> {
-    write.await.unwrap_or_else(|e| {
-        Err(StoreError::Backend {
-            db: String::new(),
-            source: format!("journal write task: {e}").into(),
-        })
-    })
 }
 
 fn served_in_replay(kind: JournalKind) -> bool {

@@ -4,7 +4,7 @@
 //! changes nothing (checks run before any mutation).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -63,6 +63,34 @@ impl MemoryStore {
         // A panic elsewhere cannot leave the state half-updated: every method
         // checks before it mutates.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The append, done now under the lock.
+    fn append_now(
+        &self,
+        run_id: &str,
+        entry: JournalEntry,
+        update: Option<RunUpdate>,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let Some(run) = state.runs.get_mut(run_id) else {
+            return Err(not_found(run_id));
+        };
+        let now = now_ms();
+        let mut record = run.record.clone();
+        if let Some(update) = &update
+            && let Err(e) = update.apply_to(&mut record, now)
+        {
+            return Err(e);
+        }
+        let seq = run.journal.len() as u64 + 1;
+        run.journal.push(JournalRecord {
+            seq,
+            at_ms: now,
+            entry,
+        });
+        run.record = record;
+        Ok(seq)
     }
 
     fn ready<'a, T: Send + 'a>(r: Result<T, StoreError>) -> BoxFuture<'a, Result<T, StoreError>> {
@@ -193,25 +221,16 @@ impl Store for MemoryStore {
         entry: JournalEntry,
         update: Option<RunUpdate>,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        let mut state = self.lock();
-        let Some(run) = state.runs.get_mut(run_id) else {
-            return Self::ready(Err(not_found(run_id)));
-        };
-        let now = now_ms();
-        let mut record = run.record.clone();
-        if let Some(update) = &update
-            && let Err(e) = update.apply_to(&mut record, now)
-        {
-            return Self::ready(Err(e));
-        }
-        let seq = run.journal.len() as u64 + 1;
-        run.journal.push(JournalRecord {
-            seq,
-            at_ms: now,
-            entry,
-        });
-        run.record = record;
-        Self::ready(Ok(seq))
+        Self::ready(self.append_now(run_id, entry, update))
+    }
+
+    fn append_queued(
+        self: Arc<Self>,
+        run_id: String,
+        entry: JournalEntry,
+        update: Option<RunUpdate>,
+    ) -> BoxFuture<'static, Result<u64, StoreError>> {
+        Self::ready(self.append_now(&run_id, entry, update))
     }
 
     fn journal<'a>(

@@ -10,20 +10,27 @@
 //! - Schema: a `schema_version` table and numbered [`MIGRATIONS`], applied in
 //!   one transaction on open; a file whose version is newer than this binary
 //!   knows is refused with [`StoreError::Schema`].
-//! - Concurrency: one connection owned by a worker thread. Calls are queued
-//!   to it; it takes every call waiting in the queue (up to
-//!   [`MAX_BATCH`]) into one transaction — group commit: under load, many
-//!   runs' journal entries share one commit, while a lone call still
-//!   commits at once. A failing call rolls back only its own savepoint.
+//! - Concurrency: one connection behind a mutex, and a queue of calls.
+//!   A call is queued, then its caller tries the connection: if it is free,
+//!   the caller runs every queued call (up to [`MAX_BATCH`] at a time) in
+//!   one transaction, again until the queue is empty — group commit: under
+//!   load, many runs' journal entries share one commit, while a lone call
+//!   still commits at once. If another caller holds the connection, that
+//!   one runs the new call too. A failing call rolls back only its own
+//!   savepoint. Running calls on the caller's thread instead of a database
+//!   thread of its own saves two thread wake-ups per call; on a busy
+//!   machine each cost hundreds of microseconds of waiting for a CPU.
 //!   One writer is all SQLite allows anyway; a reader pool can come later
 //!   without changing the [`Store`] trait.
 
+use std::collections::VecDeque;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+use rusqlite::config::DbConfig;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row};
 
@@ -35,7 +42,7 @@ use super::{
 
 /// Schema migrations; migration `n` (1-based) is `MIGRATIONS[n - 1]`. Append
 /// only: never edit a released migration.
-const MIGRATIONS: &[&str] = &[
+pub(super) const MIGRATIONS: &[&str] = &[
     // 1: runs, journal, sessions.
     r#"
     CREATE TABLE runs (
@@ -120,6 +127,30 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX outbox_by_state ON outbox (state, run_id, url, seq);
     "#,
+    // 3: the journal in append order. Keyed by (run_id, seq), concurrent
+    // runs' entries landed on as many B-tree pages as there were runs in a
+    // commit, and each dirty page is a 4 KiB WAL frame; appended in one
+    // global order they share the last page, and only the small
+    // (run_id, seq) index is spread out. The second index, on (run_id,
+    // key), is gone: the one lookup by key scans the run's entries.
+    r#"
+    CREATE TABLE journal_v3 (
+        id            INTEGER PRIMARY KEY,
+        run_id        TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        seq           INTEGER NOT NULL,
+        at            INTEGER NOT NULL,
+        kind          TEXT NOT NULL,
+        key           TEXT NOT NULL,
+        plugin_digest TEXT,
+        data          TEXT NOT NULL
+    );
+    INSERT INTO journal_v3 (run_id, seq, at, kind, key, plugin_digest, data)
+        SELECT run_id, seq, at, kind, key, plugin_digest, data FROM journal
+        ORDER BY at, run_id, seq;
+    DROP TABLE journal;
+    ALTER TABLE journal_v3 RENAME TO journal;
+    CREATE UNIQUE INDEX journal_by_run ON journal (run_id, seq);
+    "#,
 ];
 
 /// The schema version this binary writes and understands.
@@ -147,12 +178,84 @@ pub struct SqliteStore {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug)]
 struct Inner {
-    /// To the worker thread that owns the connection.
-    queue: mpsc::Sender<Op>,
+    /// The connection; whoever holds it runs the queued calls.
+    conn: Mutex<Connection>,
+    /// Calls waiting for the connection, in call order.
+    queue: Mutex<VecDeque<Op>>,
     /// The file path (or `:memory:`), for messages.
     db: String,
+}
+
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner").field("db", &self.db).finish()
+    }
+}
+
+impl Inner {
+    fn queue(&self) -> MutexGuard<'_, VecDeque<Op>> {
+        // Nothing panics while holding it; a poisoned queue is still whole.
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `op` and runs the queue unless another caller is running it.
+    fn submit(&self, op: Op) {
+        self.queue().push_back(op);
+        self.drive();
+    }
+
+    /// Runs queued calls, a batch per transaction, until the queue is empty
+    /// — unless another thread holds the connection: that one will.
+    fn drive(&self) {
+        loop {
+            let conn = match self.conn.try_lock() {
+                Ok(conn) => conn,
+                Err(TryLockError::WouldBlock) => return,
+                // A call panicked mid-batch (a bug): end whatever
+                // transaction it left open and go on.
+                Err(TryLockError::Poisoned(p)) => {
+                    let conn = p.into_inner();
+                    let _ = conn.execute_batch("ROLLBACK");
+                    self.conn.clear_poison();
+                    conn
+                }
+            };
+            loop {
+                let batch: Vec<Op> = {
+                    let mut queue = self.queue();
+                    let n = queue.len().min(MAX_BATCH);
+                    queue.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                run_batch(&conn, &self.db, batch);
+            }
+            drop(conn);
+            // A call queued after the last look, whose caller found the
+            // connection taken, is ours to run.
+            if self.queue().is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+/// When a queued call runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum When {
+    /// Before the call returns (unless another caller is running the queue).
+    Now,
+    /// When its future is first polled, or another call runs the queue.
+    Deferred,
+}
+
+impl Drop for Inner {
+    /// Deferred calls whose futures were dropped unpolled still run.
+    fn drop(&mut self) {
+        self.drive();
+    }
 }
 
 /// Most calls one transaction takes.
@@ -181,75 +284,73 @@ impl std::fmt::Debug for Op {
     }
 }
 
-/// The worker: batches queued calls into transactions until every
-/// `SqliteStore` clone is gone.
-fn worker(conn: Connection, db: String, queue: mpsc::Receiver<Op>) {
-    while let Ok(first) = queue.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
-        let writes = batch.iter().any(|op| op.write);
-        let begin = if writes {
-            run_cached(&conn, "BEGIN IMMEDIATE")
-                .map_err(|e| db_error(&db, e))
-                .err()
-        } else {
-            None
-        };
-        let mut replies = Vec::with_capacity(batch.len());
-        for op in batch {
-            if !op.write {
-                let (_, reply) = (op.run)(Some(&conn), &db);
-                replies.push(reply);
-                continue;
-            }
-            if begin.is_some() {
-                let (_, reply) = (op.run)(None, &db);
-                replies.push(reply);
-                continue;
-            }
-            if op.single {
-                let (_, reply) = (op.run)(Some(&conn), &db);
-                replies.push(reply);
-                continue;
-            }
-            let (ok, reply) = match run_cached(&conn, "SAVEPOINT call") {
-                Ok(()) => (op.run)(Some(&conn), &db),
-                Err(e) => {
-                    let e = db_error(&db, e);
-                    let (_, reply) = (op.run)(None, &db);
-                    replies.push(Box::new(move |_: Option<&StoreError>| reply(Some(&e))));
-                    continue;
-                }
-            };
-            let end = if ok {
-                run_cached(&conn, "RELEASE call")
-            } else {
-                run_cached(&conn, "ROLLBACK TO call")
-                    .and_then(|()| run_cached(&conn, "RELEASE call"))
-            };
-            if let Err(e) = end {
-                tracing::error!(db = %db, error = %e, "ending a savepoint failed");
-            }
+/// Runs `batch` in one transaction (reads alone need none) and replies to
+/// each call once the commit's fate is known.
+fn run_batch(conn: &Connection, db: &str, batch: Vec<Op>) {
+    let writes = batch.iter().any(|op| op.write);
+    let begin = if writes {
+        run_cached(conn, "BEGIN IMMEDIATE")
+            .map_err(|e| db_error(db, e))
+            .err()
+    } else {
+        None
+    };
+    let mut replies = Vec::with_capacity(batch.len());
+    for op in batch {
+        if !op.write {
+            let (_, reply) = (op.run)(Some(conn), db);
             replies.push(reply);
+            continue;
         }
-        let failed = match (&begin, writes) {
-            (Some(e), _) => Some(again(e)),
-            (None, true) => run_cached(&conn, "COMMIT")
-                .map_err(|e| db_error(&db, e))
-                .err(),
-            (None, false) => None,
+        if begin.is_some() {
+            let (_, reply) = (op.run)(None, db);
+            replies.push(reply);
+            continue;
+        }
+        if op.single {
+            let (_, reply) = (op.run)(Some(conn), db);
+            replies.push(reply);
+            continue;
+        }
+        let (ok, reply) = match run_cached(conn, "SAVEPOINT call") {
+            Ok(()) => (op.run)(Some(conn), db),
+            Err(e) => {
+                let e = db_error(db, e);
+                let (_, reply) = (op.run)(None, db);
+                replies.push(Box::new(move |_: Option<&StoreError>| reply(Some(&e))));
+                continue;
+            }
         };
-        if failed.is_some() && begin.is_none() {
-            let _ = conn.execute_batch("ROLLBACK");
+        let end = if ok {
+            run_cached(conn, "RELEASE call")
+        } else {
+            run_cached(conn, "ROLLBACK TO call").and_then(|()| run_cached(conn, "RELEASE call"))
+        };
+        if let Err(e) = end {
+            tracing::error!(db = %db, error = %e, "ending a savepoint failed");
         }
-        for reply in replies {
-            reply(failed.as_ref());
-        }
+        replies.push(reply);
+    }
+    let failed = match (&begin, writes) {
+        (Some(e), _) => Some(again(e)),
+        (None, true) => run_cached(conn, "COMMIT")
+            .map_err(|e| db_error(db, e))
+            .err(),
+        (None, false) => None,
+    };
+    if failed.is_some() && begin.is_none() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for reply in replies {
+        reply(failed.as_ref());
+    }
+}
+
+/// A call that ended without a reply: it panicked (a bug).
+fn gone(db: &str) -> StoreError {
+    StoreError::Backend {
+        db: db.to_owned(),
+        source: "a call on the run database ended without a result".into(),
     }
 }
 
@@ -315,44 +416,72 @@ impl SqliteStore {
         }
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")
             .map_err(|e| open_error(&db, e))?;
+        // The bundled SQLite is built with STAT4, under which a cached
+        // statement whose `WHERE` binds a parameter is recompiled on every
+        // bind (a third of this thread's time in profiles). With the query
+        // planner stability guarantee the plan made at prepare time stands;
+        // the store never runs ANALYZE, so there is no better plan to find.
+        conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)
+            .map_err(|e| open_error(&db, e))?;
         migrate(&mut conn, &db)?;
         // Every statement the store uses stays prepared (the default of 16
         // is fewer than it has, and re-parsing showed in profiles).
         conn.set_prepared_statement_cache_capacity(64);
-        let (queue, rx) = mpsc::channel();
-        let worker_db = db.clone();
-        std::thread::Builder::new()
-            .name("host-sqlite".into())
-            .spawn(move || worker(conn, worker_db, rx))
-            .map_err(|source| StoreError::Io {
-                action: "cannot start the run database's thread for",
-                path: db.clone().into(),
-                source,
-            })?;
         Ok(Self {
-            inner: Arc::new(Inner { queue, db }),
+            inner: Arc::new(Inner {
+                conn: Mutex::new(conn),
+                queue: Mutex::new(VecDeque::new()),
+                db,
+            }),
+        })
+    }
+
+    /// Queues an append (and its update); the future reports it. Deferred,
+    /// it waits in the queue until the future is first polled or another
+    /// call runs the queue, so that a run's write-behind entries, and other
+    /// runs' meanwhile, share the commit its next barrier makes.
+    fn append_op(
+        &self,
+        run_id: String,
+        entry: JournalEntry,
+        update: Option<RunUpdate>,
+        when: When,
+    ) -> BoxFuture<'static, Result<u64, StoreError>> {
+        let entry = match Prepared::of(entry) {
+            Ok(e) => e,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        // Without an update the append writes with one statement.
+        let single = update.is_none();
+        self.call_with(true, single, when, move |tx: &Connection, db: &str| {
+            let now = now_ms();
+            let seq = insert_journal(tx, db, &run_id, &entry, now)?;
+            // After the insert on purpose: if the update fails, the
+            // savepoint rolls the entry back too.
+            if let Some(update) = &update {
+                update_in(tx, db, &run_id, update, now)?;
+            }
+            Ok(seq)
         })
     }
 
     /// The schema version recorded in the database. Blocks briefly.
     pub fn schema_version(&self) -> Result<u64, StoreError> {
         let (tx, rx) = mpsc::sync_channel(1);
-        self.submit(false, true, read_schema_version, move |r| {
+        self.submit(false, true, When::Now, read_schema_version, move |r| {
             let _ = tx.send(r);
         });
         rx.recv().unwrap_or_else(|_| Err(self.gone()))
     }
 
     fn gone(&self) -> StoreError {
-        StoreError::Backend {
-            db: self.inner.db.clone(),
-            source: "the run database's thread stopped".into(),
-        }
+        gone(&self.inner.db)
     }
 
     /// Queues `f`; `send` gets its result once its transaction committed
-    /// (or the commit's error).
-    fn submit<T, F, S>(&self, write: bool, single: bool, f: F, send: S)
+    /// (or the commit's error). [`When::Now`] runs the queue before
+    /// returning (unless another caller is running it).
+    fn submit<T, F, S>(&self, write: bool, single: bool, when: When, f: F, send: S)
     where
         T: Send + 'static,
         F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
@@ -381,15 +510,17 @@ impl SqliteStore {
                 (ok, reply)
             }),
         };
-        // A send fails only once the worker is gone; `send` is then dropped
-        // and the caller sees a closed channel.
-        let _ = self.inner.queue.send(op);
+        match when {
+            When::Now => self.inner.submit(op),
+            When::Deferred => self.inner.queue().push_back(op),
+        }
     }
 
     fn call_with<'a, T, F>(
         &self,
         write: bool,
         single: bool,
+        when: When,
         f: F,
     ) -> BoxFuture<'a, Result<T, StoreError>>
     where
@@ -397,11 +528,16 @@ impl SqliteStore {
         F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(write, single, f, move |r| {
+        self.submit(write, single, when, f, move |r| {
             let _ = tx.send(r);
         });
-        let gone = self.gone();
-        Box::pin(async move { rx.await.unwrap_or(Err(gone)) })
+        let inner = self.inner.clone();
+        Box::pin(async move {
+            if when == When::Deferred {
+                inner.drive();
+            }
+            rx.await.unwrap_or_else(|_| Err(gone(&inner.db)))
+        })
     }
 
     /// A read: sees every committed write.
@@ -410,7 +546,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
     {
-        self.call_with(false, true, f)
+        self.call_with(false, true, When::Now, f)
     }
 
     /// An atomic write, resolved once committed.
@@ -419,16 +555,7 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
     {
-        self.call_with(true, false, f)
-    }
-
-    /// A write that is one SQL statement: atomic without a savepoint.
-    fn write_single<'a, T, F>(&self, f: F) -> BoxFuture<'a, Result<T, StoreError>>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection, &str) -> Result<T, StoreError> + Send + 'static,
-    {
-        self.call_with(true, true, f)
+        self.call_with(true, false, When::Now, f)
     }
 }
 
@@ -460,38 +587,39 @@ fn insert_journal(
     entry: &Prepared,
     now: u64,
 ) -> Result<u64, StoreError> {
-    // One statement: the next seq of the run, the insert, the seq back. An
+    // The next seq of the run, then the insert: the read writes nothing, so
+    // the call stays one write statement. (`INSERT … RETURNING` would do it
+    // in one, but builds an ephemeral table per execution: slower.) An
     // unknown run fails the foreign key (reported as NotFound).
     let next: i64 = tx
-        .prepare_cached(
-            "INSERT INTO journal (run_id, seq, at, kind, key, plugin_digest, data) \
-             VALUES (?1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE run_id = ?1), \
-                     ?2, ?3, ?4, ?5, ?6) \
-             RETURNING seq",
-        )
-        .and_then(|mut s| {
-            s.query_row(
-                (
-                    run_id,
-                    to_i64(now),
-                    entry.kind.as_str(),
-                    &entry.key,
-                    &entry.plugin_digest,
-                    &entry.data,
-                ),
-                |r| r.get(0),
-            )
-        })
-        .map_err(|e| match e {
-            rusqlite::Error::SqliteFailure(f, _)
-                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
-            {
-                StoreError::NotFound {
-                    run_id: run_id.to_owned(),
-                }
+        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE run_id = ?1")
+        .and_then(|mut s| s.query_row([run_id], |r| r.get(0)))
+        .map_err(|e| db_error(db, e))?;
+    tx.prepare_cached(
+        "INSERT INTO journal (run_id, seq, at, kind, key, plugin_digest, data) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .and_then(|mut s| {
+        s.execute((
+            run_id,
+            next,
+            to_i64(now),
+            entry.kind.as_str(),
+            &entry.key,
+            &entry.plugin_digest,
+            &entry.data,
+        ))
+    })
+    .map_err(|e| match e {
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+        {
+            StoreError::NotFound {
+                run_id: run_id.to_owned(),
             }
-            e => db_error(db, e),
-        })?;
+        }
+        e => db_error(db, e),
+    })?;
     to_u64(db, "journal seq", next)
 }
 
@@ -987,12 +1115,6 @@ impl Store for SqliteStore {
         };
         self.write(move |tx, db| {
             let input = to_json("run input", &run.input)?;
-            if load_run(tx, db, &run.run_id)?.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "a run with id {:?} already exists",
-                    run.run_id
-                )));
-            }
             let now = now_ms();
             tx.prepare_cached(
                 "INSERT INTO runs (run_id, status, workflow_key, spec_digest, account_id, user_id, \
@@ -1012,7 +1134,14 @@ impl Store for SqliteStore {
                     to_i64(now),
                 ))
             })
-            .map_err(|e| db_error(db, e))?;
+            .map_err(|e| match e {
+                rusqlite::Error::SqliteFailure(f, _)
+                    if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+                {
+                    StoreError::Conflict(format!("a run with id {:?} already exists", run.run_id))
+                }
+                e => db_error(db, e),
+            })?;
             if let Some(entry) = &first {
                 insert_journal(tx, db, &run.run_id, entry, now)?;
             }
@@ -1101,28 +1230,16 @@ impl Store for SqliteStore {
         entry: JournalEntry,
         update: Option<RunUpdate>,
     ) -> BoxFuture<'a, Result<u64, StoreError>> {
-        let run_id = run_id.to_owned();
-        let entry = match Prepared::of(entry) {
-            Ok(e) => e,
-            Err(e) => return Box::pin(async move { Err(e) }),
-        };
-        // Without an update the append is one INSERT statement.
-        let single = update.is_none();
-        let write = move |tx: &Connection, db: &str| {
-            let now = now_ms();
-            let seq = insert_journal(tx, db, &run_id, &entry, now)?;
-            // After the insert on purpose: if the update fails, the
-            // savepoint rolls the entry back too.
-            if let Some(update) = &update {
-                update_in(tx, db, &run_id, update, now)?;
-            }
-            Ok(seq)
-        };
-        if single {
-            self.write_single(write)
-        } else {
-            self.write(write)
-        }
+        self.append_op(run_id.to_owned(), entry, update, When::Now)
+    }
+
+    fn append_queued(
+        self: Arc<Self>,
+        run_id: String,
+        entry: JournalEntry,
+        update: Option<RunUpdate>,
+    ) -> BoxFuture<'static, Result<u64, StoreError>> {
+        self.append_op(run_id, entry, update, When::Deferred)
     }
 
     fn journal<'a>(

@@ -617,6 +617,131 @@ fn status_and_kind_names_round_trip() {
     assert_eq!(RunStatus::ALL.iter().filter(|s| s.is_terminal()).count(), 3);
 }
 
+#[tokio::test]
+async fn queued_appends_commit_in_call_order() {
+    for (name, store) in stores() {
+        store.create_run(new_run("q", None)).await.expect("create");
+        let first = store.clone().append_queued(
+            "q".to_owned(),
+            entry(JournalKind::ModelResponse, "s/0/t1/model", 1),
+            None,
+        );
+        let second = store.clone().append_queued(
+            "q".to_owned(),
+            entry(JournalKind::ToolResult, "s/0/t1/tool/c", 2),
+            None,
+        );
+        // Awaiting the later one commits the earlier one too, before it.
+        assert_eq!(second.await.expect("second"), 2, "{name}");
+        assert_eq!(first.await.expect("first"), 1, "{name}");
+        // A queued append whose future is dropped unawaited is still written,
+        // before anything called after it.
+        drop(store.clone().append_queued(
+            "q".to_owned(),
+            entry(JournalKind::StepCompleted, "s/0/done", 3),
+            None,
+        ));
+        let keys: Vec<_> = store
+            .journal("q")
+            .await
+            .expect("journal")
+            .into_iter()
+            .map(|r| r.entry.key)
+            .collect();
+        assert_eq!(
+            keys,
+            ["s/0/t1/model", "s/0/t1/tool/c", "s/0/done"],
+            "{name}"
+        );
+        let err = store
+            .clone()
+            .append_queued(
+                "nope".to_owned(),
+                entry(JournalKind::ToolResult, "k", 1),
+                None,
+            )
+            .await
+            .expect_err("unknown run");
+        assert!(
+            matches!(err, StoreError::NotFound { .. }),
+            "{name}: {err:?}"
+        );
+    }
+}
+
+/// Callers on many threads race for the connection: every call is run
+/// (none waits forever for a runner that has already left) and each run's
+/// seqs stay gapless.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_calls_from_many_threads_all_complete() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().expect("open"));
+    for run in 0..4 {
+        store
+            .create_run(new_run(&format!("m{run}"), None))
+            .await
+            .expect("create");
+    }
+    let append = |store: Arc<dyn Store>, t: u64| async move {
+        for i in 0..1000_u64 {
+            let run = format!("m{}", (t + i) % 4);
+            let e = entry(JournalKind::ToolResult, &format!("t{t}/{i}"), i);
+            if i % 2 == 0 {
+                store.append(&run, e).await?;
+            } else {
+                store.clone().append_queued(run, e, None).await?;
+            }
+        }
+        Ok::<_, StoreError>(())
+    };
+    let mut tasks = Vec::new();
+    for t in 0..6 {
+        tasks.push(tokio::spawn(append(store.clone(), t)));
+    }
+    // And two plain threads outside the runtime.
+    let threads: Vec<_> = (6..8)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || futures::executor::block_on(append(store, t)))
+        })
+        .collect();
+    let all = async {
+        for task in tasks {
+            task.await.expect("task").expect("appends");
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), all)
+        .await
+        .expect("every call completes");
+    for thread in threads {
+        thread.join().expect("thread").expect("appends");
+    }
+    let mut total = 0;
+    for run in 0..4 {
+        let journal = store.journal(&format!("m{run}")).await.expect("journal");
+        let seqs: Vec<u64> = journal.iter().map(|r| r.seq).collect();
+        assert_eq!(seqs, (1..=journal.len() as u64).collect::<Vec<_>>());
+        total += journal.len();
+    }
+    assert_eq!(total, 8000);
+}
+
+#[tokio::test]
+async fn sqlite_queued_append_survives_dropping_the_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("queued.db");
+    {
+        let store = Arc::new(SqliteStore::open(&path).expect("open"));
+        store.create_run(new_run("q", None)).await.expect("create");
+        drop(store.clone().append_queued(
+            "q".to_owned(),
+            entry(JournalKind::ModelResponse, "s/0/t1/model", 1),
+            None,
+        ));
+    }
+    let store = SqliteStore::open(&path).expect("reopen");
+    assert_eq!(store.journal("q").await.expect("journal").len(), 1);
+}
+
 #[test]
 fn store_is_object_safe_and_shareable() {
     fn assert_send_sync<T: Send + Sync + ?Sized>() {}
@@ -678,22 +803,59 @@ async fn sqlite_file_reopens_with_data_and_schema() {
 }
 
 #[tokio::test]
-async fn sqlite_version_1_database_gains_the_outbox() {
+async fn sqlite_version_1_database_migrates_with_its_journal() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("v1.db");
+    // What a version-1 host wrote: its schema, a run and two journal entries.
     {
-        let store = SqliteStore::open(&path).expect("create");
-        store.create_run(new_run("old", None)).await.expect("run");
+        let c = rusqlite::Connection::open(&path).expect("create");
+        c.execute_batch(
+            "CREATE TABLE schema_version (
+                 version    INTEGER PRIMARY KEY NOT NULL,
+                 applied_at INTEGER NOT NULL
+             );
+             INSERT INTO schema_version (version, applied_at) VALUES (1, 0);",
+        )
+        .expect("version table");
+        c.execute_batch(super::sqlite::MIGRATIONS[0])
+            .expect("v1 schema");
+        c.execute_batch(
+            r#"INSERT INTO runs (run_id, status, workflow_key, spec_digest, account_id, user_id,
+                                 input, created_at, updated_at)
+               VALUES ('old', 'running', 'wf', 'd', '', '', '"hi"', 1, 1);
+               INSERT INTO journal (run_id, seq, at, kind, key, plugin_digest, data)
+               VALUES ('old', 1, 1, 'run_started', 'run/started', NULL, '{"input":"hi"}'),
+                      ('old', 2, 2, 'model_response', 's/0/t1/model', NULL, '{"n":2}');"#,
+        )
+        .expect("v1 rows");
     }
-    // Back to what a version-1 host wrote.
-    rusqlite::Connection::open(&path)
-        .and_then(|c| {
-            c.execute_batch("DROP TABLE outbox; DELETE FROM schema_version WHERE version > 1;")
-        })
-        .expect("downgrade");
     let store = SqliteStore::open(&path).expect("migrate");
     assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
     assert!(store.get_run("old").await.expect("get").is_some());
+    let journal = store.journal("old").await.expect("journal");
+    let keys: Vec<_> = journal
+        .iter()
+        .map(|r| (r.seq, r.entry.key.as_str(), r.entry.data.clone()))
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            (1, "run/started", json!({"input": "hi"})),
+            (2, "s/0/t1/model", json!({"n": 2})),
+        ]
+    );
+    // The run goes on after the migration: seq continues, lookups work.
+    let seq = store
+        .append("old", entry(JournalKind::ToolResult, "s/0/t1/tool/c", 3))
+        .await
+        .expect("append after migration");
+    assert_eq!(seq, 3);
+    let by_key = store
+        .journal_by_key("old", "s/0/t1/model")
+        .await
+        .expect("by key");
+    assert_eq!(by_key.len(), 1);
+    assert_eq!(by_key[0].seq, 2);
     store
         .outbox_enqueue(vec![outbox_entry("old", "http://a.test/", 1)])
         .await
