@@ -37,7 +37,7 @@ for _ in $(seq "$rounds"); do
 done
 
 # Closed loop against the mock: 0 ms (CPU-bound) and 50 ms model latency.
-for setting in "0 16" "50 128"; do
+for setting in "0 16" "50 16" "50 128"; do
   set -- $setting
   start_mock "$1"
   for _ in $(seq "$rounds"); do
