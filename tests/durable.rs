@@ -531,24 +531,28 @@ struct WaitingRun {
 
 impl WaitingRun {
     async fn start(server: &MockServer) -> WaitingRun {
+        Self::start_with(server, &[]).await
+    }
+
+    /// With more `host run` arguments.
+    async fn start_with(server: &MockServer, extra: &[&str]) -> WaitingRun {
         let plugins = plugin_dir(&["calculator"]);
         let dir = tempfile::tempdir().expect("tempdir");
         let spec = write_spec(dir.path(), &approval_spec(server));
         let db = e2e::fresh_db();
-        let child = host_cmd(
-            &db,
-            &[
-                "run",
-                spec.to_str().expect("utf-8"),
-                "--plugins",
-                plugins.path().to_str().expect("utf-8"),
-                "--wait-approval",
-            ],
-        )
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
+        let mut args = vec![
+            "run",
+            spec.to_str().expect("utf-8"),
+            "--plugins",
+            plugins.path().to_str().expect("utf-8"),
+            "--wait-approval",
+        ];
+        args.extend_from_slice(extra);
+        let child = host_cmd(&db, &args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         let run_id = loop {
             if db.exists()
@@ -1118,6 +1122,91 @@ async fn a_plugin_changed_before_resume_is_reported_and_serves_only_new_calls() 
     // The mapped input was not recomputed: the model saw it once, before.
     assert_eq!(user_messages(&server, 1), vec!["[mapped] what is 2 + 3?"]);
     server.shutdown().await.expect("shutdown");
+}
+
+/// Sends SIGINT, as a terminal's Ctrl-C does.
+fn interrupt(child: &tokio::process::Child) {
+    let pid = child.id().expect("pid").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+}
+
+/// Ctrl-C cancels the run: recorded `cancelled`, `run.cancelled` as the
+/// sinks' last event, exit code 130 — whether the run waits for a human or
+/// for the model.
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_cancels_the_run() {
+    // Waiting for an approval.
+    let server = mock(approval_mock()).await;
+    let events_dir = tempfile::tempdir().expect("tempdir");
+    let events = events_dir.path().join("events.jsonl");
+    let sink = format!("jsonl:{}", events.display());
+    let waiting = WaitingRun::start_with(&server, &["--callback", &sink]).await;
+    interrupt(&waiting.child);
+    let out = tokio::time::timeout(Duration::from_secs(30), waiting.child.wait_with_output())
+        .await
+        .expect("the run stops")
+        .expect("wait");
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("cancelled: interrupted"), "{err}");
+    assert_eq!(only_run(&waiting.db).await.status, RunStatus::Cancelled);
+    let types: Vec<String> = std::fs::read_to_string(&events)
+        .expect("events")
+        .lines()
+        .map(|l| {
+            let e: Value = serde_json::from_str(l).expect("event json");
+            e["type"].as_str().unwrap_or_default().to_owned()
+        })
+        .collect();
+    assert_eq!(types.first().map(String::as_str), Some("run.started"));
+    assert!(types.iter().any(|t| t == "approval.requested"), "{types:?}");
+    assert_eq!(
+        types.last().map(String::as_str),
+        Some("run.cancelled"),
+        "{types:?}"
+    );
+    server.shutdown().await.expect("shutdown");
+
+    // In the middle of a model call that would take a minute.
+    let server = mock(json!({"latency_ms": 60_000})).await;
+    let plugins = plugin_dir(&["calculator"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = write_spec(dir.path(), &approval_spec(&server));
+    let db = e2e::fresh_db();
+    let child = host_cmd(
+        &db,
+        &[
+            "run",
+            spec.to_str().expect("utf-8"),
+            "--plugins",
+            plugins.path().to_str().expect("utf-8"),
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while server.requests().is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "no model request");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = tokio::time::Instant::now();
+    interrupt(&child);
+    let out = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("the run stops")
+        .expect("wait");
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the model call was not awaited"
+    );
+    assert_eq!(only_run(&db).await.status, RunStatus::Cancelled);
 }
 
 #[tokio::test(flavor = "multi_thread")]

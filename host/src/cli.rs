@@ -20,6 +20,8 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code: the run paused, waiting for a human's approval.
 pub const EXIT_WAITING: u8 = 3;
+/// Exit code: Ctrl-C (SIGINT) cancelled the run (128 + SIGINT, as shells do).
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -244,6 +244,18 @@ pub struct RunHandle {
     task: tokio::task::JoinHandle<Result<RunOutput, RunError>>,
 }
 
+/// Cancels one run, like [`RunHandle::cancel`]; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct RunCanceller(watch::Sender<bool>);
+
+impl RunCanceller {
+    /// Asks the run to stop: it records `cancelled`, emits `run.cancelled`
+    /// and its handle's `wait` returns [`RunError::Cancelled`].
+    pub fn cancel(&self) {
+        let _ = self.0.send(true);
+    }
+}
+
 impl RunHandle {
     pub fn run_id(&self) -> &str {
         &self.run_id
@@ -262,6 +274,12 @@ impl RunHandle {
     /// Asks the run to stop; [`RunHandle::wait`] then returns `Cancelled`.
     pub fn cancel(&self) {
         let _ = self.cancel.send(true);
+    }
+
+    /// Something that cancels the run from elsewhere (a Ctrl-C handler)
+    /// while this handle is being waited on.
+    pub fn canceller(&self) -> RunCanceller {
+        RunCanceller(self.cancel.clone())
     }
 
     /// Waits for the run to finish.

@@ -9,7 +9,7 @@ use super::{
 };
 use anyhow::Context;
 use host::engine::build::{self, BuildOptions};
-use host::engine::{RunError, RunHandle, RunRequest, Runner, SessionConfig};
+use host::engine::{RunCanceller, RunError, RunHandle, RunRequest, Runner, SessionConfig};
 use host::outbox::{Deliverer, OutboxConfig, Until};
 use host::plugin::Registry;
 use host::sinks::OutboxSink;
@@ -21,6 +21,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
@@ -326,9 +327,19 @@ pub(super) async fn drive(
     };
     let dispatch = sinks.spawn(handle.take_events());
     let run_id = handle.run_id().to_owned();
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let interrupt = on_ctrl_c(handle.canceller(), &run_id, interrupted.clone());
     let result = handle.wait().await;
+    interrupt.abort();
+    let interrupted = interrupted.load(Ordering::SeqCst);
     observe::finish(dispatch).await;
-    let code = outcome(result, prints_output, &run_id);
+    let code = match result {
+        Err(RunError::Cancelled) if interrupted => {
+            eprintln!("run {run_id} cancelled: interrupted");
+            Ok(ExitCode::from(super::EXIT_INTERRUPTED))
+        }
+        result => outcome(result, prints_output, &run_id),
+    };
     if has_http {
         delivery.settle(&run_id).await;
     }
@@ -337,6 +348,28 @@ pub(super) async fn drive(
     let _ = background.await;
     delivery.deliverer.release().await;
     code
+}
+
+/// On the first Ctrl-C, cancels the run (it is recorded `cancelled`, the
+/// sinks get `run.cancelled`, pending journal writes are committed) and
+/// sets `interrupted`; on a second, exits at once.
+fn on_ctrl_c(
+    canceller: RunCanceller,
+    run_id: &str,
+    interrupted: Arc<AtomicBool>,
+) -> tokio::task::JoinHandle<()> {
+    let run_id = run_id.to_owned();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        interrupted.store(true, Ordering::SeqCst);
+        eprintln!("interrupted: cancelling run {run_id} (Ctrl-C again to quit at once)");
+        canceller.cancel();
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(i32::from(super::EXIT_INTERRUPTED));
+        }
+    })
 }
 
 /// Prints the run's output or what stopped it; the exit code.
