@@ -19,7 +19,11 @@
 //!   one runs the new call too. A failing call rolls back only its own
 //!   savepoint. Running calls on the caller's thread instead of a database
 //!   thread of its own saves two thread wake-ups per call; on a busy
-//!   machine each cost hundreds of microseconds of waiting for a CPU.
+//!   machine each cost hundreds of microseconds of waiting for a CPU. The
+//!   price: while another process holds the write lock, the caller running
+//!   the queue (a runtime worker, in `host`) blocks until it is released
+//!   or the busy timeout ends — in practice microseconds, since other
+//!   `host` commands hold it only for one short transaction.
 //!   One writer is all SQLite allows anyway; a reader pool can come later
 //!   without changing the [`Store`] trait.
 
