@@ -299,6 +299,58 @@ async fn on_branch_error_fail_and_continue() {
     );
 }
 
+/// Fail fast: the slow branch is stopped, not waited for (its error says
+/// so, not a timeout), and its `step.started` still gets its
+/// `step.failed`, before `run.failed`.
+#[tokio::test(flavor = "multi_thread")]
+async fn fail_fast_ends_every_started_branch() {
+    let server = mock(json!({"rules": [
+        {"match": {"instructions_contains": "BROKEN"}, "reply": {"fault": {"kind": "error", "status": 400}}},
+        {"match": {"instructions_contains": "SLOW"}, "latency_ms": 60000, "reply": {"text": "late"}}
+    ]}))
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let events = dir.path().join("events.jsonl");
+    let sink = format!("jsonl:{}", events.display());
+    let ran = run_spec(
+        &spec(
+            &server,
+            "chat",
+            json!({"slow": agent("SLOW"), "broken": agent("BROKEN")}),
+            json!({"key": "ff", "stages": [{"name": "fan", "mode": "parallel",
+                "steps": [{"agent": "slow"}, {"agent": "broken"}], "reducer": "js_collect"}]}),
+        ),
+        &["--input", "x", "--callback", &sink],
+    )
+    .await;
+    assert_eq!(ran.code(), Some(1), "{}", ran.stderr);
+    let events: Vec<Value> = std::fs::read_to_string(&events)
+        .expect("events")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("event json"))
+        .collect();
+    let of = |kind: &str, branch: u64| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|e| e["type"] == kind && e["branch_index"] == branch)
+            .collect()
+    };
+    for branch in [0, 1] {
+        assert_eq!(of("step.started", branch).len(), 1, "{events:#?}");
+        assert_eq!(of("step.failed", branch).len(), 1, "{events:#?}");
+        assert!(of("step.completed", branch).is_empty(), "{events:#?}");
+    }
+    let stopped = of("step.failed", 0)[0];
+    assert_eq!(
+        stopped["data"]["error"], "stopped: branch 1 (step `broken`) failed",
+        "{stopped}"
+    );
+    let position = |e: &Value| events.iter().position(|x| x == e).expect("position");
+    assert!(position(of("step.failed", 1)[0]) < position(stopped));
+    let last = events.last().expect("events");
+    assert_eq!(last["type"], "run.failed", "{last}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn output_schema_pass_and_fail() {
     let schema = json!({"type": "object", "properties": {"title": {"type": "string"}, "score": {"type": "number"}},

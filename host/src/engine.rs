@@ -728,14 +728,28 @@ impl Runner {
         // Branches run as tasks so they use every core; dropping the JoinSet
         // (failure of another branch, cancellation) aborts the rest.
         let mut set = JoinSet::new();
+        // Set when a failing branch stops the others: why they stopped.
+        let stopped = Arc::new(std::sync::OnceLock::new());
         for (index, _) in stage.steps.iter().enumerate() {
             let cx = self.step_context(state, stage, index as u32, Some(index as u32), emitter);
             let workflow = self.workflow.clone();
             let (input, prior) = (input.clone(), prior.clone());
+            let (end_emitter, end_scope, why) =
+                (emitter.clone(), cx.scope.clone(), stopped.clone());
             set.spawn(
                 async move {
+                    // Made on the first poll, as `step.started` is: a branch
+                    // stopped before it ran says nothing.
+                    let mut end = BranchEnd {
+                        emitter: end_emitter,
+                        scope: end_scope,
+                        why,
+                        finished: false,
+                    };
                     let step = &workflow.stages[stage_index].steps[index];
-                    (index, run_step(cx, step, input, &prior).await)
+                    let outcome = run_step(cx, step, input, &prior).await;
+                    end.finished = true;
+                    (index, outcome)
                 }
                 .in_current_span(),
             );
@@ -756,9 +770,18 @@ impl Runner {
                         pending.extend(p);
                     }
                 }
-                // Fail fast: the other branches are aborted with the set.
+                // Fail fast: the other branches are stopped, and each one
+                // that had started ends with its `step.failed` before the
+                // stage's failure is reported.
                 Err(e) if !stage.continue_on_branch_error || e.is_fatal() => {
-                    return Err(step_error(stage, &stage.steps[index], e));
+                    let step = &stage.steps[index];
+                    let _ = stopped.set(format!(
+                        "stopped: branch {index} (step `{}`) failed",
+                        step.name
+                    ));
+                    set.abort_all();
+                    while set.join_next().await.is_some() {}
+                    return Err(step_error(stage, step, e));
                 }
                 outcome => outcomes[index] = Some(outcome),
             }
@@ -1050,6 +1073,28 @@ struct StepContext {
 enum StepOutcome {
     Skipped,
     Done(agent::AgentOutput),
+}
+
+/// A parallel branch's task: if it is dropped unfinished because another
+/// branch failed, it emits the `step.failed` that ends its `step.started`.
+struct BranchEnd {
+    emitter: Emitter,
+    scope: Scope,
+    why: Arc<std::sync::OnceLock<String>>,
+    finished: bool,
+}
+
+impl Drop for BranchEnd {
+    fn drop(&mut self) {
+        // Only for a fail-fast stop: a cancelled run ends with
+        // `run.cancelled` alone.
+        if !self.finished
+            && let Some(why) = self.why.get()
+        {
+            self.emitter
+                .emit(EventType::StepFailed, &self.scope, json!({ "error": why }));
+        }
+    }
 }
 
 async fn run_step(
