@@ -397,8 +397,20 @@ impl SqliteStore {
                 source,
             })?;
         }
-        let conn = Connection::open(path).map_err(|e| open_error(&db, e))?;
-        Self::init(conn, db, &options)
+        // Two processes creating the same new file race to make it a WAL
+        // database; the loser can get "busy" at once, without SQLite's busy
+        // handler ever waiting. Such an open is tried again, within the
+        // same busy timeout.
+        let deadline = std::time::Instant::now() + options.busy_timeout;
+        loop {
+            let conn = Connection::open(path).map_err(|e| open_error(&db, e))?;
+            match Self::init(conn, db.clone(), &options) {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                result => return result,
+            }
+        }
     }
 
     /// A private in-memory SQLite database (for tests).

@@ -862,6 +862,33 @@ async fn sqlite_version_1_database_migrates_with_its_journal() {
         .expect("outbox after migration");
 }
 
+/// Many openers of one brand-new file at the same moment (several `host`
+/// processes started together on a fresh database) all succeed.
+#[test]
+fn sqlite_new_file_opened_by_many_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for round in 0..10 {
+        let path = dir.path().join(format!("new-{round}.db"));
+        let start = Arc::new(std::sync::Barrier::new(8));
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, start) = (path.clone(), start.clone());
+                std::thread::spawn(move || {
+                    start.wait();
+                    SqliteStore::open(&path).map(|s| s.schema_version())
+                })
+            })
+            .collect();
+        for opener in openers {
+            let version = opener
+                .join()
+                .expect("thread")
+                .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert_eq!(version.expect("version"), SCHEMA_VERSION);
+        }
+    }
+}
+
 #[test]
 fn sqlite_garbage_file_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
