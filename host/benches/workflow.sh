@@ -10,19 +10,8 @@ cargo build --release --quiet -p mock-openai
 cargo bench -p host --bench workflow --no-run 2> /dev/null
 bench="$root/$(ls -t target/release/deps/workflow-* | grep -v '\.d$' | head -1)"
 
-start_mock() { # LATENCY_MS -> sets mock_pid and url
-  local out
-  out="$(mktemp)"
-  "$root/target/release/mock-openai" --port 0 --latency-ms "$1" > "$out" 2>&1 &
-  mock_pid=$!
-  for _ in $(seq 100); do
-    url="$(grep -o 'http://127.0.0.1:[0-9]*' "$out" | head -1 || true)"
-    [ -n "$url" ] && break
-    sleep 0.05
-  done
-  url="$url/v1"
-}
-stop_mock() { kill "$mock_pid" 2> /dev/null || true; wait "$mock_pid" 2> /dev/null || true; }
+# shellcheck source=host/benches/mock.sh
+source "$root/host/benches/mock.sh"
 trap 'stop_mock' EXIT
 cd host
 

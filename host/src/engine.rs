@@ -240,7 +240,7 @@ pub fn run_metadata(journal: &[JournalRecord]) -> Option<Value> {
 pub struct RunHandle {
     run_id: String,
     events: Option<mpsc::UnboundedReceiver<Event>>,
-    cancel: watch::Sender<bool>,
+    cancel: RunCanceller,
     task: tokio::task::JoinHandle<Result<RunOutput, RunError>>,
 }
 
@@ -273,13 +273,13 @@ impl RunHandle {
 
     /// Asks the run to stop; [`RunHandle::wait`] then returns `Cancelled`.
     pub fn cancel(&self) {
-        let _ = self.cancel.send(true);
+        self.cancel.cancel();
     }
 
     /// Something that cancels the run from elsewhere (a Ctrl-C handler)
     /// while this handle is being waited on.
     pub fn canceller(&self) -> RunCanceller {
-        RunCanceller(self.cancel.clone())
+        self.cancel.clone()
     }
 
     /// Waits for the run to finish.
@@ -473,7 +473,7 @@ impl Runner {
         RunHandle {
             run_id,
             events: rx,
-            cancel,
+            cancel: RunCanceller(cancel),
             task,
         }
     }

@@ -146,25 +146,24 @@ impl Journal {
         let write = store
             .clone()
             .append_queued(self.run_id.clone(), entry, update);
-        let write = match self.pending.lock() {
-            Ok(mut pending) => {
-                pending.push(write);
-                return Ok(());
-            }
-            // Never poisoned in practice (no panics under the lock); if it
-            // were, wait for this write now.
-            Err(_) => write,
-        };
-        write.await.map(|_| ())
+        self.pending().push(write);
+        Ok(())
+    }
+
+    /// The queued writes. Nothing panics while holding the lock; a
+    /// poisoned list is still whole.
+    fn pending(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Vec<BoxFuture<'static, Result<u64, StoreError>>>> {
+        self.pending
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits until every write queued so far is committed; the first error
     /// of any of them.
     pub async fn barrier(&self) -> Result<(), StoreError> {
-        let writes = match self.pending.lock() {
-            Ok(mut pending) => std::mem::take(&mut *pending),
-            Err(_) => Vec::new(),
-        };
+        let writes = std::mem::take(&mut *self.pending());
         let mut first = Ok(());
         for write in writes {
             let result = write.await.map(|_| ());

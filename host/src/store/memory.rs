@@ -78,10 +78,8 @@ impl MemoryStore {
         };
         let now = now_ms();
         let mut record = run.record.clone();
-        if let Some(update) = &update
-            && let Err(e) = update.apply_to(&mut record, now)
-        {
-            return Err(e);
+        if let Some(update) = &update {
+            update.apply_to(&mut record, now)?;
         }
         let seq = run.journal.len() as u64 + 1;
         run.journal.push(JournalRecord {

@@ -487,11 +487,7 @@ impl SqliteStore {
         self.submit(false, true, When::Now, read_schema_version, move |r| {
             let _ = tx.send(r);
         });
-        rx.recv().unwrap_or_else(|_| Err(self.gone()))
-    }
-
-    fn gone(&self) -> StoreError {
-        gone(&self.inner.db)
+        rx.recv().unwrap_or_else(|_| Err(gone(&self.inner.db)))
     }
 
     /// Queues `f`; `send` gets its result once its transaction committed
