@@ -25,8 +25,9 @@ for _ in $(seq "$rounds"); do
   done
 done
 
-# Closed loop against the mock: 0 ms (CPU-bound) and 50 ms model latency.
-for setting in "0 16" "50 16" "50 128"; do
+# Closed loop against the mock: 0 ms (CPU-bound; the peer's concurrencies
+# 1, 16, 128) and 50 ms model latency.
+for setting in "0 1" "0 16" "0 128" "50 16" "50 128"; do
   set -- $setting
   start_mock "$1"
   for _ in $(seq "$rounds"); do

@@ -72,13 +72,15 @@ impl Journal {
     }
 
     /// A live journal on `store`, knowing what the run already recorded.
+    /// The caller has just made the run `running` in the store, so it is
+    /// known not to be cancelled as of now.
     pub fn live(store: Arc<dyn Store>, run_id: &str, records: Vec<JournalRecord>) -> Self {
         Journal {
             store: Some(store),
             run_id: run_id.to_owned(),
             mode: Mode::Live,
             recorded: index(records),
-            checked: Mutex::new(None),
+            checked: Mutex::new(Some(Instant::now())),
             pending: Mutex::new(Vec::new()),
         }
     }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use serde_json::json;
 
 use super::*;
@@ -740,6 +741,67 @@ async fn sqlite_queued_append_survives_dropping_the_store() {
     }
     let store = SqliteStore::open(&path).expect("reopen");
     assert_eq!(store.journal("q").await.expect("journal").len(), 1);
+}
+
+/// A lone run's barrier commits on its first poll: no added latency.
+#[tokio::test]
+async fn sqlite_lone_barrier_commits_at_once() {
+    let store = Arc::new(SqliteStore::open_in_memory().expect("open"));
+    store
+        .create_run(new_run("lone", None))
+        .await
+        .expect("create");
+    let before = store.commits();
+    let write = store.clone().append_queued(
+        "lone".to_owned(),
+        entry(JournalKind::ModelResponse, "s/0/t1/model", 1),
+        None,
+    );
+    assert_eq!(write.now_or_never().map(|r| r.is_ok()), Some(true));
+    assert_eq!(store.commits(), before + 1);
+}
+
+/// While other runs have writes queued, a barrier lets the runtime turn
+/// before committing, so a run that reaches its barrier meanwhile shares
+/// the commit.
+#[tokio::test]
+async fn sqlite_barriers_of_concurrent_runs_share_a_commit() {
+    let store = Arc::new(SqliteStore::open_in_memory().expect("open"));
+    for run in ["a", "b", "c"] {
+        store.create_run(new_run(run, None)).await.expect("create");
+    }
+    let before = store.commits();
+    // Run c has a write-behind entry queued (its barrier comes later).
+    let c = store.clone().append_queued(
+        "c".to_owned(),
+        entry(JournalKind::PluginOutput, "s/0/map_input", 1),
+        None,
+    );
+    // Run a reaches its barrier; run b reaches its own a moment later.
+    let a = store.clone().append_queued(
+        "a".to_owned(),
+        entry(JournalKind::ModelResponse, "s/0/t1/model", 1),
+        None,
+    );
+    let b = async {
+        tokio::task::yield_now().await;
+        store
+            .clone()
+            .append_queued(
+                "b".to_owned(),
+                entry(JournalKind::ModelResponse, "s/0/t1/model", 1),
+                None,
+            )
+            .await
+    };
+    let (a, b) = tokio::join!(a, b);
+    a.expect("a");
+    b.expect("b");
+    c.await.expect("c");
+    assert_eq!(store.commits(), before + 1, "one commit for all three runs");
+    for run in ["a", "b", "c"] {
+        assert_eq!(store.journal(run).await.expect("journal").len(), 1);
+    }
 }
 
 #[test]
