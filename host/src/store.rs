@@ -97,6 +97,10 @@ pub enum StoreError {
         #[source]
         source: BoxError,
     },
+    /// One failure reported to each of several waiters (e.g. the barriers
+    /// of a run's parallel branches that waited for the same write).
+    #[error(transparent)]
+    Shared(Arc<StoreError>),
 }
 
 /// A run's lifecycle state.

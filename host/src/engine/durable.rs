@@ -26,7 +26,8 @@
 use crate::store::{
     JournalEntry, JournalKind, JournalRecord, RunStatus, RunUpdate, Store, StoreError,
 };
-use futures::future::BoxFuture;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -55,7 +56,17 @@ pub struct Journal {
     /// When the store last said the run is not cancelled.
     checked: Mutex<Option<Instant>>,
     /// Writes queued by `commit`, not yet known to be committed.
-    pending: Mutex<Vec<BoxFuture<'static, Result<u64, StoreError>>>>,
+    pending: Mutex<Pending>,
+}
+
+/// A queued write; every barrier that needs it can wait for it.
+type Write = Shared<BoxFuture<'static, Result<(), Arc<StoreError>>>>;
+
+/// The queued writes, numbered in commit order.
+#[derive(Default)]
+struct Pending {
+    next: u64,
+    writes: Vec<(u64, Write)>,
 }
 
 impl Journal {
@@ -67,7 +78,7 @@ impl Journal {
             mode: Mode::Live,
             recorded: HashMap::new(),
             checked: Mutex::new(None),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
         }
     }
 
@@ -81,7 +92,7 @@ impl Journal {
             mode: Mode::Live,
             recorded: index(records),
             checked: Mutex::new(Some(Instant::now())),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
         }
     }
 
@@ -93,7 +104,7 @@ impl Journal {
             mode: Mode::Replay,
             recorded: index(records),
             checked: Mutex::new(None),
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
         }
     }
 
@@ -147,33 +158,43 @@ impl Journal {
         // Queued now, in commit order; the future reports the outcome.
         let write = store
             .clone()
-            .append_queued(self.run_id.clone(), entry, update);
-        self.pending().push(write);
+            .append_queued(self.run_id.clone(), entry, update)
+            .map(|r| r.map(|_| ()).map_err(Arc::new))
+            .boxed()
+            .shared();
+        let mut pending = self.pending();
+        let id = pending.next;
+        pending.next += 1;
+        pending.writes.push((id, write));
         Ok(())
     }
 
     /// The queued writes. Nothing panics while holding the lock; a
     /// poisoned list is still whole.
-    fn pending(
-        &self,
-    ) -> std::sync::MutexGuard<'_, Vec<BoxFuture<'static, Result<u64, StoreError>>>> {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
         self.pending
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Waits until every write queued so far is committed; the first error
-    /// of any of them.
+    /// Waits until every write queued so far is committed — including
+    /// writes another barrier of the run (a parallel branch's) is already
+    /// waiting for; the first error of any of them.
     pub async fn barrier(&self) -> Result<(), StoreError> {
-        let writes = std::mem::take(&mut *self.pending());
+        let writes = self.pending().writes.clone();
+        let Some(&(last, _)) = writes.last() else {
+            return Ok(());
+        };
         let mut first = Ok(());
-        for write in writes {
-            let result = write.await.map(|_| ());
+        for (_, write) in writes {
+            let result = write.await;
             if first.is_ok() {
                 first = result;
             }
         }
-        first
+        // Every write up to `last` is settled: no barrier needs it again.
+        self.pending().writes.retain(|(id, _)| *id > last);
+        first.map_err(|e| Arc::try_unwrap(e).unwrap_or_else(StoreError::Shared))
     }
 
     /// Whether someone cancelled the run in the store (another process).
@@ -258,4 +279,70 @@ pub mod keys {
     }
     pub const RUN_STARTED: &str = "run/started";
     pub const RUN_FINISHED: &str = "run/finished";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewRun, SqliteStore};
+    use serde_json::json;
+
+    fn new_run(run_id: &str) -> NewRun {
+        NewRun {
+            run_id: run_id.to_owned(),
+            status: RunStatus::Running,
+            workflow_key: "wf".to_owned(),
+            spec_digest: "digest".to_owned(),
+            account_id: String::new(),
+            user_id: String::new(),
+            session_id: None,
+            input: json!("input"),
+        }
+    }
+
+    /// Parallel branches share the run's journal. A branch that reaches its
+    /// barrier while another branch's barrier is already waiting for the
+    /// queued writes must wait for them too, not find the queue empty and
+    /// go on to its model call with the run's last results not yet durable.
+    #[tokio::test]
+    async fn every_barrier_waits_for_writes_another_barrier_is_committing() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("journal.db");
+        let store = Arc::new(SqliteStore::open(&path).expect("open"));
+        for run in ["r", "x"] {
+            store.create_run(new_run(run)).await.expect("create");
+        }
+        // Another run has a write queued, so run r's barrier lets the
+        // runtime turn before it commits.
+        let other_run = store.clone().append_queued(
+            "x".to_owned(),
+            JournalEntry::new(JournalKind::PluginOutput, "s/0/map_input", json!(1)),
+            None,
+        );
+        let journal = Journal::live(store.clone(), "r", Vec::new());
+        journal
+            .commit(
+                JournalKind::ModelResponse,
+                "plan/0/t1/model".to_owned(),
+                json!({"output": "plan"}),
+                None,
+                None,
+            )
+            .await
+            .expect("commit");
+        let mut first = std::pin::pin!(journal.barrier());
+        assert!(futures::poll!(&mut first).is_pending());
+        // The second branch's barrier, seen from another connection (as
+        // another process, or a resume after a crash, would see the file).
+        journal.barrier().await.expect("second barrier");
+        let reader = SqliteStore::open(&path).expect("reader");
+        let seen = reader.journal("r").await.expect("journal");
+        assert_eq!(
+            seen.len(),
+            1,
+            "the second barrier returned before the commit"
+        );
+        first.await.expect("first barrier");
+        other_run.await.expect("other run");
+    }
 }
