@@ -16,12 +16,11 @@
 //!   one transaction, again until the queue is empty — group commit: under
 //!   load, many runs' journal entries share one commit, while a lone call
 //!   still commits at once. If another caller holds the connection, that
-//!   one runs the new call too. A run's barrier (an awaited write-behind
-//!   append, or a new run) that finds other runs' writes queued first lets
-//!   the async runtime turn up to [`GROUP_PASSES`] times, so runs about to
-//!   reach their own barrier join its commit (3.3 instead of 9 commits per
-//!   workflow in the 16-run benchmark). A failing call rolls back only its own
-//!   savepoint. Running calls on the caller's thread instead of a database
+//!   one runs the new call too. A failing call rolls back only its own
+//!   savepoint. A run's barrier (an awaited write-behind append, or a new
+//!   run) that finds other runs' writes queued first lets the async runtime
+//!   turn up to [`GROUP_PASSES`] times, so runs about to reach their own
+//!   barrier join its commit (docs/BENCHMARKS.md). Running calls on the caller's thread instead of a database
 //!   thread of its own saves two thread wake-ups per call; on a busy
 //!   machine each cost hundreds of microseconds of waiting for a CPU. The
 //!   price: while another process holds the write lock, the caller running
@@ -38,7 +37,6 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 use std::time::Duration;
 
-use futures::FutureExt;
 use futures::future::BoxFuture;
 use rusqlite::config::DbConfig;
 use rusqlite::types::Value as SqlValue;
@@ -596,22 +594,18 @@ impl SqliteStore {
         });
         let inner = self.inner.clone();
         Box::pin(async move {
-            let mut rx = rx;
             if let When::Deferred(owner) = when {
+                // Not committed yet (by an earlier barrier of this run, or
+                // another run's): let runs about to reach their own barrier
+                // join, then commit.
                 let mut passes = 0;
-                loop {
-                    // Committed already (by an earlier barrier of this run,
-                    // or another run's)?
-                    if let Some(result) = (&mut rx).now_or_never() {
-                        return result.unwrap_or_else(|_| Err(gone(&inner.db)));
-                    }
-                    if passes == GROUP_PASSES || !inner.others_queued(owner) {
-                        break;
-                    }
+                while rx.is_empty() && passes < GROUP_PASSES && inner.others_queued(owner) {
                     tokio::task::yield_now().await;
                     passes += 1;
                 }
-                inner.drive();
+                if rx.is_empty() {
+                    inner.drive();
+                }
             }
             rx.await.unwrap_or_else(|_| Err(gone(&inner.db)))
         })
