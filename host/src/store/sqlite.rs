@@ -30,7 +30,7 @@
 //!   One writer is all SQLite allows anyway; a reader pool can come later
 //!   without changing the [`Store`] trait.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -41,6 +41,10 @@ use futures::future::BoxFuture;
 use rusqlite::config::DbConfig;
 use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, ErrorCode, OptionalExtension, Row};
+
+mod checkpoint;
+
+pub use checkpoint::{CHECKPOINT_AT, RESTART_AT};
 
 use super::{
     JournalEntry, JournalKind, JournalRecord, NewOutboxEntry, NewRun, OutboxClaim, OutboxRecord,
@@ -170,12 +174,21 @@ pub struct SqliteOptions {
     /// How long a write waits for another process's lock before
     /// [`StoreError::Locked`]. Default 5 s.
     pub busy_timeout: Duration,
+    /// WAL frames (pages written) after which a thread of the store copies
+    /// them into the database file. Default [`CHECKPOINT_AT`].
+    pub checkpoint_frames: u32,
+    /// WAL frames past which that thread briefly holds the store's writes
+    /// so that the WAL starts over (see the module docs). Default
+    /// [`RESTART_AT`].
+    pub restart_frames: u32,
 }
 
 impl Default for SqliteOptions {
     fn default() -> Self {
         Self {
             busy_timeout: Duration::from_secs(5),
+            checkpoint_frames: CHECKPOINT_AT,
+            restart_frames: RESTART_AT,
         }
     }
 }
@@ -195,6 +208,53 @@ struct Inner {
     db: String,
     /// Write transactions committed so far.
     commits: AtomicU64,
+    /// Copies the WAL into the database file (`None` in memory).
+    checkpointer: Option<checkpoint::Checkpointer>,
+    /// The next journal seq of runs appended to lately.
+    seqs: Arc<Seqs>,
+}
+
+/// The next journal seq of each run this store appended to lately: an
+/// append then skips reading `MAX(seq)` (a tenth of the store's time per
+/// workflow). Only a hint: when another process appended to the run
+/// meanwhile, the insert fails the unique index and the seq is read again.
+/// Forgotten when a call or a commit fails (a rolled-back append must not
+/// leave a gap), when the run ends, and wholesale past [`SEQS_KEPT`] runs.
+#[derive(Debug, Default)]
+struct Seqs(Mutex<HashMap<String, i64>>);
+
+/// Most runs [`Seqs`] remembers.
+const SEQS_KEPT: usize = 4096;
+
+impl Seqs {
+    fn map(&self) -> MutexGuard<'_, HashMap<String, i64>> {
+        // Nothing panics while holding it.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn next(&self, run_id: &str) -> Option<i64> {
+        self.map().get(run_id).copied()
+    }
+
+    fn set(&self, run_id: &str, next: i64) {
+        let mut map = self.map();
+        if let Some(n) = map.get_mut(run_id) {
+            *n = next;
+            return;
+        }
+        if map.len() >= SEQS_KEPT {
+            map.clear();
+        }
+        map.insert(run_id.to_owned(), next);
+    }
+
+    fn forget(&self, run_id: &str) {
+        self.map().remove(run_id);
+    }
+
+    fn clear(&self) {
+        self.map().clear();
+    }
 }
 
 impl std::fmt::Debug for Inner {
@@ -247,7 +307,7 @@ impl Inner {
                 if batch.is_empty() {
                     break;
                 }
-                if run_batch(&conn, &self.db, batch) {
+                if run_batch(&conn, &self.db, &self.seqs, batch) {
                     self.commits.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -278,7 +338,9 @@ enum When {
 /// about to reach their own barrier queue their writes, and one commit
 /// serves them all: under load, a third fewer commits per workflow. A lone
 /// run (nothing of another run queued) commits at once: no added latency.
-const GROUP_PASSES: u32 = 2;
+/// Four turns measured best at 16 and 128 runs (2, 3 and 8 were slower;
+/// docs/BENCHMARKS.md).
+const GROUP_PASSES: u32 = 4;
 
 /// The number a deferred call carries for its run.
 fn owner_of(run_id: &str) -> u64 {
@@ -288,9 +350,11 @@ fn owner_of(run_id: &str) -> u64 {
 }
 
 impl Drop for Inner {
-    /// Deferred calls whose futures were dropped unpolled still run.
+    /// Deferred calls whose futures were dropped unpolled still run; then
+    /// the checkpointer stops.
     fn drop(&mut self) {
         self.drive();
+        self.checkpointer.take();
     }
 }
 
@@ -324,8 +388,8 @@ impl std::fmt::Debug for Op {
 
 /// Runs `batch` in one transaction (reads alone need none) and replies to
 /// each call once the commit's fate is known. Whether a write transaction
-/// committed.
-fn run_batch(conn: &Connection, db: &str, batch: Vec<Op>) -> bool {
+/// committed. A failed call or commit forgets the seq hints (`seqs`).
+fn run_batch(conn: &Connection, db: &str, seqs: &Seqs, batch: Vec<Op>) -> bool {
     let writes = batch.iter().any(|op| op.write);
     let begin = if writes {
         run_cached(conn, "BEGIN IMMEDIATE")
@@ -347,7 +411,10 @@ fn run_batch(conn: &Connection, db: &str, batch: Vec<Op>) -> bool {
             continue;
         }
         if op.single {
-            let (_, reply) = (op.run)(Some(conn), db);
+            let (ok, reply) = (op.run)(Some(conn), db);
+            if !ok {
+                seqs.clear();
+            }
             replies.push(reply);
             continue;
         }
@@ -363,6 +430,7 @@ fn run_batch(conn: &Connection, db: &str, batch: Vec<Op>) -> bool {
         let end = if ok {
             run_cached(conn, "RELEASE call")
         } else {
+            seqs.clear();
             run_cached(conn, "ROLLBACK TO call").and_then(|()| run_cached(conn, "RELEASE call"))
         };
         if let Err(e) = end {
@@ -379,6 +447,9 @@ fn run_batch(conn: &Connection, db: &str, batch: Vec<Op>) -> bool {
     };
     if failed.is_some() && begin.is_none() {
         let _ = conn.execute_batch("ROLLBACK");
+    }
+    if failed.is_some() {
+        seqs.clear();
     }
     let committed = writes && failed.is_none();
     for reply in replies {
@@ -441,7 +512,7 @@ impl SqliteStore {
         let deadline = std::time::Instant::now() + options.busy_timeout;
         loop {
             let conn = Connection::open(path).map_err(|e| open_error(&db, e))?;
-            match Self::init(conn, db.clone(), &options) {
+            match Self::init(conn, db.clone(), Some(path), &options) {
                 Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -454,10 +525,16 @@ impl SqliteStore {
     pub fn open_in_memory() -> Result<Self, StoreError> {
         let db = ":memory:".to_owned();
         let conn = Connection::open_in_memory().map_err(|e| open_error(&db, e))?;
-        Self::init(conn, db, &SqliteOptions::default())
+        Self::init(conn, db, None, &SqliteOptions::default())
     }
 
-    fn init(mut conn: Connection, db: String, options: &SqliteOptions) -> Result<Self, StoreError> {
+    /// Sets up and migrates `conn`; `path` is the file (none in memory).
+    fn init(
+        mut conn: Connection,
+        db: String,
+        path: Option<&Path>,
+        options: &SqliteOptions,
+    ) -> Result<Self, StoreError> {
         conn.busy_timeout(options.busy_timeout)
             .map_err(|e| open_error(&db, e))?;
         // The first statement that reads the file: a garbage file fails here.
@@ -480,14 +557,49 @@ impl SqliteStore {
         // Every statement the store uses stays prepared (the default of 16
         // is fewer than it has, and re-parsing showed in profiles).
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Self {
-            inner: Arc::new(Inner {
-                conn: Mutex::new(conn),
-                queue: Mutex::new(VecDeque::new()),
-                db,
-                commits: AtomicU64::new(0),
+        // Checkpoints run on a thread of their own (see `checkpoint`); the
+        // commits only count frames.
+        let checkpoints = match path {
+            Some(path) => {
+                let shared = Arc::new(checkpoint::Shared::new(options.checkpoint_frames));
+                let hook = shared.clone();
+                conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames: i32| {
+                    hook.committed(u32::try_from(frames).unwrap_or(0));
+                    Ok(())
+                }))
+                .map_err(|e| open_error(&db, e))?;
+                Some((path.to_path_buf(), shared))
+            }
+            None => None,
+        };
+        let mut spawn_error = None;
+        let inner = Arc::new_cyclic(|weak| Inner {
+            conn: Mutex::new(conn),
+            queue: Mutex::new(VecDeque::new()),
+            db: db.clone(),
+            commits: AtomicU64::new(0),
+            seqs: Arc::default(),
+            checkpointer: checkpoints.and_then(|(path, shared)| {
+                checkpoint::Checkpointer::start(
+                    path.clone(),
+                    shared,
+                    weak.clone(),
+                    options.restart_frames,
+                )
+                .map_err(|source| {
+                    spawn_error = Some(StoreError::Io {
+                        action: "cannot start the checkpoint thread of the run database",
+                        path,
+                        source,
+                    })
+                })
+                .ok()
             }),
-        })
+        });
+        match spawn_error {
+            Some(e) => Err(e),
+            None => Ok(Self { inner }),
+        }
     }
 
     /// Queues an append (and its update); the future reports it. Deferred,
@@ -507,13 +619,17 @@ impl SqliteStore {
         };
         // Without an update the append writes with one statement.
         let single = update.is_none();
+        let seqs = self.inner.seqs.clone();
         self.call_with(true, single, when, move |tx: &Connection, db: &str| {
             let now = now_ms();
-            let seq = insert_journal(tx, db, &run_id, &entry, now)?;
+            let seq = insert_journal(tx, db, &run_id, &entry, now, &seqs)?;
             // After the insert on purpose: if the update fails, the
             // savepoint rolls the entry back too.
             if let Some(update) = &update {
                 update_in(tx, db, &run_id, update, now)?;
+                if update.status.is_some_and(RunStatus::is_terminal) {
+                    seqs.forget(&run_id);
+                }
             }
             Ok(seq)
         })
@@ -651,37 +767,57 @@ impl Prepared {
     }
 }
 
+/// The seq comes from the hint in `seqs` when there is one (and the next
+/// seq goes back into it).
 fn insert_journal(
     tx: &Connection,
     db: &str,
     run_id: &str,
     entry: &Prepared,
     now: u64,
+    seqs: &Seqs,
 ) -> Result<u64, StoreError> {
     // The next seq of the run, then the insert: the read writes nothing, so
     // the call stays one write statement. (`INSERT … RETURNING` would do it
     // in one, but builds an ephemeral table per execution: slower.) An
     // unknown run fails the foreign key (reported as NotFound).
-    let next: i64 = tx
-        .prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE run_id = ?1")
-        .and_then(|mut s| s.query_row([run_id], |r| r.get(0)))
-        .map_err(|e| db_error(db, e))?;
-    tx.prepare_cached(
-        "INSERT INTO journal (run_id, seq, at, kind, key, plugin_digest, data) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .and_then(|mut s| {
-        s.execute((
-            run_id,
-            next,
-            to_i64(now),
-            entry.kind.as_str(),
-            &entry.key,
-            &entry.plugin_digest,
-            &entry.data,
-        ))
-    })
-    .map_err(|e| match e {
+    let read_next = || -> Result<i64, StoreError> {
+        tx.prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM journal WHERE run_id = ?1")
+            .and_then(|mut s| s.query_row([run_id], |r| r.get(0)))
+            .map_err(|e| db_error(db, e))
+    };
+    let insert = |seq: i64| -> rusqlite::Result<usize> {
+        tx.prepare_cached(
+            "INSERT INTO journal (run_id, seq, at, kind, key, plugin_digest, data) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .and_then(|mut s| {
+            s.execute((
+                run_id,
+                seq,
+                to_i64(now),
+                entry.kind.as_str(),
+                &entry.key,
+                &entry.plugin_digest,
+                &entry.data,
+            ))
+        })
+    };
+    let hinted = seqs.next(run_id);
+    let mut next = match hinted {
+        Some(next) => next,
+        None => read_next()?,
+    };
+    let mut inserted = insert(next);
+    if hinted.is_some()
+        && matches!(&inserted, Err(rusqlite::Error::SqliteFailure(f, _))
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE)
+    {
+        // Another process appended to the run since.
+        next = read_next()?;
+        inserted = insert(next);
+    }
+    inserted.map_err(|e| match e {
         rusqlite::Error::SqliteFailure(f, _)
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
         {
@@ -691,6 +827,7 @@ fn insert_journal(
         }
         e => db_error(db, e),
     })?;
+    seqs.set(run_id, next + 1);
     to_u64(db, "journal seq", next)
 }
 
@@ -1187,6 +1324,7 @@ impl Store for SqliteStore {
         // Committed like a barrier's writes: a new run under load joins
         // the commit of the runs already going (see `GROUP_PASSES`).
         let when = When::Deferred(owner_of(&run.run_id));
+        let seqs = self.inner.seqs.clone();
         self.call_with(true, false, when, move |tx, db| {
             let input = to_json("run input", &run.input)?;
             let now = now_ms();
@@ -1217,7 +1355,7 @@ impl Store for SqliteStore {
                 e => db_error(db, e),
             })?;
             if let Some(entry) = &first {
-                insert_journal(tx, db, &run.run_id, entry, now)?;
+                insert_journal(tx, db, &run.run_id, entry, now, &seqs)?;
             }
             Ok(run.into_record(now))
         })
@@ -1418,6 +1556,7 @@ impl Store for SqliteStore {
             Ok(p) => p,
             Err(e) => return Box::pin(async move { Err(e) }),
         };
+        let seqs = self.inner.seqs.clone();
         self.write(move |tx, db| {
             let now = now_ms();
             let mut seq = ensure_session(tx, db, &scope, now)?;
@@ -1457,7 +1596,7 @@ impl Store for SqliteStore {
             )
             .map_err(|e| db_error(db, e))?;
             if let Some(entry) = &record {
-                insert_journal(tx, db, &run_id, entry, now)?;
+                insert_journal(tx, db, &run_id, entry, now, &seqs)?;
             }
             Ok(())
         })

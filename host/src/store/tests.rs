@@ -804,6 +804,125 @@ async fn sqlite_barriers_of_concurrent_runs_share_a_commit() {
     }
 }
 
+/// The store remembers each run's next seq instead of reading it. When
+/// another process (`host approve`, say) appended to the run meanwhile,
+/// the remembered seq is taken: the append reads the seq again and gets
+/// the next one, not an error.
+#[tokio::test]
+async fn sqlite_append_after_another_process_appended_takes_the_next_seq() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("seq.db");
+    let ours = SqliteStore::open(&path).expect("open");
+    let theirs = SqliteStore::open(&path).expect("second store");
+    ours.create_run(new_run("r", None)).await.expect("create");
+    async fn append(store: &SqliteStore, n: u64) -> u64 {
+        let key = format!("s/{n}");
+        let appended = store
+            .append("r", entry(JournalKind::ToolResult, &key, n))
+            .await;
+        appended.expect("append")
+    }
+    assert_eq!(append(&ours, 1).await, 1);
+    assert_eq!(append(&ours, 2).await, 2);
+    assert_eq!(append(&theirs, 3).await, 3);
+    assert_eq!(append(&ours, 4).await, 4);
+    assert_eq!(append(&theirs, 5).await, 5);
+    let seqs: Vec<u64> = ours
+        .journal("r")
+        .await
+        .expect("journal")
+        .iter()
+        .map(|r| r.seq)
+        .collect();
+    assert_eq!(seqs, [1, 2, 3, 4, 5]);
+}
+
+/// An append whose run update fails is rolled back whole, and the seq it
+/// took is given to the next append: no gap.
+#[tokio::test]
+async fn sqlite_rolled_back_append_leaves_no_seq_gap() {
+    let store = Arc::new(SqliteStore::open_in_memory().expect("open"));
+    store.create_run(new_run("r", None)).await.expect("create");
+    let first = store
+        .append("r", entry(JournalKind::RunStarted, "run", 0))
+        .await;
+    assert_eq!(first.expect("first"), 1);
+    store
+        .update_run("r", RunUpdate::status(RunStatus::Completed))
+        .await
+        .expect("complete");
+    // A completed run cannot become running: the update fails, and the
+    // entry appended with it is rolled back.
+    let refused = store
+        .clone()
+        .append_queued(
+            "r".to_owned(),
+            entry(JournalKind::ModelResponse, "s/0/t1/model", 1),
+            Some(RunUpdate::status(RunStatus::Running)),
+        )
+        .await;
+    assert!(
+        matches!(refused, Err(StoreError::Conflict(_))),
+        "{refused:?}"
+    );
+    let next = store
+        .append("r", entry(JournalKind::ToolResult, "s/0/t1/tool/x", 2))
+        .await;
+    assert_eq!(next.expect("next"), 2);
+    assert_eq!(store.journal("r").await.expect("journal").len(), 2);
+}
+
+/// Checkpoints run on the store's own thread, never in a commit. Under
+/// writes that never pause, a passive checkpoint never copies the whole
+/// WAL, and the WAL would only grow; past `restart_frames` the thread
+/// briefly holds the writes so that the WAL starts over. Without that, the
+/// WAL here would reach about 50 times `restart_frames`.
+#[tokio::test]
+async fn sqlite_wal_starts_over_under_writes_that_never_pause() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("wal.db");
+    let restart_frames = 200;
+    let store = SqliteStore::open_with(
+        &path,
+        SqliteOptions {
+            checkpoint_frames: 50,
+            restart_frames,
+            ..SqliteOptions::default()
+        },
+    )
+    .expect("open");
+    store.create_run(new_run("w", None)).await.expect("create");
+    let wal = dir.path().join("wal.db-wal");
+    let frame = 4096 + 24;
+    let mut frames_written = 0;
+    let mut n = 0;
+    while frames_written < 50 * restart_frames {
+        n += 1;
+        // About 1.5 KiB per entry: a commit writes two or three pages.
+        let data = json!({ "n": n, "pad": "x".repeat(1500) });
+        store
+            .append(
+                "w",
+                JournalEntry::new(JournalKind::ToolResult, format!("k{n}"), data),
+            )
+            .await
+            .expect("append");
+        frames_written += 2;
+    }
+    let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    assert!(
+        size < 10 * u64::from(restart_frames) * frame,
+        "the WAL grew to {} frames",
+        size / frame
+    );
+    // Everything is there, through a second connection.
+    let reader = SqliteStore::open(&path).expect("reader");
+    assert_eq!(
+        reader.journal("w").await.expect("journal").len(),
+        n as usize
+    );
+}
+
 #[test]
 fn store_is_object_safe_and_shareable() {
     fn assert_send_sync<T: Send + Sync + ?Sized>() {}
@@ -1003,6 +1122,7 @@ async fn sqlite_locked_database_gives_locked() {
         &path,
         SqliteOptions {
             busy_timeout: Duration::from_millis(200),
+            ..SqliteOptions::default()
         },
     )
     .expect("open");
