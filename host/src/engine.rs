@@ -541,15 +541,12 @@ impl Runner {
                 .map_err(|reason| RunError::OutputSchema { reason, output }),
             None => Ok(output),
         });
-        // Everything the run recorded is committed before its outcome.
-        let result = match (result, state.journal.barrier().await) {
-            (Ok(_), Err(e)) => Err(RunError::Store(e)),
-            (result, _) => result,
-        };
         let usage = store_usage(&state.usage);
-        match result {
+        // Everything the run recorded is committed before its outcome: a
+        // completed run's last results share the commit of its end.
+        let result = match result {
             Ok(output) => {
-                state
+                let end = state
                     .journal
                     .commit(
                         JournalKind::RunFinished,
@@ -559,14 +556,27 @@ impl Runner {
                         Some(RunUpdate {
                             status: Some(RunStatus::Completed),
                             output: Some(output.clone()),
-                            usage: Some(usage),
+                            usage: Some(usage.clone()),
                             last_agent: state.last_agent.clone(),
                             last_response_id: state.last_response_id.clone(),
                             ..RunUpdate::default()
                         }),
                     )
-                    .await?;
-                state.journal.barrier().await?;
+                    .await;
+                match end {
+                    Ok(()) => state.journal.barrier().await.map(|()| output),
+                    Err(e) => Err(e),
+                }
+                .map_err(RunError::Store)
+            }
+            Err(e) => match state.journal.barrier().await {
+                Ok(()) => Err(e),
+                Err(store) if matches!(e, RunError::Paused { .. }) => Err(RunError::Store(store)),
+                Err(_) => Err(e),
+            },
+        };
+        match result {
+            Ok(output) => {
                 emitter.emit(
                     EventType::RunCompleted,
                     &Scope::default(),
