@@ -24,13 +24,14 @@ use std::time::{Duration, Instant};
 const HOST: &str = env!("CARGO_BIN_EXE_host");
 /// Every variable that could point the binary at a collector or change what
 /// it exports; each test sets only what it means to.
-const OTEL_VARS: [&str; 9] = [
+const OTEL_VARS: [&str; 10] = [
     "OTEL_EXPORTER_OTLP_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
     "OTEL_EXPORTER_OTLP_TIMEOUT",
     "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
     "OTEL_EXPORTER_OTLP_HEADERS",
     "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
     "OTEL_SDK_DISABLED",
     "OTEL_SERVICE_NAME",
     "OTEL_RESOURCE_ATTRIBUTES",

@@ -49,6 +49,10 @@ pub const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 /// Path of the traces signal under an OTLP/HTTP base URL.
 const TRACES_PATH: &str = "/v1/traces";
+/// The OTLP transport of traces (`grpc`, `http/protobuf`, `http/json`).
+pub const OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+/// The OTLP transport of every signal.
+pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
 
 /// Why telemetry could not be set up, or the trace not be exported.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +65,12 @@ pub enum TelemetryError {
     },
     #[error("invalid {var} `{value}`: expected a positive number of milliseconds")]
     InvalidTimeout { var: &'static str, value: String },
+    #[error(
+        "{var} is `{value}`, but host exports OTLP over HTTP with protobuf bodies only: \
+         point the endpoint at the collector's OTLP/HTTP port (usually 4318) and set \
+         {var}=http/protobuf or unset it"
+    )]
+    UnsupportedProtocol { var: &'static str, value: String },
     #[error("cannot set up the OTLP exporter: {0}")]
     Exporter(#[from] opentelemetry_otlp::ExporterBuildError),
     #[error("could not export the trace to {endpoint}: {reason}")]
@@ -87,7 +97,10 @@ impl OtlpConfig {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT` (a base URL); `OTEL_SDK_DISABLED=true`
     /// turns environment-configured export off. The timeout comes from
     /// `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` or `OTEL_EXPORTER_OTLP_TIMEOUT`
-    /// (milliseconds), else [`DEFAULT_EXPORT_TIMEOUT`].
+    /// (milliseconds), else [`DEFAULT_EXPORT_TIMEOUT`]. An endpoint from the
+    /// environment with `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` or
+    /// `OTEL_EXPORTER_OTLP_PROTOCOL` other than `http/protobuf` (`grpc`,
+    /// `http/json`) is an error rather than an export that cannot arrive.
     pub fn resolve(
         endpoint: Option<&str>,
         env: impl Fn(&str) -> Option<String>,
@@ -110,6 +123,21 @@ impl OtlpConfig {
                 }
             }
         };
+        // The command line's URL is OTLP/HTTP by definition; a protocol
+        // variable only governs the environment's endpoints.
+        if endpoint.is_none() {
+            let protocol = [
+                OTEL_EXPORTER_OTLP_TRACES_PROTOCOL,
+                OTEL_EXPORTER_OTLP_PROTOCOL,
+            ]
+            .into_iter()
+            .find_map(|var| env(var).filter(|v| !v.is_empty()).map(|v| (var, v)));
+            if let Some((var, value)) = protocol
+                && !value.eq_ignore_ascii_case("http/protobuf")
+            {
+                return Err(TelemetryError::UnsupportedProtocol { var, value });
+            }
+        }
         let mut timeout = DEFAULT_EXPORT_TIMEOUT;
         for var in [
             OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
@@ -422,6 +450,38 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn a_protocol_other_than_http_protobuf_is_explained() {
+        let base = (OTEL_EXPORTER_OTLP_ENDPOINT, "http://c:4317");
+        for (var, value) in [
+            (OTEL_EXPORTER_OTLP_PROTOCOL, "grpc"),
+            (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "http/json"),
+        ] {
+            let err = resolve(None, &[base, (var, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(var) && err.contains(value) && err.contains("4318"),
+                "{err}"
+            );
+        }
+        // The traces variable wins over the general one.
+        let ok = [
+            base,
+            (OTEL_EXPORTER_OTLP_TRACES_PROTOCOL, "http/protobuf"),
+            (OTEL_EXPORTER_OTLP_PROTOCOL, "grpc"),
+        ];
+        assert!(resolve(None, &ok).unwrap().is_some());
+        // No export, nothing to object to; the command line's URL is OTLP/HTTP.
+        assert!(
+            resolve(None, &[(OTEL_EXPORTER_OTLP_PROTOCOL, "grpc")])
+                .unwrap()
+                .is_none()
+        );
+        let grpc = [(OTEL_EXPORTER_OTLP_PROTOCOL, "grpc")];
+        assert!(resolve(Some("http://c:4318"), &grpc).unwrap().is_some());
     }
 
     #[test]
