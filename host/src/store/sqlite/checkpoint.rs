@@ -12,9 +12,10 @@
 //! A passive checkpoint copies the frames committed before it began. Under
 //! sustained load more always follow, so the WAL is never wholly copied, and
 //! SQLite starts the WAL over only when it is: it would grow without end. So
-//! once it holds [`RESTART_AT`] frames (by default), the checkpointer also takes the
-//! store's connection (this process's calls wait in the store's queue; no
-//! thread blocks on them), copies the few frames left, and lets go: the next
+//! once it holds [`RESTART_AT`] frames (by default), the checkpointer also
+//! takes the store's connection (this process's calls wait in the store's
+//! queue; no thread blocks on them), copies the few frames left, and lets
+//! go: the next
 //! commit starts the WAL over from its first frame. Another process's
 //! writes, or a long read, can keep that from happening; it is tried again
 //! after the next [`CHECKPOINT_AT`] frames (by default). Both numbers are
@@ -145,40 +146,44 @@ fn run(path: &std::path::Path, shared: &Shared, inner: &Weak<Inner>, restart: u3
         if conn.is_none() {
             conn = open(path);
         }
-        let Some(conn) = conn.as_ref() else {
+        let Some(own) = conn.as_ref() else {
             // No connection of its own: checkpoint on the store's, as
             // SQLite would have.
-            let Some(inner) = inner.upgrade() else {
+            if !holding_writes(inner, |store| passive(store, path), shared) {
                 return;
-            };
-            {
-                let store = inner.conn.lock().unwrap_or_else(|p| p.into_inner());
-                if let Some((_, copied)) = passive(&store, path) {
-                    shared.copied(copied);
-                }
             }
-            inner.drive();
             continue;
         };
-        let Some((frames, copied)) = passive(conn, path) else {
+        let Some((frames, copied)) = passive(own, path) else {
             continue;
         };
         shared.copied(copied);
-        if frames < restart {
-            continue;
-        }
-        let Some(inner) = inner.upgrade() else {
+        if frames >= restart && !holding_writes(inner, |_| passive(own, path), shared) {
             return;
-        };
-        {
-            let _writes = inner.conn.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some((_, copied)) = passive(conn, path) {
-                shared.copied(copied);
-            }
         }
-        // Calls queued meanwhile found the connection taken: run them.
-        inner.drive();
     }
+}
+
+/// Runs `checkpoint` (given the store's connection) while holding it, so
+/// this process writes nothing meanwhile, then runs the calls queued in
+/// the meantime. False when the store is gone.
+fn holding_writes(
+    inner: &Weak<Inner>,
+    checkpoint: impl FnOnce(&Connection) -> Option<(u32, u32)>,
+    shared: &Shared,
+) -> bool {
+    let Some(inner) = inner.upgrade() else {
+        return false;
+    };
+    {
+        let store = inner.conn.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, copied)) = checkpoint(&store) {
+            shared.copied(copied);
+        }
+    }
+    // Calls queued meanwhile found the connection taken: run them.
+    inner.drive();
+    true
 }
 
 fn open(path: &std::path::Path) -> Option<Connection> {
