@@ -90,13 +90,18 @@ fn peak_rss_mib() -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Where `--store sqlite` keeps its database; removed when the bench ends.
+fn sqlite_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("host-bench-{}", std::process::id()))
+}
+
 /// The run store named by `--store` (default: none).
 fn store_of(args: &Args) -> Option<Arc<dyn host::store::Store>> {
     match args.get("store").unwrap_or("none") {
         "none" => None,
         "memory" => Some(Arc::new(host::store::MemoryStore::new())),
         "sqlite" => {
-            let dir = std::env::temp_dir().join(format!("host-bench-{}", std::process::id()));
+            let dir = sqlite_dir();
             let _ = std::fs::remove_dir_all(&dir);
             let store = host::store::SqliteStore::open(dir.join("bench.db")).expect("sqlite store");
             Some(Arc::new(store))
@@ -399,4 +404,7 @@ fn main() {
             other => eprintln!("unknown mode `{other}`: closed-loop, overhead, fanout or hold"),
         }
     });
+    // Every store is closed (the runners are dropped): the database goes.
+    drop(rt);
+    let _ = std::fs::remove_dir_all(sqlite_dir());
 }
