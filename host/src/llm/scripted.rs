@@ -20,10 +20,10 @@
 //! `agent`, `step`, `turn` (equal), `input_contains` (substring of the last
 //! user message), `instructions_contains` (substring of the instructions and
 //! system/developer messages), `has_tool_result` (a function call output is
-//! in the input).
+//! in the input; a handoff's output does not count).
 //!
 //! Replies: `{"text": "…"}` with `{{input}}` (last user message),
-//! `{{tool_output}}` (last function call output), `{{agent}}`, `{{step}}`,
+//! `{{tool_output}}` (last function call output, not a handoff's), `{{agent}}`, `{{step}}`,
 //! `{{turn}}` replaced; `{"tool_calls": [{"name", "arguments"}]}`
 //! (`arguments` any JSON; a string is sent as is); `{"json": value}`;
 //! `{"handoff": "agent"}` (a call of `transfer_to_<agent>`). When the
@@ -111,8 +111,16 @@ impl<'a> Facts<'a> {
         let mut last_tool_output = "";
         let mut has_tool_result = false;
         let mut instructions = request.instructions.clone().unwrap_or_default();
+        // A handoff is a function call too, but its output only says that
+        // the conversation moved on: no tool result.
+        let mut handoffs = Vec::new();
         for item in &request.input {
             match item {
+                Item::FunctionCall { call_id, name, .. }
+                    if name.starts_with(HANDOFF_TOOL_PREFIX) =>
+                {
+                    handoffs.push(call_id.as_str());
+                }
                 Item::Message {
                     role: Role::User,
                     content,
@@ -124,7 +132,10 @@ impl<'a> Facts<'a> {
                     instructions.push('\n');
                     instructions.push_str(content);
                 }
-                Item::FunctionCallOutput { output, .. } => {
+                Item::FunctionCallOutput { call_id, output } => {
+                    if handoffs.contains(&call_id.as_str()) {
+                        continue;
+                    }
                     has_tool_result = true;
                     last_tool_output = output;
                 }
@@ -452,6 +463,51 @@ mod tests {
         assert_eq!(pieces, vec!["Hello  ", "there, ", "world!\n ", "ok"]);
         assert_eq!(pieces.concat(), text);
         assert!(deltas("").is_empty());
+    }
+
+    /// After a handoff the target agent has seen no tool result yet: the
+    /// handoff's own output (a function call output) does not count.
+    #[test]
+    fn a_handoff_output_is_no_tool_result() {
+        let script = ScriptedProvider::from_json(
+            "s",
+            r#"{"replies": [
+                {"when": {"agent": "b", "has_tool_result": false},
+                 "reply": {"tool_calls": [{"name": "add", "arguments": {}}]}},
+                {"when": {"agent": "b"}, "reply": {"text": "sum {{tool_output}}"}}
+            ]}"#,
+        )
+        .unwrap();
+        let handoff = [
+            Item::user("hi"),
+            Item::FunctionCall {
+                call_id: "h1".into(),
+                name: format!("{HANDOFF_TOOL_PREFIX}b"),
+                arguments: "{}".into(),
+            },
+            Item::FunctionCallOutput {
+                call_id: "h1".into(),
+                output: r#"{"assistant":"b"}"#.into(),
+            },
+        ];
+        let mut request = ModelRequest {
+            agent: "b".into(),
+            input: handoff.to_vec(),
+            turn: 2,
+            ..ModelRequest::default()
+        };
+        let first = script.reply_to(&request).unwrap();
+        let calls = first.function_calls();
+        assert_eq!(calls.len(), 1, "{first:?}");
+        assert_eq!(calls[0].name, "add");
+        let call_id = calls[0].call_id.to_owned();
+        request.input.extend(first.output.clone());
+        request.input.push(Item::FunctionCallOutput {
+            call_id,
+            output: "3".into(),
+        });
+        let second = script.reply_to(&request).unwrap();
+        assert_eq!(second.text().as_deref(), Some("sum 3"));
     }
 
     #[test]
