@@ -28,12 +28,14 @@ for _ in $(seq "$rounds"); do
 done
 
 # Closed loop against the mock: 0 ms (CPU-bound; the peer's concurrencies
-# 1, 16, 128) and 50 ms model latency.
+# 1, 16, 128) and 50 ms model latency; at 0 ms / 1 also SQLite with no file.
 for setting in "0 1" "0 16" "0 128" "50 16" "50 128"; do
   set -- $setting
+  stores="memory sqlite"
+  [ "$setting" = "0 1" ] && stores="memory sqlite-memory sqlite"
   start_mock "$1"
   for _ in $(seq "$rounds"); do
-    for store in memory sqlite; do
+    for store in $stores; do
       "$bench" closed-loop --spec "$spec" --base-url "$url" --mock-pid "$mock_pid" \
         --concurrency "$2" --duration "$duration" --warmup 3 --store "$store"
     done
