@@ -15,7 +15,9 @@
 //!
 //! - `closed-loop`: N workers each run the workflow back to back (the peer's
 //!   method: warm-up, staggered starts, a measurement window); prints one
-//!   JSON line per concurrency with workflows/s, latency and CPU per workflow.
+//!   JSON line per concurrency with workflows/s, latency and CPU per workflow
+//!   (with a SQLite store also its commits and its time on its connection
+//!   per workflow: `commits_per_wf`, `db_us_per_wf`).
 //! - `overhead`: the same workflow on the offline scripted model: host time
 //!   per step with no model time at all (plugins, events, bookkeeping).
 //! - `fanout`: wall time of one parallel stage of `--branches` steps.
@@ -96,24 +98,36 @@ fn sqlite_dir() -> PathBuf {
     std::env::temp_dir().join(format!("host-bench-{}", std::process::id()))
 }
 
-/// The run store named by `--store` (default: none).
-fn store_of(args: &Args) -> Option<Arc<dyn host::store::Store>> {
-    match args.get("store").unwrap_or("none") {
-        "none" => None,
-        "memory" => Some(Arc::new(host::store::MemoryStore::new())),
+/// The run store named by `--store` (default: none), and the SQLite store
+/// again when it is one (for its commit count and time).
+fn store_of(
+    args: &Args,
+) -> (
+    Option<Arc<dyn host::store::Store>>,
+    Option<host::store::SqliteStore>,
+) {
+    let sqlite = match args.get("store").unwrap_or("none") {
+        "none" => return (None, None),
+        "memory" => return (Some(Arc::new(host::store::MemoryStore::new())), None),
         "sqlite" => {
             let dir = sqlite_dir();
             let _ = std::fs::remove_dir_all(&dir);
-            let store = host::store::SqliteStore::open(dir.join("bench.db")).expect("sqlite store");
-            Some(Arc::new(store))
+            host::store::SqliteStore::open(dir.join("bench.db")).expect("sqlite store")
         }
         // SQLite's own work without a file: splits the SQLite store's cost
         // into the SQL engine's and the file's (docs/BENCHMARKS.md).
-        "sqlite-memory" => Some(Arc::new(
-            host::store::SqliteStore::open_in_memory().expect("sqlite store"),
-        )),
+        "sqlite-memory" => host::store::SqliteStore::open_in_memory().expect("sqlite store"),
         other => panic!("--store {other}: expected none, memory, sqlite or sqlite-memory"),
-    }
+    };
+    (Some(Arc::new(sqlite.clone())), Some(sqlite))
+}
+
+/// Commits the SQLite store has made so far, and its time on its
+/// connection in µs (0 for any other store).
+fn db_work(sqlite: &Option<host::store::SqliteStore>) -> (u64, f64) {
+    sqlite
+        .as_ref()
+        .map_or((0, 0.0), |s| (s.commits(), s.busy().as_secs_f64() * 1e6))
 }
 
 async fn runner(
@@ -169,13 +183,14 @@ async fn closed_loop(args: &Args) {
             .unwrap_or("examples/peer_workflow/spec.json"),
     );
     let base_url = args.get("base-url").expect("--base-url of a running mock");
+    let (store, sqlite) = store_of(args);
     let runner = runner(
         &spec,
         false,
         args.get("stream").is_some(),
         args.get("api"),
         Some(base_url),
-        store_of(args),
+        store,
     )
     .await;
     let duration = Duration::from_secs_f64(args.num("duration", 10.0));
@@ -234,18 +249,20 @@ async fn closed_loop(args: &Args) {
             }));
         }
         tokio::time::sleep(warmup + Duration::from_secs(1)).await;
-        let (cpu0, mock0) = (
+        let (cpu0, mock0, db0) = (
             cpu_seconds("self"),
             mock_pid.as_deref().map_or(0.0, cpu_seconds),
+            db_work(&sqlite),
         );
         measuring.store(true, Ordering::Relaxed);
         let t0 = Instant::now();
         tokio::time::sleep(duration).await;
         measuring.store(false, Ordering::Relaxed);
         let window = t0.elapsed().as_secs_f64();
-        let (cpu1, mock1) = (
+        let (cpu1, mock1, db1) = (
             cpu_seconds("self"),
             mock_pid.as_deref().map_or(0.0, cpu_seconds),
+            db_work(&sqlite),
         );
         stop.store(true, Ordering::Relaxed);
         for w in workers {
@@ -275,6 +292,10 @@ async fn closed_loop(args: &Args) {
                 "host_cpu_ms_per_wf": if done > 0.0 { ((cpu1 - cpu0) / done * 1e6).round() / 1e3 } else { 0.0 },
                 "mock_cpu_ms_per_wf": if done > 0.0 && mock_pid.is_some() { ((mock1 - mock0) / done * 1e6).round() / 1e3 } else { 0.0 },
                 "errors": errors.load(Ordering::Relaxed), "peak_rss_mib": (peak_rss_mib() * 10.0).round() / 10.0,
+                // Workflows still running at either end of the window
+                // make this approximate.
+                "commits_per_wf": if done > 0.0 && sqlite.is_some() { ((db1.0 - db0.0) as f64 / done * 100.0).round() / 100.0 } else { 0.0 },
+                "db_us_per_wf": if done > 0.0 && sqlite.is_some() { ((db1.1 - db0.1) / done).round() } else { 0.0 },
             })
         );
     }
@@ -285,7 +306,7 @@ async fn overhead(args: &Args) {
         args.get("spec")
             .unwrap_or("examples/peer_workflow/spec.json"),
     );
-    let runner = runner(&spec, true, false, None, None, store_of(args)).await;
+    let runner = runner(&spec, true, false, None, None, store_of(args).0).await;
     let runs = args.num("runs", 2000.0) as u64;
     for _ in 0..50 {
         runner.run(json!("warm-up")).await.expect("run");

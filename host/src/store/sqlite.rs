@@ -209,6 +209,8 @@ struct Inner {
     db: String,
     /// Write transactions committed so far.
     commits: AtomicU64,
+    /// Nanoseconds spent running batches (transactions included).
+    busy_ns: AtomicU64,
     /// Copies the WAL into the database file (`None` in memory).
     checkpointer: Option<checkpoint::Checkpointer>,
     /// The next journal seq of runs appended to lately.
@@ -308,7 +310,11 @@ impl Inner {
                 if batch.is_empty() {
                     break;
                 }
-                if run_batch(&conn, &self.db, &self.seqs, batch) {
+                let started = std::time::Instant::now();
+                let committed = run_batch(&conn, &self.db, &self.seqs, batch);
+                let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                self.busy_ns.fetch_add(took, Ordering::Relaxed);
+                if committed {
                     self.commits.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -579,6 +585,7 @@ impl SqliteStore {
             queue: Mutex::new(VecDeque::new()),
             db: db.clone(),
             commits: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
             seqs: Arc::default(),
             checkpointer: checkpoints.and_then(|(path, shared)| {
                 checkpoint::Checkpointer::start(
@@ -641,6 +648,14 @@ impl SqliteStore {
     /// tests.
     pub fn commits(&self) -> u64 {
         self.inner.commits.load(Ordering::Relaxed)
+    }
+
+    /// Wall time this store has spent running calls on its connection
+    /// since it was opened: every batch from `BEGIN` to `COMMIT`, replies
+    /// included. In `host` that time is spent on a runtime worker, and a
+    /// barrier waits for it. For metrics and benchmarks.
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.inner.busy_ns.load(Ordering::Relaxed))
     }
 
     /// The schema version recorded in the database. Blocks briefly.

@@ -761,6 +761,22 @@ async fn sqlite_lone_barrier_commits_at_once() {
     assert_eq!(store.commits(), before + 1);
 }
 
+/// The time on the connection grows with every batch and only then.
+#[tokio::test]
+async fn sqlite_busy_time_counts_batches() {
+    let store = SqliteStore::open_in_memory().expect("open");
+    let opened = store.busy();
+    store
+        .create_run(new_run("timed", None))
+        .await
+        .expect("create");
+    let created = store.busy();
+    assert!(created > opened, "{created:?} after {opened:?}");
+    assert_eq!(store.busy(), created, "nothing ran meanwhile");
+    store.get_run("timed").await.expect("read");
+    assert!(store.busy() > created, "reads count too");
+}
+
 /// While other runs have writes queued, a barrier lets the runtime turn
 /// before committing, so a run that reaches its barrier meanwhile shares
 /// the commit.
