@@ -21,13 +21,12 @@
 //!   run) that finds other runs' writes queued first lets the async runtime
 //!   turn up to [`GROUP_PASSES`] times, so runs about to reach their own
 //!   barrier join its commit (docs/BENCHMARKS.md). Running calls on the
-//!   caller's thread instead of a database thread of its own saves two
-//!   thread wake-ups per call; on a busy
-//!   machine each cost hundreds of microseconds of waiting for a CPU. The
-//!   price: while another process holds the write lock, the caller running
-//!   the queue (a runtime worker, in `host`) blocks until it is released
-//!   or the busy timeout ends — in practice microseconds, since other
-//!   `host` commands hold it only for one short transaction.
+//!   caller's thread instead of a database thread of its own saves two thread
+//!   wake-ups per call; on a busy machine each cost hundreds of microseconds
+//!   of waiting for a CPU. The price: while another process holds the write
+//!   lock, the caller running the queue (a runtime worker, in `host`) blocks
+//!   until it is released or the busy timeout ends — in practice microseconds,
+//!   since other `host` commands hold it only for one short transaction.
 //!   One writer is all SQLite allows anyway; a reader pool can come later
 //!   without changing the [`Store`] trait.
 

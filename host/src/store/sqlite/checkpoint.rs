@@ -14,9 +14,8 @@
 //! SQLite starts the WAL over only when it is: it would grow without end. So
 //! once it holds [`RESTART_AT`] frames (by default), the checkpointer also
 //! takes the store's connection (this process's calls wait in the store's
-//! queue; no thread blocks on them), copies the few frames left, and lets
-//! go: the next
-//! commit starts the WAL over from its first frame. Another process's
+//! queue; no thread blocks on them), copies the few frames left, and lets go:
+//! the next commit starts the WAL over from its first frame. Another process's
 //! writes, or a long read, can keep that from happening; it is tried again
 //! after the next [`CHECKPOINT_AT`] frames (by default). Both numbers are
 //! [`super::SqliteOptions`].
