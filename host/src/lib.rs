@@ -25,3 +25,4 @@ pub mod sinks;
 pub mod spec;
 pub mod store;
 pub mod telemetry;
+pub mod util;
