@@ -1,9 +1,9 @@
 //! The engine's library API: build a runner from a spec and plugins, start
 //! runs, await them, cancel them and receive their events in order.
 
-use host::engine::build::{self, BuildOptions};
 use host::engine::{RunError, RunRequest, Runner};
 use host::events::EventType;
+use host::plan::{self, CompileOptions};
 use host::plugin::{Registry, Runtime, RuntimeOptions};
 use host::spec::Spec;
 use mock_openai::{MockConfig, MockServer};
@@ -21,13 +21,13 @@ async fn runner_for(doc: Value, offline: bool) -> Runner {
     .expect("runtime");
     let registry = Arc::new(Registry::new(rt));
     registry
-        .load_dir(&e2e::plugins_dir(), &build::load_options(&spec))
+        .load_dir(&e2e::plugins_dir(), &plan::load_options(&spec))
         .await
         .expect("plugins");
-    let workflow = build::build(
+    let workflow = plan::compile(
         &spec,
         &registry,
-        &BuildOptions {
+        &CompileOptions {
             offline,
             stream: false,
         },

@@ -25,8 +25,8 @@
 //!
 //! See docs/BENCHMARKS.md for the numbers and the commands that made them.
 
-use host::engine::build::{self, BuildOptions};
 use host::engine::{RunRequest, Runner};
+use host::plan::{self, CompileOptions};
 use host::plugin::{Registry, Runtime, RuntimeOptions};
 use host::spec::Spec;
 use serde_json::{Value, json};
@@ -164,12 +164,12 @@ async fn runner(
     .expect("runtime");
     let registry = Arc::new(Registry::new(rt));
     let report = registry
-        .load_dir(&repo().join("plugins"), &build::load_options(&spec))
+        .load_dir(&repo().join("plugins"), &plan::load_options(&spec))
         .await
         .expect("plugins");
     assert!(report.failed.is_empty(), "{:?}", report.failed);
     let workflow =
-        build::build(&spec, &registry, &BuildOptions { offline, stream }).expect("build");
+        plan::compile(&spec, &registry, &CompileOptions { offline, stream }).expect("build");
     let runner = Runner::new(Arc::new(workflow), registry);
     match store {
         Some(store) => runner.with_store(store),

@@ -16,10 +16,13 @@
 //! - [`telemetry`]: OpenTelemetry (OTLP/HTTP) export of the run's `tracing` spans.
 
 pub mod agent;
+pub mod approvals;
 pub mod engine;
 pub mod events;
+pub mod journal;
 pub mod llm;
 pub mod outbox;
+pub mod plan;
 pub mod plugin;
 pub mod sinks;
 pub mod spec;

@@ -4,11 +4,11 @@
 use super::run::{Delivery, drive, load_runner};
 use super::{EXIT_BAD_INPUT, EXIT_FAILED, GlobalArgs, observe, open_store};
 use anyhow::Context;
-use host::agent::Decision;
-use host::engine::approvals::{self, ApprovalError};
-use host::engine::build::BuildOptions;
+use host::approvals::{self, ApprovalError};
 use host::engine::{ResumeRequest, Runner, run_metadata};
 use host::events::rfc3339;
+use host::journal::Decision;
+use host::plan::CompileOptions;
 use host::spec::Spec;
 use host::store::{JournalKind, JournalRecord, RunFilter, RunRecord, RunStatus, RunUpdate, Store};
 use serde_json::{Value, json};
@@ -143,7 +143,7 @@ async fn rebuild(
     let plugins = plugins
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from(meta["plugins"].as_str().unwrap_or("plugins")));
-    let options = BuildOptions {
+    let options = CompileOptions {
         offline: meta["offline"].as_bool().unwrap_or(false),
         stream: meta["stream"].as_bool().unwrap_or(false),
     };

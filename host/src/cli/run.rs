@@ -8,9 +8,9 @@ use super::{
     EXIT_BAD_INPUT, EXIT_FAILED, EXIT_WAITING, GlobalArgs, observe, open_store, plugin_runtime,
 };
 use anyhow::Context;
-use host::engine::build::{self, BuildOptions};
 use host::engine::{RunCanceller, RunError, RunHandle, RunRequest, Runner, SessionConfig};
 use host::outbox::{Deliverer, OutboxConfig, Until};
+use host::plan::{self, CompileOptions};
 use host::plugin::Registry;
 use host::sinks::OutboxSink;
 use host::spec::Spec;
@@ -108,7 +108,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
         Ok(d) => d,
         Err(code) => return Ok(code),
     };
-    let options = BuildOptions {
+    let options = CompileOptions {
         offline: args.offline,
         stream: args.stream,
     };
@@ -263,10 +263,10 @@ pub(super) async fn load_runner(
     global: &GlobalArgs,
     spec: &Spec,
     plugins: &Path,
-    options: &BuildOptions,
+    options: &CompileOptions,
 ) -> anyhow::Result<Result<Runner, ExitCode>> {
     let registry = Arc::new(Registry::new(plugin_runtime(global)?));
-    let report = match registry.load_dir(plugins, &build::load_options(spec)).await {
+    let report = match registry.load_dir(plugins, &plan::load_options(spec)).await {
         Ok(report) => report,
         Err(e) => {
             eprintln!("error: {e}");
@@ -276,7 +276,7 @@ pub(super) async fn load_runner(
     for e in &report.failed {
         eprintln!("warning: {e}");
     }
-    let workflow = match build::build(spec, &registry, options) {
+    let workflow = match plan::compile(spec, &registry, options) {
         Ok(w) => Arc::new(w),
         Err(e) => {
             eprintln!("{}", e.to_string().trim_end());

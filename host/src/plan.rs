@@ -129,3 +129,6 @@ pub struct Workflow {
 
 /// The default turn budget of a step when neither step nor agent sets one.
 pub const DEFAULT_MAX_TURNS: u32 = 10;
+
+mod compile;
+pub use compile::{BASE_URL_ENV, CompileError, CompileOptions, compile, load_options};

@@ -20,10 +20,10 @@
 //! sees the same history. Writes are the engine's business (see
 //! `docs/ENGINE.md`, "Sessions").
 
-use crate::agent::{AgentContext, AgentError};
-use crate::engine::durable::{Mode, keys};
-use crate::engine::plan::Agent;
+use super::{AgentContext, AgentError};
+use crate::journal::{Mode, keys};
 use crate::llm::{Item, ModelRequest, ModelResponse, Role};
+use crate::plan::Agent;
 use crate::spec::Memory;
 use crate::store::{JournalKind, SessionItem, SessionScope};
 use serde_json::json;

@@ -2,7 +2,7 @@
 //! built, plugin references resolved against the registry, tool definitions
 //! read, schemas compiled — once, before any run starts.
 
-use super::plan::{self, DEFAULT_MAX_TURNS, HookRef, Schema, ToolRef, Workflow};
+use super::{self as plan, DEFAULT_MAX_TURNS, HookRef, Schema, ToolRef, Workflow};
 use crate::llm::{self, ApiKey, ModelSettings, Provider, ProviderConfig, RetryPolicy, ToolSpec};
 use crate::plugin::{Kind, Limits, LoadOptions, Registry};
 use crate::spec::{self, PluginCatalog, PluginRef, Spec, SpecErrors};
@@ -15,9 +15,9 @@ use std::time::Duration;
 /// as the official OpenAI SDKs do.
 pub const BASE_URL_ENV: &str = "OPENAI_BASE_URL";
 
-/// How to build a workflow.
+/// How to compile a workflow.
 #[derive(Debug, Clone, Default)]
-pub struct BuildOptions {
+pub struct CompileOptions {
     /// Run every agent on the spec's offline (`scripted`) provider, or on
     /// `script.json` beside the spec when it declares none.
     pub offline: bool,
@@ -27,7 +27,7 @@ pub struct BuildOptions {
 
 /// Why a spec could not become a runnable workflow.
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
+pub enum CompileError {
     #[error("{0}")]
     Spec(SpecErrors),
     #[error("provider `{provider}`: {message}")]
@@ -73,12 +73,12 @@ pub fn load_options(spec: &Spec) -> LoadOptions {
 }
 
 /// Validates `spec` against the loaded plugins and builds its workflow.
-pub fn build(
+pub fn compile(
     spec: &Spec,
     registry: &Registry,
-    options: &BuildOptions,
-) -> Result<Workflow, BuildError> {
-    spec.validate(Some(registry)).map_err(BuildError::Spec)?;
+    options: &CompileOptions,
+) -> Result<Workflow, CompileError> {
+    spec.validate(Some(registry)).map_err(CompileError::Spec)?;
     let providers = providers(spec, options)?;
 
     let mut agents = HashMap::new();
@@ -92,7 +92,7 @@ pub fn build(
         } else {
             providers.get(provider_name).cloned()
         }
-        .ok_or_else(|| BuildError::Invalid {
+        .ok_or_else(|| CompileError::Invalid {
             path: format!("{path}.model.provider"),
             message: format!("unknown provider `{provider_name}`"),
         })?;
@@ -103,7 +103,7 @@ pub fn build(
         let mut seen = std::collections::HashSet::new();
         for t in &tools {
             if !seen.insert(t.name.clone()) {
-                return Err(BuildError::Invalid {
+                return Err(CompileError::Invalid {
                     path: format!("{path}.tools"),
                     message: format!(
                         "two tools are named `{}`; the model could not tell them apart",
@@ -112,7 +112,7 @@ pub fn build(
                 });
             }
         }
-        let hooks = |refs: &[PluginRef], field: &str| -> Result<Vec<HookRef>, BuildError> {
+        let hooks = |refs: &[PluginRef], field: &str| -> Result<Vec<HookRef>, CompileError> {
             refs.iter()
                 .enumerate()
                 .map(|(i, r)| {
@@ -236,8 +236,8 @@ const OFFLINE: &str = "\0offline";
 
 fn providers(
     spec: &Spec,
-    options: &BuildOptions,
-) -> Result<BTreeMap<String, Arc<dyn Provider>>, BuildError> {
+    options: &CompileOptions,
+) -> Result<BTreeMap<String, Arc<dyn Provider>>, CompileError> {
     let mut out = BTreeMap::new();
     if options.offline {
         let script = spec
@@ -249,10 +249,10 @@ fn providers(
             })
             .unwrap_or_else(|| spec.base_dir().join("script.json"));
         if !script.is_file() {
-            return Err(BuildError::NoOfflineScript { path: script });
+            return Err(CompileError::NoOfflineScript { path: script });
         }
         let provider = llm::build_provider(ProviderConfig::scripted("offline", script))
-            .map_err(BuildError::Llm)?;
+            .map_err(CompileError::Llm)?;
         out.insert(OFFLINE.to_string(), provider);
         return Ok(out);
     }
@@ -267,7 +267,7 @@ fn providers(
         if let (Some(key), spec::Provider::Openai { .. }) = (credential_key(spec), p) {
             config = config.with_api_key(ApiKey::new(key));
         }
-        let provider = llm::build_provider(config).map_err(BuildError::Llm)?;
+        let provider = llm::build_provider(config).map_err(CompileError::Llm)?;
         out.insert(name.clone(), provider);
     }
     Ok(out)
@@ -287,7 +287,7 @@ fn provider_config(
     name: &str,
     p: &spec::Provider,
     has_credentials: bool,
-) -> Result<ProviderConfig, BuildError> {
+) -> Result<ProviderConfig, CompileError> {
     let retry = p.retry();
     let policy = RetryPolicy {
         max_attempts: retry.max_attempts,
@@ -317,7 +317,7 @@ fn provider_config(
                     c = ProviderConfig::compatible(name, url);
                 }
                 None => {
-                    return Err(BuildError::Provider {
+                    return Err(CompileError::Provider {
                         provider: name.to_string(),
                         message: format!(
                             "no API key: set ${env}, or set ${BASE_URL_ENV} for a local server, or run offline with --offline"
@@ -346,11 +346,16 @@ fn provider_config(
         .with_retry(policy))
 }
 
-fn hook(registry: &Registry, r: &PluginRef, kind: Kind, path: &str) -> Result<HookRef, BuildError> {
+fn hook(
+    registry: &Registry,
+    r: &PluginRef,
+    kind: Kind,
+    path: &str,
+) -> Result<HookRef, CompileError> {
     let (plugin, entry) =
         registry
             .resolve(&r.reference(), kind)
-            .map_err(|e| BuildError::Invalid {
+            .map_err(|e| CompileError::Invalid {
                 path: path.to_string(),
                 message: e.to_string(),
             })?;
@@ -361,11 +366,11 @@ fn hook(registry: &Registry, r: &PluginRef, kind: Kind, path: &str) -> Result<Ho
     })
 }
 
-fn tool_refs(registry: &Registry, r: &PluginRef, path: &str) -> Result<Vec<ToolRef>, BuildError> {
+fn tool_refs(registry: &Registry, r: &PluginRef, path: &str) -> Result<Vec<ToolRef>, CompileError> {
     let (plugin, names) =
         registry
             .resolve_tools(&r.reference())
-            .map_err(|e| BuildError::Invalid {
+            .map_err(|e| CompileError::Invalid {
                 path: path.to_string(),
                 message: e.to_string(),
             })?;
@@ -376,7 +381,7 @@ fn tool_refs(registry: &Registry, r: &PluginRef, path: &str) -> Result<Vec<ToolR
                 .tools()
                 .iter()
                 .find(|t| t.name == name)
-                .ok_or_else(|| BuildError::Invalid {
+                .ok_or_else(|| CompileError::Invalid {
                     path: path.to_string(),
                     message: format!(
                         "plugin `{}` has no definition for tool `{name}`",
@@ -384,7 +389,7 @@ fn tool_refs(registry: &Registry, r: &PluginRef, path: &str) -> Result<Vec<ToolR
                     ),
                 })?;
             let arguments =
-                Schema::compile(def.parameters.clone()).map_err(|e| BuildError::Invalid {
+                Schema::compile(def.parameters.clone()).map_err(|e| CompileError::Invalid {
                     path: path.to_string(),
                     message: format!("tool `{name}`: parameters are not a valid JSON Schema: {e}"),
                 })?;
@@ -409,12 +414,12 @@ fn tool_refs(registry: &Registry, r: &PluginRef, path: &str) -> Result<Vec<ToolR
 fn schema(
     value: Option<&serde_json::Value>,
     path: &str,
-) -> Result<Option<Arc<Schema>>, BuildError> {
+) -> Result<Option<Arc<Schema>>, CompileError> {
     value
         .map(|v| {
             Schema::compile(v.clone())
                 .map(Arc::new)
-                .map_err(|message| BuildError::Invalid {
+                .map_err(|message| CompileError::Invalid {
                     path: path.to_string(),
                     message: format!("not a valid JSON Schema: {message}"),
                 })

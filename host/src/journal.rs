@@ -215,6 +215,30 @@ impl Journal {
     }
 }
 
+/// A human's answer to an approval request.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Decision {
+    pub approved: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Decision {
+    pub fn approve() -> Self {
+        Decision {
+            approved: true,
+            reason: None,
+        }
+    }
+
+    pub fn reject(reason: impl Into<String>) -> Self {
+        Decision {
+            approved: false,
+            reason: Some(reason.into()),
+        }
+    }
+}
+
 fn served_in_replay(kind: JournalKind) -> bool {
     matches!(
         kind,

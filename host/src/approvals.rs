@@ -5,7 +5,7 @@
 //! `approval_decision` under the same key. The waiting run — polling in its
 //! own process, or a later `resume` — picks the decision up.
 
-use crate::agent::Decision;
+use crate::journal::Decision;
 use crate::store::{JournalEntry, JournalKind, RunFilter, RunStatus, Store, StoreError};
 use serde::Serialize;
 use serde_json::{Value, json};

@@ -1,0 +1,56 @@
+//! Why an agent's step failed, or stopped without failing.
+
+use crate::llm::LlmError;
+use crate::plugin::{CallError, Phase};
+use crate::store::StoreError;
+use serde_json::Value;
+
+/// Why an agent's step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("model call failed: {0}")]
+    Llm(#[from] LlmError),
+    #[error("{phase} guardrail `{guardrail}` tripped: {message}")]
+    Tripwire {
+        phase: Phase,
+        guardrail: String,
+        message: String,
+        info: Value,
+    },
+    #[error("guardrail failed: {0}")]
+    Guardrail(CallError),
+    #[error("agent `{agent}` reached max_turns ({max_turns}) without a final output")]
+    MaxTurns { agent: String, max_turns: u32 },
+    #[error("agent `{agent}` returned output that does not match its output schema: {reason}")]
+    Schema { agent: String, reason: String },
+    #[error("plugin `{plugin}` is not loaded")]
+    PluginMissing { plugin: String },
+    #[error("unknown agent `{agent}`")]
+    UnknownAgent { agent: String },
+    #[error(
+        "tool `{tool}` needs approval, which needs a run store (the command line always has one)"
+    )]
+    ApprovalNeedsStore { tool: String },
+    /// Not a failure: the run waits for a human to approve `call_id`.
+    #[error("waiting for approval of call `{call_id}` (tool `{tool}`)")]
+    Paused { call_id: String, tool: String },
+    #[error("the run was cancelled")]
+    Cancelled,
+    #[error("cannot record the run's progress: {0}")]
+    Store(#[from] StoreError),
+    #[error("the journal entry `{key}` is unreadable: {reason}")]
+    Journal { key: String, reason: String },
+    #[error(
+        "replay diverged: `{key}` was never recorded (a changed guard or mapper took a path the original run did not)"
+    )]
+    ReplayDiverged { key: String },
+    #[error("session: {0}")]
+    Session(String),
+}
+
+impl AgentError {
+    /// Whether the step only waits (for an approval) rather than failed.
+    pub fn is_paused(&self) -> bool {
+        matches!(self, AgentError::Paused { .. })
+    }
+}

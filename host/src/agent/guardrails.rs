@@ -1,0 +1,72 @@
+//! Guardrails of a phase, run concurrently; verdicts journaled.
+
+use super::model::decode;
+use super::*;
+use crate::events::{EventType, Scope};
+use crate::journal::keys;
+use crate::plan::HookRef;
+use crate::plugin::{Phase, Verdict};
+use crate::store::JournalKind;
+use serde_json::{Value, json};
+
+/// Runs every guardrail of a phase (concurrently); the first tripwire, in
+/// declaration order, fails the step. Verdicts are journaled under `site`.
+pub(super) async fn check_guardrails(
+    cx: &AgentContext<'_>,
+    scope: &Scope,
+    guardrails: &[HookRef],
+    phase: Phase,
+    payload: &Value,
+    site: &str,
+) -> Result<(), AgentError> {
+    if guardrails.is_empty() {
+        return Ok(());
+    }
+    let checks = guardrails.iter().enumerate().map(|(i, g)| async move {
+        let key = keys::guardrail(&cx.step_key, site, i);
+        if let Some(record) = cx.journal.recorded(JournalKind::GuardrailVerdict, &key) {
+            return decode::<Verdict>(&key, &record.entry.data["verdict"]);
+        }
+        let plugin = cx
+            .registry
+            .get(&g.plugin)
+            .ok_or_else(|| AgentError::PluginMissing {
+                plugin: g.plugin.clone(),
+            })?;
+        let mut call = cx.call.clone();
+        call.entry = g.entry.clone();
+        call.config = g.config.clone();
+        let served = plugin
+            .check_guardrail(cx.registry.runtime(), &call, phase, payload)
+            .await
+            .map_err(AgentError::Guardrail)?;
+        cx.journal
+            .commit(
+                JournalKind::GuardrailVerdict,
+                key,
+                json!({ "plugin": g.plugin, "guardrail": g.label(), "phase": phase.to_string(), "verdict": served.value }),
+                Some(&served.digest),
+                None,
+            )
+            .await?;
+        Ok(served.value)
+    });
+    let verdicts = futures::future::join_all(checks).await;
+    for (g, verdict) in guardrails.iter().zip(verdicts) {
+        let verdict = verdict?;
+        if verdict.tripwire {
+            cx.emitter.emit(
+                EventType::GuardrailTripped,
+                scope,
+                json!({ "phase": phase.to_string(), "guardrail": g.label(), "message": verdict.message, "info": verdict.info }),
+            );
+            return Err(AgentError::Tripwire {
+                phase,
+                guardrail: g.label(),
+                message: verdict.message,
+                info: verdict.info,
+            });
+        }
+    }
+    Ok(())
+}

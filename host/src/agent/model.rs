@@ -1,0 +1,112 @@
+//! One journaled model call: served from the journal when the run already
+//! made it, else paid for after a barrier and recorded before it is used.
+
+use super::*;
+use crate::events::{EventType, Scope};
+use crate::journal::{Mode, keys};
+use crate::llm::{ModelRequest, ModelResponse, StreamEvent};
+use crate::plan::Agent;
+use crate::store::JournalKind;
+use serde_json::{Value, json};
+
+/// One model call, served from the journal when the run already made it.
+pub(super) async fn model_call(
+    cx: &AgentContext<'_>,
+    scope: &Scope,
+    agent: &Agent,
+    request: &ModelRequest,
+    turn: u32,
+) -> Result<ModelResponse, AgentError> {
+    let key = keys::model(&cx.step_key, turn);
+    if let Some(record) = cx.journal.recorded(JournalKind::ModelResponse, &key) {
+        let response: ModelResponse = decode(&key, &record.entry.data["response"])?;
+        emit_response(cx, scope, turn, &response, true);
+        return Ok(response);
+    }
+    if cx.journal.mode() == Mode::Replay {
+        return Err(AgentError::ReplayDiverged { key });
+    }
+    if cx.journal.cancelled().await? {
+        return Err(AgentError::Cancelled);
+    }
+    // Everything the run did so far is durable before it pays for a call.
+    cx.journal.barrier().await?;
+    cx.emitter.emit(
+        EventType::LlmRequest,
+        scope,
+        json!({
+            "turn": turn,
+            "provider": agent.provider.name(),
+            "offline": agent.provider.is_offline(),
+            "model": agent.settings.model,
+            "stream": agent.stream,
+            "items": request.input.len(),
+            "tools": request.tools.len(),
+        }),
+    );
+    let emitter = cx.emitter;
+    let delta_scope = scope.clone();
+    let on_event = move |ev: StreamEvent| {
+        if let StreamEvent::TextDelta(text) = ev {
+            emitter.emit(EventType::LlmDelta, &delta_scope, json!({ "text": text }));
+        }
+    };
+    let response = agent
+        .provider
+        .respond(
+            request,
+            if cx.emitter.wants_deltas() {
+                Some(&on_event)
+            } else {
+                None
+            },
+        )
+        .await?;
+    // Committed before anything acts on it: a crash from here on never
+    // pays for this call again.
+    cx.journal
+        .commit(
+            JournalKind::ModelResponse,
+            key,
+            json!({ "agent": agent.key, "turn": turn, "response": response }),
+            None,
+            None,
+        )
+        .await?;
+    emit_response(cx, scope, turn, &response, false);
+    Ok(response)
+}
+
+pub(super) fn emit_response(
+    cx: &AgentContext<'_>,
+    scope: &Scope,
+    turn: u32,
+    response: &ModelResponse,
+    recorded: bool,
+) {
+    cx.emitter.emit(
+        EventType::LlmResponse,
+        scope,
+        json!({
+            "turn": turn,
+            "response_id": response.id,
+            "model": response.model,
+            "attempts": response.attempts,
+            "recorded": recorded,
+            "usage": {
+                "input_tokens": response.usage.input_tokens,
+                "output_tokens": response.usage.output_tokens,
+            },
+        }),
+    );
+}
+
+pub(super) fn decode<T: serde::de::DeserializeOwned>(
+    key: &str,
+    value: &Value,
+) -> Result<T, AgentError> {
+    serde_json::from_value(value.clone()).map_err(|e| AgentError::Journal {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,189 @@
+//! Tool calls: approval, guardrails around the call, the plugin, and the
+//! journaled result the model receives.
+
+use super::*;
+use crate::events::{EventType, Scope};
+use crate::journal::{Decision, Mode, keys};
+use crate::plan::{Agent, ToolRef};
+use crate::plugin::{CallError, Phase};
+use crate::store::JournalKind;
+use serde_json::{Value, json};
+use tracing::Instrument;
+
+/// Runs one tool call. An error the model can fix (bad arguments, a tool
+/// that returned an error or trapped) goes back to the model as the tool's
+/// output; a tripped tool guardrail fails the step. The result is
+/// journaled before the model sees it.
+pub(super) async fn call_tool(
+    cx: &AgentContext<'_>,
+    scope: &Scope,
+    agent: &Agent,
+    turn: u32,
+    call_id: &str,
+    name: &str,
+    arguments: &str,
+) -> Result<String, AgentError> {
+    let span = tracing::info_span!(
+        "tool_call",
+        otel.name = %format_args!("execute_tool {name}"),
+        otel.status_code = tracing::field::Empty,
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = name,
+        gen_ai.tool.call.id = call_id,
+        gen_ai.tool.type = "function",
+        error.type = tracing::field::Empty,
+    );
+    async {
+        cx.emitter.emit(
+            EventType::ToolCalled,
+            scope,
+            json!({ "tool": name, "call_id": call_id, "arguments": clip(arguments) }),
+        );
+        let key = keys::tool(&cx.step_key, turn, call_id);
+        let (output, error, digest, recorded) =
+            if let Some(record) = cx.journal.recorded(JournalKind::ToolResult, &key) {
+                let data = &record.entry.data;
+                (
+                    data["output"].as_str().unwrap_or_default().to_owned(),
+                    data["error"].as_bool().unwrap_or(false),
+                    record.entry.plugin_digest.clone(),
+                    true,
+                )
+            } else if cx.journal.mode() == Mode::Replay {
+                return Err(AgentError::ReplayDiverged { key });
+            } else {
+                let tool = agent.tools.iter().find(|t| t.name == name);
+                let decision = match tool {
+                    Some(t) if t.approval => Some(
+                        approval_gate(cx, scope, turn, call_id, name.to_owned(), arguments, "function")
+                            .await?,
+                    ),
+                    _ => None,
+                };
+                let (output, error, digest) = match decision {
+                    Some(Decision {
+                        approved: false,
+                        reason,
+                    }) => (
+                        format!(
+                            "error: a human rejected this call: {}",
+                            reason.as_deref().unwrap_or("no reason given")
+                        ),
+                        true,
+                        None,
+                    ),
+                    _ => {
+                        // Durable before the tool touches the world.
+                        cx.journal.barrier().await?;
+                        invoke(cx, scope, agent, turn, call_id, name, arguments).await?
+                    }
+                };
+                cx.journal
+                    .commit(
+                        JournalKind::ToolResult,
+                        key,
+                        json!({ "tool": name, "call_id": call_id, "output": output, "error": error,
+                                "plugin": tool.map(|t| t.plugin.as_str()) }),
+                        digest.as_deref(),
+                        None,
+                    )
+                    .await?;
+                (output, error, digest, false)
+            };
+        if error {
+            let span = tracing::Span::current();
+            span.record("error.type", "tool_error");
+            span.record("otel.status_code", "ERROR");
+        }
+        cx.emitter.emit(
+            EventType::ToolResult,
+            scope,
+            json!({ "tool": name, "call_id": call_id, "output": clip(&output), "error": error, "plugin_digest": digest, "recorded": recorded }),
+        );
+        Ok(output)
+    }
+    .instrument(span)
+    .await
+}
+
+pub(super) async fn invoke(
+    cx: &AgentContext<'_>,
+    scope: &Scope,
+    agent: &Agent,
+    turn: u32,
+    call_id: &str,
+    name: &str,
+    arguments: &str,
+) -> Result<(String, bool, Option<String>), AgentError> {
+    let Some(tool) = agent.tools.iter().find(|t| t.name == name) else {
+        let known: Vec<&str> = agent.tools.iter().map(|t| t.name.as_str()).collect();
+        return Ok((
+            format!(
+                "error: unknown tool `{name}` (available: {})",
+                known.join(", ")
+            ),
+            true,
+            None,
+        ));
+    };
+    let args: Value = match serde_json::from_str(if arguments.trim().is_empty() {
+        "{}"
+    } else {
+        arguments
+    }) {
+        Ok(v) => v,
+        Err(e) => {
+            return Ok((
+                format!("error: arguments are not valid JSON: {e}"),
+                true,
+                None,
+            ));
+        }
+    };
+    if let Err(reason) = tool.arguments.check(&args) {
+        return Ok((format!("error: invalid arguments: {reason}"), true, None));
+    }
+    let payload = json!({ "tool": name, "arguments": args });
+    check_guardrails(
+        cx,
+        scope,
+        &agent.tool_guardrails,
+        Phase::ToolInput,
+        &payload,
+        &format!("t{turn}/{call_id}/tool_input"),
+    )
+    .await?;
+
+    let (output, failed, digest) = match run_tool(cx, tool, &args).await? {
+        Ok(served) => (served.value, false, Some(served.digest.to_string())),
+        Err(e) => (Value::String(format!("error: {e}")), true, None),
+    };
+    let payload = json!({ "tool": name, "arguments": args, "output": output });
+    check_guardrails(
+        cx,
+        scope,
+        &agent.tool_guardrails,
+        Phase::ToolOutput,
+        &payload,
+        &format!("t{turn}/{call_id}/tool_output"),
+    )
+    .await?;
+    Ok((input_text(&output), failed, digest))
+}
+
+pub(super) async fn run_tool(
+    cx: &AgentContext<'_>,
+    tool: &ToolRef,
+    args: &Value,
+) -> Result<Result<crate::plugin::Served<Value>, CallError>, AgentError> {
+    let plugin = cx
+        .registry
+        .get(&tool.plugin)
+        .ok_or_else(|| AgentError::PluginMissing {
+            plugin: tool.plugin.clone(),
+        })?;
+    let mut call = cx.call.clone();
+    call.entry = tool.name.clone();
+    call.config = tool.config.clone();
+    Ok(plugin.invoke_tool(cx.registry.runtime(), &call, args).await)
+}

@@ -1,0 +1,389 @@
+//! One run's lifecycle: its journal records, state, stages in order, and
+//! the end that commits its outcome.
+
+use super::error::step_error;
+use super::step::StepOutcome;
+use super::{RunError, RunOutput, Runner, StepError};
+use crate::agent::SessionConfig;
+use crate::events::{Emitter, EventType, Scope};
+use crate::journal::{Journal, Mode, keys};
+use crate::llm::{Item, Usage};
+use crate::plan::{Stage, Step};
+use crate::plugin::StepResult;
+use crate::store::{self, JournalEntry, JournalKind, JournalRecord, RunStatus, RunUpdate};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// What a run executes with, once its journal is ready.
+pub(super) struct Prepared {
+    pub(super) journal: Journal,
+    pub(super) input: Value,
+    pub(super) session: Option<SessionConfig>,
+    pub(super) wait_approval: bool,
+    pub(super) resumed: bool,
+}
+
+/// What a run records when it starts (the `run_started` journal entry).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct Started {
+    pub(super) input: Value,
+    #[serde(default)]
+    pub(super) session: Option<SessionRecord>,
+    #[serde(default)]
+    pub(super) metadata: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct SessionRecord {
+    pub(super) account_id: String,
+    pub(super) user_id: String,
+    pub(super) session_id: String,
+    pub(super) history_size: Option<u32>,
+}
+
+impl From<&SessionConfig> for SessionRecord {
+    fn from(s: &SessionConfig) -> Self {
+        SessionRecord {
+            account_id: s.scope.account_id.clone(),
+            user_id: s.scope.user_id.clone(),
+            session_id: s.scope.session_id.clone(),
+            history_size: s.history_size,
+        }
+    }
+}
+
+impl From<SessionRecord> for SessionConfig {
+    fn from(s: SessionRecord) -> Self {
+        SessionConfig {
+            scope: store::SessionScope::new(s.account_id, s.user_id, s.session_id),
+            history_size: s.history_size,
+        }
+    }
+}
+
+/// A step's journaled result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(super) struct StepRecord {
+    pub(super) skipped: bool,
+    pub(super) output: Value,
+    pub(super) agent: Option<String>,
+    #[serde(default)]
+    pub(super) usage: BTreeMap<String, Usage>,
+    #[serde(default)]
+    pub(super) turns: u32,
+    #[serde(default)]
+    pub(super) last_response_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) session_items: Vec<Item>,
+}
+
+/// The `run_started` entry of a journal: input, session and metadata.
+pub fn run_metadata(journal: &[JournalRecord]) -> Option<Value> {
+    journal
+        .iter()
+        .find(|r| r.entry.kind == JournalKind::RunStarted)
+        .map(|r| r.entry.data["metadata"].clone())
+}
+
+impl Runner {
+    pub(super) async fn execute(
+        &self,
+        run_id: String,
+        prepared: Prepared,
+        emitter: Emitter,
+    ) -> Result<RunOutput, RunError> {
+        let started = Instant::now();
+        let logical_time_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        let wf = &self.workflow;
+        let Prepared {
+            journal,
+            input,
+            session,
+            wait_approval,
+            resumed,
+        } = prepared;
+        emitter.emit(
+            EventType::RunStarted,
+            &Scope::default(),
+            json!({
+                "workflow_name": wf.name,
+                "stages": wf.stages.len(),
+                "input": input,
+                "session": session.as_ref().map(|s| &s.scope.session_id),
+                "resumed": resumed,
+                "replay": journal.mode() == Mode::Replay,
+            }),
+        );
+        if resumed {
+            self.report_changed_plugins(&journal, &emitter);
+        }
+        let mut state = RunState {
+            run_id: run_id.clone(),
+            logical_time_ms,
+            prior: Vec::new(),
+            usage: BTreeMap::new(),
+            last_agent: None,
+            last_response_id: None,
+            journal: Arc::new(journal),
+            session: session.map(Arc::new),
+            wait_approval,
+        };
+        let result = self.stages(&mut state, input, &emitter).await;
+        let result = result.and_then(|output| match &wf.output_schema {
+            Some(schema) => schema
+                .check(&output)
+                .map(|()| output.clone())
+                .map_err(|reason| RunError::OutputSchema { reason, output }),
+            None => Ok(output),
+        });
+        let usage = store_usage(&state.usage);
+        // Everything the run recorded is committed before its outcome: a
+        // completed run's last results share the commit of its end.
+        let result = match result {
+            Ok(output) => {
+                let end = state
+                    .journal
+                    .commit(
+                        JournalKind::RunFinished,
+                        keys::RUN_FINISHED.into(),
+                        json!({ "status": "completed", "output": output }),
+                        None,
+                        Some(RunUpdate {
+                            status: Some(RunStatus::Completed),
+                            output: Some(output.clone()),
+                            usage: Some(usage.clone()),
+                            last_agent: state.last_agent.clone(),
+                            last_response_id: state.last_response_id.clone(),
+                            ..RunUpdate::default()
+                        }),
+                    )
+                    .await;
+                match end {
+                    Ok(()) => state.journal.barrier().await.map(|()| output),
+                    Err(e) => Err(e),
+                }
+                .map_err(RunError::Store)
+            }
+            Err(e) => match state.journal.barrier().await {
+                Ok(()) => Err(e),
+                Err(store) if matches!(e, RunError::Paused { .. }) => Err(RunError::Store(store)),
+                Err(_) => Err(e),
+            },
+        };
+        match result {
+            Ok(output) => {
+                emitter.emit(
+                    EventType::RunCompleted,
+                    &Scope::default(),
+                    json!({ "output": output, "usage": usage_json(&state.usage), "elapsed_ms": started.elapsed().as_millis() as u64 }),
+                );
+                Ok(RunOutput {
+                    run_id,
+                    output,
+                    steps: state.prior,
+                    usage: state.usage,
+                    last_agent: state.last_agent,
+                    last_response_id: state.last_response_id,
+                    elapsed: started.elapsed(),
+                })
+            }
+            // Waiting for a human: the status says so already.
+            Err(e @ RunError::Paused { .. }) => Err(e),
+            Err(RunError::Cancelled) => {
+                emitter.emit(EventType::RunCancelled, &Scope::default(), Value::Null);
+                Err(RunError::Cancelled)
+            }
+            Err(e) => {
+                let span = tracing::Span::current();
+                span.record("otel.status_code", "ERROR");
+                span.record("otel.status_description", tracing::field::display(&e));
+                // A store that fails cannot record the failure either.
+                if !matches!(e, RunError::Store(_)) {
+                    state
+                        .journal
+                        .commit(
+                            JournalKind::RunFinished,
+                            keys::RUN_FINISHED.into(),
+                            json!({ "status": "failed", "error": e.to_string() }),
+                            None,
+                            Some(RunUpdate {
+                                status: Some(RunStatus::Failed),
+                                error: Some(e.to_string()),
+                                usage: Some(usage),
+                                last_agent: state.last_agent.clone(),
+                                last_response_id: state.last_response_id.clone(),
+                                ..RunUpdate::default()
+                            }),
+                        )
+                        .await?;
+                    state.journal.barrier().await?;
+                }
+                emitter.emit(
+                    EventType::RunFailed,
+                    &Scope::default(),
+                    json!({ "error": e.to_string(), "usage": usage_json(&state.usage) }),
+                );
+                Err(e)
+            }
+        }
+    }
+
+    /// On resume: a plugin whose build changed since it produced recorded
+    /// outputs gets a `plugin.reloaded` event (the recorded outputs stand).
+    pub(super) fn report_changed_plugins(&self, journal: &Journal, emitter: &Emitter) {
+        let mut seen = BTreeSet::new();
+        let mut recorded: Vec<&JournalRecord> = journal.records().collect();
+        recorded.sort_by_key(|r| r.seq);
+        for r in recorded {
+            let (Some(digest), Some(plugin)) =
+                (&r.entry.plugin_digest, r.entry.data["plugin"].as_str())
+            else {
+                continue;
+            };
+            let current = self.registry.get(plugin).map(|p| p.digest().to_owned());
+            if current.as_deref() != Some(digest.as_str()) && seen.insert(plugin.to_owned()) {
+                emitter.emit(
+                    EventType::PluginReloaded,
+                    &Scope::default(),
+                    json!({
+                        "plugin": plugin,
+                        "old_digest": digest,
+                        "new_digest": current,
+                        "reason": "changed since the run recorded its outputs; recorded outputs stand, the new build serves the calls not yet made",
+                    }),
+                );
+            }
+        }
+    }
+}
+
+pub(super) fn started_of(run_id: &str, records: &[JournalRecord]) -> Result<Started, RunError> {
+    let record = records
+        .iter()
+        .find(|r| r.entry.kind == JournalKind::RunStarted)
+        .ok_or_else(|| RunError::BadJournal {
+            run_id: run_id.to_owned(),
+            reason: "it has no run_started entry".into(),
+        })?;
+    serde_json::from_value(record.entry.data.clone()).map_err(|e| RunError::BadJournal {
+        run_id: run_id.to_owned(),
+        reason: format!("run_started: {e}"),
+    })
+}
+
+pub(super) fn store_usage(usage: &BTreeMap<String, Usage>) -> BTreeMap<String, store::Usage> {
+    usage
+        .iter()
+        .map(|(model, u)| {
+            (
+                model.clone(),
+                store::Usage {
+                    input_tokens: u.input_tokens,
+                    output_tokens: u.output_tokens,
+                },
+            )
+        })
+        .collect()
+}
+
+pub(super) struct RunState {
+    pub(super) run_id: String,
+    pub(super) logical_time_ms: u64,
+    pub(super) prior: Vec<StepResult>,
+    pub(super) usage: BTreeMap<String, Usage>,
+    pub(super) last_agent: Option<String>,
+    pub(super) last_response_id: Option<String>,
+    pub(super) journal: Arc<Journal>,
+    pub(super) session: Option<Arc<SessionConfig>>,
+    pub(super) wait_approval: bool,
+}
+
+impl RunState {
+    /// Appends a step's (or a parallel stage's) items to the run's session,
+    /// with a journal entry in the same transaction — once.
+    pub(super) async fn write_session(
+        &self,
+        owner: &str,
+        items: Vec<Item>,
+    ) -> Result<(), RunError> {
+        let (Some(session), Some(store)) = (&self.session, self.journal.store()) else {
+            return Ok(());
+        };
+        let key = keys::session_write(owner);
+        if items.is_empty()
+            || self.journal.mode() != Mode::Live
+            || self
+                .journal
+                .recorded(JournalKind::SessionWrite, &key)
+                .is_some()
+        {
+            return Ok(());
+        }
+        let values = items
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| RunError::Internal(format!("session item: {e}")))?;
+        let entry = JournalEntry::new(
+            JournalKind::SessionWrite,
+            key,
+            json!({ "items": values.len() }),
+        );
+        store
+            .append_session(&session.scope, &self.run_id, values, Some(entry))
+            .await?;
+        Ok(())
+    }
+
+    /// Turns a step's outcome into its recorded result (and the items it
+    /// adds to the session), or the run's error.
+    pub(super) fn absorb(
+        &mut self,
+        stage: &Stage,
+        step: &Step,
+        index: u32,
+        branch: Option<u32>,
+        outcome: Result<StepOutcome, StepError>,
+    ) -> Result<(StepResult, Vec<Item>), RunError> {
+        let outcome = outcome.map_err(|e| step_error(stage, step, e))?;
+        let mut items = Vec::new();
+        let (skipped, output) = match outcome {
+            StepOutcome::Skipped => (true, Value::Null),
+            StepOutcome::Done(out) => {
+                items = out.session_items;
+                for (model, u) in &out.usage {
+                    *self.usage.entry(model.clone()).or_default() += *u;
+                }
+                self.last_agent = Some(out.agent.clone());
+                if out.last_response_id.is_some() {
+                    self.last_response_id = out.last_response_id.clone();
+                }
+                (false, out.output)
+            }
+        };
+        Ok((
+            StepResult {
+                stage_name: stage.name.clone(),
+                step_index: index,
+                agent_key: step.agent.clone(),
+                parallel_group: branch.map(|_| stage.name.clone()),
+                branch_index: branch,
+                skipped,
+                output,
+                error: None,
+            },
+            items,
+        ))
+    }
+}
+
+/// Usage per model as JSON for events.
+pub fn usage_json(usage: &BTreeMap<String, Usage>) -> Value {
+    serde_json::to_value(usage).unwrap_or_default()
+}
