@@ -17,7 +17,7 @@ use model::model_call;
 use tools::call_tool;
 
 use crate::events::{Emitter, EventType, Scope};
-use crate::journal::Journal;
+use crate::journal::{Journal, StepKey};
 use crate::llm::{Item, ModelRequest, OutputSchema, Role, ToolSpec, Usage};
 use crate::plan::{Agent, Schema, Workflow};
 use crate::plugin::{CallContext, Phase, Registry};
@@ -55,7 +55,7 @@ pub struct AgentContext<'a> {
     pub call: CallContext,
     pub journal: &'a Journal,
     /// `<stage>/<step index>`: the prefix of this step's journal keys.
-    pub step_key: String,
+    pub step_key: StepKey,
     pub session: Option<&'a SessionConfig>,
     /// Wait in-process for approvals instead of pausing the run.
     pub wait_approval: bool,

@@ -5,10 +5,9 @@
 //! `approval_decision` under the same key. The waiting run — polling in its
 //! own process, or a later `resume` — picks the decision up.
 
-use crate::journal::Decision;
-use crate::store::{JournalEntry, JournalKind, RunFilter, RunStatus, Store, StoreError};
+use crate::journal::{self, ApprovalAnswer, ApprovalRequest, Decision, Key};
+use crate::store::{JournalKind, RunFilter, RunStatus, Store, StoreError};
 use serde::Serialize;
-use serde_json::{Value, json};
 
 /// A tool call waiting for a decision.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -25,7 +24,7 @@ pub struct PendingCall {
     pub requested_at_ms: u64,
     /// The journal key the decision is recorded under.
     #[serde(skip)]
-    key: String,
+    key: Key,
 }
 
 /// Why a decision could not be recorded.
@@ -57,21 +56,26 @@ pub async fn pending(store: &dyn Store, run_id: &str) -> Result<Vec<PendingCall>
             r.entry.kind == JournalKind::ApprovalRequested
                 && !decided.contains(r.entry.key.as_str())
         })
-        .map(|r| {
-            let d = &r.entry.data;
-            let text = |k: &str| d[k].as_str().map(str::to_owned);
-            PendingCall {
+        .filter_map(|r| {
+            let request = match journal::decode::<ApprovalRequest>(r) {
+                Ok(request) => request,
+                Err(e) => {
+                    tracing::warn!(run_id, "skipping an approval request: {e}");
+                    return None;
+                }
+            };
+            Some(PendingCall {
                 run_id: run_id.to_owned(),
-                call_id: text("call_id").unwrap_or_default(),
-                tool: text("tool").unwrap_or_default(),
-                arguments: text("arguments").unwrap_or_default(),
-                kind: text("kind").unwrap_or_else(|| "function".into()),
-                stage: text("stage"),
-                step: text("step"),
-                agent: text("agent"),
+                call_id: request.call_id,
+                tool: request.tool,
+                arguments: request.arguments,
+                kind: request.kind,
+                stage: request.stage,
+                step: request.step,
+                agent: request.agent,
                 requested_at_ms: r.at_ms,
-                key: r.entry.key.clone(),
-            }
+                key: r.entry.key.parse().ok()?,
+            })
         })
         .collect())
 }
@@ -119,16 +123,15 @@ pub async fn decide(
             pending: waiting.into_iter().map(|p| p.call_id).collect(),
         });
     };
-    let entry = JournalEntry::new(
-        JournalKind::ApprovalDecision,
-        call.key.clone(),
-        json!({
-            "call_id": call.call_id,
-            "tool": call.tool,
-            "decision": decision,
-            "by": by.map(Value::from).unwrap_or(Value::Null),
-        }),
-    );
+    let entry = journal::entry(
+        &call.key,
+        &ApprovalAnswer {
+            call_id: call.call_id.clone(),
+            tool: call.tool.clone(),
+            decision,
+            by: by.map(str::to_owned),
+        },
+    )?;
     store.append(run_id, entry).await?;
     Ok(())
 }

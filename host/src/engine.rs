@@ -13,6 +13,7 @@
 //! result, cancel it, and receive its events.
 
 mod error;
+mod replay;
 mod run;
 mod runner;
 mod stage;
@@ -20,5 +21,6 @@ mod step;
 
 pub use crate::agent::SessionConfig;
 pub use error::{PendingApproval, RunError, StepError};
-pub use run::{run_metadata, usage_json};
+pub use replay::{ChangedStep, ReplayReport};
+pub use run::usage_json;
 pub use runner::{ResumeRequest, RunCanceller, RunHandle, RunOutput, RunRequest, Runner};

@@ -23,12 +23,23 @@
 //! reads — and runs every plugin hook (guards, mappers, reducers,
 //! guardrails) again with the current plugins. It writes nothing.
 
+mod keys;
+mod records;
+mod steps;
+
+pub use keys::{BadKey, Key, Owner, StepKey};
+pub use records::{
+    ApprovalAnswer, ApprovalRequest, Decision, GuardrailCheck, HookOutput, ModelCall, Payload,
+    RunFinished, RunStarted, SessionRead, SessionRecord, SessionWrite, StepDone, StepFailed,
+    ToolCall,
+};
+pub use steps::{StepStatus, StepSummary, step_summaries};
+
 use crate::store::{
     JournalEntry, JournalKind, JournalRecord, RunStatus, RunUpdate, Store, StoreError,
 };
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -44,6 +55,52 @@ pub enum Mode {
     Live,
     /// Serve recorded model/tool/approval/session results; write nothing.
     Replay,
+}
+
+/// A recorded entry whose payload does not decode as its kind's type.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("the journal entry `{key}` is unreadable: {reason}")]
+pub struct Unreadable {
+    pub key: String,
+    pub reason: String,
+}
+
+/// Decodes a recorded entry's payload.
+pub fn decode<T: Payload>(record: &JournalRecord) -> Result<T, Unreadable> {
+    serde_json::from_value(record.entry.data.clone()).map_err(|e| Unreadable {
+        key: record.entry.key.clone(),
+        reason: e.to_string(),
+    })
+}
+
+/// The run's `run_started` payload, if its journal has one.
+pub fn run_started(records: &[JournalRecord]) -> Option<Result<RunStarted, Unreadable>> {
+    records
+        .iter()
+        .find(|r| r.entry.kind == JournalKind::RunStarted)
+        .map(decode)
+}
+
+/// The plugin that produced a recorded entry and the SHA-256 of its build
+/// (hook outputs, guardrail verdicts and tool results carry both).
+pub fn served_by(record: &JournalRecord) -> Option<(String, &str)> {
+    let digest = record.entry.plugin_digest.as_deref()?;
+    let plugin = match record.entry.kind {
+        JournalKind::PluginOutput => decode::<HookOutput>(record).ok()?.plugin,
+        JournalKind::GuardrailVerdict => decode::<GuardrailCheck>(record).ok()?.plugin,
+        JournalKind::ToolResult => decode::<ToolCall>(record).ok()?.plugin?,
+        _ => return None,
+    };
+    Some((plugin, digest))
+}
+
+/// A typed payload as the entry a store appends.
+pub fn entry<T: Payload>(key: &Key, payload: &T) -> Result<JournalEntry, StoreError> {
+    let data = serde_json::to_value(payload).map_err(|source| StoreError::Serialization {
+        what: "a journal entry",
+        source,
+    })?;
+    Ok(JournalEntry::new(T::KIND, key.to_string(), data))
 }
 
 /// One run's journal: what it already did, and where to record the rest.
@@ -130,30 +187,35 @@ impl Journal {
         self.recorded.values()
     }
 
-    /// The recorded result of `key`, if this run already produced it and
-    /// this mode serves that kind.
-    pub fn recorded(&self, kind: JournalKind, key: &str) -> Option<&JournalRecord> {
+    /// The recorded entry of `kind` at `key`, if this run already produced
+    /// it and this mode serves that kind.
+    pub fn record(&self, kind: JournalKind, key: &Key) -> Option<&JournalRecord> {
         if self.mode == Mode::Replay && !served_in_replay(kind) {
             return None;
         }
-        self.recorded.get(&(kind, key.to_owned()))
+        self.recorded.get(&(kind, key.to_string()))
+    }
+
+    /// The recorded payload at `key`, if this run already produced it and
+    /// this mode serves that kind.
+    pub fn recorded<T: Payload>(&self, key: &Key) -> Result<Option<T>, Unreadable> {
+        self.record(T::KIND, key).map(decode).transpose()
     }
 
     /// Queues a result (and `update` to the run, in the same transaction);
     /// it is durable after the next [`Journal::barrier`]. A no-op without a
     /// store or in a replay.
-    pub async fn commit(
+    pub async fn commit<T: Payload>(
         &self,
-        kind: JournalKind,
-        key: String,
-        data: Value,
+        key: &Key,
+        payload: &T,
         plugin_digest: Option<&str>,
         update: Option<RunUpdate>,
     ) -> Result<(), StoreError> {
         let Some(store) = self.store.as_ref().filter(|_| self.mode == Mode::Live) else {
             return Ok(());
         };
-        let mut entry = JournalEntry::new(kind, key, data);
+        let mut entry = entry(key, payload)?;
         entry.plugin_digest = plugin_digest.map(str::to_owned);
         // Queued now, in commit order; the future reports the outcome.
         let write = store
@@ -215,30 +277,6 @@ impl Journal {
     }
 }
 
-/// A human's answer to an approval request.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Decision {
-    pub approved: bool,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-}
-
-impl Decision {
-    pub fn approve() -> Self {
-        Decision {
-            approved: true,
-            reason: None,
-        }
-    }
-
-    pub fn reject(reason: impl Into<String>) -> Self {
-        Decision {
-            approved: false,
-            reason: Some(reason.into()),
-        }
-    }
-}
-
 fn served_in_replay(kind: JournalKind) -> bool {
     matches!(
         kind,
@@ -256,53 +294,6 @@ fn index(records: Vec<JournalRecord>) -> HashMap<(JournalKind, String), JournalR
         map.entry((r.entry.kind, r.entry.key.clone())).or_insert(r);
     }
     map
-}
-
-/// The journal keys. `step` is `<stage>/<step index>`.
-pub mod keys {
-    pub fn step(stage: &str, index: u32) -> String {
-        format!("{stage}/{index}")
-    }
-    pub fn guard(step: &str) -> String {
-        format!("{step}/guard")
-    }
-    pub fn map_input(step: &str) -> String {
-        format!("{step}/map_input")
-    }
-    pub fn done(step: &str) -> String {
-        format!("{step}/done")
-    }
-    pub fn model(step: &str, turn: u32) -> String {
-        format!("{step}/t{turn}/model")
-    }
-    pub fn tool(step: &str, turn: u32, call_id: &str) -> String {
-        format!("{step}/t{turn}/tool/{call_id}")
-    }
-    pub fn approval(step: &str, turn: u32, call_id: &str) -> String {
-        format!("{step}/t{turn}/approval/{call_id}")
-    }
-    /// `site` is `t<turn>/<phase>` or `t<turn>/<call id>/<phase>`.
-    pub fn guardrail(step: &str, site: &str, index: usize) -> String {
-        format!("{step}/{site}/guardrail/{index}")
-    }
-    pub fn session_read(step: &str) -> String {
-        format!("{step}/session/read")
-    }
-    pub fn session_summary(step: &str) -> String {
-        format!("{step}/session/summary")
-    }
-    /// Session items of a sequential step, or of a parallel stage.
-    pub fn session_write(owner: &str) -> String {
-        format!("{owner}/session/write")
-    }
-    pub fn reduce(stage: &str) -> String {
-        format!("{stage}/reduce")
-    }
-    pub fn stage_done(stage: &str) -> String {
-        format!("{stage}/done")
-    }
-    pub const RUN_STARTED: &str = "run/started";
-    pub const RUN_FINISHED: &str = "run/finished";
 }
 
 #[cfg(test)]
@@ -346,9 +337,10 @@ mod tests {
         let journal = Journal::live(store.clone(), "r", Vec::new());
         journal
             .commit(
-                JournalKind::ModelResponse,
-                "plan/0/t1/model".to_owned(),
-                json!({"output": "plan"}),
+                &Key::model(&StepKey::new("plan", 0), 1),
+                &StepFailed {
+                    error: "plan".into(),
+                },
                 None,
                 None,
             )

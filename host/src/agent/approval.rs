@@ -1,10 +1,9 @@
 //! The approval gate of a tool call: a recorded decision, or a request
 //! that pauses the run (or waits in-process) until a human decides.
 
-use super::model::decode;
 use super::*;
 use crate::events::{EventType, Scope};
-use crate::journal::{Decision, Mode, keys};
+use crate::journal::{ApprovalAnswer, ApprovalRequest, Decision, Key, Mode, decode};
 use crate::store::{JournalKind, RunStatus, RunUpdate};
 use serde_json::json;
 use std::time::Duration;
@@ -24,12 +23,14 @@ pub(super) async fn approval_gate(
     arguments: &str,
     kind: &'static str,
 ) -> Result<Decision, AgentError> {
-    let key = keys::approval(&cx.step_key, turn, call_id);
-    if let Some(record) = cx.journal.recorded(JournalKind::ApprovalDecision, &key) {
-        return decode(&key, &record.entry.data["decision"]);
+    let key = Key::approval(&cx.step_key, turn, call_id);
+    if let Some(answer) = cx.journal.recorded::<ApprovalAnswer>(&key)? {
+        return Ok(answer.decision);
     }
     if cx.journal.mode() == Mode::Replay {
-        return Err(AgentError::ReplayDiverged { key });
+        return Err(AgentError::ReplayDiverged {
+            key: key.to_string(),
+        });
     }
     let Some(store) = cx.journal.store() else {
         return Err(AgentError::ApprovalNeedsStore { tool });
@@ -37,26 +38,19 @@ pub(super) async fn approval_gate(
     let waiting = Some(RunUpdate::status(RunStatus::WaitingApproval));
     if cx
         .journal
-        .recorded(JournalKind::ApprovalRequested, &key)
+        .record(JournalKind::ApprovalRequested, &key)
         .is_none()
     {
-        cx.journal
-            .commit(
-                JournalKind::ApprovalRequested,
-                key.clone(),
-                json!({
-                    "call_id": call_id,
-                    "tool": tool,
-                    "arguments": arguments,
-                    "kind": kind,
-                    "stage": scope.stage,
-                    "step": scope.step,
-                    "agent": scope.agent,
-                }),
-                None,
-                waiting,
-            )
-            .await?;
+        let request = ApprovalRequest {
+            call_id: call_id.to_owned(),
+            tool: tool.clone(),
+            arguments: arguments.to_owned(),
+            kind: kind.to_owned(),
+            stage: scope.stage.clone(),
+            step: scope.step.clone(),
+            agent: scope.agent.clone(),
+        };
+        cx.journal.commit(&key, &request, None, waiting).await?;
     } else if let Some(update) = waiting {
         store.update_run(cx.journal.run_id(), update).await?;
     }
@@ -74,12 +68,14 @@ pub(super) async fn approval_gate(
         });
     }
     loop {
-        let records = store.journal_by_key(cx.journal.run_id(), &key).await?;
+        let records = store
+            .journal_by_key(cx.journal.run_id(), &key.to_string())
+            .await?;
         if let Some(record) = records
             .iter()
             .find(|r| r.entry.kind == JournalKind::ApprovalDecision)
         {
-            let decision: Decision = decode(&key, &record.entry.data["decision"])?;
+            let decision = decode::<ApprovalAnswer>(record)?.decision;
             store
                 .update_run(cx.journal.run_id(), RunUpdate::status(RunStatus::Running))
                 .await?;

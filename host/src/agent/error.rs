@@ -1,5 +1,6 @@
 //! Why an agent's step failed, or stopped without failing.
 
+use crate::journal::Unreadable;
 use crate::llm::LlmError;
 use crate::plugin::{CallError, Phase};
 use crate::store::StoreError;
@@ -38,8 +39,8 @@ pub enum AgentError {
     Cancelled,
     #[error("cannot record the run's progress: {0}")]
     Store(#[from] StoreError),
-    #[error("the journal entry `{key}` is unreadable: {reason}")]
-    Journal { key: String, reason: String },
+    #[error(transparent)]
+    Journal(#[from] Unreadable),
     #[error(
         "replay diverged: `{key}` was never recorded (a changed guard or mapper took a path the original run did not)"
     )]

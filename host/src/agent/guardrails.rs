@@ -1,12 +1,10 @@
 //! Guardrails of a phase, run concurrently; verdicts journaled.
 
-use super::model::decode;
 use super::*;
 use crate::events::{EventType, Scope};
-use crate::journal::keys;
+use crate::journal::{GuardrailCheck, Key};
 use crate::plan::HookRef;
-use crate::plugin::{Phase, Verdict};
-use crate::store::JournalKind;
+use crate::plugin::Phase;
 use serde_json::{Value, json};
 
 /// Runs every guardrail of a phase (concurrently); the first tripwire, in
@@ -23,9 +21,9 @@ pub(super) async fn check_guardrails(
         return Ok(());
     }
     let checks = guardrails.iter().enumerate().map(|(i, g)| async move {
-        let key = keys::guardrail(&cx.step_key, site, i);
-        if let Some(record) = cx.journal.recorded(JournalKind::GuardrailVerdict, &key) {
-            return decode::<Verdict>(&key, &record.entry.data["verdict"]);
+        let key = Key::guardrail(&cx.step_key, site, i);
+        if let Some(check) = cx.journal.recorded::<GuardrailCheck>(&key)? {
+            return Ok::<_, AgentError>(check.verdict);
         }
         let plugin = cx
             .registry
@@ -40,16 +38,16 @@ pub(super) async fn check_guardrails(
             .check_guardrail(cx.registry.runtime(), &call, phase, payload)
             .await
             .map_err(AgentError::Guardrail)?;
+        let check = GuardrailCheck {
+            plugin: g.plugin.clone(),
+            guardrail: g.label(),
+            phase: phase.to_string(),
+            verdict: served.value,
+        };
         cx.journal
-            .commit(
-                JournalKind::GuardrailVerdict,
-                key,
-                json!({ "plugin": g.plugin, "guardrail": g.label(), "phase": phase.to_string(), "verdict": served.value }),
-                Some(&served.digest),
-                None,
-            )
+            .commit(&key, &check, Some(&served.digest), None)
             .await?;
-        Ok(served.value)
+        Ok(check.verdict)
     });
     let verdicts = futures::future::join_all(checks).await;
     for (g, verdict) in guardrails.iter().zip(verdicts) {

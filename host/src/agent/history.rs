@@ -21,12 +21,11 @@
 //! `docs/ENGINE.md`, "Sessions").
 
 use super::{AgentContext, AgentError};
-use crate::journal::{Mode, keys};
+use crate::journal::{Key, Mode, ModelCall, SessionRead, SessionRecord};
 use crate::llm::{Item, ModelRequest, ModelResponse, Role};
 use crate::plan::Agent;
 use crate::spec::Memory;
-use crate::store::{JournalKind, SessionItem, SessionScope};
-use serde_json::json;
+use crate::store::{SessionItem, SessionScope};
 
 /// The session a run belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -34,6 +33,26 @@ pub struct SessionConfig {
     pub scope: SessionScope,
     /// Load at most this many of the newest items.
     pub history_size: Option<u32>,
+}
+
+impl From<&SessionConfig> for SessionRecord {
+    fn from(s: &SessionConfig) -> Self {
+        SessionRecord {
+            account_id: s.scope.account_id.clone(),
+            user_id: s.scope.user_id.clone(),
+            session_id: s.scope.session_id.clone(),
+            history_size: s.history_size,
+        }
+    }
+}
+
+impl From<SessionRecord> for SessionConfig {
+    fn from(s: SessionRecord) -> Self {
+        SessionConfig {
+            scope: SessionScope::new(s.account_id, s.user_id, s.session_id),
+            history_size: s.history_size,
+        }
+    }
 }
 
 /// Prefix of the system message that carries a session summary.
@@ -46,14 +65,9 @@ pub(crate) async fn history(cx: &AgentContext<'_>, agent: &Agent) -> Result<Vec<
     let Some(session) = cx.session else {
         return Ok(Vec::new());
     };
-    let key = keys::session_read(&cx.step_key);
-    if let Some(record) = cx.journal.recorded(JournalKind::SessionRead, &key) {
-        return serde_json::from_value(record.entry.data["items"].clone()).map_err(|e| {
-            AgentError::Journal {
-                key,
-                reason: e.to_string(),
-            }
-        });
+    let key = Key::SessionRead(cx.step_key.clone());
+    if let Some(read) = cx.journal.recorded::<SessionRead>(&key)? {
+        return Ok(read.items);
     }
     if cx.journal.mode() == Mode::Replay {
         return Ok(Vec::new());
@@ -112,16 +126,9 @@ pub(crate) async fn history(cx: &AgentContext<'_>, agent: &Agent) -> Result<Vec<
             }
         }
     };
-    cx.journal
-        .commit(
-            JournalKind::SessionRead,
-            key,
-            json!({ "items": shaped }),
-            None,
-            None,
-        )
-        .await?;
-    Ok(shaped)
+    let read = SessionRead { items: shaped };
+    cx.journal.commit(&key, &read, None, None).await?;
+    Ok(read.items)
 }
 
 fn decode_items(stored: &[SessionItem]) -> Result<Vec<(u64, Item)>, AgentError> {
@@ -288,16 +295,9 @@ async fn summarize(
     max_tokens: u32,
     model: Option<String>,
 ) -> Result<String, AgentError> {
-    let key = keys::session_summary(&cx.step_key);
-    let response: ModelResponse = match cx.journal.recorded(JournalKind::ModelResponse, &key) {
-        Some(record) => {
-            serde_json::from_value(record.entry.data["response"].clone()).map_err(|e| {
-                AgentError::Journal {
-                    key: key.clone(),
-                    reason: e.to_string(),
-                }
-            })?
-        }
+    let key = Key::SessionSummary(cx.step_key.clone());
+    let response: ModelResponse = match cx.journal.recorded::<ModelCall>(&key)? {
+        Some(recorded) => recorded.response,
         None => {
             let mut settings = agent.settings.clone();
             if let Some(model) = model {
@@ -315,17 +315,14 @@ async fn summarize(
                 step: cx.scope.step.clone().unwrap_or_default(),
                 turn: 0,
             };
-            let response = agent.provider.respond(&request, None).await?;
-            cx.journal
-                    .commit(
-                        JournalKind::ModelResponse,
-                        key,
-                        json!({ "agent": agent.key, "purpose": "session_summary", "response": response }),
-                        None,
-                        None,
-                    )
-                    .await?;
-            response
+            let call = ModelCall {
+                agent: agent.key.clone(),
+                turn: None,
+                purpose: Some("session_summary".to_owned()),
+                response: agent.provider.respond(&request, None).await?,
+            };
+            cx.journal.commit(&key, &call, None, None).await?;
+            call.response
         }
     };
     Ok(response.text().unwrap_or_default())

@@ -3,11 +3,10 @@
 
 use super::*;
 use crate::events::{EventType, Scope};
-use crate::journal::{Mode, keys};
+use crate::journal::{Key, Mode, ModelCall};
 use crate::llm::{ModelRequest, ModelResponse, StreamEvent};
 use crate::plan::Agent;
-use crate::store::JournalKind;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// One model call, served from the journal when the run already made it.
 pub(super) async fn model_call(
@@ -17,14 +16,15 @@ pub(super) async fn model_call(
     request: &ModelRequest,
     turn: u32,
 ) -> Result<ModelResponse, AgentError> {
-    let key = keys::model(&cx.step_key, turn);
-    if let Some(record) = cx.journal.recorded(JournalKind::ModelResponse, &key) {
-        let response: ModelResponse = decode(&key, &record.entry.data["response"])?;
-        emit_response(cx, scope, turn, &response, true);
-        return Ok(response);
+    let key = Key::model(&cx.step_key, turn);
+    if let Some(recorded) = cx.journal.recorded::<ModelCall>(&key)? {
+        emit_response(cx, scope, turn, &recorded.response, true);
+        return Ok(recorded.response);
     }
     if cx.journal.mode() == Mode::Replay {
-        return Err(AgentError::ReplayDiverged { key });
+        return Err(AgentError::ReplayDiverged {
+            key: key.to_string(),
+        });
     }
     if cx.journal.cancelled().await? {
         return Err(AgentError::Cancelled);
@@ -64,17 +64,15 @@ pub(super) async fn model_call(
         .await?;
     // Committed before anything acts on it: a crash from here on never
     // pays for this call again.
-    cx.journal
-        .commit(
-            JournalKind::ModelResponse,
-            key,
-            json!({ "agent": agent.key, "turn": turn, "response": response }),
-            None,
-            None,
-        )
-        .await?;
-    emit_response(cx, scope, turn, &response, false);
-    Ok(response)
+    let call = ModelCall {
+        agent: agent.key.clone(),
+        turn: Some(turn),
+        purpose: None,
+        response,
+    };
+    cx.journal.commit(&key, &call, None, None).await?;
+    emit_response(cx, scope, turn, &call.response, false);
+    Ok(call.response)
 }
 
 pub(super) fn emit_response(
@@ -99,14 +97,4 @@ pub(super) fn emit_response(
             },
         }),
     );
-}
-
-pub(super) fn decode<T: serde::de::DeserializeOwned>(
-    key: &str,
-    value: &Value,
-) -> Result<T, AgentError> {
-    serde_json::from_value(value.clone()).map_err(|e| AgentError::Journal {
-        key: key.to_owned(),
-        reason: e.to_string(),
-    })
 }

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::events::{EventType, Scope};
-use crate::journal::{Decision, Mode, keys};
+use crate::journal::{Decision, Key, Mode, ToolCall, decode};
 use crate::plan::{Agent, ToolRef};
 use crate::plugin::{CallError, Phase};
 use crate::store::JournalKind;
@@ -39,18 +39,15 @@ pub(super) async fn call_tool(
             scope,
             json!({ "tool": name, "call_id": call_id, "arguments": clip(arguments) }),
         );
-        let key = keys::tool(&cx.step_key, turn, call_id);
+        let key = Key::tool(&cx.step_key, turn, call_id);
         let (output, error, digest, recorded) =
-            if let Some(record) = cx.journal.recorded(JournalKind::ToolResult, &key) {
-                let data = &record.entry.data;
-                (
-                    data["output"].as_str().unwrap_or_default().to_owned(),
-                    data["error"].as_bool().unwrap_or(false),
-                    record.entry.plugin_digest.clone(),
-                    true,
-                )
+            if let Some(record) = cx.journal.record(JournalKind::ToolResult, &key) {
+                let call: ToolCall = decode(record)?;
+                (call.output, call.error, record.entry.plugin_digest.clone(), true)
             } else if cx.journal.mode() == Mode::Replay {
-                return Err(AgentError::ReplayDiverged { key });
+                return Err(AgentError::ReplayDiverged {
+                    key: key.to_string(),
+                });
             } else {
                 let tool = agent.tools.iter().find(|t| t.name == name);
                 let decision = match tool {
@@ -78,17 +75,17 @@ pub(super) async fn call_tool(
                         invoke(cx, scope, agent, turn, call_id, name, arguments).await?
                     }
                 };
+                let call = ToolCall {
+                    tool: name.to_owned(),
+                    call_id: call_id.to_owned(),
+                    output,
+                    error,
+                    plugin: tool.map(|t| t.plugin.clone()),
+                };
                 cx.journal
-                    .commit(
-                        JournalKind::ToolResult,
-                        key,
-                        json!({ "tool": name, "call_id": call_id, "output": output, "error": error,
-                                "plugin": tool.map(|t| t.plugin.as_str()) }),
-                        digest.as_deref(),
-                        None,
-                    )
+                    .commit(&key, &call, digest.as_deref(), None)
                     .await?;
-                (output, error, digest, false)
+                (call.output, error, digest, false)
             };
         if error {
             let span = tracing::Span::current();

@@ -1,18 +1,17 @@
 //! Commands over the run database: `resume`, `replay`, `runs`,
 //! `approvals`, `approve`, `reject`.
 
-use super::run::{Delivery, drive, load_runner};
+use super::run::{Delivery, RunMetadata, drive, load_runner};
 use super::{EXIT_BAD_INPUT, EXIT_FAILED, GlobalArgs, observe, open_store};
 use anyhow::Context;
 use host::approvals::{self, ApprovalError};
-use host::engine::{ResumeRequest, Runner, run_metadata};
+use host::engine::{ResumeRequest, Runner};
 use host::events::rfc3339;
-use host::journal::Decision;
+use host::journal::{self, Decision, StepStatus, StepSummary};
 use host::plan::CompileOptions;
 use host::spec::Spec;
-use host::store::{JournalKind, JournalRecord, RunFilter, RunRecord, RunStatus, RunUpdate, Store};
+use host::store::{JournalRecord, RunFilter, RunRecord, RunStatus, RunUpdate, Store};
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -126,26 +125,37 @@ async fn rebuild(
     journal: &[JournalRecord],
     plugins: Option<&Path>,
 ) -> anyhow::Result<Result<(Spec, Runner), ExitCode>> {
-    let Some(meta) = run_metadata(journal).filter(|m| m["spec"].is_object()) else {
+    let meta = journal::run_started(journal)
+        .and_then(Result::ok)
+        .and_then(|started| serde_json::from_value::<RunMetadata>(started.metadata).ok());
+    let Some(meta) = meta.filter(|m| m.spec.is_object()) else {
         eprintln!(
             "error: run {run_id} was not started by `host run` (its journal has no spec to rebuild it from)"
         );
         return Ok(Err(ExitCode::from(EXIT_FAILED)));
     };
-    let base_dir = PathBuf::from(meta["base_dir"].as_str().unwrap_or("."));
-    let spec = match Spec::from_value(&meta["spec"], &base_dir) {
+    let base_dir = PathBuf::from(if meta.base_dir.is_empty() {
+        "."
+    } else {
+        &meta.base_dir
+    });
+    let spec = match Spec::from_value(&meta.spec, &base_dir) {
         Ok(spec) => spec,
         Err(e) => {
             eprintln!("error: run {run_id}: its recorded spec no longer parses:\n{e}");
             return Ok(Err(ExitCode::from(EXIT_FAILED)));
         }
     };
-    let plugins = plugins
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from(meta["plugins"].as_str().unwrap_or("plugins")));
+    let plugins = plugins.map(Path::to_path_buf).unwrap_or_else(|| {
+        PathBuf::from(if meta.plugins.is_empty() {
+            "plugins"
+        } else {
+            &meta.plugins
+        })
+    });
     let options = CompileOptions {
-        offline: meta["offline"].as_bool().unwrap_or(false),
-        stream: meta["stream"].as_bool().unwrap_or(false),
+        offline: meta.offline,
+        stream: meta.stream,
     };
     Ok(load_runner(global, &spec, &plugins, &options)
         .await?
@@ -261,100 +271,43 @@ pub async fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<Exi
         Ok((_, r)) => r,
         Err(code) => return Ok(code),
     };
-    let before = recorded_steps(&journal);
-    let result = runner.replay(&args.run_id, journal, false).wait().await;
-    let out = match result {
-        Ok(out) => out,
+    let report = match runner.replay_report(&record, journal).await {
+        Ok(report) => report,
         Err(e) => {
             eprintln!("error: replay of run {} failed: {e}", args.run_id);
             return Ok(ExitCode::from(EXIT_FAILED));
         }
     };
-    let mut changed = Vec::new();
-    for step in &out.steps {
-        let key = (step.stage_name.clone(), step.step_index);
-        let after = if step.skipped {
-            json!({ "skipped": true })
-        } else {
-            step.output.clone()
-        };
-        let original = before.get(&key).cloned().unwrap_or(Value::Null);
-        if original != after {
-            changed.push(json!({
-                "stage": step.stage_name,
-                "step_index": step.step_index,
-                "agent": step.agent_key,
-                "before": original,
-                "after": after,
-            }));
-        }
-    }
-    let output_changed = record.output.as_ref() != Some(&out.output);
     let mut stdout = std::io::stdout().lock();
     if args.json {
-        let report = json!({
-            "run_id": args.run_id,
-            "output": out.output,
-            "original_output": record.output,
-            "output_changed": output_changed,
-            "changed_steps": changed,
-        });
         writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        writeln!(stdout, "{}", display(&out.output))?;
+        writeln!(stdout, "{}", display(&report.output))?;
         drop(stdout);
         eprintln!(
             "replayed run {} with zero model calls: final output {}",
             args.run_id,
-            if output_changed {
+            if report.output_changed {
                 "CHANGED"
             } else {
                 "unchanged"
             }
         );
-        if changed.is_empty() {
+        if report.changed_steps.is_empty() {
             eprintln!("no step output changed");
         }
-        for c in &changed {
+        for c in &report.changed_steps {
             eprintln!(
                 "  changed: {}/{} ({})\n    before: {}\n    after:  {}",
-                c["stage"].as_str().unwrap_or(""),
-                c["step_index"],
-                c["agent"].as_str().unwrap_or(""),
-                clip(&c["before"].to_string()),
-                clip(&c["after"].to_string()),
+                c.stage,
+                c.step_index,
+                c.agent,
+                clip(&c.before.to_string()),
+                clip(&c.after.to_string()),
             );
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Step outputs of a journal by (stage, step index).
-fn recorded_steps(journal: &[JournalRecord]) -> BTreeMap<(String, u32), Value> {
-    let mut out = BTreeMap::new();
-    for r in journal {
-        if r.entry.kind != JournalKind::StepCompleted {
-            continue;
-        }
-        let Some((stage, index)) = r
-            .entry
-            .key
-            .strip_suffix("/done")
-            .and_then(|k| k.rsplit_once('/'))
-        else {
-            continue;
-        };
-        let Ok(index) = index.parse::<u32>() else {
-            continue;
-        };
-        let value = if r.entry.data["skipped"].as_bool() == Some(true) {
-            json!({ "skipped": true })
-        } else {
-            r.entry.data["output"].clone()
-        };
-        out.insert((stage.to_owned(), index), value);
-    }
-    out
 }
 
 fn display(v: &Value) -> String {
@@ -444,51 +397,28 @@ pub async fn runs(global: &GlobalArgs, cmd: RunsCommand) -> anyhow::Result<ExitC
     }
 }
 
-/// One step of `runs show`, from the journal.
-fn steps_of(journal: &[JournalRecord]) -> Vec<Value> {
-    let mut steps: BTreeMap<String, Value> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    for r in journal {
-        let e = &r.entry;
-        if matches!(e.kind, JournalKind::StepCompleted | JournalKind::StepFailed) {
-            let Some(step) = e.key.strip_suffix("/done") else {
-                continue;
-            };
-            if !order.iter().any(|s| s == step) {
-                order.push(step.to_owned());
+/// The steps of `runs show --json`, from the journal.
+fn steps_json(steps: &[StepSummary]) -> Vec<Value> {
+    steps
+        .iter()
+        .map(|s| {
+            let mut entry = json!({ "step": s.step.to_string(), "status": s.status.as_str() });
+            match (&s.status, &s.done) {
+                (StepStatus::Failed, _) => entry["error"] = json!(s.error),
+                (StepStatus::Completed, Some(done)) => {
+                    entry["agent"] = json!(done.agent);
+                    entry["turns"] = json!(done.turns);
+                    entry["usage"] = json!(done.usage);
+                    entry["output"] = done.output.clone();
+                }
+                _ => {}
             }
-            let entry = steps.entry(step.to_owned()).or_insert_with(|| json!({}));
-            entry["step"] = json!(step);
-            if e.kind == JournalKind::StepFailed {
-                entry["status"] = json!("failed");
-                entry["error"] = e.data["error"].clone();
-            } else if e.data["skipped"].as_bool() == Some(true) {
-                entry["status"] = json!("skipped");
-            } else {
-                entry["status"] = json!("completed");
-                entry["agent"] = e.data["agent"].clone();
-                entry["turns"] = e.data["turns"].clone();
-                entry["usage"] = e.data["usage"].clone();
-                entry["output"] = e.data["output"].clone();
+            if !s.plugins.is_empty() {
+                entry["plugins"] = json!(s.plugins);
             }
-        }
-    }
-    // Plugin versions: every digest recorded under a step's keys.
-    for r in journal {
-        let (Some(digest), Some(plugin)) =
-            (&r.entry.plugin_digest, r.entry.data["plugin"].as_str())
-        else {
-            continue;
-        };
-        for step in &order {
-            if r.entry.key.starts_with(&format!("{step}/"))
-                && let Some(entry) = steps.get_mut(step)
-            {
-                entry["plugins"][plugin] = json!(digest);
-            }
-        }
-    }
-    order.into_iter().filter_map(|s| steps.remove(&s)).collect()
+            entry
+        })
+        .collect()
 }
 
 async fn show(store: &dyn Store, run_id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
@@ -497,13 +427,13 @@ async fn show(store: &dyn Store, run_id: &str, json_out: bool) -> anyhow::Result
         return Ok(ExitCode::from(EXIT_BAD_INPUT));
     };
     let journal = store.journal(run_id).await?;
-    let steps = steps_of(&journal);
+    let steps = journal::step_summaries(&journal)?;
     let pending = approvals::pending(store, run_id).await?;
     let outbox = store.outbox_summary(run_id).await?;
     let mut out = std::io::stdout().lock();
     if json_out {
         let mut v = serde_json::to_value(&run)?;
-        v["steps"] = json!(steps);
+        v["steps"] = json!(steps_json(&steps));
         v["pending_approvals"] = serde_json::to_value(&pending)?;
         v["journal_entries"] = json!(journal.len());
         v["outbox"] = json!({
@@ -527,17 +457,22 @@ async fn show(store: &dyn Store, run_id: &str, json_out: bool) -> anyhow::Result
         writeln!(
             out,
             "  {:<28} {:<10} {}",
-            s["step"].as_str().unwrap_or(""),
-            s["status"].as_str().unwrap_or(""),
-            s["agent"].as_str().unwrap_or("")
+            s.step.to_string(),
+            s.status.as_str(),
+            s.done
+                .as_ref()
+                .filter(|_| s.status == StepStatus::Completed)
+                .and_then(|d| d.agent.as_deref())
+                .unwrap_or("")
         )?;
-        if let Some(plugins) = s["plugins"].as_object() {
-            for (name, digest) in plugins {
-                let d = digest.as_str().unwrap_or("");
-                writeln!(out, "      plugin {name} sha256:{}", &d[..d.len().min(16)])?;
-            }
+        for (name, digest) in &s.plugins {
+            writeln!(
+                out,
+                "      plugin {name} sha256:{}",
+                &digest[..digest.floor_char_boundary(16)]
+            )?;
         }
-        if let Some(e) = s["error"].as_str() {
+        if let Some(e) = &s.error {
             writeln!(out, "      error: {e}")?;
         }
     }

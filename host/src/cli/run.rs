@@ -15,7 +15,7 @@ use host::plugin::Registry;
 use host::sinks::OutboxSink;
 use host::spec::Spec;
 use host::store::{SessionScope, Store};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -137,14 +137,14 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
                 history_size: from_spec.and_then(|s| s.history_size),
             }
         });
-    let metadata = json!({
-        "spec": doc,
-        "spec_path": absolute(&args.spec),
-        "base_dir": absolute(spec.base_dir()),
-        "plugins": absolute(&args.plugins),
-        "offline": args.offline,
-        "stream": args.stream,
-    });
+    let metadata = serde_json::to_value(RunMetadata {
+        spec: doc,
+        spec_path: absolute(&args.spec),
+        base_dir: absolute(spec.base_dir()),
+        plugins: absolute(&args.plugins),
+        offline: args.offline,
+        stream: args.stream,
+    })?;
     let handle = runner.start(RunRequest {
         input,
         run_id: None,
@@ -248,6 +248,21 @@ pub(super) fn read_spec(path: &Path) -> Result<(Spec, Value, String), String> {
         callback.remove("secret");
     }
     Ok((spec, doc, digest))
+}
+
+/// What `host run` keeps with a run (its `run_started` entry's metadata),
+/// so `host resume` and `host replay` can rebuild the runner it ran with.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub(super) struct RunMetadata {
+    /// The spec document as it was run.
+    pub(super) spec: Value,
+    pub(super) spec_path: String,
+    /// Where the spec's relative paths (scripts, tool schemas) start.
+    pub(super) base_dir: String,
+    pub(super) plugins: String,
+    pub(super) offline: bool,
+    pub(super) stream: bool,
 }
 
 fn absolute(path: &Path) -> String {

@@ -1,6 +1,7 @@
 //! Why a step or a run did not complete.
 
 use crate::agent::AgentError;
+use crate::journal::Unreadable;
 use crate::plan::{Stage, Step};
 use crate::plugin::CallError;
 use crate::store::{RunStatus, StoreError};
@@ -31,6 +32,12 @@ pub enum StepError {
     /// A branch that failed before the run was interrupted (resume).
     #[error("{0}")]
     Recorded(String),
+}
+
+impl From<Unreadable> for StepError {
+    fn from(e: Unreadable) -> Self {
+        StepError::Agent(Box::new(AgentError::Journal(e)))
+    }
 }
 
 impl From<AgentError> for StepError {
@@ -73,6 +80,8 @@ pub enum RunError {
     NotResumable { run_id: String, status: RunStatus },
     #[error("run {run_id}: its journal is unusable: {reason}")]
     BadJournal { run_id: String, reason: String },
+    #[error(transparent)]
+    Journal(#[from] Unreadable),
     #[error("internal error: {0}")]
     Internal(String),
 }

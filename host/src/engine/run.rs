@@ -6,12 +6,11 @@ use super::step::StepOutcome;
 use super::{RunError, RunOutput, Runner, StepError};
 use crate::agent::SessionConfig;
 use crate::events::{Emitter, EventType, Scope};
-use crate::journal::{Journal, Mode, keys};
+use crate::journal::{self, Journal, Key, Mode, Owner, RunFinished, RunStarted, SessionWrite};
 use crate::llm::{Item, Usage};
 use crate::plan::{Stage, Step};
 use crate::plugin::StepResult;
-use crate::store::{self, JournalEntry, JournalKind, JournalRecord, RunStatus, RunUpdate};
-use serde::{Deserialize, Serialize};
+use crate::store::{self, JournalKind, JournalRecord, RunStatus, RunUpdate};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -24,68 +23,6 @@ pub(super) struct Prepared {
     pub(super) session: Option<SessionConfig>,
     pub(super) wait_approval: bool,
     pub(super) resumed: bool,
-}
-
-/// What a run records when it starts (the `run_started` journal entry).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct Started {
-    pub(super) input: Value,
-    #[serde(default)]
-    pub(super) session: Option<SessionRecord>,
-    #[serde(default)]
-    pub(super) metadata: Value,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct SessionRecord {
-    pub(super) account_id: String,
-    pub(super) user_id: String,
-    pub(super) session_id: String,
-    pub(super) history_size: Option<u32>,
-}
-
-impl From<&SessionConfig> for SessionRecord {
-    fn from(s: &SessionConfig) -> Self {
-        SessionRecord {
-            account_id: s.scope.account_id.clone(),
-            user_id: s.scope.user_id.clone(),
-            session_id: s.scope.session_id.clone(),
-            history_size: s.history_size,
-        }
-    }
-}
-
-impl From<SessionRecord> for SessionConfig {
-    fn from(s: SessionRecord) -> Self {
-        SessionConfig {
-            scope: store::SessionScope::new(s.account_id, s.user_id, s.session_id),
-            history_size: s.history_size,
-        }
-    }
-}
-
-/// A step's journaled result.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(super) struct StepRecord {
-    pub(super) skipped: bool,
-    pub(super) output: Value,
-    pub(super) agent: Option<String>,
-    #[serde(default)]
-    pub(super) usage: BTreeMap<String, Usage>,
-    #[serde(default)]
-    pub(super) turns: u32,
-    #[serde(default)]
-    pub(super) last_response_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(super) session_items: Vec<Item>,
-}
-
-/// The `run_started` entry of a journal: input, session and metadata.
-pub fn run_metadata(journal: &[JournalRecord]) -> Option<Value> {
-    journal
-        .iter()
-        .find(|r| r.entry.kind == JournalKind::RunStarted)
-        .map(|r| r.entry.data["metadata"].clone())
 }
 
 impl Runner {
@@ -150,9 +87,10 @@ impl Runner {
                 let end = state
                     .journal
                     .commit(
-                        JournalKind::RunFinished,
-                        keys::RUN_FINISHED.into(),
-                        json!({ "status": "completed", "output": output }),
+                        &Key::RunFinished,
+                        &RunFinished::Completed {
+                            output: output.clone(),
+                        },
                         None,
                         Some(RunUpdate {
                             status: Some(RunStatus::Completed),
@@ -208,9 +146,10 @@ impl Runner {
                     state
                         .journal
                         .commit(
-                            JournalKind::RunFinished,
-                            keys::RUN_FINISHED.into(),
-                            json!({ "status": "failed", "error": e.to_string() }),
+                            &Key::RunFinished,
+                            &RunFinished::Failed {
+                                error: e.to_string(),
+                            },
                             None,
                             Some(RunUpdate {
                                 status: Some(RunStatus::Failed),
@@ -241,13 +180,11 @@ impl Runner {
         let mut recorded: Vec<&JournalRecord> = journal.records().collect();
         recorded.sort_by_key(|r| r.seq);
         for r in recorded {
-            let (Some(digest), Some(plugin)) =
-                (&r.entry.plugin_digest, r.entry.data["plugin"].as_str())
-            else {
+            let Some((plugin, digest)) = journal::served_by(r) else {
                 continue;
             };
-            let current = self.registry.get(plugin).map(|p| p.digest().to_owned());
-            if current.as_deref() != Some(digest.as_str()) && seen.insert(plugin.to_owned()) {
+            let current = self.registry.get(&plugin).map(|p| p.digest().to_owned());
+            if current.as_deref() != Some(digest) && seen.insert(plugin.clone()) {
                 emitter.emit(
                     EventType::PluginReloaded,
                     &Scope::default(),
@@ -263,18 +200,14 @@ impl Runner {
     }
 }
 
-pub(super) fn started_of(run_id: &str, records: &[JournalRecord]) -> Result<Started, RunError> {
-    let record = records
-        .iter()
-        .find(|r| r.entry.kind == JournalKind::RunStarted)
-        .ok_or_else(|| RunError::BadJournal {
-            run_id: run_id.to_owned(),
-            reason: "it has no run_started entry".into(),
-        })?;
-    serde_json::from_value(record.entry.data.clone()).map_err(|e| RunError::BadJournal {
+pub(super) fn started_of(run_id: &str, records: &[JournalRecord]) -> Result<RunStarted, RunError> {
+    let bad = |reason: String| RunError::BadJournal {
         run_id: run_id.to_owned(),
-        reason: format!("run_started: {e}"),
-    })
+        reason,
+    };
+    journal::run_started(records)
+        .ok_or_else(|| bad("it has no run_started entry".into()))?
+        .map_err(|e| bad(format!("run_started: {}", e.reason)))
 }
 
 pub(super) fn store_usage(usage: &BTreeMap<String, Usage>) -> BTreeMap<String, store::Usage> {
@@ -309,18 +242,18 @@ impl RunState {
     /// with a journal entry in the same transaction — once.
     pub(super) async fn write_session(
         &self,
-        owner: &str,
+        owner: Owner,
         items: Vec<Item>,
     ) -> Result<(), RunError> {
         let (Some(session), Some(store)) = (&self.session, self.journal.store()) else {
             return Ok(());
         };
-        let key = keys::session_write(owner);
+        let key = Key::SessionWrite(owner);
         if items.is_empty()
             || self.journal.mode() != Mode::Live
             || self
                 .journal
-                .recorded(JournalKind::SessionWrite, &key)
+                .record(JournalKind::SessionWrite, &key)
                 .is_some()
         {
             return Ok(());
@@ -330,11 +263,12 @@ impl RunState {
             .map(serde_json::to_value)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| RunError::Internal(format!("session item: {e}")))?;
-        let entry = JournalEntry::new(
-            JournalKind::SessionWrite,
-            key,
-            json!({ "items": values.len() }),
-        );
+        let entry = journal::entry(
+            &key,
+            &SessionWrite {
+                items: values.len(),
+            },
+        )?;
         store
             .append_session(&session.scope, &self.run_id, values, Some(entry))
             .await?;

@@ -2,16 +2,14 @@
 //! [`RunHandle`] awaits, cancels and streams one.
 
 use super::RunError;
-use super::run::{Prepared, SessionRecord, Started, started_of};
+use super::run::{Prepared, started_of};
 use crate::agent::SessionConfig;
 use crate::events::{Emitter, Event, EventType, Scope};
-use crate::journal::{Journal, keys};
+use crate::journal::{self, Journal, Key, RunStarted, SessionRecord};
 use crate::llm::Usage;
 use crate::plan::Workflow;
 use crate::plugin::{Registry, StepResult};
-use crate::store::{
-    JournalEntry, JournalKind, JournalRecord, NewRun, RunStatus, RunUpdate, Store, StoreError,
-};
+use crate::store::{JournalRecord, NewRun, RunStatus, RunUpdate, Store, StoreError};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -162,13 +160,14 @@ impl Runner {
         let prepare = async move {
             let journal = match store {
                 Some(store) => {
-                    let started = Started {
-                        input: request.input.clone(),
-                        session: request.session.as_ref().map(SessionRecord::from),
-                        metadata: request.metadata.clone(),
-                    };
-                    let data = serde_json::to_value(&started)
-                        .map_err(|e| RunError::Internal(e.to_string()))?;
+                    let started = journal::entry(
+                        &Key::RunStarted,
+                        &RunStarted {
+                            input: request.input.clone(),
+                            session: request.session.as_ref().map(SessionRecord::from),
+                            metadata: request.metadata.clone(),
+                        },
+                    )?;
                     let scope = request.session.as_ref().map(|s| s.scope.clone());
                     store
                         .create_run_with(
@@ -188,11 +187,7 @@ impl Runner {
                                 session_id: scope.map(|s| s.session_id),
                                 input: request.input.clone(),
                             },
-                            Some(JournalEntry::new(
-                                JournalKind::RunStarted,
-                                keys::RUN_STARTED,
-                                data,
-                            )),
+                            Some(started),
                         )
                         .await?;
                     Journal::live(store, &id, Vec::new())

@@ -5,7 +5,7 @@ use super::run::RunState;
 use super::step::{StepContext, StepOutcome, journaled_hook, run_step};
 use super::{RunError, Runner, StepError};
 use crate::events::{Emitter, EventType, Scope};
-use crate::journal::keys;
+use crate::journal::{Key, Owner, StepKey};
 use crate::plan::Stage;
 use crate::plugin::{CallContext, StepResult};
 use serde_json::{Value, json};
@@ -68,7 +68,7 @@ impl Runner {
             let step_key = cx.step_key.clone();
             let outcome = run_step(cx, step, current.clone(), &state.prior).await;
             let (result, items) = state.absorb(stage, step, index as u32, None, outcome)?;
-            state.write_session(&step_key, items).await?;
+            state.write_session(Owner::Step(step_key), items).await?;
             if !result.skipped {
                 current = result.output.clone();
             }
@@ -179,7 +179,9 @@ impl Runner {
             results.push(result);
         }
         // Branches' session items, in branch order, in one transaction.
-        state.write_session(&stage.name, session_items).await?;
+        state
+            .write_session(Owner::Stage(stage.name.clone()), session_items)
+            .await?;
 
         let merged = if results.iter().all(|r| r.skipped) {
             input
@@ -210,7 +212,7 @@ impl Runner {
                         source: Box::new(source),
                     })
             };
-            journaled_hook(&state.journal, keys::reduce(&stage.name), hook, reduce).await?
+            journaled_hook(&state.journal, Key::reduce(&stage.name), hook, reduce).await?
         } else {
             let outputs: Vec<Value> = results
                 .iter()
@@ -256,7 +258,7 @@ impl Runner {
                 logical_time_ms: state.logical_time_ms,
             },
             journal: state.journal.clone(),
-            step_key: keys::step(&stage.name, index),
+            step_key: StepKey::new(&stage.name, index),
             session: state.session.clone(),
             wait_approval: state.wait_approval,
         }

@@ -1,16 +1,14 @@
 //! A step: its guard, its input mapper, its agent, and its journaled result.
 
-use super::run::StepRecord;
 use super::{StepError, usage_json};
 use crate::agent::{self, AgentContext, AgentError, SessionConfig};
 use crate::events::{Emitter, EventType, Scope};
-use crate::journal::{Journal, keys};
+use crate::journal::{HookOutput, Journal, Key, StepDone, StepFailed, StepKey, Unreadable};
 use crate::plan::{HookRef, Step, Workflow};
 use crate::plugin::{CallContext, Registry, StepResult};
-use crate::store::{JournalKind, StoreError};
+use crate::store::StoreError;
 use serde::Serialize;
 use serde_json::{Value, json};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -23,7 +21,7 @@ pub(super) struct StepContext {
     pub(super) scope: Scope,
     pub(super) call: CallContext,
     pub(super) journal: Arc<Journal>,
-    pub(super) step_key: String,
+    pub(super) step_key: StepKey,
     pub(super) session: Option<Arc<SessionConfig>>,
     pub(super) wait_approval: bool,
 }
@@ -39,15 +37,9 @@ pub(super) async fn run_step(
     input: Value,
     prior: &[StepResult],
 ) -> Result<StepOutcome, StepError> {
-    let done = keys::done(&cx.step_key);
+    let done = Key::Done(cx.step_key.clone());
     // Already done before an interruption: its recorded result stands.
-    if let Some(record) = cx.journal.recorded(JournalKind::StepCompleted, &done) {
-        let r: StepRecord = serde_json::from_value(record.entry.data.clone()).map_err(|e| {
-            StepError::Agent(Box::new(AgentError::Journal {
-                key: done.clone(),
-                reason: e.to_string(),
-            }))
-        })?;
+    if let Some(r) = cx.journal.recorded::<StepDone>(&done)? {
         return Ok(if r.skipped {
             StepOutcome::Skipped
         } else {
@@ -61,13 +53,8 @@ pub(super) async fn run_step(
             })
         });
     }
-    if let Some(record) = cx.journal.recorded(JournalKind::StepFailed, &done) {
-        return Err(StepError::Recorded(
-            record.entry.data["error"]
-                .as_str()
-                .unwrap_or("failed")
-                .to_owned(),
-        ));
+    if let Some(failed) = cx.journal.recorded::<StepFailed>(&done)? {
+        return Err(StepError::Recorded(failed.error));
     }
     let span = tracing::info_span!(
         "step",
@@ -88,21 +75,14 @@ pub(super) async fn run_step(
         let result = step_body(&cx, step, input, prior).await;
         match &result {
             Ok(StepOutcome::Skipped) => {
-                let record = StepRecord {
-                    skipped: true,
-                    output: Value::Null,
-                    agent: None,
-                    usage: BTreeMap::new(),
-                    turns: 0,
-                    last_response_id: None,
-                    session_items: Vec::new(),
-                };
-                commit_step(&cx, JournalKind::StepCompleted, done, &record).await?;
+                cx.journal
+                    .commit(&done, &StepDone::skipped(), None, None)
+                    .await?;
                 tracing::Span::current().record("workflow.step.skipped", true);
                 cx.emitter.emit(EventType::StepSkipped, &cx.scope, json!({ "reason": "guard returned false" }));
             }
             Ok(StepOutcome::Done(out)) => {
-                let record = StepRecord {
+                let record = StepDone {
                     skipped: false,
                     output: out.output.clone(),
                     agent: Some(out.agent.clone()),
@@ -111,7 +91,7 @@ pub(super) async fn run_step(
                     last_response_id: out.last_response_id.clone(),
                     session_items: out.session_items.clone(),
                 };
-                commit_step(&cx, JournalKind::StepCompleted, done, &record).await?;
+                cx.journal.commit(&done, &record, None, None).await?;
                 let mut scope = cx.scope.clone();
                 scope.agent = Some(out.agent.clone());
                 cx.emitter.emit(
@@ -123,15 +103,10 @@ pub(super) async fn run_step(
             Err(e) if e.is_paused() || e.is_fatal() => {}
             Err(e) => {
                 tracing::Span::current().record("otel.status_code", "ERROR");
-                cx.journal
-                    .commit(
-                        JournalKind::StepFailed,
-                        done,
-                        json!({ "error": e.to_string() }),
-                        None,
-                        None,
-                    )
-                    .await?;
+                let failed = StepFailed {
+                    error: e.to_string(),
+                };
+                cx.journal.commit(&done, &failed, None, None).await?;
                 cx.emitter.emit(EventType::StepFailed, &cx.scope, json!({ "error": e.to_string() }));
             }
         }
@@ -141,51 +116,40 @@ pub(super) async fn run_step(
     .await
 }
 
-pub(super) async fn commit_step(
-    cx: &StepContext,
-    kind: JournalKind,
-    key: String,
-    record: &StepRecord,
-) -> Result<(), StepError> {
-    let data = serde_json::to_value(record).map_err(|e| {
-        StepError::Store(StoreError::Serialization {
-            what: "step record",
-            source: e,
-        })
-    })?;
-    Ok(cx.journal.commit(kind, key, data, None, None).await?)
-}
-
 /// A hook's output (guard, input mapper, reducer): the recorded one, or the
 /// one `call` produces, which is then recorded with the plugin's digest.
 pub(super) async fn journaled_hook<T, E>(
     journal: &Journal,
-    key: String,
+    key: Key,
     hook: &HookRef,
     call: impl Future<Output = Result<crate::plugin::Served<T>, E>>,
 ) -> Result<T, E>
 where
     T: Serialize + serde::de::DeserializeOwned,
-    E: From<StoreError>,
+    E: From<StoreError> + From<Unreadable>,
 {
-    if let Some(record) = journal.recorded(JournalKind::PluginOutput, &key) {
-        return serde_json::from_value(record.entry.data["value"].clone()).map_err(|source| {
-            StoreError::Serialization {
-                what: "a recorded plugin output",
-                source,
-            }
-            .into()
-        });
+    let decode = |value: Value| {
+        serde_json::from_value(value).map_err(|e| Unreadable {
+            key: key.to_string(),
+            reason: e.to_string(),
+        })
+    };
+    if let Some(recorded) = journal.recorded::<HookOutput>(&key)? {
+        return Ok(decode(recorded.value)?);
     }
     let served = call.await?;
+    let value =
+        serde_json::to_value(&served.value).map_err(|source| StoreError::Serialization {
+            what: "a plugin output",
+            source,
+        })?;
+    let output = HookOutput {
+        plugin: hook.plugin.clone(),
+        entry: hook.entry.clone(),
+        value,
+    };
     journal
-        .commit(
-            JournalKind::PluginOutput,
-            key,
-            json!({ "plugin": hook.plugin, "entry": hook.entry, "value": served.value }),
-            Some(&served.digest),
-            None,
-        )
+        .commit(&key, &output, Some(&served.digest), None)
         .await?;
     Ok(served.value)
 }
@@ -197,7 +161,7 @@ pub(super) async fn step_body(
     prior: &[StepResult],
 ) -> Result<StepOutcome, StepError> {
     if let Some(hook) = &step.guard {
-        let pass = journaled_hook(&cx.journal, keys::guard(&cx.step_key), hook, async {
+        let pass = journaled_hook(&cx.journal, Key::Guard(cx.step_key.clone()), hook, async {
             plugin_for(cx, hook)?
                 .guard(cx.registry.runtime(), &hook_call(cx, hook), &input, prior)
                 .await
@@ -213,15 +177,20 @@ pub(super) async fn step_body(
     }
     let input = match &step.input_mapper {
         Some(hook) => {
-            journaled_hook(&cx.journal, keys::map_input(&cx.step_key), hook, async {
-                plugin_for(cx, hook)?
-                    .map_input(cx.registry.runtime(), &hook_call(cx, hook), &input, prior)
-                    .await
-                    .map_err(|source| StepError::InputMapper {
-                        hook: hook.label(),
-                        source: Box::new(source),
-                    })
-            })
+            journaled_hook(
+                &cx.journal,
+                Key::MapInput(cx.step_key.clone()),
+                hook,
+                async {
+                    plugin_for(cx, hook)?
+                        .map_input(cx.registry.runtime(), &hook_call(cx, hook), &input, prior)
+                        .await
+                        .map_err(|source| StepError::InputMapper {
+                            hook: hook.label(),
+                            source: Box::new(source),
+                        })
+                },
+            )
             .await?
         }
         None => input,
