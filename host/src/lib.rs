@@ -21,6 +21,8 @@ pub mod events;
 pub mod llm;
 pub mod outbox;
 pub mod plugin;
+pub mod retry;
+pub mod secret;
 pub mod sinks;
 pub mod spec;
 pub mod store;
