@@ -6,9 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use host::llm::{
-    Api, ApiKey, Item, LlmError, ModelRequest, ModelResponse, ModelSettings, OutputSchema,
-    Provider, ProviderConfig, RetryPolicy, Role, StreamEvent, ToolSpec, build_provider,
+    Api, Item, LlmError, ModelRequest, ModelResponse, ModelSettings, OutputSchema, Provider,
+    ProviderConfig, RetryPolicy, Role, StreamEvent, ToolSpec, build_provider,
 };
+use host::secret::Secret;
 use mock_openai::{Fault, Match, MockConfig, MockServer, Reply, Rule};
 use serde_json::{Value, json};
 
@@ -52,7 +53,7 @@ fn provider_with(
     ok!(build_provider(
         ProviderConfig::compatible("mock", server.base_url())
             .with_api(api)
-            .with_api_key(ApiKey::new(KEY))
+            .with_api_key(Secret::new(KEY))
             .with_timeout(timeout)
             .with_retry(retry)
     ))

@@ -24,6 +24,8 @@ pub mod llm;
 pub mod outbox;
 pub mod plan;
 pub mod plugin;
+pub mod retry;
+pub mod secret;
 pub mod sinks;
 pub mod spec;
 pub mod store;

@@ -43,15 +43,13 @@
 //! for the response headers and then every wait for the next chunk (an idle
 //! timeout), so a long answer that keeps streaming is never cut.
 
-mod chat;
 mod error;
-mod openai;
-mod responses;
-mod retry;
-mod schema_value;
+mod http;
+mod sample;
 mod scripted;
 mod span;
 mod sse;
+mod wire;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -61,21 +59,37 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use crate::secret::Secret;
+
+/// The policy type of [`ProviderConfig::retry`], re-exported so that a
+/// provider is configured from this module alone.
+pub use crate::retry::RetryPolicy;
 pub use error::LlmError;
-pub use retry::{MAX_RETRY_AFTER, RetryPolicy, parse_retry_after};
-pub use schema_value::sample_value;
+pub use sample::sample_value;
 pub use scripted::ScriptedProvider;
 
-/// Base URL of the OpenAI API.
-pub const OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
-/// Environment variable read for the key of a [`ProviderKind::OpenAi`]
-/// provider configured without one.
-pub const OPENAI_API_KEY_ENV: &str = "OPENAI_API_KEY";
+// The provider defaults. The spec re-uses them, so a spec that leaves a
+// field out gets exactly what a provider built without it does.
+
+/// Base URL of a [`ProviderKind::OpenAi`] provider configured without one:
+/// the OpenAI API.
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+/// Name of the environment variable read for the key of a
+/// [`ProviderKind::OpenAi`] provider configured without one.
+pub const DEFAULT_API_KEY_ENV: &str = "OPENAI_API_KEY";
+/// Default [`ProviderConfig::timeout`] in milliseconds (the unit of the
+/// spec's `timeout_ms`): 60 s, what `host run` has always used, since every
+/// provider it builds gets the spec's timeout.
+pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
 /// Default [`ProviderConfig::timeout`].
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
-/// Name prefix of the function call a scripted `{"handoff": "<agent>"}`
-/// reply makes (the agent loop's handoff tools are `transfer_to_<agent>`).
-pub const HANDOFF_TOOL_PREFIX: &str = "transfer_to_";
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(DEFAULT_TIMEOUT_MS);
+/// The longest server-requested wait (`Retry-After`) that is honoured; a
+/// longer one ends the call with the server's error instead of sleeping.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Name prefix of a handoff tool: the agent loop offers `transfer_to_<agent>`
+/// for each agent it may hand off to, and a scripted `{"handoff": "<agent>"}`
+/// reply calls one. Defined here, the lower layer, so both use one spelling.
+pub const HANDOFF_PREFIX: &str = "transfer_to_";
 
 /// Which OpenAI wire API a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -107,8 +121,8 @@ impl std::fmt::Display for Api {
 /// What kind of model server a provider talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderKind {
-    /// OpenAI itself: base URL defaults to [`OPENAI_BASE_URL`], the key to
-    /// `$OPENAI_API_KEY`.
+    /// OpenAI itself: base URL defaults to [`DEFAULT_BASE_URL`], the key to
+    /// the environment variable [`DEFAULT_API_KEY_ENV`].
     OpenAi,
     /// Any OpenAI-compatible server: `base_url` is required, the key
     /// optional (no `Authorization` header without one; the environment is
@@ -121,37 +135,6 @@ pub enum ProviderKind {
     },
 }
 
-/// An API key. Its `Debug` output is redacted and it has no `Display`, so it
-/// cannot end up in logs or error messages by accident.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    /// Wraps a key.
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
-
-    /// The key in environment variable `var`, if set and not empty.
-    pub fn from_env(var: &str) -> Option<Self> {
-        std::env::var(var)
-            .ok()
-            .filter(|k| !k.trim().is_empty())
-            .map(Self)
-    }
-
-    /// The key itself, for the `Authorization` header.
-    pub fn expose_secret(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
-    }
-}
-
 /// How to build one provider.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderConfig {
@@ -161,7 +144,7 @@ pub struct ProviderConfig {
     /// Base URL including the version path, e.g. `http://127.0.0.1:8080/v1`.
     pub base_url: Option<String>,
     pub api: Api,
-    pub api_key: Option<ApiKey>,
+    pub api_key: Option<Secret>,
     /// Per-attempt timeout (see the module docs for streams).
     pub timeout: Duration,
     pub retry: RetryPolicy,
@@ -205,7 +188,7 @@ impl ProviderConfig {
         self
     }
 
-    pub fn with_api_key(mut self, key: ApiKey) -> Self {
+    pub fn with_api_key(mut self, key: Secret) -> Self {
         self.api_key = Some(key);
         self
     }
@@ -445,8 +428,9 @@ pub enum StreamEvent {
     FunctionCallStarted { call_id: String, name: String },
 }
 
-/// Callback receiving [`StreamEvent`]s.
-pub type EventSink<'a> = &'a (dyn Fn(StreamEvent) + Send + Sync);
+/// Callback receiving the [`StreamEvent`]s of a streamed answer (not to be
+/// confused with the event sinks of [`crate::sinks`]).
+pub type OnDelta<'a> = &'a (dyn Fn(StreamEvent) + Send + Sync);
 
 /// A model provider.
 pub trait Provider: Send + Sync {
@@ -462,7 +446,7 @@ pub trait Provider: Send + Sync {
     fn respond<'a>(
         &'a self,
         request: &'a ModelRequest,
-        on_event: Option<EventSink<'a>>,
+        on_event: Option<OnDelta<'a>>,
     ) -> BoxFuture<'a, Result<ModelResponse, LlmError>>;
 }
 
@@ -487,7 +471,7 @@ pub fn build_provider(config: ProviderConfig) -> Result<Arc<dyn Provider>, LlmEr
             Ok(Arc::new(provider))
         }
         ProviderKind::OpenAi | ProviderKind::OpenAiCompatible => {
-            Ok(Arc::new(openai::OpenAiProvider::new(config)?))
+            Ok(Arc::new(http::OpenAiProvider::new(config)?))
         }
     }
 }
@@ -504,10 +488,10 @@ mod tests {
 
     #[test]
     fn api_key_never_prints() {
-        let config = ProviderConfig::openai("p").with_api_key(ApiKey::new("sk-secret-123"));
+        let config = ProviderConfig::openai("p").with_api_key(Secret::new("sk-secret-123"));
         let shown = format!("{config:?}");
         assert!(!shown.contains("sk-secret-123"), "{shown}");
-        assert!(shown.contains("<redacted>"));
+        assert!(shown.contains("***"));
     }
 
     #[test]

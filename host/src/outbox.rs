@@ -11,7 +11,8 @@
 //!   process that dies mid-request leaves it pending, and it is sent again
 //!   with the same body and `Idempotency-Key: RUN_ID:SEQ`.
 //! - **Retries.** Connection errors, timeouts, 408, 429 and 5xx are retried
-//!   with exponential backoff and full jitter ([`backoff`]); after
+//!   with exponential backoff and full jitter (the shared [`RetryPolicy`],
+//!   see [`OutboxConfig::retry_policy`]); after
 //!   [`OutboxConfig::max_attempts`] attempts the entry is dead. Any other
 //!   status (a 4xx: the endpoint refuses this request, and would refuse it
 //!   again) makes it dead at once. A dead entry stays in the store with its
@@ -21,8 +22,10 @@
 //!   process), `X-Host-Signature: sha256=HEX` is the HMAC-SHA256 of the
 //!   exact body.
 
-use crate::spec::Secret;
+use crate::retry::RetryPolicy;
+use crate::secret::Secret;
 use crate::store::{OutboxClaim, OutboxRecord, OutboxTarget, Store, StoreError};
+use crate::util::{error_chain, millis, now_ms};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::{HashMap, HashSet};
@@ -110,21 +113,16 @@ impl OutboxConfig {
         Ok(config)
     }
 
+    /// The retry policy of these settings: doubling from `backoff_base` up
+    /// to `backoff_cap`, `max_attempts` in all.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy::doubling(self.max_attempts, self.backoff_base, self.backoff_cap)
+    }
+
     /// How long a claimed entry stays leased: longer than any request.
     fn lease(&self) -> Duration {
         self.timeout + Duration::from_secs(10)
     }
-}
-
-/// The wait before the next attempt after `attempts` failed ones: full
-/// jitter, `unit` (uniform in `[0, 1)`) times `min(cap, base * 2^(attempts - 1))`.
-pub fn backoff(config: &OutboxConfig, attempts: u32, unit: f64) -> Duration {
-    let exp = attempts.saturating_sub(1).min(30);
-    let ceiling = config
-        .backoff_base
-        .saturating_mul(1u32 << exp)
-        .min(config.backoff_cap);
-    ceiling.mul_f64(unit.clamp(0.0, 1.0))
 }
 
 /// `sha256=HEX`: the HMAC-SHA256 of `body` with `secret`.
@@ -346,6 +344,7 @@ impl Deliverer {
     async fn lane(&self, run_id: &str, url: &str) -> Option<u64> {
         let inner = &self.inner;
         let config = &inner.config;
+        let retry = config.retry_policy();
         loop {
             let now = now_ms();
             let claim = inner
@@ -374,8 +373,8 @@ impl Deliverer {
                 Attempt::Retry(error) => {
                     inner.failed.fetch_add(1, Ordering::Relaxed);
                     let attempts = record.attempts.saturating_add(1);
-                    let retry_at = (attempts < config.max_attempts)
-                        .then(|| now_ms() + millis(backoff(config, attempts, fastrand::f64())));
+                    let retry_at = (attempts < retry.max_attempts)
+                        .then(|| now_ms() + millis(retry.delay(attempts, None)));
                     if retry_at.is_none() {
                         inner.dead.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(run_id, url, seq, %error, attempts, "event callback dead");
@@ -435,7 +434,7 @@ impl Deliverer {
         }
         match request.body(record.body.clone()).send().await {
             Ok(response) => classify(response.status().as_u16()),
-            Err(e) => Attempt::Retry(chain(&e)),
+            Err(e) => Attempt::Retry(error_chain(&e)),
         }
     }
 
@@ -467,30 +466,6 @@ impl Deliverer {
     }
 }
 
-/// An error with its sources, `: `-separated (reqwest's own message hides
-/// whether the connection was refused or timed out).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let next = s.to_string();
-        if !text.contains(&next) {
-            text.push_str(": ");
-            text.push_str(&next);
-        }
-        source = s.source();
-    }
-    text
-}
-
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-fn now_ms() -> u64 {
-    crate::store::now_ms()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,13 +486,14 @@ mod tests {
             backoff_cap: Duration::from_millis(1000),
             ..OutboxConfig::default()
         };
-        assert_eq!(backoff(&config, 1, 1.0), Duration::from_millis(100));
-        assert_eq!(backoff(&config, 2, 1.0), Duration::from_millis(200));
-        assert_eq!(backoff(&config, 4, 1.0), Duration::from_millis(800));
-        assert_eq!(backoff(&config, 5, 1.0), Duration::from_millis(1000));
-        assert_eq!(backoff(&config, 60, 1.0), Duration::from_millis(1000));
-        assert_eq!(backoff(&config, 3, 0.0), Duration::ZERO);
-        assert_eq!(backoff(&config, 3, 0.5), Duration::from_millis(200));
+        let backoff = |attempts, unit| config.retry_policy().backoff(attempts, unit);
+        assert_eq!(backoff(1, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff(2, 1.0), Duration::from_millis(200));
+        assert_eq!(backoff(4, 1.0), Duration::from_millis(800));
+        assert_eq!(backoff(5, 1.0), Duration::from_millis(1000));
+        assert_eq!(backoff(60, 1.0), Duration::from_millis(1000));
+        assert_eq!(backoff(3, 0.0), Duration::ZERO);
+        assert_eq!(backoff(3, 0.5), Duration::from_millis(200));
     }
 
     #[test]

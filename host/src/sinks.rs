@@ -26,7 +26,8 @@ pub use lines::{LinesSink, tokens, truncate, write_line};
 pub use verbose::VerboseSink;
 
 use crate::events::Event;
-use crate::spec::{Callback, Secret};
+use crate::secret::Secret;
+use crate::spec::Callback;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;

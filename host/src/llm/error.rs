@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::util::{clip, human_duration};
+
 /// A failed model call. Every variant names the provider (its config name);
 /// none ever contains the API key (server messages are scrubbed of it).
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +29,7 @@ pub enum LlmError {
         retry_after: Option<Duration>,
     },
     /// No answer within the configured timeout.
-    #[error("provider `{provider}`: timed out after {} while {phase}", fmt_duration(.timeout))]
+    #[error("provider `{provider}`: timed out after {} while {phase}", human_duration(*.timeout))]
     Timeout {
         provider: String,
         timeout: Duration,
@@ -79,17 +81,9 @@ pub enum LlmError {
     },
 }
 
-fn fmt_duration(d: &Duration) -> String {
-    if d.as_millis() < 1000 {
-        format!("{} ms", d.as_millis())
-    } else {
-        format!("{:.1} s", d.as_secs_f64())
-    }
-}
-
 fn retry_after_note(retry_after: &Option<Duration>) -> String {
     match retry_after {
-        Some(d) => format!(", Retry-After {}", fmt_duration(d)),
+        Some(d) => format!(", Retry-After {}", human_duration(*d)),
         None => String::new(),
     }
 }
@@ -299,19 +293,6 @@ impl Failure {
             Failure::Invalid(message) => LlmError::InvalidRequest { provider, message },
         }
     }
-}
-
-/// The start of `text` (at most `max` bytes, on a char boundary), with `…`
-/// when cut.
-pub(crate) fn clip(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
 }
 
 /// Maps a `serde_json` error on a (completely received) body or event to a

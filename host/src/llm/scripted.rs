@@ -40,11 +40,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use tracing::Instrument;
 
-use super::error::clip;
 use super::{
-    EventSink, HANDOFF_TOOL_PREFIX, Item, LlmError, ModelRequest, ModelResponse, Provider, Role,
+    HANDOFF_PREFIX, Item, LlmError, ModelRequest, ModelResponse, OnDelta, Provider, Role,
     StreamEvent, Usage, estimate_tokens, sample_value,
 };
+use crate::util::clip;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,9 +116,7 @@ impl<'a> Facts<'a> {
         let mut handoffs = Vec::new();
         for item in &request.input {
             match item {
-                Item::FunctionCall { call_id, name, .. }
-                    if name.starts_with(HANDOFF_TOOL_PREFIX) =>
-                {
+                Item::FunctionCall { call_id, name, .. } if name.starts_with(HANDOFF_PREFIX) => {
                     handoffs.push(call_id.as_str());
                 }
                 Item::Message {
@@ -310,7 +308,7 @@ impl ScriptedProvider {
                 }
                 vec![Item::FunctionCall {
                     call_id: call_id(0),
-                    name: format!("{HANDOFF_TOOL_PREFIX}{target}"),
+                    name: format!("{HANDOFF_PREFIX}{target}"),
                     arguments: "{}".to_string(),
                 }]
             }
@@ -416,7 +414,7 @@ impl Provider for ScriptedProvider {
     fn respond<'a>(
         &'a self,
         request: &'a ModelRequest,
-        on_event: Option<EventSink<'a>>,
+        on_event: Option<OnDelta<'a>>,
     ) -> BoxFuture<'a, Result<ModelResponse, LlmError>> {
         // The span opens when the call starts, inside whatever span awaits it.
         Box::pin(async move {
@@ -482,7 +480,7 @@ mod tests {
             Item::user("hi"),
             Item::FunctionCall {
                 call_id: "h1".into(),
-                name: format!("{HANDOFF_TOOL_PREFIX}b"),
+                name: format!("{HANDOFF_PREFIX}b"),
                 arguments: "{}".into(),
             },
             Item::FunctionCallOutput {

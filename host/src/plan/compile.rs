@@ -3,8 +3,9 @@
 //! read, schemas compiled — once, before any run starts.
 
 use super::{self as plan, DEFAULT_MAX_TURNS, HookRef, Schema, ToolRef, Workflow};
-use crate::llm::{self, ApiKey, ModelSettings, Provider, ProviderConfig, RetryPolicy, ToolSpec};
+use crate::llm::{self, ModelSettings, Provider, ProviderConfig, RetryPolicy, ToolSpec};
 use crate::plugin::{Kind, Limits, LoadOptions, Registry};
+use crate::secret::Secret;
 use crate::spec::{self, PluginCatalog, PluginRef, Spec, SpecErrors};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -265,7 +266,7 @@ fn providers(
         // The Go request shape may carry the key itself; it is only ever
         // held in memory (redacted in Debug and serialization).
         if let (Some(key), spec::Provider::Openai { .. }) = (credential_key(spec), p) {
-            config = config.with_api_key(ApiKey::new(key));
+            config = config.with_api_key(Secret::new(key));
         }
         let provider = llm::build_provider(config).map_err(CompileError::Llm)?;
         out.insert(name.clone(), provider);
@@ -304,10 +305,10 @@ fn provider_config(
             return Ok(ProviderConfig::scripted(name, script.clone()));
         }
         spec::Provider::Openai { base_url, .. } => {
-            let env = p.api_key_env().unwrap_or(llm::OPENAI_API_KEY_ENV);
+            let env = p.api_key_env().unwrap_or(llm::DEFAULT_API_KEY_ENV);
             let env_url = std::env::var(BASE_URL_ENV).ok().filter(|u| !u.is_empty());
             let mut c = ProviderConfig::openai(name);
-            match ApiKey::from_env(env) {
+            match Secret::from_env(env) {
                 Some(key) => c = c.with_api_key(key),
                 None if has_credentials => {}
                 // A local server behind OPENAI_BASE_URL may need no key: talk
@@ -333,7 +334,7 @@ fn provider_config(
         spec::Provider::OpenaiCompatible { base_url, .. } => {
             let mut c = ProviderConfig::compatible(name, base_url.clone());
             if let Some(env) = p.api_key_env()
-                && let Some(key) = ApiKey::from_env(env)
+                && let Some(key) = Secret::from_env(env)
             {
                 c = c.with_api_key(key);
             }

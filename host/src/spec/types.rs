@@ -11,12 +11,17 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// The environment variable an `openai` provider reads its key from by default.
-pub const DEFAULT_API_KEY_ENV: &str = "OPENAI_API_KEY";
-/// The base URL of an `openai` provider without `base_url`.
-pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
-/// Deadline of one model request when a provider sets no `timeout_ms`.
-pub const DEFAULT_PROVIDER_TIMEOUT_MS: u64 = 60_000;
+/// The provider defaults are `llm`'s own, so an omitted field means what the
+/// provider would do anyway: the environment variable an `openai` provider
+/// reads its key from, the base URL of an `openai` provider without
+/// `base_url`, and the deadline of one model request without `timeout_ms`.
+pub use crate::llm::{
+    DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL as DEFAULT_OPENAI_BASE_URL,
+    DEFAULT_TIMEOUT_MS as DEFAULT_PROVIDER_TIMEOUT_MS,
+};
+/// Secrets of the Go runner's request shape (`session.credentials.api_key`,
+/// `callback.secret`) are the crate's one secret type.
+pub use crate::secret::Secret;
 /// Ceiling of a plugin's `memory_mib`.
 pub const MAX_PLUGIN_MEMORY_MIB: u64 = 1024;
 /// The name of the single stage that a workflow's `steps` shorthand becomes.
@@ -669,44 +674,6 @@ pub enum Callback {
         #[schemars(skip)]
         secret: Option<Secret>,
     },
-}
-
-/// A secret value: Debug and Serialize print `***`; only
-/// [`Secret::expose`] gives the value.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("\"***\"")
-    }
-}
-
-impl Serialize for Secret {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str("***")
-    }
-}
-
-impl JsonSchema for Secret {
-    fn schema_name() -> Cow<'static, str> {
-        "Secret".into()
-    }
-
-    fn json_schema(_: &mut SchemaGenerator) -> Schema {
-        schemars::json_schema!({"type": "string"})
-    }
 }
 
 /// Per-run credentials of the Go runner's request shape.

@@ -7,17 +7,17 @@ use async_openai::types::responses::{
     CreateResponse, CreateResponseArgs, EasyInputContent, EasyInputMessage, FunctionCallOutput,
     FunctionCallOutputItemParam, FunctionTool, FunctionToolCall, InputItem, InputParam,
     Item as WireItem, MCPApprovalRequest, MCPApprovalResponse, MessageType, OutputItem,
-    OutputMessageContent, Reasoning, ReasoningEffort, Response, ResponseCompletedEvent,
-    ResponseErrorEvent, ResponseFailedEvent, ResponseFormatJsonSchema, ResponseIncompleteEvent,
+    OutputMessageContent, Reasoning, Response, ResponseCompletedEvent, ResponseErrorEvent,
+    ResponseFailedEvent, ResponseFormatJsonSchema, ResponseIncompleteEvent,
     ResponseOutputItemAddedEvent, ResponseOutputItemDoneEvent, ResponseTextDeltaEvent,
     ResponseTextParam, Role as WireRole, Status, TextResponseFormatConfiguration, Tool,
 };
 use serde::Deserialize;
 
-use super::error::{Failure, json_failure};
-use super::openai::{Answer, Sink};
-use super::sse::SseEvent;
-use super::{Item, ModelRequest, Role, StreamEvent, Usage};
+use super::{Answer, DeltaTap, reasoning_effort};
+use crate::llm::error::{Failure, json_failure};
+use crate::llm::sse::SseEvent;
+use crate::llm::{Item, ModelRequest, Role, StreamEvent, Usage};
 
 /// The typed request body.
 pub(crate) fn build_request(request: &ModelRequest) -> Result<CreateResponse, Failure> {
@@ -77,17 +77,6 @@ pub(crate) fn build_request(request: &ModelRequest) -> Result<CreateResponse, Fa
     }
     args.build()
         .map_err(|e| Failure::Invalid(format!("cannot build the request: {e}")))
-}
-
-/// Parses a reasoning effort name (`low`, `high`, …).
-pub(crate) fn reasoning_effort(effort: &str) -> Result<ReasoningEffort, Failure> {
-    serde_json::from_value(serde_json::Value::String(effort.trim().to_ascii_lowercase())).map_err(
-        |_| {
-            Failure::Invalid(format!(
-                "unknown reasoning effort `{effort}` (expected none, minimal, low, medium, high, xhigh or max)"
-            ))
-        },
-    )
 }
 
 fn input_item(item: &Item) -> InputItem {
@@ -240,7 +229,7 @@ impl StreamAssembler {
     pub(crate) fn on_event(
         &mut self,
         event: &SseEvent,
-        sink: &mut Sink<'_>,
+        tap: &mut DeltaTap<'_>,
     ) -> Result<(), Failure> {
         let from_data;
         let kind = if event.event.is_empty() {
@@ -262,13 +251,13 @@ impl StreamAssembler {
                     .entry(ev.output_index)
                     .or_default()
                     .push_str(&ev.delta);
-                sink.emit(StreamEvent::TextDelta(ev.delta));
+                tap.emit(StreamEvent::TextDelta(ev.delta));
             }
             "response.output_item.added" => {
                 let ev: ResponseOutputItemAddedEvent =
                     serde_json::from_slice(data).map_err(parse_err)?;
                 if let OutputItem::FunctionCall(call) = ev.item {
-                    sink.emit(StreamEvent::FunctionCallStarted {
+                    tap.emit(StreamEvent::FunctionCallStarted {
                         call_id: call.call_id,
                         name: call.name,
                     });

@@ -18,11 +18,10 @@ use async_openai::types::chat::{
     ResponseFormatJsonSchema,
 };
 
-use super::error::{Failure, json_failure};
-use super::openai::{Answer, Sink};
-use super::responses::reasoning_effort;
-use super::sse::SseEvent;
-use super::{Item, ModelRequest, Role, StreamEvent, Usage};
+use super::{Answer, DeltaTap, reasoning_effort};
+use crate::llm::error::{Failure, json_failure};
+use crate::llm::sse::SseEvent;
+use crate::llm::{Item, ModelRequest, Role, StreamEvent, Usage};
 
 /// The typed request body. `instructions` become the first (system)
 /// message, like the official SDKs send them; consecutive function calls
@@ -233,7 +232,7 @@ impl StreamAssembler {
     pub(crate) fn on_event(
         &mut self,
         event: &SseEvent,
-        sink: &mut Sink<'_>,
+        tap: &mut DeltaTap<'_>,
     ) -> Result<(), Failure> {
         if self.done {
             return Ok(());
@@ -274,7 +273,7 @@ impl StreamAssembler {
             && !content.is_empty()
         {
             self.text.push_str(&content);
-            sink.emit(StreamEvent::TextDelta(content));
+            tap.emit(StreamEvent::TextDelta(content));
         }
         for call in delta.tool_calls.unwrap_or_default() {
             let partial = self.calls.entry(call.index).or_default();
@@ -291,7 +290,7 @@ impl StreamAssembler {
             }
             if !partial.announced && !partial.id.is_empty() && !partial.name.is_empty() {
                 partial.announced = true;
-                sink.emit(StreamEvent::FunctionCallStarted {
+                tap.emit(StreamEvent::FunctionCallStarted {
                     call_id: partial.id.clone(),
                     name: partial.name.clone(),
                 });

@@ -1,5 +1,7 @@
-//! The OpenAI / OpenAI-compatible provider: one pooled HTTP client, the
-//! retry loop, non-streamed and streamed attempts.
+//! The HTTP transport of both OpenAI APIs (OpenAI itself or a compatible
+//! server): one pooled client, the retry loop, non-streamed and streamed
+//! attempts, and the server's `Retry-After`. What goes over the wire is the
+//! business of [`super::wire`].
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -8,48 +10,16 @@ use futures::future::BoxFuture;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use tracing::Instrument;
 
-use super::error::{Failure, clip};
-use super::retry::retry_after_from_headers;
+use super::error::Failure;
 use super::sse::{SseDecoder, SseEvent};
+use super::wire::{Answer, DeltaTap, chat, responses};
 use super::{
-    Api, ApiKey, EventSink, LlmError, MAX_RETRY_AFTER, ModelRequest, ModelResponse,
-    OPENAI_API_KEY_ENV, OPENAI_BASE_URL, Provider, ProviderConfig, ProviderKind, RetryPolicy,
-    StreamEvent, Usage, chat, responses,
+    Api, DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL, LlmError, MAX_RETRY_AFTER, ModelRequest,
+    ModelResponse, OnDelta, Provider, ProviderConfig, ProviderKind, RetryPolicy,
 };
-
-/// The API-neutral content of one answer, before attempts are counted.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub id: Option<String>,
-    pub model: Option<String>,
-    pub output: Vec<super::Item>,
-    pub usage: Option<Usage>,
-}
-
-/// Hands stream events to the caller and remembers whether text went out
-/// (after which an attempt is never retried).
-pub(crate) struct Sink<'a> {
-    callback: Option<EventSink<'a>>,
-    pub(crate) text_emitted: bool,
-}
-
-impl<'a> Sink<'a> {
-    pub(crate) fn new(callback: Option<EventSink<'a>>) -> Self {
-        Self {
-            callback,
-            text_emitted: false,
-        }
-    }
-
-    pub(crate) fn emit(&mut self, event: StreamEvent) {
-        if let Some(callback) = self.callback {
-            if matches!(event, StreamEvent::TextDelta(_)) {
-                self.text_emitted = true;
-            }
-            callback(event);
-        }
-    }
-}
+use crate::retry::parse_retry_after;
+use crate::secret::Secret;
+use crate::util::{clip, error_chain};
 
 pub(crate) struct OpenAiProvider {
     name: String,
@@ -59,7 +29,7 @@ pub(crate) struct OpenAiProvider {
     api: Api,
     url: String,
     auth: Option<HeaderValue>,
-    key: Option<ApiKey>,
+    key: Option<Secret>,
     timeout: Duration,
     retry: RetryPolicy,
     http: reqwest::Client,
@@ -76,17 +46,17 @@ impl OpenAiProvider {
                 let key = config
                     .api_key
                     .clone()
-                    .or_else(|| ApiKey::from_env(OPENAI_API_KEY_ENV))
+                    .or_else(|| Secret::from_env(DEFAULT_API_KEY_ENV))
                     .ok_or_else(|| {
                         config_error(format!(
-                            "no API key: set one in the provider config or ${OPENAI_API_KEY_ENV}"
+                            "no API key: set one in the provider config or ${DEFAULT_API_KEY_ENV}"
                         ))
                     })?;
                 (
                     config
                         .base_url
                         .clone()
-                        .unwrap_or_else(|| OPENAI_BASE_URL.to_string()),
+                        .unwrap_or_else(|| DEFAULT_BASE_URL.to_string()),
                     Some(key),
                     "openai".to_string(),
                 )
@@ -112,10 +82,10 @@ impl OpenAiProvider {
         }
         let auth = match &key {
             Some(key) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose_secret()))
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
                     .map_err(|_| {
-                    config_error("the API key contains characters a header cannot".into())
-                })?;
+                        config_error("the API key contains characters a header cannot".into())
+                    })?;
                 value.set_sensitive(true);
                 Some(value)
             }
@@ -179,18 +149,18 @@ impl OpenAiProvider {
     async fn call(
         &self,
         request: &ModelRequest,
-        on_event: Option<EventSink<'_>>,
+        on_event: Option<OnDelta<'_>>,
         span: &tracing::Span,
     ) -> Result<ModelResponse, LlmError> {
         let headers = self.headers(request)?;
         let body = self.body(request)?;
-        let mut sink = Sink::new(on_event);
+        let mut tap = DeltaTap::new(on_event);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let started = Instant::now();
             let result = if request.stream {
-                self.attempt_stream(&headers, &body, &mut sink).await
+                self.attempt_stream(&headers, &body, &mut tap).await
             } else {
                 self.attempt_whole(&headers, &body).await
             };
@@ -211,7 +181,7 @@ impl OpenAiProvider {
                 Err(error) => error,
             };
             span.record("llm.attempts", attempt);
-            if !error.is_retryable() || sink.text_emitted {
+            if !error.is_retryable() || tap.text_emitted {
                 return Err(error);
             }
             let retry_after = error.retry_after();
@@ -302,7 +272,7 @@ impl OpenAiProvider {
         &self,
         headers: &HeaderMap,
         body: &Bytes,
-        sink: &mut Sink<'_>,
+        tap: &mut DeltaTap<'_>,
     ) -> Result<Answer, LlmError> {
         let mut response = tokio::time::timeout(self.timeout, self.send(headers, body))
             .await
@@ -330,12 +300,12 @@ impl OpenAiProvider {
                 .feed(&chunk, &mut events)
                 .map_err(|m| fail(Failure::Malformed(m)))?;
             for event in events.drain(..) {
-                assembler.on_event(&event, sink).map_err(fail)?;
+                assembler.on_event(&event, tap).map_err(fail)?;
             }
         }
         decoder.finish(&mut events);
         for event in events.drain(..) {
-            assembler.on_event(&event, sink).map_err(fail)?;
+            assembler.on_event(&event, tap).map_err(fail)?;
         }
         assembler.finish().map_err(fail)
     }
@@ -366,10 +336,10 @@ enum Assembler {
 }
 
 impl Assembler {
-    fn on_event(&mut self, event: &SseEvent, sink: &mut Sink<'_>) -> Result<(), Failure> {
+    fn on_event(&mut self, event: &SseEvent, tap: &mut DeltaTap<'_>) -> Result<(), Failure> {
         match self {
-            Assembler::Responses(a) => a.on_event(event, sink),
-            Assembler::Chat(a) => a.on_event(event, sink),
+            Assembler::Responses(a) => a.on_event(event, tap),
+            Assembler::Chat(a) => a.on_event(event, tap),
         }
     }
 
@@ -409,19 +379,21 @@ fn error_message(body: &[u8], status: reqwest::StatusCode) -> (String, Option<St
     }
 }
 
-/// An error and its sources, `: `-joined.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = s.source();
-    }
-    text
+/// The wait a response asks for: `retry-after-ms` (OpenAI's, milliseconds)
+/// first, then `Retry-After`.
+fn retry_after_from_headers(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let ms = headers
+        .get("retry-after-ms")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|ms| ms.is_finite() && *ms >= 0.0)
+        .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok());
+    ms.or_else(|| {
+        headers
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, now))
+    })
 }
 
 impl Provider for OpenAiProvider {
@@ -436,7 +408,7 @@ impl Provider for OpenAiProvider {
     fn respond<'a>(
         &'a self,
         request: &'a ModelRequest,
-        on_event: Option<EventSink<'a>>,
+        on_event: Option<OnDelta<'a>>,
     ) -> BoxFuture<'a, Result<ModelResponse, LlmError>> {
         // The span opens when the call starts, inside whatever span awaits it.
         Box::pin(async move {
@@ -446,11 +418,33 @@ impl Provider for OpenAiProvider {
                 .instrument(span.clone())
                 .await;
             let result = match (result, &self.key) {
-                (Err(error), Some(key)) => Err(error.redact(key.expose_secret())),
+                (Err(error), Some(key)) => Err(error.redact(key.expose())),
                 (result, _) => result,
             };
             super::span::record(&span, &result);
             result
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_preference() {
+        let now = SystemTime::now();
+        let mut headers = HeaderMap::new();
+        headers.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(
+            retry_after_from_headers(&headers, now),
+            Some(Duration::from_secs(3))
+        );
+        headers.insert("retry-after-ms", "250".parse().unwrap());
+        assert_eq!(
+            retry_after_from_headers(&headers, now),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(retry_after_from_headers(&HeaderMap::new(), now), None);
     }
 }

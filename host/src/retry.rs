@@ -1,12 +1,12 @@
-//! Retry policy: exponential backoff with full jitter, and `Retry-After`.
+//! One retry policy for everything the host retries over the network (model
+//! calls in [`crate::llm`], event callbacks in [`crate::outbox`]):
+//! exponential backoff with full jitter, and the `Retry-After` header. A
+//! leaf: it imports nothing from the crate, so both users can share it
+//! without depending on each other.
 
 use std::time::{Duration, SystemTime};
 
-/// The longest server-requested wait (`Retry-After`) that is honoured; a
-/// longer one ends the call with the server's error instead of sleeping.
-pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
-
-/// How often, and how patiently, a failed model call is retried.
+/// How often, and how patiently, a failed request is retried.
 ///
 /// The wait before retry `n` (1 for the first retry) is a uniformly random
 /// duration in `[0, min(max_backoff, initial_backoff × multiplier^(n-1))]`
@@ -38,6 +38,20 @@ impl RetryPolicy {
         Self {
             max_attempts: 1,
             ..Self::default()
+        }
+    }
+
+    /// Doubling backoff from `base` up to `cap`, `max_attempts` in all: the
+    /// event outbox's policy. Its ceiling stops growing after 30 doublings,
+    /// as the outbox has always computed it, so `max_backoff` is `cap` or
+    /// `base × 2^30`, whichever is shorter (over 12 days even for a 1 ms
+    /// base, so only an absurd `cap` is affected).
+    pub fn doubling(max_attempts: u32, base: Duration, cap: Duration) -> Self {
+        Self {
+            max_attempts,
+            initial_backoff: base,
+            max_backoff: cap.min(base.saturating_mul(1 << 30)),
+            multiplier: 2.0,
         }
     }
 
@@ -99,26 +113,6 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// The wait a response asks for: `retry-after-ms` (OpenAI's, milliseconds)
-/// first, then `Retry-After`.
-pub(crate) fn retry_after_from_headers(
-    headers: &reqwest::header::HeaderMap,
-    now: SystemTime,
-) -> Option<Duration> {
-    let ms = headers
-        .get("retry-after-ms")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|ms| ms.is_finite() && *ms >= 0.0)
-        .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok());
-    ms.or_else(|| {
-        headers
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, now))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,6 +157,38 @@ mod tests {
     }
 
     #[test]
+    fn doubling_matches_the_outbox_integer_formula() {
+        // The outbox computed `min(cap, base × 2^min(n - 1, 30))` in integer
+        // arithmetic; the shared float computation must give the same waits
+        // (to the nanosecond while the ceiling is under ~50 days, beyond
+        // which an f64 of seconds no longer resolves nanoseconds).
+        let old = |base: Duration, cap: Duration, n: u32| {
+            base.saturating_mul(1u32 << n.saturating_sub(1).min(30))
+                .min(cap)
+        };
+        let ms = Duration::from_millis;
+        let configs = [
+            (ms(500), ms(60_000)),
+            (ms(100), ms(1_000)),
+            (ms(20), ms(80)),
+            (ms(300), ms(7_000)),
+            (ms(1), Duration::MAX),
+            (ms(7), ms(u64::MAX)),
+            (Duration::ZERO, ms(5)),
+        ];
+        for (base, cap) in configs {
+            let policy = RetryPolicy::doubling(8, base, cap);
+            for n in (1..40).chain([100, u32::MAX]) {
+                assert_eq!(
+                    policy.backoff_ceiling(n),
+                    old(base, cap, n),
+                    "{base:?} {cap:?} {n}"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn retry_after_overrides_backoff() {
         let policy = RetryPolicy::default();
         assert_eq!(
@@ -191,25 +217,5 @@ mod tests {
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
         assert_eq!(parse_retry_after("", now), None);
-    }
-
-    #[test]
-    fn header_preference() {
-        let now = SystemTime::now();
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert("retry-after", "3".parse().unwrap());
-        assert_eq!(
-            retry_after_from_headers(&headers, now),
-            Some(Duration::from_secs(3))
-        );
-        headers.insert("retry-after-ms", "250".parse().unwrap());
-        assert_eq!(
-            retry_after_from_headers(&headers, now),
-            Some(Duration::from_millis(250))
-        );
-        assert_eq!(
-            retry_after_from_headers(&reqwest::header::HeaderMap::new(), now),
-            None
-        );
     }
 }
