@@ -5,7 +5,7 @@
 use super::plan::{self, DEFAULT_MAX_TURNS, HookRef, Schema, ToolRef, Workflow};
 use crate::llm::{self, ApiKey, ModelSettings, Provider, ProviderConfig, RetryPolicy, ToolSpec};
 use crate::plugin::{Kind, Limits, LoadOptions, Registry};
-use crate::spec::{self, PluginCatalog, PluginRef, Spec, SpecErrors};
+use crate::spec::{self, PluginRef, Spec, SpecErrors};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -42,17 +42,6 @@ pub enum BuildError {
     NoOfflineScript { path: PathBuf },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
-}
-
-impl PluginCatalog for Registry {
-    fn entries(&self, plugin: &str) -> Option<Vec<(String, String)>> {
-        self.get(plugin).map(|p| {
-            p.entries()
-                .iter()
-                .map(|e| (e.name.clone(), e.kind.as_str().to_string()))
-                .collect()
-        })
-    }
 }
 
 /// Per-plugin limits from the spec's `plugins` section.
