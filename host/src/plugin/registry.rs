@@ -273,6 +273,43 @@ fn describe_offers(plugin: &Plugin) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::build::{BuildError, BuildOptions, build};
+    use crate::plugin::RuntimeOptions;
+    use crate::spec::Spec;
+
+    /// `host run` validates through `engine::build`; it must give the same
+    /// "did you mean" hint for a misspelled plugin as `host validate`.
+    #[tokio::test]
+    async fn run_side_validation_suggests_plugin_names() {
+        let runtime = Runtime::new(RuntimeOptions {
+            cache_dir: Some(e2e::test_cache_dir()),
+            max_concurrent_calls: 1,
+        })
+        .expect("plugin runtime");
+        let registry = Registry::new(runtime);
+        let path = e2e::plugin("calculator");
+        let load = registry.load_file(&path, Limits::default());
+        tokio::time::timeout(std::time::Duration::from_secs(120), load)
+            .await
+            .expect("loading calculator timed out")
+            .expect("calculator loads");
+        let doc = serde_json::json!({
+          "agents": {"a": {"model": "m", "tools": ["calculatr"]}},
+          "workflow": {"steps": [{"agent": "a"}]}
+        });
+        let spec = Spec::from_json_str(&doc.to_string(), Path::new(".")).expect("spec parses");
+        let Err(BuildError::Spec(errors)) = build(&spec, &registry, &BuildOptions::default())
+        else {
+            panic!("expected spec errors");
+        };
+        let errors = errors.into_errors();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].message, "unknown plugin `calculatr`");
+        assert_eq!(
+            errors[0].hint.as_deref(),
+            Some("did you mean `calculator`?")
+        );
+    }
 
     #[test]
     fn references_split() {
