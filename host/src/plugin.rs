@@ -9,13 +9,19 @@
 
 mod bindings;
 mod cache;
+mod call;
 mod error;
+mod exports;
+mod load;
 mod loaded;
 mod registry;
 mod runtime;
 mod sandbox;
 mod types;
 
+/// The kinds of entry a plugin offers: one enum, owned by `spec` (which
+/// checks references against them) and re-exported for plugin callers.
+pub use crate::spec::Kind;
 pub use cache::{CacheOutcome, default_cache_dir, wasmtime_version};
 pub use error::{CallError, CallErrorKind, LoadError, ResolveError};
 pub use loaded::Plugin;
@@ -23,10 +29,5 @@ pub use registry::{LoadOptions, LoadReport, Registry, split_reference};
 pub use runtime::{EPOCH_TICK, Runtime, RuntimeError, RuntimeOptions};
 pub use sandbox::{MAX_CAPTURED_OUTPUT, MAX_LOG_RECORDS};
 pub use types::{
-    CallContext, EntryInfo, Kind, Limits, Phase, Served, StepResult, ToolDefinition, Verdict,
+    CallContext, EntryInfo, Limits, Phase, Served, StepResult, ToolDefinition, Verdict,
 };
-
-/// WIT versions of `workflow:plugin` this host loads.
-pub fn supported_wit_versions() -> &'static [&'static str] {
-    bindings::SUPPORTED_VERSIONS
-}

@@ -3,9 +3,9 @@
 //! sinks. This module owns its serde types, their normalization, validation
 //! with exact JSON paths, and the document's JSON Schema (`host schema`).
 //!
-//! It uses nothing else from the host crate: plugin references are checked
-//! against a [`PluginCatalog`], which the caller adapts from whatever holds
-//! the plugins (the CLI adapts `plugin::Registry`).
+//! It uses nothing else from the host crate but `util`: plugin references are
+//! checked against a [`PluginCatalog`], which `plugin::Registry` implements,
+//! and the plugin layer takes its entry [`Kind`] from here.
 //!
 //! # Public API
 //!
@@ -23,7 +23,7 @@
 //!   every semantic problem at once (unknown agents, providers, plugins and
 //!   entries, entries of the wrong kind, JSON Schemas that do not compile,
 //!   duplicate names, empty stages, out-of-range settings, ...), sorted by path.
-//! - [`Spec::plugin_uses`]: every plugin reference with its path and needed [`PluginKind`].
+//! - [`Spec::plugin_uses`]: every plugin reference with its path and needed [`Kind`].
 //! - [`Spec::json_schema`] / [`Spec::go_request_schema`]: the JSON Schemas.
 //! - [`SpecError`] `{ path, message, hint }` and [`SpecErrors`]; Display prints
 //!   `error: $.path: message` lines, each with an indented `hint: ...` line.
@@ -51,9 +51,9 @@ pub use error::{SpecError, SpecErrors};
 pub use go::{GoAgent, GoCallback, GoRequest, GoSession, GoWorkflow};
 pub use types::{
     Agent, Api, Approval, Callback, Credentials, DEFAULT_API_KEY_ENV, DEFAULT_OPENAI_BASE_URL,
-    DEFAULT_PROVIDER_TIMEOUT_MS, MAX_PLUGIN_MEMORY_MIB, Memory, Mode, Model, OnBranchError,
-    PluginKind, PluginLimits, PluginRef, Provider, ReasoningEffort, Retry, Run, SHORTHAND_STAGE,
-    Secret, Session, Stage, Step, Workflow,
+    DEFAULT_PROVIDER_TIMEOUT_MS, Kind, MAX_PLUGIN_MEMORY_MIB, Memory, Mode, Model, OnBranchError,
+    PluginLimits, PluginRef, Provider, ReasoningEffort, Retry, Run, SHORTHAND_STAGE, Secret,
+    Session, Stage, Step, Workflow,
 };
 pub use validate::{PluginCatalog, PluginUse};
 

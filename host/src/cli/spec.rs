@@ -23,28 +23,6 @@ pub struct SchemaArgs {
     pub go: bool,
 }
 
-/// The plugin registry as the spec module sees it.
-struct RegistryCatalog<'a>(&'a Registry);
-
-impl PluginCatalog for RegistryCatalog<'_> {
-    fn entries(&self, plugin: &str) -> Option<Vec<(String, String)>> {
-        self.0.get(plugin).map(|p| {
-            p.entries()
-                .iter()
-                .map(|e| (e.name.clone(), e.kind.as_str().to_string()))
-                .collect()
-        })
-    }
-
-    fn names(&self) -> Vec<String> {
-        self.0
-            .plugins()
-            .iter()
-            .map(|p| p.name().to_string())
-            .collect()
-    }
-}
-
 /// Parses the spec, loads the plugins it may reference and reports every
 /// problem; exit 2 when there is any.
 pub async fn validate(global: &GlobalArgs, args: ValidateArgs) -> anyhow::Result<ExitCode> {
@@ -80,7 +58,7 @@ pub async fn validate(global: &GlobalArgs, args: ValidateArgs) -> anyhow::Result
                 for e in &report.failed {
                     eprintln!("warning: {e}");
                 }
-                Some(RegistryCatalog(&registry))
+                Some(&registry)
             }
             Err(e) => {
                 eprintln!("error: {e}");
@@ -91,7 +69,7 @@ pub async fn validate(global: &GlobalArgs, args: ValidateArgs) -> anyhow::Result
     } else {
         None
     };
-    match spec.validate(catalog.as_ref().map(|c| c as &dyn PluginCatalog)) {
+    match spec.validate(catalog.map(|r| r as &dyn PluginCatalog)) {
         Ok(()) => {
             let stages = spec.workflow.stages.len();
             let steps = spec.step_count();

@@ -6,7 +6,7 @@ use super::{self as plan, DEFAULT_MAX_TURNS, HookRef, Schema, ToolRef, Workflow}
 use crate::llm::{self, ModelSettings, Provider, ProviderConfig, RetryPolicy, ToolSpec};
 use crate::plugin::{Kind, Limits, LoadOptions, Registry};
 use crate::secret::Secret;
-use crate::spec::{self, PluginCatalog, PluginRef, Spec, SpecErrors};
+use crate::spec::{self, PluginRef, Spec, SpecErrors};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -43,17 +43,6 @@ pub enum CompileError {
     NoOfflineScript { path: PathBuf },
     #[error("{path}: {message}")]
     Invalid { path: String, message: String },
-}
-
-impl PluginCatalog for Registry {
-    fn entries(&self, plugin: &str) -> Option<Vec<(String, String)>> {
-        self.get(plugin).map(|p| {
-            p.entries()
-                .iter()
-                .map(|e| (e.name.clone(), e.kind.as_str().to_string()))
-                .collect()
-        })
-    }
 }
 
 /// Per-plugin limits from the spec's `plugins` section.
@@ -426,4 +415,45 @@ fn schema(
                 })
         })
         .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::{Runtime, RuntimeOptions};
+    use std::path::Path;
+
+    /// `host run` validates through `plan::compile`; it must give the same
+    /// "did you mean" hint for a misspelled plugin as `host validate`.
+    #[tokio::test]
+    async fn run_side_validation_suggests_plugin_names() {
+        let runtime = Runtime::new(RuntimeOptions {
+            cache_dir: Some(e2e::test_cache_dir()),
+            max_concurrent_calls: 1,
+        })
+        .expect("plugin runtime");
+        let registry = Registry::new(runtime);
+        let path = e2e::plugin("calculator");
+        let load = registry.load_file(&path, Limits::default());
+        tokio::time::timeout(std::time::Duration::from_secs(120), load)
+            .await
+            .expect("loading calculator timed out")
+            .expect("calculator loads");
+        let doc = serde_json::json!({
+          "agents": {"a": {"model": "m", "tools": ["calculatr"]}},
+          "workflow": {"steps": [{"agent": "a"}]}
+        });
+        let spec = Spec::from_json_str(&doc.to_string(), Path::new(".")).expect("spec parses");
+        let Err(CompileError::Spec(errors)) = compile(&spec, &registry, &CompileOptions::default())
+        else {
+            panic!("expected spec errors");
+        };
+        let errors = errors.into_errors();
+        assert_eq!(errors.len(), 1, "{errors:#?}");
+        assert_eq!(errors[0].message, "unknown plugin `calculatr`");
+        assert_eq!(
+            errors[0].hint.as_deref(),
+            Some("did you mean `calculator`?")
+        );
+    }
 }

@@ -1,7 +1,9 @@
 //! Bindings for `workflow:plugin@0.1.0`, the only place that sees
 //! bindgen-generated types. Conversions to the host's own types live here.
 
-use super::types::{self, Kind};
+use super::types;
+use crate::spec::Kind;
+use strum::IntoEnumIterator;
 
 wasmtime::component::bindgen!({
     path: "../wit/plugin@0.1.0",
@@ -16,6 +18,22 @@ pub use workflow::plugin::types as wit;
 pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0"];
 /// The package every plugin interface belongs to.
 pub const PACKAGE: &str = "workflow:plugin";
+
+/// The WIT interface that serves entries of `kind` (`input-mapper`).
+pub fn interface(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Guard => "guard",
+        Kind::InputMapper => "input-mapper",
+        Kind::Reducer => "reducer",
+        Kind::Tool => "tool",
+        Kind::Guardrail => "guardrail",
+    }
+}
+
+/// The kind whose entries WIT interface `name` serves, if any.
+pub fn kind_of_interface(name: &str) -> Option<Kind> {
+    Kind::iter().find(|k| interface(*k) == name)
+}
 
 impl From<wit::Kind> for Kind {
     fn from(k: wit::Kind) -> Self {
@@ -61,15 +79,18 @@ pub(crate) fn call_context(ctx: &types::CallContext) -> wit::CallContext {
     }
 }
 
-pub(crate) fn step_result(r: &types::StepResult) -> wit::StepResult {
-    wit::StepResult {
-        stage_name: r.stage_name.clone(),
-        step_index: r.step_index,
-        agent_key: r.agent_key.clone(),
-        parallel_group: r.parallel_group.clone(),
-        branch_index: r.branch_index,
-        skipped: r.skipped,
-        output: r.output.to_string(),
-        error: r.error.clone(),
-    }
+pub(crate) fn step_results(results: &[types::StepResult]) -> Vec<wit::StepResult> {
+    results
+        .iter()
+        .map(|r| wit::StepResult {
+            stage_name: r.stage_name.clone(),
+            step_index: r.step_index,
+            agent_key: r.agent_key.clone(),
+            parallel_group: r.parallel_group.clone(),
+            branch_index: r.branch_index,
+            skipped: r.skipped,
+            output: r.output.to_string(),
+            error: r.error.clone(),
+        })
+        .collect()
 }

@@ -1,7 +1,7 @@
 //! Errors of the plugin layer. Every message names the plugin (its file when
 //! loading) and, for calls, the export and entry that failed.
 
-use super::types::Kind;
+use crate::spec::Kind;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -23,14 +23,14 @@ pub enum LoadError {
     #[error("{}: not a WebAssembly file ({reason})", path.display())]
     NotWasm { path: PathBuf, reason: String },
     #[error(
-        "{}: is a core WebAssembly module, not a component\nhint: build Rust plugins for the wasm32-wasip2 target, or wrap the module with `wasm-tools component new`",
+        "{}: is a core WebAssembly module, not a component\n  hint: build Rust plugins for the wasm32-wasip2 target, or wrap the module with `wasm-tools component new`",
         path.display()
     )]
     CoreModule { path: PathBuf },
     #[error("{}: failed to compile: {reason}", path.display())]
     Compile { path: PathBuf, reason: String },
     #[error(
-        "{}: exports no known plugin interface (found: {found})\nhint: export `workflow:plugin/describe@0.1.0` and at least one of guard, input-mapper, reducer, tool, guardrail",
+        "{}: exports no known plugin interface (found: {found})\n  hint: export `workflow:plugin/describe@0.1.0` and at least one of guard, input-mapper, reducer, tool, guardrail",
         path.display()
     )]
     NoKnownExport { path: PathBuf, found: String },
@@ -140,8 +140,6 @@ pub enum CallErrorKind {
     NotExported(&'static str),
     #[error("instantiation failed: {0}")]
     Instantiate(String),
-    #[error("input is not valid for the call: {0}")]
-    BadInput(String),
 }
 
 impl CallErrorKind {
@@ -156,7 +154,6 @@ impl CallErrorKind {
             CallErrorKind::BadOutput(_) => "bad_output",
             CallErrorKind::NotExported(_) => "not_exported",
             CallErrorKind::Instantiate(_) => "instantiate",
-            CallErrorKind::BadInput(_) => "bad_input",
         }
     }
 }

@@ -4,7 +4,8 @@
 use super::error::{LoadError, ResolveError};
 use super::loaded::Plugin;
 use super::runtime::Runtime;
-use super::types::{Kind, Limits};
+use super::types::Limits;
+use crate::spec::{Kind, PluginCatalog};
 use arc_swap::ArcSwap;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -223,6 +224,23 @@ impl Registry {
             });
         }
         Ok((plugin, tools))
+    }
+}
+
+/// The one catalog `host run` and `host validate` check specs against, so
+/// both give the same "did you mean" hints for plugin names.
+impl PluginCatalog for Registry {
+    fn entries(&self, plugin: &str) -> Option<Vec<(String, Kind)>> {
+        self.get(plugin).map(|p| {
+            p.entries()
+                .iter()
+                .map(|e| (e.name.clone(), e.kind))
+                .collect()
+        })
+    }
+
+    fn names(&self) -> Vec<String> {
+        self.plugins.load().keys().cloned().collect()
     }
 }
 

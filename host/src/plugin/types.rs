@@ -1,70 +1,13 @@
 //! The host's own view of plugin data. Bindgen types stay in `bindings`;
 //! engine, agent and store code only ever see these.
 
+use crate::spec::{Kind, MAX_PLUGIN_MEMORY_MIB};
+use crate::util::empty_object;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The kinds of entry a plugin can offer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Kind {
-    Guard,
-    InputMapper,
-    Reducer,
-    Tool,
-    Guardrail,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Guard,
-        Kind::InputMapper,
-        Kind::Reducer,
-        Kind::Tool,
-        Kind::Guardrail,
-    ];
-
-    /// The WIT interface name of this kind (`input-mapper`).
-    pub fn interface(self) -> &'static str {
-        match self {
-            Kind::Guard => "guard",
-            Kind::InputMapper => "input-mapper",
-            Kind::Reducer => "reducer",
-            Kind::Tool => "tool",
-            Kind::Guardrail => "guardrail",
-        }
-    }
-
-    /// The name used in specs and tables (`input_mapper`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Guard => "guard",
-            Kind::InputMapper => "input_mapper",
-            Kind::Reducer => "reducer",
-            Kind::Tool => "tool",
-            Kind::Guardrail => "guardrail",
-        }
-    }
-
-    /// Hooks shape data flow and must be deterministic so that a run can be
-    /// replayed from its journal; tools are actions and see the real world.
-    pub fn is_hook(self) -> bool {
-        !matches!(self, Kind::Tool)
-    }
-
-    pub(crate) fn from_interface(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.interface() == name)
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// One named entry a plugin offers, as reported by its `describe` export.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,10 +34,6 @@ pub struct CallContext {
     /// a wall clock that starts here, so a replayed run reads the same time.
     #[serde(default)]
     pub logical_time_ms: u64,
-}
-
-fn empty_object() -> Value {
-    Value::Object(Default::default())
 }
 
 impl CallContext {
@@ -170,6 +109,19 @@ pub struct Served<T> {
     pub elapsed: Duration,
 }
 
+impl<T> Served<T> {
+    /// The same call's provenance around another value (what the host made
+    /// of the guest's raw output).
+    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Served<U> {
+        Served {
+            value: f(self.value),
+            plugin: self.plugin,
+            digest: self.digest,
+            elapsed: self.elapsed,
+        }
+    }
+}
+
 /// Per-plugin resource limits. Defaults are deliberately tight: a plugin
 /// that needs more says so in the spec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -189,8 +141,10 @@ impl Limits {
     pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
     pub const DEFAULT_OUTPUT_BYTES: usize = 4 << 20;
     /// Ceiling for `memory_bytes`: the pooling allocator reserves slots of
-    /// this size, so no per-plugin setting may exceed it.
-    pub const MAX_MEMORY_BYTES: u64 = 1 << 30;
+    /// this size, so no per-plugin setting may exceed it. Derived from the
+    /// spec's `memory_mib` ceiling so the two cannot disagree (the spec is
+    /// the leaf both layers share).
+    pub const MAX_MEMORY_BYTES: u64 = MAX_PLUGIN_MEMORY_MIB << 20;
 }
 
 impl Default for Limits {

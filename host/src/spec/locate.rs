@@ -95,12 +95,9 @@ impl SchemaCheck {
             }
             _ => {
                 let mut message = e.to_string();
+                // Not `util::clip_owned`: these messages end in `...`, not `…`.
                 if message.len() > 200 {
-                    let cut = (0..=200)
-                        .rev()
-                        .find(|i| message.is_char_boundary(*i))
-                        .unwrap_or(0);
-                    message.truncate(cut);
+                    message.truncate(message.floor_char_boundary(200));
                     message.push_str("...");
                 }
                 out.push(SpecError::new(path, message));

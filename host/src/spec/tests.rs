@@ -88,27 +88,25 @@ fn go_example() -> Value {
     })
 }
 
-fn catalog() -> BTreeMap<String, Vec<(String, String)>> {
-    let entries = |list: &[(&str, &str)]| -> Vec<(String, String)> {
-        list.iter()
-            .map(|(n, k)| (n.to_string(), k.to_string()))
-            .collect()
+fn catalog() -> BTreeMap<String, Vec<(String, Kind)>> {
+    let entries = |list: &[(&str, Kind)]| -> Vec<(String, Kind)> {
+        list.iter().map(|(n, k)| (n.to_string(), *k)).collect()
     };
     BTreeMap::from([
         (
             "calculator".into(),
-            entries(&[("add", "tool"), ("sub", "tool")]),
+            entries(&[("add", Kind::Tool), ("sub", Kind::Tool)]),
         ),
-        ("pii_guardrail".into(), entries(&[("pii", "guardrail")])),
-        ("keyword_guard".into(), entries(&[("keyword", "guard")])),
+        ("pii_guardrail".into(), entries(&[("pii", Kind::Guardrail)])),
+        ("keyword_guard".into(), entries(&[("keyword", Kind::Guard)])),
         (
             "template_mapper".into(),
-            entries(&[("template", "input_mapper")]),
+            entries(&[("template", Kind::InputMapper)]),
         ),
-        ("concat".into(), entries(&[("concat", "reducer")])),
+        ("concat".into(), entries(&[("concat", Kind::Reducer)])),
         (
             "multi".into(),
-            entries(&[("a", "guard"), ("b", "guard"), ("x", "tool")]),
+            entries(&[("a", Kind::Guard), ("b", Kind::Guard), ("x", Kind::Tool)]),
         ),
     ])
 }
@@ -234,24 +232,24 @@ fn full_example_parses_validates_and_normalizes() {
     assert_eq!(spec.run.callback.len(), 4);
     assert_eq!(spec.run.session.as_ref().map(|s| s.id.as_str()), Some("s1"));
 
-    let uses: Vec<(String, PluginKind, String)> = spec
+    let uses: Vec<(String, Kind, String)> = spec
         .plugin_uses()
         .into_iter()
         .map(|u| (u.path, u.kind, u.reference.reference()))
         .collect();
     assert!(uses.contains(&(
         "$.agents.planner.tools[1]".into(),
-        PluginKind::Tool,
+        Kind::Tool,
         "calculator#add".into()
     )));
     assert!(uses.contains(&(
         "$.workflow.stages[1].reducer".into(),
-        PluginKind::Reducer,
+        Kind::Reducer,
         "concat".into()
     )));
     assert!(uses.contains(&(
         "$.workflow.stages[1].steps[1].input_mapper".into(),
-        PluginKind::InputMapper,
+        Kind::InputMapper,
         "template_mapper#template".into()
     )));
 }
@@ -1006,4 +1004,19 @@ fn json_schema_output_of_host_schema_is_pretty_json() {
     let back: Value = serde_json::from_str(&text).expect("decode");
     assert_eq!(back["title"], "host workflow spec");
     assert!(back["properties"]["workflow"].is_object());
+}
+
+#[test]
+fn kind_names_are_the_ones_specs_and_plugins_use() {
+    use strum::IntoEnumIterator;
+    let names: Vec<&str> = Kind::iter().map(Kind::as_str).collect();
+    assert_eq!(
+        names,
+        ["guard", "input_mapper", "reducer", "tool", "guardrail"]
+    );
+    for kind in Kind::iter() {
+        assert_eq!(kind.to_string(), kind.as_str());
+        assert_eq!(serde_json::to_value(kind).ok(), Some(json!(kind.as_str())));
+        assert_eq!(kind.is_hook(), kind != Kind::Tool);
+    }
 }

@@ -2,6 +2,7 @@
 //! `host schema` can print the whole document's schema, and most deny unknown
 //! fields so that a typo is an error with a path instead of a silent default.
 
+use crate::util::empty_object;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -473,14 +474,28 @@ impl JsonSchema for PluginRef {
     }
 }
 
-pub(crate) fn empty_object() -> Value {
-    Value::Object(Default::default())
-}
-
-/// The kind of plugin entry a reference needs. The strings are the ones
-/// plugins report (`describe`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum PluginKind {
+/// The kind of entry a plugin offers and a reference needs. The one set of
+/// kinds for the spec and the plugin layer, so a plugin's entries are checked
+/// against a reference without going through strings. The string names
+/// (`input_mapper`) are the ones specs, tables and errors show.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::Display,
+    strum::IntoStaticStr,
+    strum::EnumIter,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum Kind {
     Guard,
     InputMapper,
     Reducer,
@@ -488,21 +503,16 @@ pub enum PluginKind {
     Guardrail,
 }
 
-impl PluginKind {
+impl Kind {
+    /// The name used in specs and tables (`input_mapper`).
     pub fn as_str(self) -> &'static str {
-        match self {
-            PluginKind::Guard => "guard",
-            PluginKind::InputMapper => "input_mapper",
-            PluginKind::Reducer => "reducer",
-            PluginKind::Tool => "tool",
-            PluginKind::Guardrail => "guardrail",
-        }
+        self.into()
     }
-}
 
-impl fmt::Display for PluginKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    /// Hooks shape data flow and must be deterministic so that a run can be
+    /// replayed from its journal; tools are actions and see the real world.
+    pub fn is_hook(self) -> bool {
+        !matches!(self, Kind::Tool)
     }
 }
 

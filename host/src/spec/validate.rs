@@ -3,30 +3,28 @@
 
 use super::error::{SpecError, SpecErrors, index, key, nearest, suggestion};
 use super::types::{
-    Agent, Callback, MAX_PLUGIN_MEMORY_MIB, Memory, Mode, Model, PluginKind, PluginRef, Provider,
-    Retry,
+    Agent, Callback, Kind, MAX_PLUGIN_MEMORY_MIB, Memory, Mode, Model, PluginRef, Provider, Retry,
 };
 use super::{Origin, Spec};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-/// What plugins exist and which entries they offer. The CLI adapts the
-/// plugin registry to it; tests use a map.
+/// What plugins exist and which entries they offer. `plugin::Registry`
+/// implements it, once, for `host run` and `host validate` alike; tests use
+/// a map.
 pub trait PluginCatalog {
-    /// Entries of plugin `name` as (entry name, kind string: "guard" |
-    /// "input_mapper" | "reducer" | "tool" | "guardrail"), or None if no
-    /// such plugin.
-    fn entries(&self, plugin: &str) -> Option<Vec<(String, String)>>;
+    /// Entries of plugin `name` as (entry name, kind), in the order the
+    /// plugin lists them, or None if no such plugin.
+    fn entries(&self, plugin: &str) -> Option<Vec<(String, Kind)>>;
 
-    /// Every plugin name, for "did you mean" hints; none by default.
-    fn names(&self) -> Vec<String> {
-        Vec::new()
-    }
+    /// Every plugin name, for "did you mean" hints. Required, so that no
+    /// catalog silently drops the hints.
+    fn names(&self) -> Vec<String>;
 }
 
 /// Plugin name → entries, e.g. for tests.
-impl PluginCatalog for BTreeMap<String, Vec<(String, String)>> {
-    fn entries(&self, plugin: &str) -> Option<Vec<(String, String)>> {
+impl PluginCatalog for BTreeMap<String, Vec<(String, Kind)>> {
+    fn entries(&self, plugin: &str) -> Option<Vec<(String, Kind)>> {
         self.get(plugin).cloned()
     }
 
@@ -41,7 +39,7 @@ pub struct PluginUse<'a> {
     /// JSONPath of the reference.
     pub path: String,
     /// The kind of entry the reference needs.
-    pub kind: PluginKind,
+    pub kind: Kind,
     pub reference: &'a PluginRef,
 }
 
@@ -61,22 +59,14 @@ impl Spec {
         for (name, agent) in &self.agents {
             let base = paths.agent(name);
             for (field, kind, refs) in [
-                ("tools", PluginKind::Tool, &agent.tools),
-                (
-                    "input_guardrails",
-                    PluginKind::Guardrail,
-                    &agent.input_guardrails,
-                ),
+                ("tools", Kind::Tool, &agent.tools),
+                ("input_guardrails", Kind::Guardrail, &agent.input_guardrails),
                 (
                     "output_guardrails",
-                    PluginKind::Guardrail,
+                    Kind::Guardrail,
                     &agent.output_guardrails,
                 ),
-                (
-                    "tool_guardrails",
-                    PluginKind::Guardrail,
-                    &agent.tool_guardrails,
-                ),
+                ("tool_guardrails", Kind::Guardrail, &agent.tool_guardrails),
             ] {
                 for (i, r) in refs.iter().enumerate() {
                     add(index(&key(&base, field), i), kind, r);
@@ -86,18 +76,14 @@ impl Spec {
         for (s, stage) in self.workflow.stages.iter().enumerate() {
             for (i, step) in stage.steps.iter().enumerate() {
                 if let Some(r) = &step.guard {
-                    add(paths.step_field(s, i, "guard"), PluginKind::Guard, r);
+                    add(paths.step_field(s, i, "guard"), Kind::Guard, r);
                 }
                 if let Some(r) = &step.input_mapper {
-                    add(
-                        paths.step_field(s, i, "input_mapper"),
-                        PluginKind::InputMapper,
-                        r,
-                    );
+                    add(paths.step_field(s, i, "input_mapper"), Kind::InputMapper, r);
                 }
             }
             if let Some(r) = &stage.reducer {
-                add(key(&paths.stage(s), "reducer"), PluginKind::Reducer, r);
+                add(key(&paths.stage(s), "reducer"), Kind::Reducer, r);
             }
         }
         uses
@@ -604,7 +590,7 @@ impl Checker<'_> {
         }
     }
 
-    fn plugin_ref(&mut self, path: &str, r: &PluginRef, kind: PluginKind) {
+    fn plugin_ref(&mut self, path: &str, r: &PluginRef, kind: Kind) {
         if r.plugin.is_empty() {
             self.error_hint(
                 path,
@@ -613,7 +599,7 @@ impl Checker<'_> {
             );
             return;
         }
-        if kind != PluginKind::Tool && r.approval == super::types::Approval::Always {
+        if kind != Kind::Tool && r.approval == super::types::Approval::Always {
             self.error_hint(
                 format!("{path}.approval"),
                 format!(
@@ -644,7 +630,7 @@ impl Checker<'_> {
         let offers = offers(&entries);
         let of_kind: Vec<&str> = entries
             .iter()
-            .filter(|(_, k)| k == kind.as_str())
+            .filter(|(_, k)| *k == kind)
             .map(|(n, _)| n.as_str())
             .collect();
         match &r.entry {
@@ -677,7 +663,7 @@ impl Checker<'_> {
                     Some(format!("it offers {offers}")),
                 ),
                 [_] => {}
-                many if kind != PluginKind::Tool => self.error_hint(
+                many if kind != Kind::Tool => self.error_hint(
                     path,
                     format!(
                         "plugin `{}` offers several {kind}s ({}); name one",
@@ -692,7 +678,7 @@ impl Checker<'_> {
     }
 }
 
-fn offers(entries: &[(String, String)]) -> String {
+fn offers(entries: &[(String, Kind)]) -> String {
     if entries.is_empty() {
         return "nothing".into();
     }
