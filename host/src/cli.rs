@@ -1,12 +1,14 @@
 //! Command-line parsing and the commands themselves.
 
 mod durable;
-mod observe;
+mod error;
 mod outbox;
 mod plugins;
-mod progress;
 mod run;
+mod sinks;
 mod spec;
+
+use error::CliError;
 
 use clap::{Parser, Subcommand};
 use host::telemetry::{OtlpConfig, Telemetry, TelemetryError};
@@ -98,10 +100,7 @@ pub fn main() -> ExitCode {
     };
     let telemetry = match init_tracing(&cli.global) {
         Ok(telemetry) => telemetry,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_BAD_INPUT);
-        }
+        Err(e) => return CliError::bad_input(e.to_string()).report(),
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -109,8 +108,7 @@ pub fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: failed to start the async runtime: {e}");
-            return ExitCode::from(EXIT_FAILED);
+            return CliError::failed(format!("failed to start the async runtime: {e}")).report();
         }
     };
     let result = runtime.block_on(async {
@@ -131,18 +129,13 @@ pub fn main() -> ExitCode {
     // Dropping the runtime ends whatever is still running, and with it the
     // last spans; then the exporter sends them, also when the run failed.
     drop(runtime);
+    let code = result.unwrap_or_else(|e| e.report());
     if let Some(telemetry) = telemetry
         && let Err(e) = telemetry.shutdown()
     {
         eprintln!("warning: {e}");
     }
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(EXIT_FAILED)
-        }
-    }
+    code
 }
 
 /// Logs go to stderr; data goes to stdout. Colour only on a terminal and

@@ -18,11 +18,13 @@
 mod http;
 mod jsonl;
 mod lines;
+mod live;
 mod verbose;
 
 pub use http::{HttpSink, OutboxSink};
 pub use jsonl::JsonlSink;
-pub use lines::{LinesSink, tokens, truncate, write_line};
+pub use lines::{LinesSink, tokens, write_line};
+pub use live::Live;
 pub use verbose::VerboseSink;
 
 use crate::events::Event;

@@ -1,8 +1,10 @@
 //! Commands over the run database: `resume`, `replay`, `runs`,
 //! `approvals`, `approve`, `reject`.
 
+use super::error::CliError;
 use super::run::{Delivery, RunMetadata, drive, load_runner};
-use super::{EXIT_BAD_INPUT, EXIT_FAILED, GlobalArgs, observe, open_store};
+use super::sinks::{self, SinkPlan};
+use super::{EXIT_WAITING, GlobalArgs, open_store};
 use anyhow::Context;
 use host::approvals::{self, ApprovalError};
 use host::engine::{ResumeRequest, Runner};
@@ -11,6 +13,7 @@ use host::journal::{self, Decision, StepStatus, StepSummary};
 use host::plan::CompileOptions;
 use host::spec::Spec;
 use host::store::{JournalRecord, RunFilter, RunRecord, RunStatus, RunUpdate, Store};
+use host::util::clip_chars;
 use serde_json::{Value, json};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -118,34 +121,31 @@ pub struct RejectArgs {
 }
 
 /// Rebuilds the runner a recorded run started with (spec, plugins, options
-/// from its `run_started` entry). `Err` is an exit code, already explained.
+/// from its `run_started` entry).
 async fn rebuild(
     global: &GlobalArgs,
     run_id: &str,
     journal: &[JournalRecord],
     plugins: Option<&Path>,
-) -> anyhow::Result<Result<(Spec, Runner), ExitCode>> {
+) -> Result<(Spec, Runner), CliError> {
     let meta = journal::run_started(journal)
         .and_then(Result::ok)
         .and_then(|started| serde_json::from_value::<RunMetadata>(started.metadata).ok());
     let Some(meta) = meta.filter(|m| m.spec.is_object()) else {
-        eprintln!(
-            "error: run {run_id} was not started by `host run` (its journal has no spec to rebuild it from)"
-        );
-        return Ok(Err(ExitCode::from(EXIT_FAILED)));
+        return Err(CliError::failed(format!(
+            "run {run_id} was not started by `host run` (its journal has no spec to rebuild it from)"
+        )));
     };
     let base_dir = PathBuf::from(if meta.base_dir.is_empty() {
         "."
     } else {
         &meta.base_dir
     });
-    let spec = match Spec::from_value(&meta.spec, &base_dir) {
-        Ok(spec) => spec,
-        Err(e) => {
-            eprintln!("error: run {run_id}: its recorded spec no longer parses:\n{e}");
-            return Ok(Err(ExitCode::from(EXIT_FAILED)));
-        }
-    };
+    let spec = Spec::from_value(&meta.spec, &base_dir).map_err(|e| {
+        CliError::failed(format!(
+            "run {run_id}: its recorded spec no longer parses:\n{e}"
+        ))
+    })?;
     let plugins = plugins.map(Path::to_path_buf).unwrap_or_else(|| {
         PathBuf::from(if meta.plugins.is_empty() {
             "plugins"
@@ -157,12 +157,11 @@ async fn rebuild(
         offline: meta.offline,
         stream: meta.stream,
     };
-    Ok(load_runner(global, &spec, &plugins, &options)
-        .await?
-        .map(|runner| (spec, runner)))
+    let runner = load_runner(global, &spec, &plugins, &options).await?;
+    Ok((spec, runner))
 }
 
-pub async fn resume(global: &GlobalArgs, args: ResumeArgs) -> anyhow::Result<ExitCode> {
+pub async fn resume(global: &GlobalArgs, args: ResumeArgs) -> Result<ExitCode, CliError> {
     let store = open_store(global)?;
     let ids = match (&args.run_id, args.all) {
         (Some(id), _) => vec![id.clone()],
@@ -172,9 +171,12 @@ pub async fn resume(global: &GlobalArgs, args: ResumeArgs) -> anyhow::Result<Exi
         eprintln!("no interrupted runs");
         return Ok(ExitCode::SUCCESS);
     }
+    // A run that cannot be resumed says why; the others are still resumed.
     let mut worst = ExitCode::SUCCESS;
     for id in ids {
-        let code = resume_one(global, &store, &id, &args).await?;
+        let code = resume_one(global, &store, &id, &args)
+            .await
+            .unwrap_or_else(|e| e.report());
         if code != ExitCode::SUCCESS {
             worst = code;
         }
@@ -209,17 +211,15 @@ async fn resume_one(
     store: &Arc<dyn Store>,
     run_id: &str,
     args: &ResumeArgs,
-) -> anyhow::Result<ExitCode> {
+) -> Result<ExitCode, CliError> {
     let Some(record) = store.get_run(run_id).await? else {
-        eprintln!("error: no run {run_id} in the run database");
-        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        return Err(no_such_run(run_id));
     };
     if record.status.is_terminal() {
-        eprintln!(
-            "error: run {run_id} is {}; only an interrupted run can be resumed",
+        return Err(CliError::failed(format!(
+            "run {run_id} is {}; only an interrupted run can be resumed",
             record.status
-        );
-        return Ok(ExitCode::from(EXIT_FAILED));
+        )));
     }
     let pending = approvals::pending(store.as_ref(), run_id).await?;
     if !pending.is_empty() && !args.wait_approval {
@@ -228,24 +228,14 @@ async fn resume_one(
             eprintln!("    call {} · tool {}", p.call_id, p.tool);
         }
         eprintln!("  decide with `host approve`/`host reject` (or resume with --wait-approval)");
-        return Ok(ExitCode::from(super::EXIT_WAITING));
+        return Ok(ExitCode::from(EXIT_WAITING));
     }
-    let delivery = match Delivery::new(store.clone(), args.deliver_timeout) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
-    };
+    let delivery = Delivery::new(store.clone(), args.deliver_timeout)?;
     let journal = store.journal(run_id).await?;
-    let (spec, runner) = match rebuild(global, run_id, &journal, args.plugins.as_deref()).await? {
-        Ok((spec, r)) => (spec, r.with_store(store.clone())),
-        Err(code) => return Ok(code),
-    };
-    let plan = match observe::Plan::new(&spec, &args.callbacks, args.quiet, args.no_progress) {
-        Ok(plan) => plan,
-        Err(e) => {
-            observe::report(&e);
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
+    let (spec, runner) = rebuild(global, run_id, &journal, args.plugins.as_deref()).await?;
+    let runner = runner.with_store(store.clone());
+    let plan = SinkPlan::new(&spec, &args.callbacks, args.quiet, args.no_progress)
+        .map_err(|e| sinks::bad_sink(&e))?;
     if !args.quiet {
         eprintln!("resuming run {run_id} ({} journal entries)", journal.len());
     }
@@ -257,27 +247,25 @@ async fn resume_one(
             wait_approval: args.wait_approval,
         },
     );
-    drive(handle, &runner, plan, delivery).await
+    Ok(drive(handle, &runner, plan, delivery).await)
 }
 
-pub async fn replay(global: &GlobalArgs, args: ReplayArgs) -> anyhow::Result<ExitCode> {
+/// `no run … in the run database`: a bad run id.
+fn no_such_run(run_id: &str) -> CliError {
+    CliError::bad_input(format!("no run {run_id} in the run database"))
+}
+
+pub async fn replay(global: &GlobalArgs, args: ReplayArgs) -> Result<ExitCode, CliError> {
     let store = open_store(global)?;
     let Some(record) = store.get_run(&args.run_id).await? else {
-        eprintln!("error: no run {} in the run database", args.run_id);
-        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        return Err(no_such_run(&args.run_id));
     };
     let journal = store.journal(&args.run_id).await?;
-    let runner = match rebuild(global, &args.run_id, &journal, args.plugins.as_deref()).await? {
-        Ok((_, r)) => r,
-        Err(code) => return Ok(code),
-    };
-    let report = match runner.replay_report(&record, journal).await {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("error: replay of run {} failed: {e}", args.run_id);
-            return Ok(ExitCode::from(EXIT_FAILED));
-        }
-    };
+    let (_, runner) = rebuild(global, &args.run_id, &journal, args.plugins.as_deref()).await?;
+    let report = runner
+        .replay_report(&record, journal)
+        .await
+        .map_err(|e| CliError::failed(format!("replay of run {} failed: {e}", args.run_id)))?;
     let mut stdout = std::io::stdout().lock();
     if args.json {
         writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
@@ -317,20 +305,16 @@ fn display(v: &Value) -> String {
     }
 }
 
+/// JSON and arguments on one screen line or so.
 fn clip(s: &str) -> String {
-    const MAX: usize = 200;
-    if s.chars().count() <= MAX {
-        s.to_owned()
-    } else {
-        format!("{}…", s.chars().take(MAX).collect::<String>())
-    }
+    clip_chars(s, 200)
 }
 
 fn time(ms: u64) -> String {
     rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
 }
 
-pub async fn runs(global: &GlobalArgs, cmd: RunsCommand) -> anyhow::Result<ExitCode> {
+pub async fn runs(global: &GlobalArgs, cmd: RunsCommand) -> Result<ExitCode, CliError> {
     let store = open_store(global)?;
     match cmd {
         RunsCommand::List {
@@ -338,16 +322,15 @@ pub async fn runs(global: &GlobalArgs, cmd: RunsCommand) -> anyhow::Result<ExitC
             limit,
             json,
         } => {
-            let status = match status.map(|s| s.parse::<RunStatus>()).transpose() {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!(
-                        "error: --status: {e} (one of: {})",
+            let status = status
+                .map(|s| s.parse::<RunStatus>())
+                .transpose()
+                .map_err(|e| {
+                    CliError::bad_input(format!(
+                        "--status: {e} (one of: {})",
                         RunStatus::ALL.map(|s| s.as_str()).join(", ")
-                    );
-                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
-                }
-            };
+                    ))
+                })?;
             let runs = store
                 .list_runs(RunFilter {
                     status,
@@ -388,10 +371,7 @@ pub async fn runs(global: &GlobalArgs, cmd: RunsCommand) -> anyhow::Result<ExitC
                     eprintln!("run {run_id} cancelled");
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    Ok(ExitCode::from(EXIT_FAILED))
-                }
+                Err(e) => Err(CliError::failed(e.to_string())),
             }
         }
     }
@@ -421,10 +401,9 @@ fn steps_json(steps: &[StepSummary]) -> Vec<Value> {
         .collect()
 }
 
-async fn show(store: &dyn Store, run_id: &str, json_out: bool) -> anyhow::Result<ExitCode> {
+async fn show(store: &dyn Store, run_id: &str, json_out: bool) -> Result<ExitCode, CliError> {
     let Some(run) = store.get_run(run_id).await? else {
-        eprintln!("error: no run {run_id} in the run database");
-        return Ok(ExitCode::from(EXIT_BAD_INPUT));
+        return Err(no_such_run(run_id));
     };
     let journal = store.journal(run_id).await?;
     let steps = journal::step_summaries(&journal)?;
@@ -546,7 +525,7 @@ fn write_run(out: &mut impl Write, run: &RunRecord) -> std::io::Result<()> {
     Ok(())
 }
 
-pub async fn approvals(global: &GlobalArgs, cmd: ApprovalsCommand) -> anyhow::Result<ExitCode> {
+pub async fn approvals(global: &GlobalArgs, cmd: ApprovalsCommand) -> Result<ExitCode, CliError> {
     let store = open_store(global)?;
     let ApprovalsCommand::List { run, json } = cmd;
     let pending = match run {
@@ -577,15 +556,14 @@ pub async fn approvals(global: &GlobalArgs, cmd: ApprovalsCommand) -> anyhow::Re
 }
 
 async fn decide(
-    global: &GlobalArgs,
+    store: &dyn Store,
     run_id: &str,
     call_id: &str,
     decision: Decision,
     by: Option<&str>,
-) -> anyhow::Result<ExitCode> {
-    let store = open_store(global)?;
+) -> Result<ExitCode, CliError> {
     let approved = decision.approved;
-    match approvals::decide(store.as_ref(), run_id, call_id, decision, by).await {
+    match approvals::decide(store, run_id, call_id, decision, by).await {
         Ok(()) => {
             eprintln!(
                 "call {call_id} of run {run_id} {}; continue it with `host resume {run_id}` unless it is waiting with --wait-approval",
@@ -593,20 +571,15 @@ async fn decide(
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(e @ ApprovalError::NoSuchCall { .. }) => {
-            eprintln!("error: {e}");
-            Ok(ExitCode::from(EXIT_BAD_INPUT))
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(ExitCode::from(EXIT_FAILED))
-        }
+        Err(e @ ApprovalError::NoSuchCall { .. }) => Err(CliError::bad_input(e.to_string())),
+        Err(e) => Err(CliError::failed(e.to_string())),
     }
 }
 
-pub async fn approve(global: &GlobalArgs, args: ApproveArgs) -> anyhow::Result<ExitCode> {
+pub async fn approve(global: &GlobalArgs, args: ApproveArgs) -> Result<ExitCode, CliError> {
+    let store = open_store(global)?;
     decide(
-        global,
+        store.as_ref(),
         &args.run_id,
         &args.call_id,
         Decision::approve(),
@@ -615,14 +588,14 @@ pub async fn approve(global: &GlobalArgs, args: ApproveArgs) -> anyhow::Result<E
     .await
 }
 
-pub async fn reject(global: &GlobalArgs, args: RejectArgs) -> anyhow::Result<ExitCode> {
+pub async fn reject(global: &GlobalArgs, args: RejectArgs) -> Result<ExitCode, CliError> {
+    let store = open_store(global).context("reject")?;
     decide(
-        global,
+        store.as_ref(),
         &args.run_id,
         &args.call_id,
         Decision::reject(args.reason.clone()),
         args.by.as_deref(),
     )
     .await
-    .context("reject")
 }

@@ -2,7 +2,8 @@
 //! (docs/EVENTS.md, "http"). `deliver` sends them from this process, e.g.
 //! after the `host` that ran them was killed or gave up waiting.
 
-use super::{EXIT_BAD_INPUT, EXIT_FAILED, GlobalArgs, open_store};
+use super::error::CliError;
+use super::{EXIT_FAILED, GlobalArgs, open_store};
 use host::outbox::{Deliverer, OutboxConfig, Until};
 use host::store::{OutboxState, Store};
 use std::io::Write;
@@ -37,7 +38,7 @@ pub enum OutboxCommand {
     },
 }
 
-pub async fn run(global: &GlobalArgs, cmd: OutboxCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(global: &GlobalArgs, cmd: OutboxCommand) -> Result<ExitCode, CliError> {
     let store = open_store(global)?;
     match cmd {
         OutboxCommand::List {
@@ -56,17 +57,16 @@ async fn list(
     state: Option<String>,
     limit: usize,
     json: bool,
-) -> anyhow::Result<ExitCode> {
-    let state = match state.map(|s| s.parse::<OutboxState>()).transpose() {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!(
-                "error: --state: {e} (one of: {})",
+) -> Result<ExitCode, CliError> {
+    let state = state
+        .map(|s| s.parse::<OutboxState>())
+        .transpose()
+        .map_err(|e| {
+            CliError::bad_input(format!(
+                "--state: {e} (one of: {})",
                 OutboxState::ALL.map(|s| s.as_str()).join(", ")
-            );
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
+            ))
+        })?;
     let entries = match state {
         Some(s) => store.outbox_entries(run, Some(s), Some(limit)).await?,
         None => {
@@ -133,21 +133,13 @@ async fn deliver(
     store: std::sync::Arc<dyn Store>,
     wait: bool,
     timeout: Option<f64>,
-) -> anyhow::Result<ExitCode> {
-    let deadline = match timeout.map(Duration::try_from_secs_f64).transpose() {
-        Ok(d) => d.map(|d| Instant::now() + d),
-        Err(_) => {
-            eprintln!("error: --timeout: expected seconds (0 or more)");
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
-    let config = match OutboxConfig::from_env() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
+) -> Result<ExitCode, CliError> {
+    let deadline = timeout
+        .map(Duration::try_from_secs_f64)
+        .transpose()
+        .map_err(|_| CliError::bad_input("--timeout: expected seconds (0 or more)"))?
+        .map(|d| Instant::now() + d);
+    let config = OutboxConfig::from_env().map_err(|e| CliError::bad_input(e.to_string()))?;
     let deliverer = Deliverer::new(store.clone(), config)?;
     let until = if wait { Until::Empty } else { Until::Idle };
     deliverer.run(until, deadline).await;

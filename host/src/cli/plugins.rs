@@ -1,6 +1,7 @@
 //! `host plugins list` and `host plugins check`.
 
-use super::{EXIT_BAD_INPUT, GlobalArgs, plugin_runtime};
+use super::error::CliError;
+use super::{GlobalArgs, plugin_runtime};
 use anyhow::Context;
 use host::plugin::{LoadOptions, Plugin, Registry};
 use serde_json::{Value, json};
@@ -28,18 +29,15 @@ pub enum PluginsCommand {
     },
 }
 
-pub async fn run(global: &GlobalArgs, cmd: PluginsCommand) -> anyhow::Result<ExitCode> {
+pub async fn run(global: &GlobalArgs, cmd: PluginsCommand) -> Result<ExitCode, CliError> {
     let runtime = plugin_runtime(global)?;
     let registry = Registry::new(runtime);
     match cmd {
         PluginsCommand::List { plugins, json } => {
-            let report = match registry.load_dir(&plugins, &LoadOptions::default()).await {
-                Ok(report) => report,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::from(EXIT_BAD_INPUT));
-                }
-            };
+            let report = registry
+                .load_dir(&plugins, &LoadOptions::default())
+                .await
+                .map_err(|e| CliError::bad_input(e.to_string()))?;
             let loaded = registry.plugins();
             if json {
                 let out = json!({
@@ -56,14 +54,12 @@ pub async fn run(global: &GlobalArgs, cmd: PluginsCommand) -> anyhow::Result<Exi
             } else {
                 print!("{}", table(&loaded));
             }
+            // Every plugin that failed, after the table of those that loaded.
+            let mut code = ExitCode::SUCCESS;
             for e in &report.failed {
-                eprintln!("error: {e}");
+                code = CliError::bad_input(e.to_string()).report();
             }
-            if report.failed.is_empty() {
-                Ok(ExitCode::SUCCESS)
-            } else {
-                Ok(ExitCode::from(EXIT_BAD_INPUT))
-            }
+            Ok(code)
         }
         PluginsCommand::Check { file, json } => {
             match registry.load_file(&file, Default::default()).await {
@@ -89,10 +85,7 @@ pub async fn run(global: &GlobalArgs, cmd: PluginsCommand) -> anyhow::Result<Exi
                     }
                     Ok(ExitCode::SUCCESS)
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    Ok(ExitCode::from(EXIT_BAD_INPUT))
-                }
+                Err(e) => Err(CliError::bad_input(e.to_string())),
             }
         }
     }

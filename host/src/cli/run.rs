@@ -2,22 +2,22 @@
 //!
 //! The final output goes to stdout (pretty JSON when structured, plain text
 //! otherwise) unless a sink already writes it there; the run's events go to
-//! the sinks and to the trace on stderr (see `observe`).
+//! the sinks and to the trace on stderr (see `sinks`, and [`Trace`]).
 
-use super::{
-    EXIT_BAD_INPUT, EXIT_FAILED, EXIT_WAITING, GlobalArgs, observe, open_store, plugin_runtime,
-};
+use super::error::CliError;
+use super::sinks::{self, SinkPlan};
+use super::{EXIT_BAD_INPUT, EXIT_WAITING, GlobalArgs, open_store, plugin_runtime};
 use anyhow::Context;
 use host::engine::{RunCanceller, RunError, RunHandle, RunRequest, Runner, SessionConfig};
 use host::outbox::{Deliverer, OutboxConfig, Until};
 use host::plan::{self, CompileOptions};
 use host::plugin::Registry;
-use host::sinks::OutboxSink;
+use host::sinks::{LinesSink, Live, OutboxSink, Sink, SinkOptions};
 use host::spec::Spec;
 use host::store::{SessionScope, Store};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::io::Write;
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -75,47 +75,21 @@ pub struct RunArgs {
     pub account: Option<String>,
 }
 
-pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode> {
-    let (spec, doc, digest) = match read_spec(&args.spec) {
-        Ok(read) => read,
-        Err(message) => {
-            eprintln!("{message}");
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
-    let input = match input(&args, &spec) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
-    let plan = match observe::Plan::new(&spec, &args.callbacks, args.quiet, args.no_progress) {
-        Ok(plan) => plan,
-        Err(e) => {
-            observe::report(&e);
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
-    let store = match open_store(global) {
-        Ok(store) => store,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return Ok(ExitCode::from(EXIT_FAILED));
-        }
-    };
-    let delivery = match Delivery::new(store.clone(), args.deliver_timeout) {
-        Ok(d) => d,
-        Err(code) => return Ok(code),
-    };
+pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, CliError> {
+    let (spec, doc, digest) =
+        read_spec(&args.spec).map_err(|report| CliError::verbatim(EXIT_BAD_INPUT, report))?;
+    let input = input(&args, &spec).map_err(|e| CliError::bad_input(format!("{e:#}")))?;
+    let plan = SinkPlan::new(&spec, &args.callbacks, args.quiet, args.no_progress)
+        .map_err(|e| sinks::bad_sink(&e))?;
+    let store = open_store(global)?;
+    let delivery = Delivery::new(store.clone(), args.deliver_timeout)?;
     let options = CompileOptions {
         offline: args.offline,
         stream: args.stream,
     };
-    let runner = match load_runner(global, &spec, &args.plugins, &options).await? {
-        Ok(runner) => runner.with_store(store.clone()),
-        Err(code) => return Ok(code),
-    };
+    let runner = load_runner(global, &spec, &args.plugins, &options)
+        .await?
+        .with_store(store.clone());
     let session = args
         .session
         .clone()
@@ -155,7 +129,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<ExitCode>
         metadata,
         spec_digest: digest,
     });
-    drive(handle, &runner, plan, delivery).await
+    Ok(drive(handle, &runner, plan, delivery).await)
 }
 
 /// HTTP callbacks of a `host run` or `host resume`: the outbox's deliverer
@@ -167,23 +141,15 @@ pub(super) struct Delivery {
 }
 
 impl Delivery {
-    /// `Err` is the exit code, after the problem was printed.
-    pub(super) fn new(store: Arc<dyn Store>, grace_secs: f64) -> Result<Delivery, ExitCode> {
-        let grace = match Duration::try_from_secs_f64(grace_secs) {
-            Ok(d) => d,
-            Err(_) => {
-                eprintln!(
-                    "error: --deliver-timeout: expected seconds (0 or more), got {grace_secs}"
-                );
-                return Err(ExitCode::from(EXIT_BAD_INPUT));
-            }
-        };
+    pub(super) fn new(store: Arc<dyn Store>, grace_secs: f64) -> Result<Delivery, CliError> {
+        let grace = Duration::try_from_secs_f64(grace_secs).map_err(|_| {
+            CliError::bad_input(format!(
+                "--deliver-timeout: expected seconds (0 or more), got {grace_secs}"
+            ))
+        })?;
         let deliverer = OutboxConfig::from_env()
             .and_then(|config| Deliverer::new(store.clone(), config))
-            .map_err(|e| {
-                eprintln!("error: {e}");
-                ExitCode::from(EXIT_BAD_INPUT)
-            })?;
+            .map_err(|e| CliError::bad_input(e.to_string()))?;
         Ok(Delivery {
             store,
             deliverer,
@@ -272,45 +238,41 @@ fn absolute(path: &Path) -> String {
         .to_string()
 }
 
-/// Loads the plugins and builds the workflow; `Err` is the exit code after
-/// the problem was printed.
+/// Loads the plugins and builds the workflow.
 pub(super) async fn load_runner(
     global: &GlobalArgs,
     spec: &Spec,
     plugins: &Path,
     options: &CompileOptions,
-) -> anyhow::Result<Result<Runner, ExitCode>> {
+) -> Result<Runner, CliError> {
     let registry = Arc::new(Registry::new(plugin_runtime(global)?));
-    let report = match registry.load_dir(plugins, &plan::load_options(spec)).await {
-        Ok(report) => report,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Ok(Err(ExitCode::from(EXIT_BAD_INPUT)));
-        }
-    };
+    let report = registry
+        .load_dir(plugins, &plan::load_options(spec))
+        .await
+        .map_err(|e| CliError::bad_input(e.to_string()))?;
     for e in &report.failed {
         eprintln!("warning: {e}");
     }
-    let workflow = match plan::compile(spec, &registry, options) {
-        Ok(w) => Arc::new(w),
-        Err(e) => {
-            eprintln!("{}", e.to_string().trim_end());
-            return Ok(Err(ExitCode::from(EXIT_BAD_INPUT)));
-        }
-    };
-    Ok(Ok(Runner::new(workflow, registry)))
+    // A spec error reads `error: $.path: …` already; the others print as
+    // they always have, bare.
+    let workflow = plan::compile(spec, &registry, options)
+        .map_err(|e| CliError::verbatim(EXIT_BAD_INPUT, e.to_string().trim_end()))?;
+    Ok(Runner::new(Arc::new(workflow), registry))
 }
 
 /// Follows a started (or resumed) run: its events to the sinks and the
 /// trace, its output on stdout, its outcome as the exit code. Meanwhile
 /// the outbox is delivered in the background (any run's pending events);
 /// after the run, its own HTTP callbacks get the grace period.
+///
+/// The run's outcome is reported before the callbacks settle, so what
+/// delivery says comes after it.
 pub(super) async fn drive(
     mut handle: RunHandle,
     runner: &Runner,
-    plan: observe::Plan,
+    plan: SinkPlan,
     delivery: Delivery,
-) -> anyhow::Result<ExitCode> {
+) -> ExitCode {
     let offline = runner
         .workflow()
         .agents
@@ -332,28 +294,27 @@ pub(super) async fn drive(
         wake: delivery.deliverer.waker(),
         runtime: tokio::runtime::Handle::current(),
     };
-    let sinks = match plan.open(offline, Some(outbox)) {
-        Ok(sinks) => sinks,
+    let opened = match plan.open(offline, Some(outbox)) {
+        Ok(opened) => opened,
         Err(e) => {
-            observe::report(&e);
             handle.cancel();
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
+            return sinks::bad_sink(&e).report();
         }
     };
-    let dispatch = sinks.spawn(handle.take_events());
+    let dispatch = opened.spawn(handle.take_events());
     let run_id = handle.run_id().to_owned();
     let interrupted = Arc::new(AtomicBool::new(false));
     let interrupt = on_ctrl_c(handle.canceller(), &run_id, interrupted.clone());
     let result = handle.wait().await;
     interrupt.abort();
     let interrupted = interrupted.load(Ordering::SeqCst);
-    observe::finish(dispatch).await;
+    sinks::finish(dispatch).await;
     let code = match result {
         Err(RunError::Cancelled) if interrupted => {
             eprintln!("run {run_id} cancelled: interrupted");
-            Ok(ExitCode::from(super::EXIT_INTERRUPTED))
+            ExitCode::from(super::EXIT_INTERRUPTED)
         }
-        result => outcome(result, prints_output, &run_id),
+        result => outcome(result, prints_output, &run_id).unwrap_or_else(|e| e.report()),
     };
     if has_http {
         delivery.settle(&run_id).await;
@@ -387,12 +348,13 @@ fn on_ctrl_c(
     })
 }
 
-/// Prints the run's output or what stopped it; the exit code.
+/// Prints the run's output, or that it waits for approval; the exit code.
+/// `Err` is the run's failure.
 fn outcome(
     result: Result<host::engine::RunOutput, RunError>,
     prints_output: bool,
     run_id: &str,
-) -> anyhow::Result<ExitCode> {
+) -> Result<ExitCode, CliError> {
     match result {
         Ok(_) if prints_output => Ok(ExitCode::SUCCESS),
         Ok(out) => {
@@ -417,10 +379,7 @@ fn outcome(
             );
             Ok(ExitCode::from(EXIT_WAITING))
         }
-        Err(e) => {
-            eprintln!("error: run {run_id} failed: {e}");
-            Ok(ExitCode::from(EXIT_FAILED))
-        }
+        Err(e) => Err(CliError::failed(format!("run {run_id} failed: {e}"))),
     }
 }
 
@@ -446,4 +405,57 @@ fn input(args: &RunArgs, spec: &Spec) -> anyhow::Result<Value> {
     anyhow::bail!(
         "no input: give --input, --input-json or --input-file, or set run.input in the spec"
     )
+}
+
+/// How `host run` shows the run on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trace {
+    /// `--quiet`: errors only.
+    Quiet,
+    /// One line per interesting event (not a terminal, or `--no-progress`).
+    Plain,
+    /// Live progress redrawn in place.
+    Live { color: bool },
+}
+
+/// What the run's sinks write to stdout, which may share the screen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnStdout {
+    Nothing,
+    /// `stdout`, `stdout_verbose`: a readable account of the run.
+    Lines,
+    /// `jsonl:-`.
+    Data,
+}
+
+impl Trace {
+    /// Live on a terminal (not `TERM=dumb`) unless `--no-progress`. When stdout is the same
+    /// screen and a sink writes there: nothing if it shows the run already
+    /// (the same lines twice), plain lines otherwise (redraws would run
+    /// over its lines).
+    pub fn choose(quiet: bool, no_progress: bool, on_stdout: OnStdout) -> Trace {
+        let stdout_shared = on_stdout != OnStdout::Nothing && io::stdout().is_terminal();
+        if quiet || (stdout_shared && on_stdout == OnStdout::Lines) {
+            Trace::Quiet
+        } else if no_progress
+            || stdout_shared
+            || !io::stderr().is_terminal()
+            || std::env::var_os("TERM").is_some_and(|t| t == "dumb")
+        {
+            Trace::Plain
+        } else {
+            Trace::Live {
+                color: super::use_color(),
+            }
+        }
+    }
+
+    /// The sink that draws it, if any.
+    pub fn sink(self, options: SinkOptions) -> Option<Box<dyn Sink>> {
+        match self {
+            Trace::Quiet => None,
+            Trace::Plain => Some(Box::new(LinesSink::new(io::stderr(), "trace", options))),
+            Trace::Live { color } => Some(Box::new(Live::stderr(options, color))),
+        }
+    }
 }

@@ -1,5 +1,6 @@
 //! `host validate` and `host schema`.
 
+use super::error::CliError;
 use super::{EXIT_BAD_INPUT, GlobalArgs, plugin_runtime};
 use anyhow::Context;
 use host::plugin::{LoadOptions, Registry};
@@ -25,47 +26,32 @@ pub struct SchemaArgs {
 
 /// Parses the spec, loads the plugins it may reference and reports every
 /// problem; exit 2 when there is any.
-pub async fn validate(global: &GlobalArgs, args: ValidateArgs) -> anyhow::Result<ExitCode> {
-    let text = match std::fs::read_to_string(&args.spec) {
-        Ok(text) => text,
-        Err(e) => {
-            eprintln!("error: cannot read {}: {e}", args.spec.display());
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
+pub async fn validate(global: &GlobalArgs, args: ValidateArgs) -> Result<ExitCode, CliError> {
+    let text = std::fs::read_to_string(&args.spec)
+        .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", args.spec.display())))?;
     let base_dir = match args.spec.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
     };
-    let spec = match Spec::from_json_str(&text, base_dir) {
-        Ok(spec) => spec,
-        Err(errors) => {
-            eprintln!("{errors}");
-            return Ok(ExitCode::from(EXIT_BAD_INPUT));
-        }
-    };
+    let spec = Spec::from_json_str(&text, base_dir)
+        .map_err(|errors| CliError::verbatim(EXIT_BAD_INPUT, errors.to_string()))?;
     // Plugins are loaded (compiled, or taken from the cache) only when the
     // spec refers to some.
     let uses_plugins = !spec.plugin_uses().is_empty() || !spec.plugins.is_empty();
     let registry;
     let catalog = if uses_plugins {
         registry = Registry::new(plugin_runtime(global)?);
-        match registry
+        let report = registry
             .load_dir(&args.plugins, &LoadOptions::default())
             .await
-        {
-            Ok(report) => {
-                for e in &report.failed {
-                    eprintln!("warning: {e}");
-                }
-                Some(&registry)
-            }
-            Err(e) => {
-                eprintln!("error: {e}");
-                eprintln!("  hint: pass the plugins directory with --plugins DIR");
-                return Ok(ExitCode::from(EXIT_BAD_INPUT));
-            }
+            .map_err(|e| {
+                CliError::bad_input(e.to_string())
+                    .with_hint(Some("pass the plugins directory with --plugins DIR"))
+            })?;
+        for e in &report.failed {
+            eprintln!("warning: {e}");
         }
+        Some(&registry)
     } else {
         None
     };
@@ -84,10 +70,7 @@ pub async fn validate(global: &GlobalArgs, args: ValidateArgs) -> anyhow::Result
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(errors) => {
-            eprintln!("{errors}");
-            Ok(ExitCode::from(EXIT_BAD_INPUT))
-        }
+        Err(errors) => Err(CliError::verbatim(EXIT_BAD_INPUT, errors.to_string())),
     }
 }
 
@@ -100,7 +83,7 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// Prints the spec's JSON Schema.
-pub fn schema(args: SchemaArgs) -> anyhow::Result<ExitCode> {
+pub fn schema(args: SchemaArgs) -> Result<ExitCode, CliError> {
     let schema = if args.go {
         Spec::go_request_schema()
     } else {

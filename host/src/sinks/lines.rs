@@ -17,6 +17,7 @@
 
 use super::{Sink, SinkOptions};
 use crate::events::{Event, EventType};
+use crate::util::{first_line, plural};
 use serde_json::Value;
 use std::io::{self, Write};
 
@@ -99,7 +100,7 @@ pub fn write_line(out: &mut impl Write, e: &Event, offline: bool) -> io::Result<
             out,
             "    {nested}tool {} → {}",
             str_of(&e.data["tool"]),
-            truncate(str_of(&e.data["output"]), 120)
+            first_line(str_of(&e.data["output"]), 120)
         ),
         EventType::Handoff => writeln!(
             out,
@@ -166,10 +167,6 @@ pub(super) fn str_of(v: &Value) -> &str {
     v.as_str().unwrap_or("")
 }
 
-pub(super) fn plural(n: u64) -> &'static str {
-    if n == 1 { "" } else { "s" }
-}
-
 /// Input and output tokens summed over the models of a `usage` object.
 pub fn tokens(usage: &Value) -> (u64, u64) {
     usage.as_object().map_or((0, 0), |m| {
@@ -180,14 +177,4 @@ pub fn tokens(usage: &Value) -> (u64, u64) {
             )
         })
     })
-}
-
-/// The first line of `s`, at most `max` characters (then `…`).
-pub fn truncate(s: &str, max: usize) -> String {
-    let line = s.lines().next().unwrap_or("");
-    if line.chars().count() <= max {
-        line.to_string()
-    } else {
-        format!("{}…", line.chars().take(max).collect::<String>())
-    }
 }

@@ -14,9 +14,10 @@
 //!       output: 1. Office occupancy in large city centres has settled …
 //! ```
 
-use super::lines::{plural, str_of, tokens, write_line};
+use super::lines::{str_of, tokens, write_line};
 use super::{Sink, SinkOptions};
 use crate::events::{Event, EventType};
+use crate::util::plural;
 use serde_json::Value;
 use std::io::{self, Write};
 

@@ -6,27 +6,29 @@
 //! `stdout_verbose` sink's text, which ends with the final output; or, with
 //! `jsonl:-`, JSON lines only (the output is in `run.completed`).
 
-use super::progress::{OnStdout, Trace};
+use super::error::CliError;
+use super::run::{OnStdout, Trace};
 use host::events::Event;
 use host::sinks::{self, Dispatch, HttpTarget, OutboxSink, Sink, SinkError, SinkOptions, SinkSpec};
 use host::spec::Spec;
+use host::util::error_chain;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The sinks a run will get, checked but not opened.
-pub struct Plan {
+pub struct SinkPlan {
     sinks: Vec<SinkSpec>,
     quiet: bool,
     no_progress: bool,
 }
 
-impl Plan {
+impl SinkPlan {
     /// The spec's callbacks, then the command line's; duplicates count once.
     pub fn new(
         spec: &Spec,
         callbacks: &[String],
         quiet: bool,
         no_progress: bool,
-    ) -> Result<Plan, SinkError> {
+    ) -> Result<SinkPlan, SinkError> {
         let from_spec = spec
             .run
             .callback
@@ -36,7 +38,7 @@ impl Plan {
             .iter()
             .map(|c| c.parse::<SinkSpec>())
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Plan {
+        Ok(SinkPlan {
             sinks: sinks::check(from_spec.chain(from_cli))?,
             quiet,
             no_progress,
@@ -93,26 +95,12 @@ impl Opened {
 pub async fn finish(dispatch: Option<Dispatch>) {
     if let Some(dispatch) = dispatch {
         for e in dispatch.finish().await {
-            eprintln!("warning: {}", chain(&e));
+            eprintln!("warning: {}", error_chain(&e));
         }
     }
 }
 
-/// `error: …` and its `hint: …` line.
-pub fn report(e: &SinkError) {
-    eprintln!("error: {}", chain(e));
-    if let Some(hint) = e.hint() {
-        eprintln!("  hint: {hint}");
-    }
-}
-
-fn chain(e: &SinkError) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+/// A sink that cannot be set up: bad input, with its hint.
+pub fn bad_sink(e: &SinkError) -> CliError {
+    CliError::bad_input(error_chain(e)).with_hint(e.hint())
 }

@@ -1,0 +1,214 @@
+//! What the live view knows about the run, updated from its events: the
+//! current stage, its steps, and the totals the summary line needs. No I/O
+//! here, so the state can be checked without a terminal.
+
+use crate::events::{Event, EventType};
+use std::time::{Duration, Instant};
+
+/// The run as the live view shows it.
+pub(super) struct View {
+    pub(super) run_started: Instant,
+    pub(super) stages_total: u64,
+    pub(super) stages_seen: u64,
+    /// The stage on screen; `None` between stages.
+    pub(super) stage: Option<StageView>,
+    /// Input and output tokens so far.
+    pub(super) tokens: (u64, u64),
+    pub(super) steps_done: u64,
+    pub(super) steps_skipped: u64,
+    pub(super) steps_failed: u64,
+}
+
+pub(super) struct StageView {
+    pub(super) name: String,
+    pub(super) number: u64,
+    pub(super) parallel: bool,
+    pub(super) steps_total: u64,
+    pub(super) started: Instant,
+    pub(super) steps: Vec<StepView>,
+    pub(super) end: Option<StageEnd>,
+}
+
+/// How a stage ended, and after how long.
+#[derive(Clone, Copy)]
+pub(super) enum StageEnd {
+    Done(Duration),
+    /// The run ended during the stage (a failure, a cancel).
+    Interrupted(Duration),
+}
+
+pub(super) struct StepView {
+    pub(super) name: String,
+    pub(super) branch: Option<u32>,
+    pub(super) state: StepState,
+    pub(super) started: Instant,
+    /// Frozen when the step ends.
+    pub(super) elapsed: Option<Duration>,
+    pub(super) turn: u64,
+    pub(super) activity: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum StepState {
+    Running,
+    Done,
+    Skipped,
+    Failed(String),
+    /// Still running when the run ended (another branch failed, cancel).
+    Stopped,
+}
+
+impl View {
+    pub(super) fn new() -> Self {
+        View {
+            run_started: Instant::now(),
+            stages_total: 0,
+            stages_seen: 0,
+            stage: None,
+            tokens: (0, 0),
+            steps_done: 0,
+            steps_skipped: 0,
+            steps_failed: 0,
+        }
+    }
+
+    fn step_mut(&mut self, e: &Event) -> Option<&mut StepView> {
+        let name = e.step.as_deref()?;
+        self.stage
+            .as_mut()?
+            .steps
+            .iter_mut()
+            .rev()
+            .find(|s| s.name == name && s.branch == e.branch_index && s.state == StepState::Running)
+    }
+
+    /// Updates the state from `e`. A new stage replaces the current one:
+    /// the caller draws the current one a last time before.
+    pub(super) fn apply(&mut self, e: &Event) {
+        match e.kind {
+            EventType::RunStarted => {
+                self.run_started = Instant::now();
+                self.stages_total = e.data["stages"].as_u64().unwrap_or(0);
+            }
+            EventType::StageStarted => {
+                self.stages_seen += 1;
+                self.stage = Some(StageView {
+                    name: e.stage.clone().unwrap_or_default(),
+                    number: self.stages_seen,
+                    parallel: e.data["mode"] == "parallel",
+                    steps_total: e.data["steps"].as_u64().unwrap_or(0),
+                    started: Instant::now(),
+                    steps: Vec::new(),
+                    end: None,
+                });
+            }
+            EventType::StepStarted => {
+                if let Some(stage) = self.stage.as_mut() {
+                    // Branches in branch order, whatever order they start in.
+                    let at = match e.branch_index {
+                        Some(b) => stage.steps.partition_point(|s| s.branch <= Some(b)),
+                        None => stage.steps.len(),
+                    };
+                    stage.steps.insert(
+                        at,
+                        StepView {
+                            name: e.step.clone().unwrap_or_default(),
+                            branch: e.branch_index,
+                            state: StepState::Running,
+                            started: Instant::now(),
+                            elapsed: None,
+                            turn: 0,
+                            activity: String::new(),
+                        },
+                    );
+                }
+            }
+            EventType::StepSkipped => {
+                self.steps_skipped += 1;
+                if let Some(step) = self.step_mut(e) {
+                    step.state = StepState::Skipped;
+                    step.elapsed = Some(step.started.elapsed());
+                }
+            }
+            EventType::LlmRequest => {
+                if let Some(step) = self.step_mut(e) {
+                    step.turn = e.data["turn"].as_u64().unwrap_or(step.turn);
+                }
+            }
+            EventType::LlmResponse => {
+                self.tokens.0 += e.data["usage"]["input_tokens"].as_u64().unwrap_or(0);
+                self.tokens.1 += e.data["usage"]["output_tokens"].as_u64().unwrap_or(0);
+            }
+            EventType::ToolCalled => {
+                let tool = e.data["tool"].as_str().unwrap_or("").to_string();
+                if let Some(step) = self.step_mut(e) {
+                    step.activity = format!("tool {tool}");
+                }
+            }
+            EventType::ApprovalRequested => {
+                let tool = e.data["tool"].as_str().unwrap_or("").to_string();
+                if let Some(step) = self.step_mut(e) {
+                    step.activity = format!("⏸ {tool} waits for approval");
+                }
+            }
+            EventType::ApprovalResolved => {
+                let tool = e.data["tool"].as_str().unwrap_or("").to_string();
+                let approved = e.data["approved"].as_bool() == Some(true);
+                if let Some(step) = self.step_mut(e) {
+                    step.activity =
+                        format!("{tool} {}", if approved { "approved" } else { "rejected" });
+                }
+            }
+            EventType::Handoff => {
+                let to = e.data["to"].as_str().unwrap_or("").to_string();
+                if let Some(step) = self.step_mut(e) {
+                    step.activity = format!("handoff → {to}");
+                }
+            }
+            EventType::GuardrailTripped => {
+                let phase = e.data["phase"].as_str().unwrap_or("").to_string();
+                if let Some(step) = self.step_mut(e) {
+                    step.activity = format!("{phase} guardrail tripped");
+                }
+            }
+            EventType::StepCompleted => {
+                self.steps_done += 1;
+                let turns = e.data["turns"].as_u64();
+                let ms = e.data["elapsed_ms"].as_u64();
+                if let Some(step) = self.step_mut(e) {
+                    step.state = StepState::Done;
+                    step.turn = turns.unwrap_or(step.turn);
+                    step.elapsed = Some(
+                        ms.map(Duration::from_millis)
+                            .unwrap_or_else(|| step.started.elapsed()),
+                    );
+                }
+            }
+            EventType::StepFailed => {
+                self.steps_failed += 1;
+                let error = e.data["error"].as_str().unwrap_or("").to_string();
+                if let Some(step) = self.step_mut(e) {
+                    step.state = StepState::Failed(error);
+                    step.elapsed = Some(step.started.elapsed());
+                }
+            }
+            EventType::StageCompleted => {
+                if let Some(stage) = self.stage.as_mut() {
+                    stage.end = Some(StageEnd::Done(stage.started.elapsed()));
+                }
+            }
+            EventType::RunCompleted | EventType::RunFailed | EventType::RunCancelled => {
+                if let Some(stage) = self.stage.as_mut() {
+                    stage.end = Some(StageEnd::Interrupted(stage.started.elapsed()));
+                    for step in &mut stage.steps {
+                        if step.state == StepState::Running {
+                            step.state = StepState::Stopped;
+                            step.elapsed = Some(step.started.elapsed());
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
