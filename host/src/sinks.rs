@@ -22,7 +22,7 @@ mod verbose;
 
 pub use http::{HttpSink, OutboxSink};
 pub use jsonl::JsonlSink;
-pub use lines::{LinesSink, tokens, truncate, write_line};
+pub use lines::{LinesSink, tokens, write_line};
 pub use verbose::VerboseSink;
 
 use crate::events::Event;

@@ -2,7 +2,8 @@
 
 use super::model::decode;
 use super::*;
-use crate::events::{EventType, Scope};
+use crate::events::Scope;
+use crate::events::data::GuardrailTripped;
 use crate::journal::keys;
 use crate::plan::HookRef;
 use crate::plugin::{Phase, Verdict};
@@ -56,9 +57,13 @@ pub(super) async fn check_guardrails(
         let verdict = verdict?;
         if verdict.tripwire {
             cx.emitter.emit(
-                EventType::GuardrailTripped,
                 scope,
-                json!({ "phase": phase.to_string(), "guardrail": g.label(), "message": verdict.message, "info": verdict.info }),
+                GuardrailTripped {
+                    guardrail: g.label(),
+                    info: verdict.info.clone(),
+                    message: verdict.message.clone(),
+                    phase: phase.to_string(),
+                },
             );
             return Err(AgentError::Tripwire {
                 phase,

@@ -2,7 +2,8 @@
 //! journaled result the model receives.
 
 use super::*;
-use crate::events::{EventType, Scope};
+use crate::events::Scope;
+use crate::events::data::{ToolCalled, ToolResult};
 use crate::journal::{Decision, Mode, keys};
 use crate::plan::{Agent, ToolRef};
 use crate::plugin::{CallError, Phase};
@@ -35,9 +36,12 @@ pub(super) async fn call_tool(
     );
     async {
         cx.emitter.emit(
-            EventType::ToolCalled,
             scope,
-            json!({ "tool": name, "call_id": call_id, "arguments": clip(arguments) }),
+            ToolCalled {
+                arguments: clip(arguments),
+                call_id: call_id.to_owned(),
+                tool: name.to_owned(),
+            },
         );
         let key = keys::tool(&cx.step_key, turn, call_id);
         let (output, error, digest, recorded) =
@@ -55,8 +59,16 @@ pub(super) async fn call_tool(
                 let tool = agent.tools.iter().find(|t| t.name == name);
                 let decision = match tool {
                     Some(t) if t.approval => Some(
-                        approval_gate(cx, scope, turn, call_id, name.to_owned(), arguments, "function")
-                            .await?,
+                        approval_gate(
+                            cx,
+                            scope,
+                            turn,
+                            call_id,
+                            name.to_owned(),
+                            arguments,
+                            "function",
+                        )
+                        .await?,
                     ),
                     _ => None,
                 };
@@ -96,9 +108,15 @@ pub(super) async fn call_tool(
             span.record("otel.status_code", "ERROR");
         }
         cx.emitter.emit(
-            EventType::ToolResult,
             scope,
-            json!({ "tool": name, "call_id": call_id, "output": clip(&output), "error": error, "plugin_digest": digest, "recorded": recorded }),
+            ToolResult {
+                call_id: call_id.to_owned(),
+                error,
+                output: clip(&output),
+                plugin_digest: digest,
+                recorded,
+                tool: name.to_owned(),
+            },
         );
         Ok(output)
     }

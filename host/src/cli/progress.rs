@@ -15,8 +15,10 @@
 //!   ⠹ synthesizer         running   0.1 s  turn 1
 //! ```
 
-use host::events::{Event, EventType};
-use host::sinks::{LinesSink, Sink, SinkOptions, tokens, truncate};
+use host::events::data::StageMode;
+use host::events::{Data, Event};
+use host::sinks::{LinesSink, Sink, SinkOptions, tokens};
+use host::util::first_line;
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 use std::time::{Duration, Instant};
@@ -259,29 +261,29 @@ impl<W: Write + Send> Live<W> {
     }
 
     fn apply(&mut self, e: &Event) -> io::Result<()> {
-        match e.kind {
-            EventType::RunStarted => {
+        match &e.data {
+            Data::RunStarted(d) => {
                 self.run_started = Instant::now();
-                self.stages_total = e.data["stages"].as_u64().unwrap_or(0);
+                self.stages_total = d.stages;
                 let mut header = Vec::new();
                 host::sinks::write_line(&mut header, e, self.options.offline)?;
                 self.clear()?;
                 self.out.write_all(&header)?;
             }
-            EventType::StageStarted => {
+            Data::StageStarted(d) => {
                 self.commit()?;
                 self.stages_seen += 1;
                 self.stage = Some(StageView {
                     name: e.stage.clone().unwrap_or_default(),
                     number: self.stages_seen,
-                    parallel: e.data["mode"] == "parallel",
-                    steps_total: e.data["steps"].as_u64().unwrap_or(0),
+                    parallel: d.mode == StageMode::Parallel,
+                    steps_total: d.steps,
                     started: Instant::now(),
                     steps: Vec::new(),
                     end: None,
                 });
             }
-            EventType::StepStarted => {
+            Data::StepStarted => {
                 if let Some(stage) = self.stage.as_mut() {
                     // Branches in branch order, whatever order they start in.
                     let at = match e.branch_index {
@@ -302,82 +304,73 @@ impl<W: Write + Send> Live<W> {
                     );
                 }
             }
-            EventType::StepSkipped => {
+            Data::StepSkipped(_) => {
                 self.steps_skipped += 1;
                 if let Some(step) = self.step_mut(e) {
                     step.state = StepState::Skipped;
                     step.elapsed = Some(step.started.elapsed());
                 }
             }
-            EventType::LlmRequest => {
+            Data::LlmRequest(d) => {
                 if let Some(step) = self.step_mut(e) {
-                    step.turn = e.data["turn"].as_u64().unwrap_or(step.turn);
+                    step.turn = u64::from(d.turn);
                 }
             }
-            EventType::LlmResponse => {
-                self.tokens.0 += e.data["usage"]["input_tokens"].as_u64().unwrap_or(0);
-                self.tokens.1 += e.data["usage"]["output_tokens"].as_u64().unwrap_or(0);
+            Data::LlmResponse(d) => {
+                self.tokens.0 += d.usage.input_tokens;
+                self.tokens.1 += d.usage.output_tokens;
             }
-            EventType::ToolCalled => {
-                let tool = e.data["tool"].as_str().unwrap_or("").to_string();
+            Data::ToolCalled(d) => {
                 if let Some(step) = self.step_mut(e) {
-                    step.activity = format!("tool {tool}");
+                    step.activity = format!("tool {}", d.tool);
                 }
             }
-            EventType::ApprovalRequested => {
-                let tool = e.data["tool"].as_str().unwrap_or("").to_string();
+            Data::ApprovalRequested(d) => {
                 if let Some(step) = self.step_mut(e) {
-                    step.activity = format!("⏸ {tool} waits for approval");
+                    step.activity = format!("⏸ {} waits for approval", d.tool);
                 }
             }
-            EventType::ApprovalResolved => {
-                let tool = e.data["tool"].as_str().unwrap_or("").to_string();
-                let approved = e.data["approved"].as_bool() == Some(true);
+            Data::ApprovalResolved(d) => {
                 if let Some(step) = self.step_mut(e) {
-                    step.activity =
-                        format!("{tool} {}", if approved { "approved" } else { "rejected" });
-                }
-            }
-            EventType::Handoff => {
-                let to = e.data["to"].as_str().unwrap_or("").to_string();
-                if let Some(step) = self.step_mut(e) {
-                    step.activity = format!("handoff → {to}");
-                }
-            }
-            EventType::GuardrailTripped => {
-                let phase = e.data["phase"].as_str().unwrap_or("").to_string();
-                if let Some(step) = self.step_mut(e) {
-                    step.activity = format!("{phase} guardrail tripped");
-                }
-            }
-            EventType::StepCompleted => {
-                self.steps_done += 1;
-                let turns = e.data["turns"].as_u64();
-                let ms = e.data["elapsed_ms"].as_u64();
-                if let Some(step) = self.step_mut(e) {
-                    step.state = StepState::Done;
-                    step.turn = turns.unwrap_or(step.turn);
-                    step.elapsed = Some(
-                        ms.map(Duration::from_millis)
-                            .unwrap_or_else(|| step.started.elapsed()),
+                    step.activity = format!(
+                        "{} {}",
+                        d.tool,
+                        if d.approved { "approved" } else { "rejected" }
                     );
                 }
             }
-            EventType::StepFailed => {
-                self.steps_failed += 1;
-                let error = e.data["error"].as_str().unwrap_or("").to_string();
+            Data::Handoff(d) => {
                 if let Some(step) = self.step_mut(e) {
-                    step.state = StepState::Failed(error);
+                    step.activity = format!("handoff → {}", d.to);
+                }
+            }
+            Data::GuardrailTripped(d) => {
+                if let Some(step) = self.step_mut(e) {
+                    step.activity = format!("{} guardrail tripped", d.phase);
+                }
+            }
+            Data::StepCompleted(d) => {
+                self.steps_done += 1;
+                if let Some(step) = self.step_mut(e) {
+                    step.state = StepState::Done;
+                    step.turn = u64::from(d.turns);
+                    step.elapsed = Some(Duration::from_millis(d.elapsed_ms));
+                }
+            }
+            Data::StepFailed(d) => {
+                self.steps_failed += 1;
+                if let Some(step) = self.step_mut(e) {
+                    step.state = StepState::Failed(d.error.clone());
                     step.elapsed = Some(step.started.elapsed());
                 }
             }
-            EventType::StageCompleted => {
+            Data::StageCompleted(_) => {
                 if let Some(stage) = self.stage.as_mut() {
                     stage.end = Some(StageEnd::Done(stage.started.elapsed()));
                 }
                 self.commit()?;
             }
-            EventType::RunCompleted | EventType::RunFailed | EventType::RunCancelled => {
+            Data::RunCompleted(_) | Data::RunFailed(_) | Data::RunCancelled => {
                 if let Some(stage) = self.stage.as_mut() {
                     stage.end = Some(StageEnd::Interrupted(stage.started.elapsed()));
                     for step in &mut stage.steps {
@@ -392,20 +385,20 @@ impl<W: Write + Send> Live<W> {
                 let line = self.summary(e);
                 writeln!(self.out, "{}", line.render(self.color, usize::MAX))?;
             }
-            _ => {}
+            Data::LlmDelta(_) | Data::ToolResult(_) | Data::PluginReloaded(_) => {}
         }
         Ok(())
     }
 
     fn summary(&self, e: &Event) -> Line {
-        let took = match e.data["elapsed_ms"].as_u64() {
-            Some(ms) => Duration::from_millis(ms),
-            None => self.run_started.elapsed(),
+        let took = match &e.data {
+            Data::RunCompleted(d) => Duration::from_millis(d.elapsed_ms),
+            _ => self.run_started.elapsed(),
         };
         let stages = self.stages_seen;
-        match e.kind {
-            EventType::RunCompleted => {
-                let (i, o) = tokens(&e.data["usage"]);
+        match &e.data {
+            Data::RunCompleted(d) => {
+                let (i, o) = tokens(&d.usage);
                 let steps = self.steps_done + self.steps_skipped + self.steps_failed;
                 let mut detail = Vec::new();
                 if self.steps_skipped > 0 {
@@ -431,13 +424,9 @@ impl<W: Write + Send> Live<W> {
                         ),
                     )
             }
-            EventType::RunFailed => Line::default().push(Style::Red, "✗ failed").push(
+            Data::RunFailed(d) => Line::default().push(Style::Red, "✗ failed").push(
                 Style::Plain,
-                format!(
-                    " after {}: {}",
-                    human(took),
-                    truncate(e.data["error"].as_str().unwrap_or(""), 400)
-                ),
+                format!(" after {}: {}", human(took), first_line(&d.error, 400)),
             ),
             _ => Line::default()
                 .push(Style::Red, "✗ cancelled")
@@ -511,7 +500,7 @@ impl<W: Write + Send> Live<W> {
             let mut detail = match &step.state {
                 StepState::Running if step.turn > 0 => format!("turn {}", step.turn),
                 StepState::Done => format!("{} turn{}", step.turn, plural(step.turn)),
-                StepState::Failed(error) => truncate(error, 200),
+                StepState::Failed(error) => first_line(error, 200),
                 _ => String::new(),
             };
             if !step.activity.is_empty() && !matches!(step.state, StepState::Failed(_)) {
@@ -690,11 +679,17 @@ fn terminal_size() -> (usize, usize) {
 mod tests {
     use super::*;
     use host::events::SCHEMA_VERSION;
-    use serde_json::{Value, json};
+    use host::events::data::{
+        LlmRequest, LlmResponse, RunCompleted, RunFailed, RunStarted, StageCompleted, StageStarted,
+        StepCompleted, StepFailed, StepSkipped, Tokens, UsageByModel,
+    };
+    use host::llm::Usage;
+    use serde_json::json;
 
-    fn event(seq: u64, kind: EventType, step: Option<(&str, u32)>, data: Value) -> Event {
+    fn event(seq: u64, step: Option<(&str, u32)>, data: impl Into<Data>) -> Event {
+        let data = data.into();
         Event {
-            kind,
+            kind: data.kind(),
             schema_version: SCHEMA_VERSION,
             run_id: "01RUN".into(),
             seq,
@@ -706,6 +701,22 @@ mod tests {
             branch_index: step.map(|(_, b)| b),
             agent: step.map(|(s, _)| s.to_string()),
             data,
+        }
+    }
+
+    fn parallel(steps: u64) -> StageStarted {
+        StageStarted {
+            mode: StageMode::Parallel,
+            steps,
+        }
+    }
+
+    /// A step done in one turn.
+    fn completed(elapsed_ms: u64) -> StepCompleted {
+        StepCompleted {
+            elapsed_ms,
+            turns: 1,
+            ..StepCompleted::default()
         }
     }
 
@@ -722,46 +733,61 @@ mod tests {
         );
         live.min_redraw = Duration::ZERO;
         let events = [
-            event(1, EventType::RunStarted, None, json!({"stages": 1})),
             event(
-                2,
-                EventType::StageStarted,
+                1,
                 None,
-                json!({"mode": "parallel", "steps": 2}),
+                RunStarted {
+                    stages: 1,
+                    ..RunStarted::default()
+                },
             ),
+            event(2, None, parallel(2)),
             // Branches show in branch order, not in start order.
-            event(3, EventType::StepStarted, Some(("beta", 1)), Value::Null),
-            event(4, EventType::StepStarted, Some(("alpha", 0)), Value::Null),
+            event(3, Some(("beta", 1)), Data::StepStarted),
+            event(4, Some(("alpha", 0)), Data::StepStarted),
             event(
                 5,
-                EventType::LlmRequest,
                 Some(("alpha", 0)),
-                json!({"turn": 1}),
+                LlmRequest {
+                    turn: 1,
+                    ..LlmRequest::default()
+                },
             ),
             event(
                 6,
-                EventType::LlmResponse,
                 Some(("alpha", 0)),
-                json!({"usage": {"input_tokens": 10, "output_tokens": 5}}),
+                LlmResponse {
+                    usage: Tokens {
+                        input_tokens: 10,
+                        output_tokens: 5,
+                    },
+                    ..LlmResponse::default()
+                },
             ),
             event(
                 7,
-                EventType::StepSkipped,
                 Some(("beta", 1)),
-                json!({"reason": "guard"}),
+                StepSkipped {
+                    reason: "guard".into(),
+                },
             ),
-            event(
-                8,
-                EventType::StepCompleted,
-                Some(("alpha", 0)),
-                json!({"turns": 1, "elapsed_ms": 1500}),
-            ),
-            event(9, EventType::StageCompleted, None, json!({"output": "x"})),
+            event(8, Some(("alpha", 0)), completed(1500)),
+            event(9, None, StageCompleted { output: json!("x") }),
             event(
                 10,
-                EventType::RunCompleted,
                 None,
-                json!({"usage": {"m": {"input_tokens": 10, "output_tokens": 5}}, "elapsed_ms": 1700}),
+                RunCompleted {
+                    elapsed_ms: 1700,
+                    usage: UsageByModel::from([(
+                        "m".to_owned(),
+                        Usage {
+                            input_tokens: 10,
+                            output_tokens: 5,
+                            total_tokens: 15,
+                        },
+                    )]),
+                    ..RunCompleted::default()
+                },
             ),
         ];
         for (i, e) in events.iter().enumerate() {
@@ -814,26 +840,31 @@ mod tests {
     fn a_failed_run_marks_the_stage_and_its_unfinished_steps() {
         let mut live = Live::new(Vec::new(), SinkOptions::default(), false, 80, 24);
         for e in [
-            event(1, EventType::RunStarted, None, json!({"stages": 2})),
             event(
-                2,
-                EventType::StageStarted,
+                1,
                 None,
-                json!({"mode": "parallel", "steps": 2}),
+                RunStarted {
+                    stages: 2,
+                    ..RunStarted::default()
+                },
             ),
-            event(3, EventType::StepStarted, Some(("good", 0)), Value::Null),
-            event(4, EventType::StepStarted, Some(("bad", 1)), Value::Null),
+            event(2, None, parallel(2)),
+            event(3, Some(("good", 0)), Data::StepStarted),
+            event(4, Some(("bad", 1)), Data::StepStarted),
             event(
                 5,
-                EventType::StepFailed,
                 Some(("bad", 1)),
-                json!({"error": "HTTP 500"}),
+                StepFailed {
+                    error: "HTTP 500".into(),
+                },
             ),
             event(
                 6,
-                EventType::RunFailed,
                 None,
-                json!({"error": "stage `fan`, step `bad`: HTTP 500", "usage": {}}),
+                RunFailed {
+                    error: "stage `fan`, step `bad`: HTTP 500".into(),
+                    usage: UsageByModel::new(),
+                },
             ),
         ] {
             live.event(&e).expect("event");
@@ -865,30 +896,14 @@ mod tests {
     #[test]
     fn a_tall_stage_fits_the_screen() {
         let mut live = Live::new(Vec::new(), SinkOptions::default(), false, 60, 8);
-        live.event(&event(
-            1,
-            EventType::StageStarted,
-            None,
-            json!({"mode": "parallel", "steps": 20}),
-        ))
-        .expect("event");
+        live.event(&event(1, None, parallel(20))).expect("event");
         for b in 0..20 {
-            live.event(&event(
-                2 + u64::from(b),
-                EventType::StepStarted,
-                Some(("s", b)),
-                Value::Null,
-            ))
-            .expect("event");
+            live.event(&event(2 + u64::from(b), Some(("s", b)), Data::StepStarted))
+                .expect("event");
         }
         for b in 0..18 {
-            live.event(&event(
-                30 + u64::from(b),
-                EventType::StepCompleted,
-                Some(("s", b)),
-                json!({"turns": 1, "elapsed_ms": 5}),
-            ))
-            .expect("event");
+            live.event(&event(30 + u64::from(b), Some(("s", b)), completed(5)))
+                .expect("event");
         }
         let lines: Vec<String> = live.lines().iter().map(|l| l.render(false, 80)).collect();
         assert_eq!(lines.len(), 6, "at most height - 2: {lines:#?}");

@@ -5,7 +5,8 @@ use super::error::step_error;
 use super::step::StepOutcome;
 use super::{RunError, RunOutput, Runner, StepError};
 use crate::agent::SessionConfig;
-use crate::events::{Emitter, EventType, Scope};
+use crate::events::data::{PluginReloaded, RunCompleted, RunFailed, RunStarted};
+use crate::events::{Data, Emitter, Scope};
 use crate::journal::{Journal, Mode, keys};
 use crate::llm::{Item, Usage};
 use crate::plan::{Stage, Step};
@@ -109,16 +110,15 @@ impl Runner {
             resumed,
         } = prepared;
         emitter.emit(
-            EventType::RunStarted,
             &Scope::default(),
-            json!({
-                "workflow_name": wf.name,
-                "stages": wf.stages.len(),
-                "input": input,
-                "session": session.as_ref().map(|s| &s.scope.session_id),
-                "resumed": resumed,
-                "replay": journal.mode() == Mode::Replay,
-            }),
+            RunStarted {
+                input: input.clone(),
+                replay: journal.mode() == Mode::Replay,
+                resumed,
+                session: session.as_ref().map(|s| s.scope.session_id.clone()),
+                stages: wf.stages.len() as u64,
+                workflow_name: wf.name.clone(),
+            },
         );
         if resumed {
             self.report_changed_plugins(&journal, &emitter);
@@ -179,9 +179,12 @@ impl Runner {
         match result {
             Ok(output) => {
                 emitter.emit(
-                    EventType::RunCompleted,
                     &Scope::default(),
-                    json!({ "output": output, "usage": usage_json(&state.usage), "elapsed_ms": started.elapsed().as_millis() as u64 }),
+                    RunCompleted {
+                        elapsed_ms: crate::util::millis(started.elapsed()),
+                        output: output.clone(),
+                        usage: state.usage.clone(),
+                    },
                 );
                 Ok(RunOutput {
                     run_id,
@@ -196,7 +199,7 @@ impl Runner {
             // Waiting for a human: the status says so already.
             Err(e @ RunError::Paused { .. }) => Err(e),
             Err(RunError::Cancelled) => {
-                emitter.emit(EventType::RunCancelled, &Scope::default(), Value::Null);
+                emitter.emit(&Scope::default(), Data::RunCancelled);
                 Err(RunError::Cancelled)
             }
             Err(e) => {
@@ -225,9 +228,11 @@ impl Runner {
                     state.journal.barrier().await?;
                 }
                 emitter.emit(
-                    EventType::RunFailed,
                     &Scope::default(),
-                    json!({ "error": e.to_string(), "usage": usage_json(&state.usage) }),
+                    RunFailed {
+                        error: e.to_string(),
+                        usage: state.usage.clone(),
+                    },
                 );
                 Err(e)
             }
@@ -249,14 +254,13 @@ impl Runner {
             let current = self.registry.get(plugin).map(|p| p.digest().to_owned());
             if current.as_deref() != Some(digest.as_str()) && seen.insert(plugin.to_owned()) {
                 emitter.emit(
-                    EventType::PluginReloaded,
                     &Scope::default(),
-                    json!({
-                        "plugin": plugin,
-                        "old_digest": digest,
-                        "new_digest": current,
-                        "reason": "changed since the run recorded its outputs; recorded outputs stand, the new build serves the calls not yet made",
-                    }),
+                    PluginReloaded {
+                        new_digest: current,
+                        old_digest: digest.clone(),
+                        plugin: plugin.to_owned(),
+                        reason: "changed since the run recorded its outputs; recorded outputs stand, the new build serves the calls not yet made".into(),
+                    },
                 );
             }
         }

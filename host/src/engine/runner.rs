@@ -4,7 +4,7 @@
 use super::RunError;
 use super::run::{Prepared, SessionRecord, Started, started_of};
 use crate::agent::SessionConfig;
-use crate::events::{Emitter, Event, EventType, Scope};
+use crate::events::{Data, Emitter, Event, Scope};
 use crate::journal::{Journal, keys};
 use crate::llm::Usage;
 use crate::plan::Workflow;
@@ -299,7 +299,7 @@ impl Runner {
                         // Best effort: the run may not have been created yet.
                         let _ = store.update_run(&id, RunUpdate::status(RunStatus::Cancelled)).await;
                     }
-                    emitter.emit(EventType::RunCancelled, &Scope::default(), Value::Null);
+                    emitter.emit(&Scope::default(), Data::RunCancelled);
                     Err(RunError::Cancelled)
                 }
             }

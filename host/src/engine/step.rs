@@ -1,9 +1,10 @@
 //! A step: its guard, its input mapper, its agent, and its journaled result.
 
+use super::StepError;
 use super::run::StepRecord;
-use super::{StepError, usage_json};
 use crate::agent::{self, AgentContext, AgentError, SessionConfig};
-use crate::events::{Emitter, EventType, Scope};
+use crate::events::data::{StepCompleted, StepFailed, StepSkipped};
+use crate::events::{Data, Emitter, Scope};
 use crate::journal::{Journal, keys};
 use crate::plan::{HookRef, Step, Workflow};
 use crate::plugin::{CallContext, Registry, StepResult};
@@ -81,7 +82,7 @@ pub(super) async fn run_step(
     );
     async {
         let started = Instant::now();
-        cx.emitter.emit(EventType::StepStarted, &cx.scope, Value::Null);
+        cx.emitter.emit(&cx.scope, Data::StepStarted);
         if cx.journal.cancelled().await? {
             return Err(StepError::Agent(Box::new(AgentError::Cancelled)));
         }
@@ -99,7 +100,12 @@ pub(super) async fn run_step(
                 };
                 commit_step(&cx, JournalKind::StepCompleted, done, &record).await?;
                 tracing::Span::current().record("workflow.step.skipped", true);
-                cx.emitter.emit(EventType::StepSkipped, &cx.scope, json!({ "reason": "guard returned false" }));
+                cx.emitter.emit(
+                    &cx.scope,
+                    StepSkipped {
+                        reason: "guard returned false".into(),
+                    },
+                );
             }
             Ok(StepOutcome::Done(out)) => {
                 let record = StepRecord {
@@ -115,9 +121,13 @@ pub(super) async fn run_step(
                 let mut scope = cx.scope.clone();
                 scope.agent = Some(out.agent.clone());
                 cx.emitter.emit(
-                    EventType::StepCompleted,
                     &scope,
-                    json!({ "output": out.output, "turns": out.turns, "usage": usage_json(&out.usage), "elapsed_ms": started.elapsed().as_millis() as u64 }),
+                    StepCompleted {
+                        elapsed_ms: crate::util::millis(started.elapsed()),
+                        output: out.output.clone(),
+                        turns: out.turns,
+                        usage: out.usage.clone(),
+                    },
                 );
             }
             Err(e) if e.is_paused() || e.is_fatal() => {}
@@ -132,7 +142,12 @@ pub(super) async fn run_step(
                         None,
                     )
                     .await?;
-                cx.emitter.emit(EventType::StepFailed, &cx.scope, json!({ "error": e.to_string() }));
+                cx.emitter.emit(
+                    &cx.scope,
+                    StepFailed {
+                        error: e.to_string(),
+                    },
+                );
             }
         }
         result
