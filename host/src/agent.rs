@@ -16,7 +16,8 @@ pub use history::{SUMMARY_PREFIX, SessionConfig, compact, turn_start};
 use model::model_call;
 use tools::call_tool;
 
-use crate::events::{Emitter, EventType, Scope};
+use crate::events::data::Handoff;
+use crate::events::{Emitter, Scope};
 use crate::journal::{Journal, StepKey};
 use crate::llm::{Item, ModelRequest, OutputSchema, Role, ToolSpec, Usage};
 use crate::plan::{Agent, Schema, Workflow};
@@ -235,9 +236,12 @@ pub async fn run(
                 Some(target) if handoff.is_none() => {
                     let next = agent_of(cx.workflow, target)?;
                     cx.emitter.emit(
-                        EventType::Handoff,
                         &scope,
-                        json!({ "from": agent.key, "to": next.key, "call_id": call_id }),
+                        Handoff {
+                            call_id: call_id.clone(),
+                            from: agent.key.clone(),
+                            to: next.key.clone(),
+                        },
                     );
                     handoff = Some(next);
                     futures.push(futures::future::Either::Left(futures::future::ready(Ok(

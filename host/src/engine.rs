@@ -22,5 +22,4 @@ mod step;
 pub use crate::agent::SessionConfig;
 pub use error::{PendingApproval, RunError, StepError};
 pub use replay::{ChangedStep, ReplayReport};
-pub use run::usage_json;
 pub use runner::{ResumeRequest, RunCanceller, RunHandle, RunOutput, RunRequest, Runner};

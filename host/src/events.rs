@@ -3,10 +3,15 @@
 //! Every event has a type, the schema version, the run id, a per-run
 //! sequence number (from 1, no gaps), a UTC timestamp, the workflow key and,
 //! where it applies, the stage, step, branch index and agent; the rest is in
-//! `data`. The engine emits events through an [`Emitter`]; a
-//! [`crate::engine::RunHandle`] hands them to library users in order.
+//! `data`, typed per event type in [`data`]. The engine emits events
+//! through an [`Emitter`]; a [`crate::engine::RunHandle`] hands them to
+//! library users in order.
 
-use serde::{Deserialize, Serialize};
+pub mod data;
+
+pub use data::Data;
+
+use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -119,8 +124,9 @@ impl EventType {
     }
 }
 
-/// One event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One event. `kind` is always `data.kind()`: the [`Emitter`] takes it
+/// from the data, and decoding reads the data by the type.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Event {
     #[serde(rename = "type")]
     pub kind: EventType,
@@ -142,8 +148,55 @@ pub struct Event {
     pub branch_index: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    pub data: Data,
+}
+
+/// The envelope as written, its `data` not yet read: which struct that is
+/// depends on `type`.
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: EventType,
+    schema_version: u32,
+    run_id: String,
+    seq: u64,
+    timestamp: String,
+    workflow: String,
     #[serde(default)]
-    pub data: Value,
+    stage: Option<String>,
+    #[serde(default)]
+    step: Option<String>,
+    #[serde(default)]
+    step_index: Option<u32>,
+    #[serde(default)]
+    branch_index: Option<u32>,
+    #[serde(default)]
+    agent: Option<String>,
+    #[serde(default)]
+    data: Value,
+}
+
+impl<'de> Deserialize<'de> for Event {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let e = Envelope::deserialize(deserializer)?;
+        let data = Data::decode(e.kind, e.data).map_err(|err| {
+            serde::de::Error::custom(format_args!("`data` of {}: {err}", e.kind.as_str()))
+        })?;
+        Ok(Event {
+            kind: e.kind,
+            schema_version: e.schema_version,
+            run_id: e.run_id,
+            seq: e.seq,
+            timestamp: e.timestamp,
+            workflow: e.workflow,
+            stage: e.stage,
+            step: e.step,
+            step_index: e.step_index,
+            branch_index: e.branch_index,
+            agent: e.agent,
+            data,
+        })
+    }
 }
 
 /// Where in a run an event applies.
@@ -206,15 +259,17 @@ impl Emitter {
         &self.inner.run_id
     }
 
-    pub fn emit(&self, kind: EventType, scope: &Scope, data: Value) {
+    /// Sends `data` as the next event; its type comes from the data.
+    pub fn emit(&self, scope: &Scope, data: impl Into<Data>) {
         let Some(tx) = &self.inner.tx else { return };
+        let data = data.into();
         let Ok(mut seq) = self.inner.seq.lock() else {
             return;
         };
         *seq += 1;
         let seq = *seq;
         let event = Event {
-            kind,
+            kind: data.kind(),
             schema_version: SCHEMA_VERSION,
             run_id: self.inner.run_id.clone(),
             seq,
@@ -315,14 +370,73 @@ mod tests {
     fn events_are_numbered_in_order() {
         let (tx, mut rx) = mpsc::unbounded_channel();
         let e = Emitter::new("r1", "wf", Some(tx), false);
-        e.emit(EventType::RunStarted, &Scope::default(), Value::Null);
-        e.emit(EventType::RunCompleted, &Scope::default(), Value::Null);
+        e.emit(&Scope::default(), data::RunStarted::default());
+        e.emit(&Scope::default(), data::RunCompleted::default());
         let a = rx.try_recv().expect("first");
         let b = rx.try_recv().expect("second");
         assert_eq!((a.seq, b.seq), (1, 2));
+        assert_eq!(
+            (a.kind, b.kind),
+            (EventType::RunStarted, EventType::RunCompleted)
+        );
         let json = serde_json::to_value(&a).expect("serialize");
         assert_eq!(json["type"], "run.started");
         assert_eq!(json["schema_version"], 1);
         assert!(json.get("stage").is_none());
+    }
+
+    /// Every variant, in an envelope with and without the optional
+    /// fields, decodes back to the same event; `data` is `null` exactly
+    /// for the types without data.
+    #[test]
+    fn every_event_round_trips() {
+        for (i, data) in data::tests::samples().into_iter().enumerate() {
+            let mut event = Event {
+                kind: data.kind(),
+                schema_version: SCHEMA_VERSION,
+                run_id: "r1".into(),
+                seq: i as u64 + 1,
+                timestamp: "2026-01-01T00:00:00.000Z".into(),
+                workflow: "wf".into(),
+                stage: None,
+                step: None,
+                step_index: None,
+                branch_index: None,
+                agent: None,
+                data,
+            };
+            let kind = event.kind;
+            let text = serde_json::to_string(&event).expect("serialize");
+            let back: Event = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(back, event);
+            let json: Value = serde_json::from_str(&text).expect("json");
+            assert_eq!(
+                json["data"].is_null(),
+                matches!(kind, EventType::StepStarted | EventType::RunCancelled),
+                "{text}"
+            );
+            event.stage = Some("s".into());
+            event.step = Some("st".into());
+            event.step_index = Some(1);
+            event.branch_index = Some(2);
+            event.agent = Some("a".into());
+            let text = serde_json::to_string(&event).expect("serialize");
+            let back: Event = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+            assert_eq!(back, event);
+        }
+    }
+
+    /// The envelope's `type` decides how `data` is read: data of another
+    /// type is refused, and names the type it was read as.
+    #[test]
+    fn data_is_read_by_the_type() {
+        let text = r#"{"type":"step.failed","schema_version":1,"run_id":"r","seq":1,
+            "timestamp":"t","workflow":"w","data":{"reason":"guard returned false"}}"#;
+        let err = serde_json::from_str::<Event>(text).expect_err("wrong data");
+        assert!(err.to_string().contains("`data` of step.failed"), "{err}");
+        let text = r#"{"type":"run.cancelled","schema_version":1,"run_id":"r","seq":1,
+            "timestamp":"t","workflow":"w"}"#;
+        let event: Event = serde_json::from_str(text).expect("no data is null");
+        assert_eq!(event.data, Data::RunCancelled);
     }
 }

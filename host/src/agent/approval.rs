@@ -2,10 +2,10 @@
 //! that pauses the run (or waits in-process) until a human decides.
 
 use super::*;
-use crate::events::{EventType, Scope};
+use crate::events::Scope;
+use crate::events::data::{ApprovalRequested, ApprovalResolved};
 use crate::journal::{ApprovalAnswer, ApprovalRequest, Decision, Key, Mode, decode};
 use crate::store::{JournalKind, RunStatus, RunUpdate};
-use serde_json::json;
 use std::time::Duration;
 
 /// How often a run waiting in-process for an approval looks for a decision.
@@ -57,9 +57,13 @@ pub(super) async fn approval_gate(
     // The request is durable before anyone is told about it.
     cx.journal.barrier().await?;
     cx.emitter.emit(
-        EventType::ApprovalRequested,
         scope,
-        json!({ "call_id": call_id, "tool": tool, "arguments": clip(arguments), "kind": kind }),
+        ApprovalRequested {
+            arguments: clip(arguments),
+            call_id: call_id.to_owned(),
+            kind: kind.to_owned(),
+            tool: tool.clone(),
+        },
     );
     if !cx.wait_approval {
         return Err(AgentError::Paused {
@@ -80,9 +84,13 @@ pub(super) async fn approval_gate(
                 .update_run(cx.journal.run_id(), RunUpdate::status(RunStatus::Running))
                 .await?;
             cx.emitter.emit(
-                EventType::ApprovalResolved,
                 scope,
-                json!({ "call_id": call_id, "tool": tool, "approved": decision.approved, "reason": decision.reason }),
+                ApprovalResolved {
+                    approved: decision.approved,
+                    call_id: call_id.to_owned(),
+                    reason: decision.reason.clone(),
+                    tool: tool.clone(),
+                },
             );
             return Ok(decision);
         }

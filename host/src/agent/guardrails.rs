@@ -1,11 +1,12 @@
 //! Guardrails of a phase, run concurrently; verdicts journaled.
 
 use super::*;
-use crate::events::{EventType, Scope};
+use crate::events::Scope;
+use crate::events::data::GuardrailTripped;
 use crate::journal::{GuardrailCheck, Key};
 use crate::plan::HookRef;
 use crate::plugin::Phase;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Runs every guardrail of a phase (concurrently); the first tripwire, in
 /// declaration order, fails the step. Verdicts are journaled under `site`.
@@ -54,9 +55,13 @@ pub(super) async fn check_guardrails(
         let verdict = verdict?;
         if verdict.tripwire {
             cx.emitter.emit(
-                EventType::GuardrailTripped,
                 scope,
-                json!({ "phase": phase.to_string(), "guardrail": g.label(), "message": verdict.message, "info": verdict.info }),
+                GuardrailTripped {
+                    guardrail: g.label(),
+                    info: verdict.info.clone(),
+                    message: verdict.message.clone(),
+                    phase: phase.to_string(),
+                },
             );
             return Err(AgentError::Tripwire {
                 phase,

@@ -2,11 +2,11 @@
 //! made it, else paid for after a barrier and recorded before it is used.
 
 use super::*;
-use crate::events::{EventType, Scope};
+use crate::events::Scope;
+use crate::events::data::{LlmDelta, LlmRequest, LlmResponse, Tokens};
 use crate::journal::{Key, Mode, ModelCall};
 use crate::llm::{ModelRequest, ModelResponse, StreamEvent};
 use crate::plan::Agent;
-use serde_json::json;
 
 /// One model call, served from the journal when the run already made it.
 pub(super) async fn model_call(
@@ -32,23 +32,22 @@ pub(super) async fn model_call(
     // Everything the run did so far is durable before it pays for a call.
     cx.journal.barrier().await?;
     cx.emitter.emit(
-        EventType::LlmRequest,
         scope,
-        json!({
-            "turn": turn,
-            "provider": agent.provider.name(),
-            "offline": agent.provider.is_offline(),
-            "model": agent.settings.model,
-            "stream": agent.stream,
-            "items": request.input.len(),
-            "tools": request.tools.len(),
-        }),
+        LlmRequest {
+            items: request.input.len() as u64,
+            model: agent.settings.model.clone(),
+            offline: agent.provider.is_offline(),
+            provider: agent.provider.name().to_owned(),
+            stream: agent.stream,
+            tools: request.tools.len() as u64,
+            turn,
+        },
     );
     let emitter = cx.emitter;
     let delta_scope = scope.clone();
     let on_event = move |ev: StreamEvent| {
         if let StreamEvent::TextDelta(text) = ev {
-            emitter.emit(EventType::LlmDelta, &delta_scope, json!({ "text": text }));
+            emitter.emit(&delta_scope, LlmDelta { text });
         }
     };
     let response = agent
@@ -83,18 +82,17 @@ pub(super) fn emit_response(
     recorded: bool,
 ) {
     cx.emitter.emit(
-        EventType::LlmResponse,
         scope,
-        json!({
-            "turn": turn,
-            "response_id": response.id,
-            "model": response.model,
-            "attempts": response.attempts,
-            "recorded": recorded,
-            "usage": {
-                "input_tokens": response.usage.input_tokens,
-                "output_tokens": response.usage.output_tokens,
+        LlmResponse {
+            attempts: response.attempts,
+            model: response.model.clone(),
+            recorded,
+            response_id: response.id.clone(),
+            turn,
+            usage: Tokens {
+                input_tokens: response.usage.input_tokens,
+                output_tokens: response.usage.output_tokens,
             },
-        }),
+        },
     );
 }

@@ -2,7 +2,8 @@
 //! journaled result the model receives.
 
 use super::*;
-use crate::events::{EventType, Scope};
+use crate::events::Scope;
+use crate::events::data::{ToolCalled, ToolResult};
 use crate::journal::{Decision, Key, Mode, ToolCall, decode};
 use crate::plan::{Agent, ToolRef};
 use crate::plugin::{CallError, Phase};
@@ -35,15 +36,23 @@ pub(super) async fn call_tool(
     );
     async {
         cx.emitter.emit(
-            EventType::ToolCalled,
             scope,
-            json!({ "tool": name, "call_id": call_id, "arguments": clip(arguments) }),
+            ToolCalled {
+                arguments: clip(arguments),
+                call_id: call_id.to_owned(),
+                tool: name.to_owned(),
+            },
         );
         let key = Key::tool(&cx.step_key, turn, call_id);
         let (output, error, digest, recorded) =
             if let Some(record) = cx.journal.record(JournalKind::ToolResult, &key) {
                 let call: ToolCall = decode(record)?;
-                (call.output, call.error, record.entry.plugin_digest.clone(), true)
+                (
+                    call.output,
+                    call.error,
+                    record.entry.plugin_digest.clone(),
+                    true,
+                )
             } else if cx.journal.mode() == Mode::Replay {
                 return Err(AgentError::ReplayDiverged {
                     key: key.to_string(),
@@ -52,8 +61,16 @@ pub(super) async fn call_tool(
                 let tool = agent.tools.iter().find(|t| t.name == name);
                 let decision = match tool {
                     Some(t) if t.approval => Some(
-                        approval_gate(cx, scope, turn, call_id, name.to_owned(), arguments, "function")
-                            .await?,
+                        approval_gate(
+                            cx,
+                            scope,
+                            turn,
+                            call_id,
+                            name.to_owned(),
+                            arguments,
+                            "function",
+                        )
+                        .await?,
                     ),
                     _ => None,
                 };
@@ -93,9 +110,15 @@ pub(super) async fn call_tool(
             span.record("otel.status_code", "ERROR");
         }
         cx.emitter.emit(
-            EventType::ToolResult,
             scope,
-            json!({ "tool": name, "call_id": call_id, "output": clip(&output), "error": error, "plugin_digest": digest, "recorded": recorded }),
+            ToolResult {
+                call_id: call_id.to_owned(),
+                error,
+                output: clip(&output),
+                plugin_digest: digest,
+                recorded,
+                tool: name.to_owned(),
+            },
         );
         Ok(output)
     }

@@ -5,13 +5,14 @@ use super::error::step_error;
 use super::step::StepOutcome;
 use super::{RunError, RunOutput, Runner, StepError};
 use crate::agent::SessionConfig;
-use crate::events::{Emitter, EventType, Scope};
-use crate::journal::{self, Journal, Key, Mode, Owner, RunFinished, RunStarted, SessionWrite};
+use crate::events::data::{PluginReloaded, RunCompleted, RunFailed, RunStarted};
+use crate::events::{Data, Emitter, Scope};
+use crate::journal::{self, Journal, Key, Mode, Owner, RunFinished, SessionWrite};
 use crate::llm::{Item, Usage};
 use crate::plan::{Stage, Step};
 use crate::plugin::StepResult;
 use crate::store::{self, JournalKind, JournalRecord, RunStatus, RunUpdate};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -46,16 +47,15 @@ impl Runner {
             resumed,
         } = prepared;
         emitter.emit(
-            EventType::RunStarted,
             &Scope::default(),
-            json!({
-                "workflow_name": wf.name,
-                "stages": wf.stages.len(),
-                "input": input,
-                "session": session.as_ref().map(|s| &s.scope.session_id),
-                "resumed": resumed,
-                "replay": journal.mode() == Mode::Replay,
-            }),
+            RunStarted {
+                input: input.clone(),
+                replay: journal.mode() == Mode::Replay,
+                resumed,
+                session: session.as_ref().map(|s| s.scope.session_id.clone()),
+                stages: wf.stages.len() as u64,
+                workflow_name: wf.name.clone(),
+            },
         );
         if resumed {
             self.report_changed_plugins(&journal, &emitter);
@@ -117,9 +117,12 @@ impl Runner {
         match result {
             Ok(output) => {
                 emitter.emit(
-                    EventType::RunCompleted,
                     &Scope::default(),
-                    json!({ "output": output, "usage": usage_json(&state.usage), "elapsed_ms": started.elapsed().as_millis() as u64 }),
+                    RunCompleted {
+                        elapsed_ms: crate::util::millis(started.elapsed()),
+                        output: output.clone(),
+                        usage: state.usage.clone(),
+                    },
                 );
                 Ok(RunOutput {
                     run_id,
@@ -134,7 +137,7 @@ impl Runner {
             // Waiting for a human: the status says so already.
             Err(e @ RunError::Paused { .. }) => Err(e),
             Err(RunError::Cancelled) => {
-                emitter.emit(EventType::RunCancelled, &Scope::default(), Value::Null);
+                emitter.emit(&Scope::default(), Data::RunCancelled);
                 Err(RunError::Cancelled)
             }
             Err(e) => {
@@ -164,9 +167,11 @@ impl Runner {
                     state.journal.barrier().await?;
                 }
                 emitter.emit(
-                    EventType::RunFailed,
                     &Scope::default(),
-                    json!({ "error": e.to_string(), "usage": usage_json(&state.usage) }),
+                    RunFailed {
+                        error: e.to_string(),
+                        usage: state.usage.clone(),
+                    },
                 );
                 Err(e)
             }
@@ -186,21 +191,23 @@ impl Runner {
             let current = self.registry.get(&plugin).map(|p| p.digest().to_owned());
             if current.as_deref() != Some(digest) && seen.insert(plugin.clone()) {
                 emitter.emit(
-                    EventType::PluginReloaded,
                     &Scope::default(),
-                    json!({
-                        "plugin": plugin,
-                        "old_digest": digest,
-                        "new_digest": current,
-                        "reason": "changed since the run recorded its outputs; recorded outputs stand, the new build serves the calls not yet made",
-                    }),
+                    PluginReloaded {
+                        new_digest: current,
+                        old_digest: digest.to_owned(),
+                        plugin: plugin.to_owned(),
+                        reason: "changed since the run recorded its outputs; recorded outputs stand, the new build serves the calls not yet made".into(),
+                    },
                 );
             }
         }
     }
 }
 
-pub(super) fn started_of(run_id: &str, records: &[JournalRecord]) -> Result<RunStarted, RunError> {
+pub(super) fn started_of(
+    run_id: &str,
+    records: &[JournalRecord],
+) -> Result<journal::RunStarted, RunError> {
     let bad = |reason: String| RunError::BadJournal {
         run_id: run_id.to_owned(),
         reason,
@@ -315,9 +322,4 @@ impl RunState {
             items,
         ))
     }
-}
-
-/// Usage per model as JSON for events.
-pub fn usage_json(usage: &BTreeMap<String, Usage>) -> Value {
-    serde_json::to_value(usage).unwrap_or_default()
 }

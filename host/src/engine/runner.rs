@@ -4,7 +4,7 @@
 use super::RunError;
 use super::run::{Prepared, started_of};
 use crate::agent::SessionConfig;
-use crate::events::{Emitter, Event, EventType, Scope};
+use crate::events::{Data, Emitter, Event, Scope};
 use crate::journal::{self, Journal, Key, RunStarted, SessionRecord};
 use crate::llm::Usage;
 use crate::plan::Workflow;
@@ -294,7 +294,7 @@ impl Runner {
                         // Best effort: the run may not have been created yet.
                         let _ = store.update_run(&id, RunUpdate::status(RunStatus::Cancelled)).await;
                     }
-                    emitter.emit(EventType::RunCancelled, &Scope::default(), Value::Null);
+                    emitter.emit(&Scope::default(), Data::RunCancelled);
                     Err(RunError::Cancelled)
                 }
             }

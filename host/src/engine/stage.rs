@@ -4,11 +4,12 @@ use super::error::step_error;
 use super::run::RunState;
 use super::step::{StepContext, StepOutcome, journaled_hook, run_step};
 use super::{RunError, Runner, StepError};
-use crate::events::{Emitter, EventType, Scope};
+use crate::events::data::{StageCompleted, StageMode, StageStarted, StepFailed};
+use crate::events::{Emitter, Scope};
 use crate::journal::{Key, Owner, StepKey};
 use crate::plan::Stage;
 use crate::plugin::{CallContext, StepResult};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tracing::Instrument;
@@ -27,9 +28,15 @@ impl Runner {
                 ..Scope::default()
             };
             emitter.emit(
-                EventType::StageStarted,
                 &scope,
-                json!({ "mode": if stage.parallel { "parallel" } else { "sequential" }, "steps": stage.steps.len() }),
+                StageStarted {
+                    mode: if stage.parallel {
+                        StageMode::Parallel
+                    } else {
+                        StageMode::Sequential
+                    },
+                    steps: stage.steps.len() as u64,
+                },
             );
             let span = tracing::info_span!(
                 "stage",
@@ -48,9 +55,10 @@ impl Runner {
                     .await?
             };
             emitter.emit(
-                EventType::StageCompleted,
                 &scope,
-                json!({ "output": current }),
+                StageCompleted {
+                    output: current.clone(),
+                },
             );
         }
         Ok(current)
@@ -282,7 +290,7 @@ impl Drop for BranchEnd {
             && let Some(why) = self.why.get()
         {
             self.emitter
-                .emit(EventType::StepFailed, &self.scope, json!({ "error": why }));
+                .emit(&self.scope, StepFailed { error: why.clone() });
         }
     }
 }

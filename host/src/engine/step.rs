@@ -1,14 +1,15 @@
 //! A step: its guard, its input mapper, its agent, and its journaled result.
 
-use super::{StepError, usage_json};
+use super::StepError;
 use crate::agent::{self, AgentContext, AgentError, SessionConfig};
-use crate::events::{Emitter, EventType, Scope};
-use crate::journal::{HookOutput, Journal, Key, StepDone, StepFailed, StepKey, Unreadable};
+use crate::events::data::{StepCompleted, StepFailed, StepSkipped};
+use crate::events::{Data, Emitter, Scope};
+use crate::journal::{self, HookOutput, Journal, Key, StepDone, StepKey, Unreadable};
 use crate::plan::{HookRef, Step, Workflow};
 use crate::plugin::{CallContext, Registry, StepResult};
 use crate::store::StoreError;
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
@@ -53,7 +54,7 @@ pub(super) async fn run_step(
             })
         });
     }
-    if let Some(failed) = cx.journal.recorded::<StepFailed>(&done)? {
+    if let Some(failed) = cx.journal.recorded::<journal::StepFailed>(&done)? {
         return Err(StepError::Recorded(failed.error));
     }
     let span = tracing::info_span!(
@@ -68,7 +69,7 @@ pub(super) async fn run_step(
     );
     async {
         let started = Instant::now();
-        cx.emitter.emit(EventType::StepStarted, &cx.scope, Value::Null);
+        cx.emitter.emit(&cx.scope, Data::StepStarted);
         if cx.journal.cancelled().await? {
             return Err(StepError::Agent(Box::new(AgentError::Cancelled)));
         }
@@ -79,7 +80,12 @@ pub(super) async fn run_step(
                     .commit(&done, &StepDone::skipped(), None, None)
                     .await?;
                 tracing::Span::current().record("workflow.step.skipped", true);
-                cx.emitter.emit(EventType::StepSkipped, &cx.scope, json!({ "reason": "guard returned false" }));
+                cx.emitter.emit(
+                    &cx.scope,
+                    StepSkipped {
+                        reason: "guard returned false".into(),
+                    },
+                );
             }
             Ok(StepOutcome::Done(out)) => {
                 let record = StepDone {
@@ -95,19 +101,28 @@ pub(super) async fn run_step(
                 let mut scope = cx.scope.clone();
                 scope.agent = Some(out.agent.clone());
                 cx.emitter.emit(
-                    EventType::StepCompleted,
                     &scope,
-                    json!({ "output": out.output, "turns": out.turns, "usage": usage_json(&out.usage), "elapsed_ms": started.elapsed().as_millis() as u64 }),
+                    StepCompleted {
+                        elapsed_ms: crate::util::millis(started.elapsed()),
+                        output: out.output.clone(),
+                        turns: out.turns,
+                        usage: out.usage.clone(),
+                    },
                 );
             }
             Err(e) if e.is_paused() || e.is_fatal() => {}
             Err(e) => {
                 tracing::Span::current().record("otel.status_code", "ERROR");
-                let failed = StepFailed {
+                let failed = journal::StepFailed {
                     error: e.to_string(),
                 };
                 cx.journal.commit(&done, &failed, None, None).await?;
-                cx.emitter.emit(EventType::StepFailed, &cx.scope, json!({ "error": e.to_string() }));
+                cx.emitter.emit(
+                    &cx.scope,
+                    StepFailed {
+                        error: e.to_string(),
+                    },
+                );
             }
         }
         result

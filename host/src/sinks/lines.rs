@@ -16,9 +16,9 @@
 //! interleaved branches stay readable.
 
 use super::{Sink, SinkOptions};
-use crate::events::{Event, EventType};
+use crate::events::data::UsageByModel;
+use crate::events::{Data, Event};
 use crate::util::{first_line, plural};
-use serde_json::Value;
 use std::io::{self, Write};
 
 /// Writes one line per interesting event to `out`.
@@ -66,8 +66,8 @@ pub fn write_line(out: &mut impl Write, e: &Event, offline: bool) -> io::Result<
         .branch_index
         .map(|b| format!("[{b}] "))
         .unwrap_or_default();
-    match e.kind {
-        EventType::RunStarted => writeln!(
+    match &e.data {
+        Data::RunStarted(_) => writeln!(
             out,
             "run {} · workflow {}{}",
             e.run_id,
@@ -78,103 +78,74 @@ pub fn write_line(out: &mut impl Write, e: &Event, offline: bool) -> io::Result<
                 ""
             }
         ),
-        EventType::StageStarted => {
-            let n = e.data["steps"].as_u64().unwrap_or(0);
-            writeln!(
-                out,
-                "▸ stage {} ({}, {n} step{})",
-                e.stage.as_deref().unwrap_or(""),
-                e.data["mode"].as_str().unwrap_or(""),
-                plural(n)
-            )
-        }
-        EventType::StepStarted => writeln!(out, "  · {step}{branch} started"),
-        EventType::StepSkipped => writeln!(out, "  - {step}{branch} skipped (guard)"),
-        EventType::ToolCalled => writeln!(
+        Data::StageStarted(d) => writeln!(
             out,
-            "    {nested}tool {}({})",
-            str_of(&e.data["tool"]),
-            str_of(&e.data["arguments"])
+            "▸ stage {} ({}, {} step{})",
+            e.stage.as_deref().unwrap_or(""),
+            d.mode.as_str(),
+            d.steps,
+            plural(d.steps)
         ),
-        EventType::ToolResult => writeln!(
+        Data::StepStarted => writeln!(out, "  · {step}{branch} started"),
+        Data::StepSkipped(_) => writeln!(out, "  - {step}{branch} skipped (guard)"),
+        Data::ToolCalled(d) => writeln!(out, "    {nested}tool {}({})", d.tool, d.arguments),
+        Data::ToolResult(d) => writeln!(
             out,
             "    {nested}tool {} → {}",
-            str_of(&e.data["tool"]),
-            first_line(str_of(&e.data["output"]), 120)
+            d.tool,
+            first_line(&d.output, 120)
         ),
-        EventType::Handoff => writeln!(
-            out,
-            "    {nested}handoff {} → {}",
-            str_of(&e.data["from"]),
-            str_of(&e.data["to"])
-        ),
-        EventType::GuardrailTripped => writeln!(
+        Data::Handoff(d) => writeln!(out, "    {nested}handoff {} → {}", d.from, d.to),
+        Data::GuardrailTripped(d) => writeln!(
             out,
             "    {nested}guardrail {} tripped ({}): {}",
-            str_of(&e.data["guardrail"]),
-            str_of(&e.data["phase"]),
-            str_of(&e.data["message"])
+            d.guardrail, d.phase, d.message
         ),
-        EventType::StepCompleted => {
-            let turns = e.data["turns"].as_u64().unwrap_or(0);
-            writeln!(
-                out,
-                "  ✓ {step}{branch} ({turns} turn{}, {} ms)",
-                plural(turns),
-                e.data["elapsed_ms"]
-            )
-        }
-        EventType::StepFailed => {
-            writeln!(out, "  ✗ {step}{branch}: {}", str_of(&e.data["error"]))
-        }
-        EventType::RunCompleted => {
-            let (i, o) = tokens(&e.data["usage"]);
+        Data::StepCompleted(d) => writeln!(
+            out,
+            "  ✓ {step}{branch} ({} turn{}, {} ms)",
+            d.turns,
+            plural(u64::from(d.turns)),
+            d.elapsed_ms
+        ),
+        Data::StepFailed(d) => writeln!(out, "  ✗ {step}{branch}: {}", d.error),
+        Data::RunCompleted(d) => {
+            let (i, o) = tokens(&d.usage);
             writeln!(
                 out,
                 "✓ completed in {} ms · {i} input / {o} output tokens",
-                e.data["elapsed_ms"]
+                d.elapsed_ms
             )
         }
-        EventType::RunFailed => writeln!(out, "✗ failed: {}", str_of(&e.data["error"])),
-        EventType::RunCancelled => writeln!(out, "✗ cancelled"),
-        EventType::ApprovalRequested => writeln!(
+        Data::RunFailed(d) => writeln!(out, "✗ failed: {}", d.error),
+        Data::RunCancelled => writeln!(out, "✗ cancelled"),
+        Data::ApprovalRequested(d) => writeln!(
             out,
             "    {nested}⏸ tool {} waits for approval (call {})",
-            str_of(&e.data["tool"]),
-            str_of(&e.data["call_id"])
+            d.tool, d.call_id
         ),
-        EventType::ApprovalResolved => writeln!(
+        Data::ApprovalResolved(d) => writeln!(
             out,
             "    {nested}tool {} {} (call {})",
-            str_of(&e.data["tool"]),
-            if e.data["approved"].as_bool() == Some(true) {
-                "approved"
-            } else {
-                "rejected"
-            },
-            str_of(&e.data["call_id"])
+            d.tool,
+            if d.approved { "approved" } else { "rejected" },
+            d.call_id
         ),
-        EventType::PluginReloaded => writeln!(
+        Data::PluginReloaded(d) => writeln!(
             out,
             "  ! plugin {} changed since the run started: recorded outputs stand, the new build serves new calls",
-            str_of(&e.data["plugin"])
+            d.plugin
         ),
-        _ => Ok(()),
+        Data::LlmRequest(_)
+        | Data::LlmDelta(_)
+        | Data::LlmResponse(_)
+        | Data::StageCompleted(_) => Ok(()),
     }
 }
 
-pub(super) fn str_of(v: &Value) -> &str {
-    v.as_str().unwrap_or("")
-}
-
-/// Input and output tokens summed over the models of a `usage` object.
-pub fn tokens(usage: &Value) -> (u64, u64) {
-    usage.as_object().map_or((0, 0), |m| {
-        m.values().fold((0, 0), |(i, o), u| {
-            (
-                i + u["input_tokens"].as_u64().unwrap_or(0),
-                o + u["output_tokens"].as_u64().unwrap_or(0),
-            )
-        })
+/// Input and output tokens summed over the models of a `usage` map.
+pub fn tokens(usage: &UsageByModel) -> (u64, u64) {
+    usage.values().fold((0, 0), |(i, o), u| {
+        (i + u.input_tokens, o + u.output_tokens)
     })
 }

@@ -207,7 +207,7 @@ impl<W: Write + Send> Sink for Live<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::SCHEMA_VERSION;
+    use crate::events::{Data, SCHEMA_VERSION};
     use serde_json::{Value, json};
 
     fn event(seq: u64, kind: EventType, step: Option<(&str, u32)>, data: Value) -> Event {
@@ -223,7 +223,7 @@ mod tests {
             step_index: step.map(|(_, b)| b),
             branch_index: step.map(|(_, b)| b),
             agent: step.map(|(s, _)| s.to_string()),
-            data,
+            data: Data::partial(kind, data),
         }
     }
 
@@ -279,7 +279,7 @@ mod tests {
                 10,
                 EventType::RunCompleted,
                 None,
-                json!({"usage": {"m": {"input_tokens": 10, "output_tokens": 5}}, "elapsed_ms": 1700}),
+                json!({"usage": {"m": {"input_tokens": 10, "output_tokens": 5, "total_tokens": 15}}, "elapsed_ms": 1700}),
             ),
         ];
         for (i, e) in events.iter().enumerate() {

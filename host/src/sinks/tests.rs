@@ -1,11 +1,17 @@
 use super::*;
-use crate::events::{EventType, SCHEMA_VERSION};
+use crate::events::data::{
+    LlmDelta, LlmRequest, RunCompleted, RunStarted, StageMode, StageStarted, StepCompleted,
+    ToolCalled, UsageByModel,
+};
+use crate::events::{Data, SCHEMA_VERSION};
+use crate::llm::Usage;
 use serde_json::{Value, json};
 use std::sync::Mutex;
 
-fn event(seq: u64, kind: EventType, branch: Option<u32>, data: Value) -> Event {
+fn event(seq: u64, branch: Option<u32>, data: impl Into<Data>) -> Event {
+    let data = data.into();
     Event {
-        kind,
+        kind: data.kind(),
         schema_version: SCHEMA_VERSION,
         run_id: "01RUN".into(),
         seq,
@@ -158,12 +164,16 @@ fn check_vets_http_callbacks() {
 fn jsonl_writes_one_envelope_per_line() {
     let mut sink = JsonlSink::new(Vec::new(), "test");
     let events = [
-        event(1, EventType::StepStarted, Some(1), Value::Null),
+        event(1, Some(1), Data::StepStarted),
         event(
             2,
-            EventType::StepCompleted,
             Some(1),
-            json!({"output": "two\nlines", "turns": 1, "usage": {}, "elapsed_ms": 3}),
+            StepCompleted {
+                elapsed_ms: 3,
+                output: json!("two\nlines"),
+                turns: 1,
+                usage: UsageByModel::new(),
+            },
         ),
     ];
     for e in &events {
@@ -189,29 +199,44 @@ fn lines_tag_branches_of_nested_lines() {
             ..SinkOptions::default()
         },
     );
-    let mut started = event(1, EventType::RunStarted, None, json!({}));
+    let mut started = event(1, None, RunStarted::default());
     started.stage = None;
     for e in [
         started,
         event(
             2,
-            EventType::StageStarted,
             None,
-            json!({"mode": "parallel", "steps": 2}),
+            StageStarted {
+                mode: StageMode::Parallel,
+                steps: 2,
+            },
         ),
-        event(3, EventType::StepStarted, Some(1), Value::Null),
-        event(4, EventType::LlmRequest, Some(1), json!({"turn": 1})),
+        event(3, Some(1), Data::StepStarted),
+        event(
+            4,
+            Some(1),
+            LlmRequest {
+                turn: 1,
+                ..LlmRequest::default()
+            },
+        ),
         event(
             5,
-            EventType::ToolCalled,
             Some(1),
-            json!({"tool": "add", "arguments": "{}"}),
+            ToolCalled {
+                arguments: "{}".into(),
+                tool: "add".into(),
+                ..ToolCalled::default()
+            },
         ),
         event(
             6,
-            EventType::StepCompleted,
             Some(1),
-            json!({"turns": 2, "elapsed_ms": 7}),
+            StepCompleted {
+                elapsed_ms: 7,
+                turns: 2,
+                ..StepCompleted::default()
+            },
         ),
     ] {
         sink.event(&e).expect("write");
@@ -230,12 +255,22 @@ fn lines_tag_branches_of_nested_lines() {
 #[test]
 fn verbose_streams_text_per_branch_and_ends_with_the_output() {
     let mut sink = VerboseSink::new(Vec::new(), "test", SinkOptions::default());
-    let delta = |seq, b, t: &str| event(seq, EventType::LlmDelta, Some(b), json!({"text": t}));
+    let delta = |seq, b, t: &str| event(seq, Some(b), LlmDelta { text: t.into() });
     let mut done = event(
         6,
-        EventType::RunCompleted,
         None,
-        json!({"output": {"a": 1}, "usage": {"m": {"input_tokens": 3, "output_tokens": 4}}, "elapsed_ms": 9}),
+        RunCompleted {
+            elapsed_ms: 9,
+            output: json!({"a": 1}),
+            usage: UsageByModel::from([(
+                "m".to_owned(),
+                Usage {
+                    input_tokens: 3,
+                    output_tokens: 4,
+                    total_tokens: 7,
+                },
+            )]),
+        },
     );
     done.stage = None;
     for e in [
@@ -245,9 +280,13 @@ fn verbose_streams_text_per_branch_and_ends_with_the_output() {
         delta(4, 0, " there"),
         event(
             5,
-            EventType::StepCompleted,
             Some(0),
-            json!({"output": "Hello there", "turns": 1, "usage": {}, "elapsed_ms": 2}),
+            StepCompleted {
+                elapsed_ms: 2,
+                output: json!("Hello there"),
+                turns: 1,
+                usage: UsageByModel::new(),
+            },
         ),
         done,
     ] {
@@ -328,12 +367,12 @@ async fn a_failing_or_stuck_sink_does_not_hold_up_the_others() {
     stuck.gate = Some(gate);
     let dispatch = spawn(rx, vec![Box::new(good), Box::new(bad), Box::new(stuck)]);
     for seq in 1..=5 {
-        let kind = if seq == 5 {
-            EventType::RunCompleted
+        let data = if seq == 5 {
+            RunCompleted::default().into()
         } else {
-            EventType::StepStarted
+            Data::StepStarted
         };
-        tx.send(event(seq, kind, None, Value::Null))
+        tx.send(event(seq, None, data))
             .expect("the forwarder is listening");
     }
     // The good sink gets everything while the stuck one has not even
@@ -379,8 +418,7 @@ async fn sinks_finish_when_the_run_goes_away_without_a_last_event() {
     let (tx, rx) = mpsc::unbounded_channel();
     let (sink, log) = probe(None);
     let dispatch = spawn(rx, vec![Box::new(sink)]);
-    tx.send(event(1, EventType::StepStarted, None, Value::Null))
-        .expect("send");
+    tx.send(event(1, None, Data::StepStarted)).expect("send");
     drop(tx);
     let errors = tokio::time::timeout(Duration::from_secs(10), dispatch.finish())
         .await
@@ -389,4 +427,16 @@ async fn sinks_finish_when_the_run_goes_away_without_a_last_event() {
     let log = log.lock().expect("lock");
     assert_eq!(log.seen, [1]);
     assert!(log.finished);
+}
+
+#[test]
+fn tokens_sum_over_models() {
+    let u = |i, o| Usage {
+        input_tokens: i,
+        output_tokens: o,
+        total_tokens: i + o,
+    };
+    let usage = UsageByModel::from([("a".to_owned(), u(1, 2)), ("b".to_owned(), u(10, 20))]);
+    assert_eq!(tokens(&usage), (11, 22));
+    assert_eq!(tokens(&UsageByModel::new()), (0, 0));
 }

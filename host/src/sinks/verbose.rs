@@ -14,9 +14,10 @@
 //!       output: 1. Office occupancy in large city centres has settled …
 //! ```
 
-use super::lines::{str_of, tokens, write_line};
+use super::lines::{tokens, write_line};
 use super::{Sink, SinkOptions};
-use crate::events::{Event, EventType};
+use crate::events::data::UsageByModel;
+use crate::events::{Data, Event};
 use crate::util::plural;
 use serde_json::Value;
 use std::io::{self, Write};
@@ -46,7 +47,7 @@ impl<W: Write + Send> VerboseSink<W> {
 
     fn write(&mut self, e: &Event) -> io::Result<()> {
         let out = &mut self.out;
-        if e.kind == EventType::LlmDelta {
+        if let Data::LlmDelta(d) = &e.data {
             let key = (e.step.clone(), e.branch_index);
             if self.streaming.as_ref() != Some(&key) {
                 if self.streaming.is_some() {
@@ -55,164 +56,137 @@ impl<W: Write + Send> VerboseSink<W> {
                 write!(out, "    {}» ", nested(e))?;
                 self.streaming = Some(key);
             }
-            let text = str_of(&e.data["text"]).replace('\n', "\n      ");
+            let text = d.text.replace('\n', "\n      ");
             return write!(out, "{text}");
         }
         if self.streaming.take().is_some() {
             writeln!(out)?;
         }
-        let d = &e.data;
         let n = nested(e);
         let agent = e.agent.as_deref().unwrap_or("");
-        match e.kind {
-            EventType::RunStarted => {
+        match &e.data {
+            Data::RunStarted(d) => {
                 write_line(out, e, self.options.offline)?;
-                let stages = d["stages"].as_u64().unwrap_or(0);
-                let session = match d["session"].as_str() {
+                let session = match &d.session {
                     Some(s) => format!("session {s}"),
                     None => "no session".into(),
                 };
                 writeln!(
                     out,
-                    "  workflow: {} · {stages} stage{} · {session}",
-                    str_of(&d["workflow_name"]),
-                    plural(stages)
+                    "  workflow: {} · {} stage{} · {session}",
+                    d.workflow_name,
+                    d.stages,
+                    plural(d.stages)
                 )?;
-                field(out, 2, "input", &d["input"])
+                field(out, 2, "input", &d.input)
             }
-            EventType::LlmRequest => {
-                let items = d["items"].as_u64().unwrap_or(0);
-                let tools = d["tools"].as_u64().unwrap_or(0);
-                writeln!(
-                    out,
-                    "    {n}→ {agent} turn {}: {} on {}{} · {items} item{} · {tools} tool{}{}",
-                    d["turn"],
-                    str_of(&d["model"]),
-                    str_of(&d["provider"]),
-                    if d["offline"] == true {
-                        " (scripted)"
-                    } else {
-                        ""
-                    },
-                    plural(items),
-                    plural(tools),
-                    if d["stream"] == true {
-                        " · stream"
-                    } else {
-                        ""
-                    }
-                )
-            }
-            EventType::LlmResponse => {
-                let attempts = d["attempts"].as_u64().unwrap_or(0);
-                writeln!(
-                    out,
-                    "    {n}← {agent} turn {}: {} · {} · {attempts} attempt{} · {} in / {} out tokens",
-                    d["turn"],
-                    d["response_id"].as_str().unwrap_or("(no id)"),
-                    str_of(&d["model"]),
-                    plural(attempts),
-                    d["usage"]["input_tokens"].as_u64().unwrap_or(0),
-                    d["usage"]["output_tokens"].as_u64().unwrap_or(0),
-                )
-            }
-            EventType::ToolCalled => writeln!(
+            Data::LlmRequest(d) => writeln!(
+                out,
+                "    {n}→ {agent} turn {}: {} on {}{} · {} item{} · {} tool{}{}",
+                d.turn,
+                d.model,
+                d.provider,
+                if d.offline { " (scripted)" } else { "" },
+                d.items,
+                plural(d.items),
+                d.tools,
+                plural(d.tools),
+                if d.stream { " · stream" } else { "" }
+            ),
+            Data::LlmResponse(d) => writeln!(
+                out,
+                "    {n}← {agent} turn {}: {} · {} · {} attempt{} · {} in / {} out tokens",
+                d.turn,
+                d.response_id.as_deref().unwrap_or("(no id)"),
+                d.model,
+                d.attempts,
+                plural(u64::from(d.attempts)),
+                d.usage.input_tokens,
+                d.usage.output_tokens,
+            ),
+            Data::ToolCalled(d) => writeln!(
                 out,
                 "    {n}tool {}({}) · call {}",
-                str_of(&d["tool"]),
-                str_of(&d["arguments"]),
-                str_of(&d["call_id"])
+                d.tool, d.arguments, d.call_id
             ),
-            EventType::ToolResult => {
-                let label = if d["error"] == true {
-                    "error"
-                } else {
-                    "result"
-                };
-                let digest = str_of(&d["plugin_digest"]);
+            Data::ToolResult(d) => {
+                let label = if d.error { "error" } else { "result" };
+                let digest = d.plugin_digest.as_deref().unwrap_or("");
                 writeln!(
                     out,
                     "    {n}tool {} · call {}{}",
-                    str_of(&d["tool"]),
-                    str_of(&d["call_id"]),
+                    d.tool,
+                    d.call_id,
                     if digest.is_empty() {
                         String::new()
                     } else {
                         format!(" · plugin {}", digest.get(..12).unwrap_or(digest))
                     }
                 )?;
-                field(out, 6, label, &d["output"])
+                text_field(out, 6, label, &d.output)
             }
-            EventType::GuardrailTripped => {
+            Data::GuardrailTripped(d) => {
                 write_line(out, e, self.options.offline)?;
-                field(out, 6, "info", &d["info"])
+                field(out, 6, "info", &d.info)
             }
-            EventType::Handoff => writeln!(
+            Data::Handoff(d) => writeln!(
                 out,
                 "    {n}handoff {} → {} · call {}",
-                str_of(&d["from"]),
-                str_of(&d["to"]),
-                str_of(&d["call_id"])
+                d.from, d.to, d.call_id
             ),
-            EventType::ApprovalRequested => writeln!(
+            Data::ApprovalRequested(d) => writeln!(
                 out,
                 "    {n}approval requested: {}({}) · call {}",
-                str_of(&d["tool"]),
-                str_of(&d["arguments"]),
-                str_of(&d["call_id"])
+                d.tool, d.arguments, d.call_id
             ),
-            EventType::ApprovalResolved => writeln!(
+            Data::ApprovalResolved(d) => writeln!(
                 out,
                 "    {n}approval {}: call {}{}",
-                if d["approved"] == true {
-                    "granted"
-                } else {
-                    "denied"
-                },
-                str_of(&d["call_id"]),
-                d["reason"]
-                    .as_str()
+                if d.approved { "granted" } else { "denied" },
+                d.call_id,
+                d.reason
+                    .as_deref()
                     .map(|r| format!(" · {r}"))
                     .unwrap_or_default()
             ),
-            EventType::StepSkipped => writeln!(
+            Data::StepSkipped(d) => writeln!(
                 out,
                 "  - {}{} skipped: {}",
                 e.step.as_deref().unwrap_or(""),
                 branch(e),
-                str_of(&d["reason"])
+                d.reason
             ),
-            EventType::StepCompleted => {
-                let turns = d["turns"].as_u64().unwrap_or(0);
-                let (i, o) = tokens(&d["usage"]);
+            Data::StepCompleted(d) => {
+                let (i, o) = tokens(&d.usage);
                 writeln!(
                     out,
-                    "  ✓ {}{} by {agent} ({turns} turn{}, {} ms · {i} in / {o} out tokens)",
+                    "  ✓ {}{} by {agent} ({} turn{}, {} ms · {i} in / {o} out tokens)",
                     e.step.as_deref().unwrap_or(""),
                     branch(e),
-                    plural(turns),
-                    d["elapsed_ms"]
+                    d.turns,
+                    plural(u64::from(d.turns)),
+                    d.elapsed_ms
                 )?;
-                field(out, 6, "output", &d["output"])
+                field(out, 6, "output", &d.output)
             }
-            EventType::StageCompleted => {
+            Data::StageCompleted(d) => {
                 writeln!(out, "▸ stage {} done", e.stage.as_deref().unwrap_or(""))?;
-                field(out, 2, "output", &d["output"])
+                field(out, 2, "output", &d.output)
             }
-            EventType::PluginReloaded => writeln!(
+            Data::PluginReloaded(d) => writeln!(
                 out,
                 "plugin {} reloaded: {} → {}",
-                str_of(&d["plugin"]),
-                str_of(&d["old_digest"]),
-                str_of(&d["new_digest"])
+                d.plugin,
+                d.old_digest,
+                d.new_digest.as_deref().unwrap_or("")
             ),
-            EventType::RunCompleted => {
+            Data::RunCompleted(d) => {
                 write_line(out, e, self.options.offline)?;
-                usage(out, &d["usage"])?;
+                usage(out, &d.usage)?;
                 // The final output last and as `host run` prints it, so
                 // stdout ends with it whichever stdout sink is chosen.
                 writeln!(out, "output:")?;
-                match &d["output"] {
+                match &d.output {
                     Value::String(s) => writeln!(out, "{s}"),
                     other => writeln!(
                         out,
@@ -221,13 +195,16 @@ impl<W: Write + Send> VerboseSink<W> {
                     ),
                 }
             }
-            EventType::RunFailed => {
+            Data::RunFailed(d) => {
                 write_line(out, e, self.options.offline)?;
-                usage(out, &d["usage"])
+                usage(out, &d.usage)
             }
-            // stage.started, step.started, step.failed, run.cancelled: the
-            // compact line says everything.
-            _ => write_line(out, e, self.options.offline),
+            // The compact line says everything.
+            Data::StageStarted(_)
+            | Data::StepStarted
+            | Data::StepFailed(_)
+            | Data::RunCancelled
+            | Data::LlmDelta(_) => write_line(out, e, self.options.offline),
         }
     }
 }
@@ -265,17 +242,22 @@ fn branch(e: &Event) -> String {
 /// `label: value` at `indent`; text as is, JSON compact when short and
 /// pretty otherwise, continuation lines aligned under the value.
 fn field(out: &mut impl Write, indent: usize, label: &str, value: &Value) -> io::Result<()> {
-    let text = match value {
-        Value::String(s) => s.clone(),
+    match value {
+        Value::String(s) => text_field(out, indent, label, s),
         other => {
             let compact = other.to_string();
             if compact.chars().count() <= 100 {
-                compact
+                text_field(out, indent, label, &compact)
             } else {
-                serde_json::to_string_pretty(other).unwrap_or(compact)
+                let pretty = serde_json::to_string_pretty(other).unwrap_or(compact);
+                text_field(out, indent, label, &pretty)
             }
         }
-    };
+    }
+}
+
+/// `label: text` at `indent`, continuation lines aligned under the text.
+fn text_field(out: &mut impl Write, indent: usize, label: &str, text: &str) -> io::Result<()> {
     let pad = " ".repeat(indent + label.len() + 2);
     let mut lines = text.lines();
     writeln!(
@@ -295,19 +277,13 @@ fn field(out: &mut impl Write, indent: usize, label: &str, value: &Value) -> io:
 }
 
 /// Tokens per model, one line.
-fn usage(out: &mut impl Write, usage: &Value) -> io::Result<()> {
-    let Some(models) = usage.as_object().filter(|m| !m.is_empty()) else {
+fn usage(out: &mut impl Write, usage: &UsageByModel) -> io::Result<()> {
+    if usage.is_empty() {
         return Ok(());
-    };
-    let parts: Vec<String> = models
+    }
+    let parts: Vec<String> = usage
         .iter()
-        .map(|(model, u)| {
-            format!(
-                "{model} {} in / {} out",
-                u["input_tokens"].as_u64().unwrap_or(0),
-                u["output_tokens"].as_u64().unwrap_or(0)
-            )
-        })
+        .map(|(model, u)| format!("{model} {} in / {} out", u.input_tokens, u.output_tokens))
         .collect();
     writeln!(out, "  usage: {}", parts.join(" · "))
 }

@@ -4,7 +4,7 @@
 //! breaks the cursor arithmetic of the redraw.
 
 use super::view::{StageEnd, StepState, StepView, View};
-use crate::events::{Event, EventType};
+use crate::events::{Data, Event};
 use crate::sinks::tokens;
 use crate::util::{first_line, human_duration, plural};
 use std::fmt::Write as _;
@@ -100,14 +100,14 @@ fn pad(text: &str, columns: usize) -> String {
 
 /// The line that ends the run: how, after how long, and what it took.
 pub(super) fn summary(view: &View, e: &Event) -> Line {
-    let took = match e.data["elapsed_ms"].as_u64() {
-        Some(ms) => Duration::from_millis(ms),
-        None => view.run_started.elapsed(),
+    let took = match &e.data {
+        Data::RunCompleted(d) => Duration::from_millis(d.elapsed_ms),
+        _ => view.run_started.elapsed(),
     };
     let stages = view.stages_seen;
-    match e.kind {
-        EventType::RunCompleted => {
-            let (i, o) = tokens(&e.data["usage"]);
+    match &e.data {
+        Data::RunCompleted(d) => {
+            let (i, o) = tokens(&d.usage);
             let steps = view.steps_done + view.steps_skipped + view.steps_failed;
             let mut detail = Vec::new();
             if view.steps_skipped > 0 {
@@ -133,12 +133,12 @@ pub(super) fn summary(view: &View, e: &Event) -> Line {
                     ),
                 )
         }
-        EventType::RunFailed => Line::default().push(Style::Red, "✗ failed").push(
+        Data::RunFailed(d) => Line::default().push(Style::Red, "✗ failed").push(
             Style::Plain,
             format!(
                 " after {}: {}",
                 human_duration(took),
-                first_line(e.data["error"].as_str().unwrap_or(""), 400)
+                first_line(&d.error, 400)
             ),
         ),
         _ => Line::default()

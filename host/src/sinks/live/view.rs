@@ -2,7 +2,8 @@
 //! current stage, its steps, and the totals the summary line needs. No I/O
 //! here, so the state can be checked without a terminal.
 
-use crate::events::{Event, EventType};
+use crate::events::data::StageMode;
+use crate::events::{Data, Event};
 use std::time::{Duration, Instant};
 
 /// The run as the live view shows it.
@@ -85,24 +86,24 @@ impl View {
     /// Updates the state from `e`. A new stage replaces the current one:
     /// the caller draws the current one a last time before.
     pub(super) fn apply(&mut self, e: &Event) {
-        match e.kind {
-            EventType::RunStarted => {
+        match &e.data {
+            Data::RunStarted(d) => {
                 self.run_started = Instant::now();
-                self.stages_total = e.data["stages"].as_u64().unwrap_or(0);
+                self.stages_total = d.stages;
             }
-            EventType::StageStarted => {
+            Data::StageStarted(d) => {
                 self.stages_seen += 1;
                 self.stage = Some(StageView {
                     name: e.stage.clone().unwrap_or_default(),
                     number: self.stages_seen,
-                    parallel: e.data["mode"] == "parallel",
-                    steps_total: e.data["steps"].as_u64().unwrap_or(0),
+                    parallel: d.mode == StageMode::Parallel,
+                    steps_total: d.steps,
                     started: Instant::now(),
                     steps: Vec::new(),
                     end: None,
                 });
             }
-            EventType::StepStarted => {
+            Data::StepStarted => {
                 if let Some(stage) = self.stage.as_mut() {
                     // Branches in branch order, whatever order they start in.
                     let at = match e.branch_index {
@@ -123,81 +124,72 @@ impl View {
                     );
                 }
             }
-            EventType::StepSkipped => {
+            Data::StepSkipped(_) => {
                 self.steps_skipped += 1;
                 if let Some(step) = self.step_mut(e) {
                     step.state = StepState::Skipped;
                     step.elapsed = Some(step.started.elapsed());
                 }
             }
-            EventType::LlmRequest => {
+            Data::LlmRequest(d) => {
                 if let Some(step) = self.step_mut(e) {
-                    step.turn = e.data["turn"].as_u64().unwrap_or(step.turn);
+                    step.turn = u64::from(d.turn);
                 }
             }
-            EventType::LlmResponse => {
-                self.tokens.0 += e.data["usage"]["input_tokens"].as_u64().unwrap_or(0);
-                self.tokens.1 += e.data["usage"]["output_tokens"].as_u64().unwrap_or(0);
+            Data::LlmResponse(d) => {
+                self.tokens.0 += d.usage.input_tokens;
+                self.tokens.1 += d.usage.output_tokens;
             }
-            EventType::ToolCalled => {
-                let tool = e.data["tool"].as_str().unwrap_or("").to_string();
+            Data::ToolCalled(d) => {
                 if let Some(step) = self.step_mut(e) {
-                    step.activity = format!("tool {tool}");
+                    step.activity = format!("tool {}", d.tool);
                 }
             }
-            EventType::ApprovalRequested => {
-                let tool = e.data["tool"].as_str().unwrap_or("").to_string();
+            Data::ApprovalRequested(d) => {
                 if let Some(step) = self.step_mut(e) {
-                    step.activity = format!("⏸ {tool} waits for approval");
+                    step.activity = format!("⏸ {} waits for approval", d.tool);
                 }
             }
-            EventType::ApprovalResolved => {
-                let tool = e.data["tool"].as_str().unwrap_or("").to_string();
-                let approved = e.data["approved"].as_bool() == Some(true);
+            Data::ApprovalResolved(d) => {
                 if let Some(step) = self.step_mut(e) {
-                    step.activity =
-                        format!("{tool} {}", if approved { "approved" } else { "rejected" });
-                }
-            }
-            EventType::Handoff => {
-                let to = e.data["to"].as_str().unwrap_or("").to_string();
-                if let Some(step) = self.step_mut(e) {
-                    step.activity = format!("handoff → {to}");
-                }
-            }
-            EventType::GuardrailTripped => {
-                let phase = e.data["phase"].as_str().unwrap_or("").to_string();
-                if let Some(step) = self.step_mut(e) {
-                    step.activity = format!("{phase} guardrail tripped");
-                }
-            }
-            EventType::StepCompleted => {
-                self.steps_done += 1;
-                let turns = e.data["turns"].as_u64();
-                let ms = e.data["elapsed_ms"].as_u64();
-                if let Some(step) = self.step_mut(e) {
-                    step.state = StepState::Done;
-                    step.turn = turns.unwrap_or(step.turn);
-                    step.elapsed = Some(
-                        ms.map(Duration::from_millis)
-                            .unwrap_or_else(|| step.started.elapsed()),
+                    step.activity = format!(
+                        "{} {}",
+                        d.tool,
+                        if d.approved { "approved" } else { "rejected" }
                     );
                 }
             }
-            EventType::StepFailed => {
-                self.steps_failed += 1;
-                let error = e.data["error"].as_str().unwrap_or("").to_string();
+            Data::Handoff(d) => {
                 if let Some(step) = self.step_mut(e) {
-                    step.state = StepState::Failed(error);
+                    step.activity = format!("handoff → {}", d.to);
+                }
+            }
+            Data::GuardrailTripped(d) => {
+                if let Some(step) = self.step_mut(e) {
+                    step.activity = format!("{} guardrail tripped", d.phase);
+                }
+            }
+            Data::StepCompleted(d) => {
+                self.steps_done += 1;
+                if let Some(step) = self.step_mut(e) {
+                    step.state = StepState::Done;
+                    step.turn = u64::from(d.turns);
+                    step.elapsed = Some(Duration::from_millis(d.elapsed_ms));
+                }
+            }
+            Data::StepFailed(d) => {
+                self.steps_failed += 1;
+                if let Some(step) = self.step_mut(e) {
+                    step.state = StepState::Failed(d.error.clone());
                     step.elapsed = Some(step.started.elapsed());
                 }
             }
-            EventType::StageCompleted => {
+            Data::StageCompleted(_) => {
                 if let Some(stage) = self.stage.as_mut() {
                     stage.end = Some(StageEnd::Done(stage.started.elapsed()));
                 }
             }
-            EventType::RunCompleted | EventType::RunFailed | EventType::RunCancelled => {
+            Data::RunCompleted(_) | Data::RunFailed(_) | Data::RunCancelled => {
                 if let Some(stage) = self.stage.as_mut() {
                     stage.end = Some(StageEnd::Interrupted(stage.started.elapsed()));
                     for step in &mut stage.steps {
@@ -208,7 +200,7 @@ impl View {
                     }
                 }
             }
-            _ => {}
+            Data::LlmDelta(_) | Data::ToolResult(_) | Data::PluginReloaded(_) => {}
         }
     }
 }
