@@ -488,7 +488,7 @@ fn millis(d: Duration) -> u64 {
 }
 
 fn now_ms() -> u64 {
-    crate::store::now_ms()
+    crate::util::now_ms()
 }
 
 #[cfg(test)]

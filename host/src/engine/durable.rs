@@ -284,7 +284,7 @@ pub mod keys {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NewRun, SqliteStore};
+    use crate::store::{NewRun, RunStore, SqliteStore};
     use serde_json::json;
 
     fn new_run(run_id: &str) -> NewRun {

@@ -11,11 +11,12 @@ use futures::future::BoxFuture;
 
 use super::{
     JournalEntry, JournalRecord, NewOutboxEntry, NewRun, OutboxClaim, OutboxRecord, OutboxState,
-    OutboxSummary, RunFilter, RunRecord, RunStatus, RunUpdate, SessionItem, SessionScope,
-    SessionSummary, Store, StoreError, now_ms,
+    OutboxStore, OutboxSummary, RunFilter, RunRecord, RunStatus, RunStore, RunUpdate, SessionItem,
+    SessionScope, SessionStore, SessionSummary, StoreError,
 };
+use crate::util::now_ms;
 
-/// An in-memory [`Store`]. Data lives as long as the value.
+/// An in-memory [`Store`](super::Store). Data lives as long as the value.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
@@ -124,7 +125,7 @@ fn sorted_newest_first(state: &State, filter: impl Fn(&RunRecord) -> bool) -> Ve
     runs
 }
 
-impl Store for MemoryStore {
+impl RunStore for MemoryStore {
     fn create_run_with<'a>(
         &'a self,
         run: NewRun,
@@ -270,7 +271,9 @@ impl Store for MemoryStore {
         runs.reverse();
         Self::ready(Ok(runs.into_iter().map(|r| r.record.clone()).collect()))
     }
+}
 
+impl SessionStore for MemoryStore {
     fn session_history<'a>(
         &'a self,
         scope: &'a SessionScope,
@@ -354,7 +357,9 @@ impl Store for MemoryStore {
             .get(scope)
             .and_then(|s| s.summary.clone())))
     }
+}
 
+impl OutboxStore for MemoryStore {
     fn outbox_enqueue<'a>(
         &'a self,
         entries: Vec<NewOutboxEntry>,

@@ -1,6 +1,7 @@
 //! The same behaviour tests against both implementations, plus SQLite-only
 //! tests for files, corruption, schema versions and locking.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use futures::FutureExt;
 use serde_json::json;
 
 use super::*;
+use crate::util::now_ms;
 
 fn new_run(run_id: &str, session: Option<&SessionScope>) -> NewRun {
     NewRun {
