@@ -210,7 +210,6 @@ pub struct RunFilter {
 #[serde(rename_all = "snake_case")]
 pub enum JournalKind {
     RunStarted,
-    StepStarted,
     ModelResponse,
     ToolResult,
     PluginOutput,
@@ -219,7 +218,6 @@ pub enum JournalKind {
     ApprovalDecision,
     StepCompleted,
     StepFailed,
-    StageCompleted,
     RunFinished,
     /// The session history a step's agent received.
     SessionRead,
@@ -228,9 +226,8 @@ pub enum JournalKind {
 }
 
 impl JournalKind {
-    pub const ALL: [JournalKind; 14] = [
+    pub const ALL: [JournalKind; 12] = [
         JournalKind::RunStarted,
-        JournalKind::StepStarted,
         JournalKind::ModelResponse,
         JournalKind::ToolResult,
         JournalKind::PluginOutput,
@@ -239,7 +236,6 @@ impl JournalKind {
         JournalKind::ApprovalDecision,
         JournalKind::StepCompleted,
         JournalKind::StepFailed,
-        JournalKind::StageCompleted,
         JournalKind::RunFinished,
         JournalKind::SessionRead,
         JournalKind::SessionWrite,
@@ -248,7 +244,6 @@ impl JournalKind {
     pub fn as_str(self) -> &'static str {
         match self {
             JournalKind::RunStarted => "run_started",
-            JournalKind::StepStarted => "step_started",
             JournalKind::ModelResponse => "model_response",
             JournalKind::ToolResult => "tool_result",
             JournalKind::PluginOutput => "plugin_output",
@@ -257,7 +252,6 @@ impl JournalKind {
             JournalKind::ApprovalDecision => "approval_decision",
             JournalKind::StepCompleted => "step_completed",
             JournalKind::StepFailed => "step_failed",
-            JournalKind::StageCompleted => "stage_completed",
             JournalKind::RunFinished => "run_finished",
             JournalKind::SessionRead => "session_read",
             JournalKind::SessionWrite => "session_write",

@@ -267,7 +267,7 @@ async fn append_atomic(store: Arc<dyn Store>) -> TestResult {
     let failed = store
         .append_with_update(
             "r",
-            entry(JournalKind::StepStarted, "s/b", 3),
+            entry(JournalKind::ModelResponse, "s/b", 3),
             Some(RunUpdate {
                 status: Some(RunStatus::Running),
                 last_agent: Some("b".to_owned()),
@@ -285,7 +285,7 @@ async fn append_atomic(store: Arc<dyn Store>) -> TestResult {
     // And the next append still gets the next number, with no gap.
     assert_eq!(
         store
-            .append("r", entry(JournalKind::StageCompleted, "s", 4))
+            .append("r", entry(JournalKind::StepCompleted, "s", 4))
             .await?,
         3
     );
