@@ -123,6 +123,33 @@ pub struct UnknownName {
     pub value: String,
 }
 
+/// Parses one of the store's string enums (the names strum derives, the
+/// same as serde's) with this module's own error, which names what was
+/// being parsed; strum's `EnumString` would report only "Matching variant
+/// not found".
+fn parse_name<T>(what: &'static str, s: &str) -> Result<T, UnknownName>
+where
+    T: strum::VariantArray + Copy + Into<&'static str>,
+{
+    T::VARIANTS
+        .iter()
+        .copied()
+        .find(|v| Into::<&'static str>::into(*v) == s)
+        .ok_or_else(|| UnknownName {
+            what,
+            value: s.to_owned(),
+        })
+}
+
+/// strum's `VARIANTS` as an array, so callers can `map` the public `ALL`
+/// constants; a wrong `N` fails to compile, so `ALL` cannot miss a variant.
+const fn all_variants<T: Copy, const N: usize>(variants: &[T]) -> [T; N] {
+    match variants.first_chunk::<N>() {
+        Some(all) if variants.len() == N => *all,
+        _ => panic!("ALL must list every variant"),
+    }
+}
+
 /// Tokens used by one model.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {

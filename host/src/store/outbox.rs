@@ -2,13 +2,11 @@
 //! record types and [`OutboxStore`].
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{StoreError, UnknownName};
+use super::{StoreError, UnknownName, all_variants, parse_name};
 
 /// Where an outbox entry goes: an HTTP callback's settings, kept with each
 /// entry so any later `host` process can deliver it. Secrets are never
@@ -27,9 +25,23 @@ pub struct OutboxTarget {
     pub inline_secret: bool,
 }
 
-/// An outbox entry's delivery state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// An outbox entry's delivery state. The names (`snake_case`) are stored and
+/// shown: strum's and serde's must stay the same.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum OutboxState {
     /// Not delivered yet; tried again at `next_attempt_at_ms`.
     Pending,
@@ -40,37 +52,17 @@ pub enum OutboxState {
 }
 
 impl OutboxState {
-    pub const ALL: [OutboxState; 3] = [
-        OutboxState::Pending,
-        OutboxState::Delivered,
-        OutboxState::Dead,
-    ];
+    pub const ALL: [OutboxState; 3] = all_variants(<Self as strum::VariantArray>::VARIANTS);
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxState::Pending => "pending",
-            OutboxState::Delivered => "delivered",
-            OutboxState::Dead => "dead",
-        }
+        self.into()
     }
 }
 
-impl fmt::Display for OutboxState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for OutboxState {
+impl std::str::FromStr for OutboxState {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        OutboxState::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                what: "outbox state",
-                value: s.to_owned(),
-            })
+        parse_name("outbox state", s)
     }
 }
 

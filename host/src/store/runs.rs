@@ -1,18 +1,30 @@
 //! Runs and their journals: the record types and [`RunStore`].
 
 use std::collections::BTreeMap;
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{SessionScope, StoreError, UnknownName, Usage};
+use super::{SessionScope, StoreError, UnknownName, Usage, all_variants, parse_name};
 
-/// A run's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A run's lifecycle state. The names (`snake_case`) are stored and shown:
+/// strum's and serde's must stay the same.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RunStatus {
     Queued,
     Running,
@@ -23,24 +35,10 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
-    pub const ALL: [RunStatus; 6] = [
-        RunStatus::Queued,
-        RunStatus::Running,
-        RunStatus::WaitingApproval,
-        RunStatus::Completed,
-        RunStatus::Failed,
-        RunStatus::Cancelled,
-    ];
+    pub const ALL: [RunStatus; 6] = all_variants(<Self as strum::VariantArray>::VARIANTS);
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            RunStatus::Queued => "queued",
-            RunStatus::Running => "running",
-            RunStatus::WaitingApproval => "waiting_approval",
-            RunStatus::Completed => "completed",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-        }
+        self.into()
     }
 
     /// Completed, failed or cancelled: the run will never move again.
@@ -52,22 +50,10 @@ impl RunStatus {
     }
 }
 
-impl fmt::Display for RunStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RunStatus {
+impl std::str::FromStr for RunStatus {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RunStatus::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                what: "run status",
-                value: s.to_owned(),
-            })
+        parse_name("run status", s)
     }
 }
 
@@ -205,9 +191,23 @@ pub struct RunFilter {
     pub limit: Option<usize>,
 }
 
-/// What a journal entry records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// What a journal entry records. The names (`snake_case`) are stored: strum's
+/// and serde's must stay the same.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+    strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum JournalKind {
     RunStarted,
     ModelResponse,
@@ -226,55 +226,17 @@ pub enum JournalKind {
 }
 
 impl JournalKind {
-    pub const ALL: [JournalKind; 12] = [
-        JournalKind::RunStarted,
-        JournalKind::ModelResponse,
-        JournalKind::ToolResult,
-        JournalKind::PluginOutput,
-        JournalKind::GuardrailVerdict,
-        JournalKind::ApprovalRequested,
-        JournalKind::ApprovalDecision,
-        JournalKind::StepCompleted,
-        JournalKind::StepFailed,
-        JournalKind::RunFinished,
-        JournalKind::SessionRead,
-        JournalKind::SessionWrite,
-    ];
+    pub const ALL: [JournalKind; 12] = all_variants(<Self as strum::VariantArray>::VARIANTS);
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            JournalKind::RunStarted => "run_started",
-            JournalKind::ModelResponse => "model_response",
-            JournalKind::ToolResult => "tool_result",
-            JournalKind::PluginOutput => "plugin_output",
-            JournalKind::GuardrailVerdict => "guardrail_verdict",
-            JournalKind::ApprovalRequested => "approval_requested",
-            JournalKind::ApprovalDecision => "approval_decision",
-            JournalKind::StepCompleted => "step_completed",
-            JournalKind::StepFailed => "step_failed",
-            JournalKind::RunFinished => "run_finished",
-            JournalKind::SessionRead => "session_read",
-            JournalKind::SessionWrite => "session_write",
-        }
+        self.into()
     }
 }
 
-impl fmt::Display for JournalKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for JournalKind {
+impl std::str::FromStr for JournalKind {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JournalKind::ALL
-            .into_iter()
-            .find(|v| v.as_str() == s)
-            .ok_or_else(|| UnknownName {
-                what: "journal kind",
-                value: s.to_owned(),
-            })
+        parse_name("journal kind", s)
     }
 }
 

@@ -620,6 +620,36 @@ fn status_and_kind_names_round_trip() {
     assert_eq!(RunStatus::ALL.iter().filter(|s| s.is_terminal()).count(), 3);
 }
 
+/// The names are stored in databases and shown to users: pinned here so a
+/// derive (strum's or serde's) can never rename one unnoticed.
+#[test]
+fn status_and_kind_names_are_stable() {
+    let names = |all: &[&'static str]| all.join(" ");
+    assert_eq!(
+        names(&RunStatus::ALL.map(RunStatus::as_str)),
+        "queued running waiting_approval completed failed cancelled"
+    );
+    assert_eq!(
+        names(&JournalKind::ALL.map(JournalKind::as_str)),
+        "run_started model_response tool_result plugin_output guardrail_verdict \
+         approval_requested approval_decision step_completed step_failed run_finished \
+         session_read session_write"
+    );
+    assert_eq!(
+        names(&OutboxState::ALL.map(OutboxState::as_str)),
+        "pending delivered dead"
+    );
+    assert_eq!(RunStatus::WaitingApproval.to_string(), "waiting_approval");
+    assert_eq!(
+        "sideways".parse::<JournalKind>().map_err(|e| e.to_string()),
+        Err("unknown journal kind \"sideways\"".to_owned())
+    );
+    assert_eq!(
+        "lost".parse::<OutboxState>().map_err(|e| e.to_string()),
+        Err("unknown outbox state \"lost\"".to_owned())
+    );
+}
+
 #[tokio::test]
 async fn queued_appends_commit_in_call_order() {
     for (name, store) in stores() {
