@@ -2,7 +2,7 @@
 //! real plugins, the mock OpenAI server — `kill -9` and resume, approvals
 //! across processes, sessions and memory strategies, replay, bad databases.
 
-use host::store::{JournalKind, RunFilter, RunRecord, RunStatus, SqliteStore, Store};
+use host::store::{JournalKind, RunFilter, RunRecord, RunStatus, RunStore, SqliteStore};
 use mock_openai::{MockConfig, MockServer};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};

@@ -12,7 +12,7 @@
 //!   (or at once on a 4xx), shown by `host runs show`.
 
 use hmac::{Hmac, Mac};
-use host::store::{OutboxState, SqliteStore, Store};
+use host::store::{OutboxState, OutboxStore, SqliteStore};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::collections::BTreeMap;

@@ -299,7 +299,7 @@ fn index(records: Vec<JournalRecord>) -> HashMap<(JournalKind, String), JournalR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{NewRun, SqliteStore};
+    use crate::store::{NewRun, RunStore, SqliteStore};
     use serde_json::json;
 
     fn new_run(run_id: &str) -> NewRun {

@@ -1,6 +1,7 @@
 //! The same behaviour tests against both implementations, plus SQLite-only
 //! tests for files, corruption, schema versions and locking.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use futures::FutureExt;
 use serde_json::json;
 
 use super::*;
+use crate::util::now_ms;
 
 fn new_run(run_id: &str, session: Option<&SessionScope>) -> NewRun {
     NewRun {
@@ -265,7 +267,7 @@ async fn append_atomic(store: Arc<dyn Store>) -> TestResult {
     let failed = store
         .append_with_update(
             "r",
-            entry(JournalKind::StepStarted, "s/b", 3),
+            entry(JournalKind::ModelResponse, "s/b", 3),
             Some(RunUpdate {
                 status: Some(RunStatus::Running),
                 last_agent: Some("b".to_owned()),
@@ -283,7 +285,7 @@ async fn append_atomic(store: Arc<dyn Store>) -> TestResult {
     // And the next append still gets the next number, with no gap.
     assert_eq!(
         store
-            .append("r", entry(JournalKind::StageCompleted, "s", 4))
+            .append("r", entry(JournalKind::StepCompleted, "s", 4))
             .await?,
         3
     );
@@ -616,6 +618,36 @@ fn status_and_kind_names_round_trip() {
     }
     assert!("paused".parse::<RunStatus>().is_err());
     assert_eq!(RunStatus::ALL.iter().filter(|s| s.is_terminal()).count(), 3);
+}
+
+/// The names are stored in databases and shown to users: pinned here so a
+/// derive (strum's or serde's) can never rename one unnoticed.
+#[test]
+fn status_and_kind_names_are_stable() {
+    let names = |all: &[&'static str]| all.join(" ");
+    assert_eq!(
+        names(&RunStatus::ALL.map(RunStatus::as_str)),
+        "queued running waiting_approval completed failed cancelled"
+    );
+    assert_eq!(
+        names(&JournalKind::ALL.map(JournalKind::as_str)),
+        "run_started model_response tool_result plugin_output guardrail_verdict \
+         approval_requested approval_decision step_completed step_failed run_finished \
+         session_read session_write"
+    );
+    assert_eq!(
+        names(&OutboxState::ALL.map(OutboxState::as_str)),
+        "pending delivered dead"
+    );
+    assert_eq!(RunStatus::WaitingApproval.to_string(), "waiting_approval");
+    assert_eq!(
+        "sideways".parse::<JournalKind>().map_err(|e| e.to_string()),
+        Err("unknown journal kind \"sideways\"".to_owned())
+    );
+    assert_eq!(
+        "lost".parse::<OutboxState>().map_err(|e| e.to_string()),
+        Err("unknown outbox state \"lost\"".to_owned())
+    );
 }
 
 #[tokio::test]

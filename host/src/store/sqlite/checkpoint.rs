@@ -3,11 +3,10 @@
 //! By default SQLite copies the WAL into the database file from inside the
 //! commit that takes the WAL past 1,000 frames, `fsync` included. In `host`
 //! that commit runs on a runtime worker, and every run that reaches a
-//! barrier meanwhile waits for it: at 0 ms model latency and 16 runs the two
-//! cores stood 15% idle (docs/BENCHMARKS.md). Here the store's connection
-//! only counts frames (a WAL hook, which replaces the automatic checkpoint),
-//! and a thread with a connection of its own runs `PASSIVE` checkpoints,
-//! which never block a writer.
+//! barrier meanwhile waits for it, leaving cores idle (docs/BENCHMARKS.md).
+//! Here the store's connection only counts frames (a WAL hook, which
+//! replaces the automatic checkpoint), and a thread with a connection of its
+//! own runs `PASSIVE` checkpoints, which never block a writer.
 //!
 //! A passive checkpoint copies the frames committed before it began. Under
 //! sustained load more always follow, so the WAL is never wholly copied, and
@@ -26,7 +25,7 @@ use std::thread::JoinHandle;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::Inner;
+use super::group_commit::Inner;
 
 /// WAL frames (pages written) between two checkpoints: SQLite's default.
 pub const CHECKPOINT_AT: u32 = 1000;
