@@ -30,4 +30,5 @@ pub mod sinks;
 pub mod spec;
 pub mod store;
 pub mod telemetry;
+pub mod usage;
 pub mod util;

@@ -338,21 +338,7 @@ pub struct ModelRequest {
     pub turn: u32,
 }
 
-/// Token counts of one call (or a sum of calls).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub total_tokens: u64,
-}
-
-impl std::ops::AddAssign for Usage {
-    fn add_assign(&mut self, other: Usage) {
-        self.input_tokens += other.input_tokens;
-        self.output_tokens += other.output_tokens;
-        self.total_tokens += other.total_tokens;
-    }
-}
+pub use crate::usage::Usage;
 
 /// A function call in a [`ModelResponse`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

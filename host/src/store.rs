@@ -40,7 +40,6 @@ mod tests;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
 
 pub use memory::MemoryStore;
 pub use outbox::{
@@ -150,12 +149,7 @@ const fn all_variants<T: Copy, const N: usize>(variants: &[T]) -> [T; N] {
     }
 }
 
-/// Tokens used by one model.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-}
+pub use crate::usage::Usage;
 
 /// Durable state for runs, journals, sessions and the outbox: all three
 /// store traits. Object-safe: use it as `Arc<dyn Store>` (and bring the

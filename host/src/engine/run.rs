@@ -11,7 +11,7 @@ use crate::journal::{self, Journal, Key, Mode, Owner, RunFinished, SessionWrite}
 use crate::llm::{Item, Usage};
 use crate::plan::{Stage, Step};
 use crate::plugin::StepResult;
-use crate::store::{self, JournalKind, JournalRecord, RunStatus, RunUpdate};
+use crate::store::{JournalKind, JournalRecord, RunStatus, RunUpdate};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -79,7 +79,7 @@ impl Runner {
                 .map_err(|reason| RunError::OutputSchema { reason, output }),
             None => Ok(output),
         });
-        let usage = store_usage(&state.usage);
+        let usage = state.usage.clone();
         // Everything the run recorded is committed before its outcome: a
         // completed run's last results share the commit of its end.
         let result = match result {
@@ -215,21 +215,6 @@ pub(super) fn started_of(
     journal::run_started(records)
         .ok_or_else(|| bad("it has no run_started entry".into()))?
         .map_err(|e| bad(format!("run_started: {}", e.reason)))
-}
-
-pub(super) fn store_usage(usage: &BTreeMap<String, Usage>) -> BTreeMap<String, store::Usage> {
-    usage
-        .iter()
-        .map(|(model, u)| {
-            (
-                model.clone(),
-                store::Usage {
-                    input_tokens: u.input_tokens,
-                    output_tokens: u.output_tokens,
-                },
-            )
-        })
-        .collect()
 }
 
 pub(super) struct RunState {

@@ -15,13 +15,11 @@
 //! stage outputs, a guardrail's `info`.
 
 use super::EventType;
-use crate::llm::Usage;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use std::collections::BTreeMap;
 
 /// Tokens per model (the model as the server names it), summed over calls.
-pub type UsageByModel = BTreeMap<String, Usage>;
+pub use crate::usage::UsageByModel;
 
 /// One model call's tokens, as `llm.response` reports them (without the
 /// total that per-model sums carry).
@@ -392,6 +390,7 @@ into_data!(
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::usage::Usage;
     use serde_json::json;
     use std::collections::BTreeSet;
 

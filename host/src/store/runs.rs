@@ -112,7 +112,8 @@ pub struct RunRecord {
     pub last_response_id: Option<String>,
     pub output: Option<serde_json::Value>,
     pub error: Option<String>,
-    /// Per model name.
+    /// Per model name (stored without the total: input + output).
+    #[serde(with = "crate::usage::stored")]
     pub usage: BTreeMap<String, Usage>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
@@ -136,6 +137,7 @@ pub struct RunUpdate {
     pub last_response_id: Option<String>,
     pub output: Option<serde_json::Value>,
     pub error: Option<String>,
+    #[serde(with = "crate::usage::stored::option")]
     pub usage: Option<BTreeMap<String, Usage>>,
 }
 

@@ -73,6 +73,7 @@ async fn runs_crud(store: Arc<dyn Store>) -> TestResult {
         Usage {
             input_tokens: 10,
             output_tokens: 3,
+            total_tokens: 13,
         },
     );
     let updated = store

@@ -308,7 +308,8 @@ impl RawRun {
                 .as_deref()
                 .map(|s| from_json(db, "run output", s))
                 .transpose()?,
-            usage: from_json(db, "run usage", &self.usage)?,
+            usage: crate::usage::stored::from_str(&self.usage)
+                .map_err(|e| corrupt(db, format!("stored run usage is not valid: {e}")))?,
             created_at_ms: to_u64(db, "timestamp", self.created_at)?,
             updated_at_ms: to_u64(db, "timestamp", self.updated_at)?,
             run_id: self.run_id,
@@ -364,7 +365,12 @@ fn update_in(
 ) -> Result<RunRecord, StoreError> {
     let mut run = load_run_required(tx, db, run_id)?;
     update.apply_to(&mut run, now)?;
-    let usage = to_json("run usage", &run.usage)?;
+    let usage = crate::usage::stored::to_value(&run.usage)
+        .map(|v| v.to_string())
+        .map_err(|source| StoreError::Serialization {
+            what: "run usage",
+            source,
+        })?;
     let output = run
         .output
         .as_ref()
