@@ -40,7 +40,6 @@ mod tests;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-
 pub use memory::MemoryStore;
 pub use outbox::{
     NewOutboxEntry, OutboxClaim, OutboxRecord, OutboxState, OutboxStore, OutboxSummary,

@@ -2,20 +2,14 @@
 //! real plugins, the mock OpenAI server — `kill -9` and resume, approvals
 //! across processes, sessions and memory strategies, replay, bad databases.
 
+use e2e::{mock, ok, text, write_spec};
 use host::store::{JournalKind, RunFilter, RunRecord, RunStatus, RunStore, SqliteStore};
-use mock_openai::{MockConfig, MockServer};
+use mock_openai::MockServer;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
-
-const HOST: &str = env!("CARGO_BIN_EXE_host");
-
-async fn mock(config: Value) -> MockServer {
-    let config: MockConfig = serde_json::from_value(config).expect("mock config");
-    MockServer::start(config).await.expect("mock server")
-}
 
 /// A folder with the named plugins (from `plugins/` or the test guests).
 fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
@@ -42,46 +36,13 @@ fn provider(server: &MockServer, api: &str) -> Value {
     }})
 }
 
-fn write_spec(dir: &Path, spec: &Value) -> PathBuf {
-    let path = dir.join("spec.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(spec).expect("json")).expect("write spec");
-    path
-}
-
+/// `host ARGS` on the run database `db`.
 fn host_cmd(db: &Path, args: &[&str]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(HOST);
-    cmd.args(args)
-        .env("HOST_DB", db)
-        .env("HOST_CACHE_DIR", e2e::test_cache_dir())
-        .env("MOCK_API_KEY", "sk-test-not-a-real-key")
-        .env("NO_COLOR", "1")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
-        .kill_on_drop(true);
-    cmd
+    e2e::host!().db(db).args(args).tokio()
 }
 
 async fn host(db: &Path, args: &[&str]) -> Output {
-    tokio::time::timeout(Duration::from_secs(120), host_cmd(db, args).output())
-        .await
-        .expect("host timed out")
-        .expect("start host")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "host failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    e2e::host!().db(db).args(args).output().await
 }
 
 async fn runs(db: &Path) -> Vec<RunRecord> {
@@ -237,7 +198,7 @@ fn crash_mock_config() -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn kill_9_anywhere_then_resume_completes_without_paying_twice() {
+pub(crate) async fn kill_9_anywhere_then_resume_completes_without_paying_twice() {
     let server = mock(crash_mock_config()).await;
     let plugins = plugin_dir(&["slow_tool", "concat"]);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -964,14 +925,12 @@ async fn a_corrupt_database_is_a_clear_error() {
         vec!["runs", "list"],
         vec!["resume", "--all"],
     ] {
-        let out = tokio::process::Command::new(HOST)
+        let out = e2e::host!()
+            .db(&db)
             .args(&args)
-            .current_dir(e2e::repo_root())
-            .env("HOST_DB", &db)
-            .env("HOST_CACHE_DIR", e2e::test_cache_dir())
+            .in_repo_root()
             .output()
-            .await
-            .expect("run host");
+            .await;
         let err = text(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
         assert!(err.contains(&db.display().to_string()), "{args:?}: {err}");

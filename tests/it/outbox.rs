@@ -11,6 +11,7 @@
 //! - An endpoint that always fails: events end dead after the retry cap
 //!   (or at once on a 4xx), shown by `host runs show`.
 
+use e2e::{HostCmd, ok, text, within};
 use hmac::{Hmac, Mac};
 use host::store::{OutboxState, OutboxStore, SqliteStore};
 use serde_json::{Value, json};
@@ -23,16 +24,8 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 
-const HOST: &str = env!("CARGO_BIN_EXE_host");
 const SECRET_VAR: &str = "OUTBOX_TEST_SECRET";
 const SECRET: &str = "s3cr3t-for-the-outbox-test";
-
-/// Awaits `fut` or fails the test with `what` after `secs` seconds.
-async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {secs} s: {what}"))
-}
 
 // ------------------------------------------------------------- the server
 
@@ -149,41 +142,21 @@ fn free_addr() -> String {
 
 // ------------------------------------------------------------- the host
 
-fn host_cmd(db: &Path, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
-    let mut cmd = tokio::process::Command::new(HOST);
-    cmd.args(args)
-        .env("HOST_DB", db)
-        .env("HOST_CACHE_DIR", e2e::test_cache_dir())
-        .env("NO_COLOR", "1")
+/// `host ARGS` on the run database `db`, with the callback secret set.
+fn host_in(db: &Path, args: &[&str], env: &[(&str, &str)]) -> HostCmd {
+    e2e::host!()
+        .db(db)
+        .args(args)
         .env(SECRET_VAR, SECRET)
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
         .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-    cmd
+}
+
+fn host_cmd(db: &Path, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Command {
+    host_in(db, args, env).tokio()
 }
 
 async fn host(db: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    within(120, "host", host_cmd(db, args, env).output())
-        .await
-        .expect("start host")
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "host failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    host_in(db, args, env).output().await
 }
 
 /// `examples/analysis_parallel` in `dir` with an `http` callback to `url`

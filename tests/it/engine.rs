@@ -6,7 +6,6 @@ use host::events::EventType;
 use host::plan::{self, CompileOptions};
 use host::plugin::{Registry, Runtime, RuntimeOptions};
 use host::spec::Spec;
-use mock_openai::{MockConfig, MockServer};
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
@@ -100,10 +99,7 @@ async fn events_arrive_in_order_with_the_envelope() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_can_be_cancelled() {
-    let config: MockConfig =
-        serde_json::from_value(json!({"rules": [{"reply": {"fault": {"kind": "hang"}}}]}))
-            .expect("config");
-    let server = MockServer::start(config).await.expect("mock");
+    let server = e2e::mock(json!({"rules": [{"reply": {"fault": {"kind": "hang"}}}]})).await;
     let doc = json!({
         "providers": {"mock": {"type": "openai_compatible", "base_url": server.base_url(), "timeout_ms": 60000}},
         "agents": {"a": {"instructions": "a", "model": "gpt-4.1-mini"}},

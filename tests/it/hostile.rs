@@ -2,9 +2,7 @@
 //! the plugin; the host keeps serving. Also: fresh instance per call,
 //! deterministic hooks, load failures, the compile cache and hot swap.
 
-mod common;
-
-use common::{ctx, result, runtime, within};
+use crate::common::{ctx, result, runtime, within};
 use host::plugin::{
     CacheOutcome, CallErrorKind, Kind, Limits, LoadError, LoadOptions, Plugin, Registry, Runtime,
     RuntimeOptions,
@@ -86,7 +84,7 @@ async fn call_guard(reg: &Registry, name: &str) -> Result<bool, host::plugin::Ca
 }
 
 #[tokio::test]
-async fn infinite_loop_stops_at_the_deadline() {
+pub(crate) async fn infinite_loop_stops_at_the_deadline() {
     let reg = within(120, "load guests", guests()).await;
     let started = Instant::now();
     let err = within(10, "looping guard", call_guard(reg, "hostile_loop"))
@@ -135,7 +133,7 @@ async fn a_looping_plugin_does_not_block_other_calls() {
 }
 
 #[tokio::test]
-async fn memory_bomb_stops_at_the_cap() {
+pub(crate) async fn memory_bomb_stops_at_the_cap() {
     let reg = within(120, "load guests", guests()).await;
     let err = within(
         20,
@@ -157,7 +155,7 @@ async fn memory_bomb_stops_at_the_cap() {
 }
 
 #[tokio::test]
-async fn unbounded_recursion_traps() {
+pub(crate) async fn unbounded_recursion_traps() {
     let reg = within(120, "load guests", guests()).await;
     let err = within(
         20,
@@ -177,7 +175,7 @@ async fn unbounded_recursion_traps() {
 }
 
 #[tokio::test]
-async fn a_panic_fails_the_call_with_its_message() {
+pub(crate) async fn a_panic_fails_the_call_with_its_message() {
     let reg = within(120, "load guests", guests()).await;
     let err = within(20, "panic", call_guard(reg, "hostile_panic"))
         .await
@@ -196,7 +194,7 @@ async fn a_panic_fails_the_call_with_its_message() {
 }
 
 #[tokio::test]
-async fn no_file_system_access() {
+pub(crate) async fn no_file_system_access() {
     let reg = within(120, "load guests", guests()).await;
     let err = within(20, "fs", call_mapper(reg, "hostile_fs", json!({})))
         .await
@@ -212,7 +210,7 @@ async fn no_file_system_access() {
 }
 
 #[tokio::test]
-async fn no_environment_variables() {
+pub(crate) async fn no_environment_variables() {
     let reg = within(120, "load guests", guests()).await;
     // PATH is always set in the host process; the plugin must not see it.
     assert!(std::env::var_os("PATH").is_some());
@@ -232,7 +230,7 @@ async fn no_environment_variables() {
 }
 
 #[tokio::test]
-async fn huge_output_is_rejected() {
+pub(crate) async fn huge_output_is_rejected() {
     let reg = within(120, "load guests", guests()).await;
     let err = within(
         30,
@@ -266,7 +264,7 @@ async fn huge_output_under_the_default_memory_cap_stops_at_the_cap() {
 }
 
 #[tokio::test]
-async fn bad_files_are_reported_and_do_not_stop_the_others() {
+pub(crate) async fn bad_files_are_reported_and_do_not_stop_the_others() {
     let rt = runtime();
     let err = Plugin::load(&rt, &e2e::guest("no_exports"), Limits::default())
         .await
@@ -302,7 +300,7 @@ async fn bad_files_are_reported_and_do_not_stop_the_others() {
 }
 
 #[tokio::test]
-async fn every_call_gets_a_fresh_instance() {
+pub(crate) async fn every_call_gets_a_fresh_instance() {
     let reg = within(120, "load guests", guests()).await;
     for _ in 0..5 {
         assert_eq!(
@@ -313,7 +311,7 @@ async fn every_call_gets_a_fresh_instance() {
 }
 
 #[tokio::test]
-async fn hooks_see_a_deterministic_clock_and_random_source() {
+pub(crate) async fn hooks_see_a_deterministic_clock_and_random_source() {
     let reg = within(120, "load guests", guests()).await;
     let (plugin, entry) = reg.resolve("clock_random", Kind::InputMapper).unwrap();
     let call = |run_id: &str| {
@@ -405,6 +403,21 @@ async fn compiled_components_are_cached_and_corruption_is_rebuilt() {
     assert_eq!(hit.cache_outcome(), CacheOutcome::Hit);
 }
 
+/// Returns once each of `workers` has reported a call served by `digest`.
+async fn served_by(
+    served: &mut tokio::sync::mpsc::UnboundedReceiver<(usize, String)>,
+    workers: usize,
+    digest: &str,
+) {
+    let mut pending: std::collections::BTreeSet<usize> = (0..workers).collect();
+    while !pending.is_empty() {
+        let (worker, by) = served.recv().await.expect("a worker ended early");
+        if by == digest {
+            pending.remove(&worker);
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_plugin_is_replaced_atomically_while_calls_are_in_flight() {
     let dir = tempfile::tempdir().unwrap();
@@ -426,9 +439,13 @@ async fn a_plugin_is_replaced_atomically_while_calls_are_in_flight() {
     assert_ne!(old.digest(), new.digest());
 
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // Every call reports (worker, digest), so the swap happens once every
+    // worker has been served by the old build, and the workers stop once
+    // every one has been served by the new one: no sleeps.
+    let (served_tx, mut served_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, String)>();
     let mut workers = Vec::new();
-    for _ in 0..4 {
-        let (reg, stop) = (reg.clone(), stop.clone());
+    for worker in 0..4 {
+        let (reg, stop, served_tx) = (reg.clone(), stop.clone(), served_tx.clone());
         workers.push(tokio::spawn(async move {
             let mut digests = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) || digests.len() < 5 {
@@ -446,14 +463,26 @@ async fn a_plugin_is_replaced_atomically_while_calls_are_in_flight() {
                     .await
                     .expect("call during swap");
                 digests.push(served.digest.to_string());
+                let _ = served_tx.send((worker, served.digest.to_string()));
             }
             digests
         }));
     }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(served_tx);
+    within(
+        30,
+        "every worker served by the old build",
+        served_by(&mut served_rx, 4, old.digest()),
+    )
+    .await;
     let replaced = reg.insert(new.clone()).expect("replaced the old build");
     assert_eq!(replaced.digest(), old.digest());
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    within(
+        30,
+        "every worker served by the new build",
+        served_by(&mut served_rx, 4, new.digest()),
+    )
+    .await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut saw_old = false;
     for w in workers {

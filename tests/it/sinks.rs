@@ -2,11 +2,15 @@
 //!
 //! - Snapshots: every example (`examples/*/spec.json`, `--offline`) runs with
 //!   the `stdout` and `jsonl` sinks; both outputs, normalised (below), must
-//!   equal `tests/snapshots/sinks/<example>.stdout.txt` and `.jsonl`
-//!   exactly. Regenerate them after an intended change with
-//!   `UPDATE_SNAPSHOTS=1 cargo test -p host --test sinks` and review the diff.
+//!   equal the `insta` snapshots `tests/snapshots/sinks/<example>.stdout.snap`
+//!   and `.jsonl.snap` exactly. After an intended change, review the new
+//!   output with `cargo insta review`, or accept it with
+//!   `INSTA_UPDATE=always cargo test -p host --test it sinks::` and review
+//!   the diff.
 //! - Normalisation: the run id, timestamps, `seq`, elapsed times, plugin
-//!   digests and local paths become placeholders. Branches of a parallel
+//!   digests and local paths become placeholders (the run id, paths and
+//!   durations in text through `insta` filters; the envelope fields by
+//!   name, in the JSON). Branches of a parallel
 //!   stage interleave differently from run to run, so within each parallel
 //!   stage the lines (events) are stably sorted by branch index: one
 //!   branch's lines keep their order, the branches follow each other. The
@@ -18,41 +22,19 @@
 //! - Live progress runs under a pseudo-terminal (util-linux `script`), with
 //!   and without `NO_COLOR`, and piped.
 
-use mock_openai::{MockConfig, MockServer};
+use e2e::{mock, ok, text};
+use mock_openai::MockServer;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
-const HOST: &str = env!("CARGO_BIN_EXE_host");
-
 fn host(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(HOST);
-    cmd.args(args)
-        .env("HOST_CACHE_DIR", e2e::test_cache_dir())
-        .env("HOST_DB", e2e::fresh_db())
-        .env("NO_COLOR", "1")
-        .env("MOCK_API_KEY", "sk-test-not-a-real-key")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL")
+    e2e::host!()
+        .args(args)
         .envs(env.iter().copied())
-        .stdin(Stdio::null());
-    cmd.output().expect("start host")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "host run failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
+        .output_blocking()
 }
 
 fn example(name: &str) -> PathBuf {
@@ -227,50 +209,61 @@ fn the_order_check_can_fail() {
 
 // ----------------------------------------------------------- normalisation
 
-/// Placeholders for what changes from run to run.
+/// Placeholders for what changes from run to run in the text of both
+/// outputs: the run id and local paths, and in the readable lines also
+/// durations. The snapshots apply them as `insta` filters;
+/// [`Filters::apply`] does the same, to test the normalisation itself.
 struct Filters {
-    run_id: String,
-    paths: Vec<(String, &'static str)>,
+    /// (regex, replacement), applied in this order.
+    rules: Vec<(String, &'static str)>,
 }
 
 impl Filters {
+    /// The run id, then the temporary folder and the repository root.
     fn new(run_id: &str, tmp: &Path) -> Self {
-        Filters {
-            run_id: run_id.into(),
-            paths: vec![
+        Filters::ids_and_paths(
+            run_id,
+            &[
                 (tmp.display().to_string(), "[TMP]"),
                 (e2e::repo_root().display().to_string(), "[ROOT]"),
             ],
-        }
+        )
     }
 
-    fn text(&self, s: &str) -> String {
-        let mut s = s.replace(&self.run_id, "[RUN_ID]");
-        for (path, name) in &self.paths {
-            s = s.replace(path, name);
-        }
-        s
+    fn ids_and_paths(run_id: &str, paths: &[(String, &'static str)]) -> Self {
+        let mut rules = vec![(regex::escape(run_id), "[RUN_ID]")];
+        rules.extend(paths.iter().map(|(p, name)| (regex::escape(p), *name)));
+        Filters { rules }
     }
-}
 
-/// `123 ms` → `[ELAPSED] ms`.
-fn filter_ms(line: &str) -> String {
-    let mut out = String::new();
-    let mut rest = line;
-    while let Some(at) = rest.find(" ms") {
-        let (before, after) = rest.split_at(at);
-        let digits = before.len() - before.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-        if digits > 0 {
-            out.push_str(&before[..before.len() - digits]);
-            out.push_str("[ELAPSED]");
-        } else {
-            out.push_str(before);
-        }
-        out.push_str(" ms");
-        rest = &after[3..];
+    /// Also `123 ms` → `[ELAPSED] ms` (the readable lines only: in the
+    /// events, `elapsed_ms` is replaced by name).
+    fn with_elapsed(mut self) -> Self {
+        self.rules.push(("[0-9]+ ms".into(), "[ELAPSED] ms"));
+        self
     }
-    out.push_str(rest);
-    out
+
+    /// Snapshot settings: files in `tests/snapshots/sinks/`, named after
+    /// the example, with these filters.
+    fn settings(&self) -> insta::Settings {
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path("../snapshots/sinks");
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_omit_expression(true);
+        for (regex, replacement) in &self.rules {
+            settings.add_filter(regex, *replacement);
+        }
+        settings
+    }
+
+    fn apply(&self, text: &str) -> String {
+        let mut text = text.to_owned();
+        for (regex, replacement) in &self.rules {
+            let regex = regex::Regex::new(regex).expect("a filter regex");
+            text = regex.replace_all(&text, *replacement).into_owned();
+        }
+        text
+    }
 }
 
 /// The branch a readable line is about: `  ✓ name [2] (…)` or `    [2] tool …`.
@@ -285,30 +278,28 @@ fn branch_of(line: &str) -> Option<u32> {
     tag[1..end].parse().ok()
 }
 
-/// The `stdout` sink's lines, normalised. Within a parallel stage (from its
-/// `▸ stage … (parallel, …)` line to the next line that is not indented)
-/// lines are stably sorted by branch; each must carry one.
-fn normalize_lines(stdout: &str, filters: &Filters) -> String {
-    let lines: Vec<String> = stdout
-        .lines()
-        .map(|l| filter_ms(&filters.text(l)))
-        .collect();
-    let mut out: Vec<String> = Vec::new();
+/// The `stdout` sink's lines in a stable order (the filters come after).
+/// Within a parallel stage (from its `▸ stage … (parallel, …)` line to the
+/// next line that is not indented) lines are stably sorted by branch; each
+/// must carry one.
+fn normalize_lines(stdout: &str) -> String {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let mut out: Vec<&str> = Vec::new();
     let mut i = 0;
     while i < lines.len() {
-        let line = &lines[i];
-        out.push(line.clone());
+        let line = lines[i];
+        out.push(line);
         i += 1;
         if line.starts_with("▸ stage ") && line.contains("(parallel,") {
-            let mut section: Vec<(u32, String)> = Vec::new();
+            let mut section: Vec<(u32, &str)> = Vec::new();
             while i < lines.len() && lines[i].starts_with("  ") {
-                let b = branch_of(&lines[i]).unwrap_or_else(|| {
+                let b = branch_of(lines[i]).unwrap_or_else(|| {
                     panic!(
                         "a line of a parallel stage without its branch: {}",
                         lines[i]
                     )
                 });
-                section.push((b, lines[i].clone()));
+                section.push((b, lines[i]));
                 i += 1;
             }
             section.sort_by_key(|(b, _)| *b);
@@ -320,16 +311,16 @@ fn normalize_lines(stdout: &str, filters: &Filters) -> String {
     text
 }
 
-fn filter_value(v: &mut Value, filters: &Filters) {
+/// Fields whose values change from run to run, at any depth.
+fn filter_value(v: &mut Value) {
     match v {
-        Value::String(s) => *s = filters.text(s),
-        Value::Array(items) => items.iter_mut().for_each(|i| filter_value(i, filters)),
+        Value::Array(items) => items.iter_mut().for_each(filter_value),
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
                 match k.as_str() {
                     "elapsed_ms" => *v = json!("[ELAPSED]"),
                     "plugin_digest" if v.is_string() => *v = json!("[DIGEST]"),
-                    _ => filter_value(v, filters),
+                    _ => filter_value(v),
                 }
             }
         }
@@ -337,9 +328,10 @@ fn filter_value(v: &mut Value, filters: &Filters) {
     }
 }
 
-/// The events, normalised: envelope placeholders, then each parallel
-/// stage's events stably sorted by branch; one compact JSON per line.
-fn normalize_events(events: &[Value], filters: &Filters) -> String {
+/// The events in a stable order with stable envelopes (the filters come
+/// after): envelope placeholders, then each parallel stage's events stably
+/// sorted by branch; one compact JSON per line.
+fn normalize_events(events: &[Value]) -> String {
     let mut events: Vec<Value> = events.to_vec();
     let mut i = 0;
     while i < events.len() {
@@ -361,7 +353,7 @@ fn normalize_events(events: &[Value], filters: &Filters) -> String {
         e["run_id"] = json!("[RUN_ID]");
         e["seq"] = json!("[SEQ]");
         e["timestamp"] = json!("[TIMESTAMP]");
-        filter_value(&mut e, filters);
+        filter_value(&mut e);
         out.push_str(&e.to_string());
         out.push('\n');
     }
@@ -369,37 +361,6 @@ fn normalize_events(events: &[Value], filters: &Filters) -> String {
 }
 
 // --------------------------------------------------------------- snapshots
-
-fn snapshot(file: &str, actual: &str) {
-    let path = e2e::repo_root().join("tests/snapshots/sinks").join(file);
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some_and(|v| v == "1") {
-        std::fs::create_dir_all(path.parent().expect("a folder")).expect("snapshot folder");
-        std::fs::write(&path, actual).expect("write snapshot");
-        return;
-    }
-    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e}\nhint: create it with `UPDATE_SNAPSHOTS=1 cargo test -p host --test sinks`",
-            path.display()
-        )
-    });
-    if expected != actual {
-        let first = expected
-            .lines()
-            .zip(actual.lines())
-            .position(|(a, b)| a != b)
-            .unwrap_or_else(|| expected.lines().count().min(actual.lines().count()));
-        panic!(
-            "{} differs from this run, first at line {}:\n  expected: {}\n  actual:   {}\n\
-             --- actual output ---\n{actual}\n\
-             hint: if the change is intended, run `UPDATE_SNAPSHOTS=1 cargo test -p host --test sinks` and review the diff",
-            path.display(),
-            first + 1,
-            expected.lines().nth(first).unwrap_or("(end of file)"),
-            actual.lines().nth(first).unwrap_or("(end of output)"),
-        );
-    }
-}
 
 /// Runs an example with both sinks, checks the real order, compares both
 /// normalised outputs with their snapshots.
@@ -431,23 +392,38 @@ fn example_snapshot(name: &str) {
         Some(&json!("run.completed"))
     );
     let run_id = events[0]["run_id"].as_str().expect("run id");
-    let filters = Filters::new(run_id, tmp.path());
-    snapshot(
-        &format!("{name}.stdout.txt"),
-        &normalize_lines(&text(&out.stdout), &filters),
-    );
-    snapshot(
-        &format!("{name}.jsonl"),
-        &normalize_events(&events, &filters),
-    );
+    let with_elapsed = Filters::new(run_id, tmp.path()).with_elapsed();
+    with_elapsed.settings().bind(|| {
+        insta::assert_snapshot!(
+            format!("{name}.stdout"),
+            normalize_lines(&text(&out.stdout))
+        );
+    });
+    Filters::new(run_id, tmp.path()).settings().bind(|| {
+        insta::assert_snapshot!(format!("{name}.jsonl"), normalize_events(&events));
+    });
 }
 
-const EXAMPLES: [&str; 4] = [
-    "analysis_parallel",
-    "peer_workflow",
-    "simple_assistant",
-    "trip_planner",
-];
+/// One snapshot test per example, and the list of examples they cover:
+/// both come from one list, so an example cannot be listed without a test.
+macro_rules! example_snapshots {
+    ($($test:ident => $example:literal),* $(,)?) => {
+        const EXAMPLES: &[&str] = &[$($example),*];
+        $(
+            #[test]
+            fn $test() {
+                example_snapshot($example);
+            }
+        )*
+    };
+}
+
+example_snapshots! {
+    snapshot_analysis_parallel => "analysis_parallel",
+    snapshot_peer_workflow => "peer_workflow",
+    snapshot_simple_assistant => "simple_assistant",
+    snapshot_trip_planner => "trip_planner",
+}
 
 #[test]
 fn every_example_has_a_snapshot_test() {
@@ -460,43 +436,20 @@ fn every_example_has_a_snapshot_test() {
     found.sort();
     assert_eq!(
         found, EXAMPLES,
-        "add the new example to EXAMPLES and a test below"
+        "add the new example to `example_snapshots!` (which makes its test)"
     );
-}
-
-#[test]
-fn snapshot_analysis_parallel() {
-    example_snapshot("analysis_parallel");
-}
-
-#[test]
-fn snapshot_peer_workflow() {
-    example_snapshot("peer_workflow");
-}
-
-#[test]
-fn snapshot_simple_assistant() {
-    example_snapshot("simple_assistant");
-}
-
-#[test]
-fn snapshot_trip_planner() {
-    example_snapshot("trip_planner");
 }
 
 #[test]
 fn normalisation_keeps_a_branch_in_order_and_needs_its_tag() {
-    let filters = Filters {
-        run_id: "RID".into(),
-        paths: Vec::new(),
-    };
+    let filters = Filters::ids_and_paths("RID", &[]).with_elapsed();
     let raw = "run RID · workflow w\n▸ stage s (parallel, 2 steps)\n  · b [1] started\n  · a [0] started\n    [1] tool t(x)\n  ✓ a [0] (1 turn, 12 ms)\n  ✓ b [1] (2 turns, 3 ms)\n✓ completed in 40 ms · 1 input / 2 output tokens\n";
     assert_eq!(
-        normalize_lines(raw, &filters),
+        filters.apply(&normalize_lines(raw)),
         "run [RUN_ID] · workflow w\n▸ stage s (parallel, 2 steps)\n  · a [0] started\n  ✓ a [0] (1 turn, [ELAPSED] ms)\n  · b [1] started\n    [1] tool t(x)\n  ✓ b [1] (2 turns, [ELAPSED] ms)\n✓ completed in [ELAPSED] ms · 1 input / 2 output tokens\n"
     );
     let untagged = "▸ stage s (parallel, 2 steps)\n    tool t(x)\n";
-    assert!(std::panic::catch_unwind(|| normalize_lines(untagged, &filters)).is_err());
+    assert!(std::panic::catch_unwind(|| normalize_lines(untagged)).is_err());
 }
 
 // ------------------------------------------------------ other sink behaviour
@@ -679,14 +632,13 @@ fn a_go_callback_runs_and_its_secret_is_never_stored() {
 /// finish at different times (so frames show some done and some running),
 /// then one step.
 async fn slow_workflow(tmp: &Path) -> (MockServer, PathBuf) {
-    let config: MockConfig = serde_json::from_value(json!({"rules": [
+    let server = mock(json!({"rules": [
         {"match": {"instructions_contains": "FAST"}, "latency_ms": 50, "reply": {"text": "fast"}},
         {"match": {"instructions_contains": "MEDIUM"}, "latency_ms": 500, "reply": {"text": "medium"}},
         {"match": {"instructions_contains": "SLOW"}, "latency_ms": 900, "reply": {"text": "slow"}},
         {"reply": {"text": "written"}}
     ]}))
-    .expect("mock config");
-    let server = MockServer::start(config).await.expect("mock server");
+    .await;
     let agent = |instructions: &str| json!({"instructions": instructions, "model": {"provider": "mock", "name": "gpt-4.1-mini"}});
     let spec = json!({
         "providers": {"mock": {"type": "openai_compatible", "base_url": server.base_url(),
@@ -711,29 +663,33 @@ fn shell_quote(s: &str) -> String {
 /// stderr (util-linux `script`); returns everything written to it.
 async fn under_pty(spec: &Path, extra: &[&str], env: &[(&str, &str)]) -> String {
     let plugins = e2e::plugins_dir();
+    // The host's usual test environment, on a terminal that takes colours.
+    let host = e2e::host!()
+        .env("TERM", "xterm-256color")
+        .env_remove("NO_COLOR")
+        .envs(env.iter().copied());
     let mut cmd = vec![
-        shell_quote(HOST),
+        shell_quote(&host.bin().display().to_string()),
         "run".into(),
         shell_quote(&spec.display().to_string()),
         "--plugins".into(),
         shell_quote(&plugins.display().to_string()),
     ];
     cmd.extend(extra.iter().map(|a| shell_quote(a)));
+    let mut script = tokio::process::Command::new("script");
+    script
+        .args(["-q", "-e", "-c", &cmd.join(" "), "/dev/null"])
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    for (key, value) in host.env_vars() {
+        match value {
+            Some(value) => script.env(key, value),
+            None => script.env_remove(key),
+        };
+    }
     let out = tokio::time::timeout(
         Duration::from_secs(120),
-        tokio::process::Command::new("script")
-            .args(["-q", "-e", "-c", &cmd.join(" "), "/dev/null"])
-            .env("HOST_CACHE_DIR", e2e::test_cache_dir())
-            .env("HOST_DB", e2e::fresh_db())
-            .env("MOCK_API_KEY", "sk-test-not-a-real-key")
-            .env("TERM", "xterm-256color")
-            .env_remove("NO_COLOR")
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("OPENAI_BASE_URL")
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
+        script.output(),
     )
     .await
     .expect("host run under a pty timed out")

@@ -1,9 +1,7 @@
 //! Every example plugin — Rust, JavaScript and Python — loaded from
 //! `plugins/` and every entry called with real inputs.
 
-mod common;
-
-use common::{ctx, examples, result, runtime, within};
+use crate::common::{ctx, examples, result, runtime, within};
 use host::plugin::{CallContext, CallErrorKind, Kind, Phase};
 use serde_json::{Value, json};
 

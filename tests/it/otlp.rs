@@ -8,6 +8,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
+use e2e::Ran;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -17,11 +18,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-const HOST: &str = env!("CARGO_BIN_EXE_host");
 /// Every variable that could point the binary at a collector or change what
 /// it exports; each test sets only what it means to.
 const OTEL_VARS: [&str; 10] = [
@@ -314,55 +313,6 @@ impl Trace {
     }
 }
 
-struct Ran {
-    out: Output,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Ran {
-    fn ok(&self) -> &Self {
-        assert!(
-            self.out.status.success(),
-            "host run failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-            self.out.status.code(),
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-
-    /// The run id from the trace's first line (`run <id> · workflow …`).
-    fn run_id(&self) -> String {
-        self.stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("run "))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no run line on stderr:\n{}", self.stderr))
-            .to_string()
-    }
-
-    /// Input and output tokens from the `✓ completed … · I input / O output
-    /// tokens` line.
-    fn tokens(&self) -> (i64, i64) {
-        let line = self
-            .stderr
-            .lines()
-            .find(|l| l.contains(" input / "))
-            .unwrap_or_else(|| panic!("no usage line on stderr:\n{}", self.stderr));
-        let words: Vec<&str> = line.split_whitespace().collect();
-        let at = |word: &str| -> i64 {
-            let i = words
-                .iter()
-                .position(|w| *w == word)
-                .unwrap_or_else(|| panic!("no `{word}` in {line:?}"));
-            words[i - 1].parse().expect("a token count")
-        };
-        (at("input"), at("output"))
-    }
-}
-
 fn example(name: &str) -> PathBuf {
     e2e::repo_root()
         .join("examples")
@@ -373,33 +323,17 @@ fn example(name: &str) -> PathBuf {
 /// Runs `host run SPEC --plugins plugins/ ARGS` with the OTEL variables
 /// cleared and then `env` set.
 async fn run(spec: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
-    let mut command = tokio::process::Command::new(HOST);
-    command
+    let mut host = e2e::host!()
         .arg("run")
         .arg(spec)
         .arg("--plugins")
         .arg(e2e::plugins_dir())
         .args(args)
-        .env("HOST_CACHE_DIR", e2e::test_cache_dir())
-        .env("NO_COLOR", "1")
-        .env_remove("RUST_LOG")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL");
+        .env_remove("RUST_LOG");
     for var in OTEL_VARS {
-        command.env_remove(var);
+        host = host.env_remove(var);
     }
-    command.envs(env.iter().copied());
-    let started = Instant::now();
-    let out = tokio::time::timeout(Duration::from_secs(120), command.output())
-        .await
-        .expect("host run timed out")
-        .expect("start host");
-    Ran {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        out,
-        elapsed: started.elapsed(),
-    }
+    host.envs(env.iter().copied()).ran().await
 }
 
 fn sha256_of(path: &Path) -> String {

@@ -1,10 +1,10 @@
-//! Helpers shared by the plugin test files (included with `mod common;`).
-#![allow(dead_code, reason = "each test file uses a different subset")]
+//! Helpers shared by the plugin tests (`plugins`, `hostile`): one plugin
+//! runtime and one registry of the example plugins per test process.
 
+pub use e2e::within;
 use host::plugin::{CallContext, LoadOptions, Registry, Runtime, RuntimeOptions, StepResult};
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
-use std::time::Duration;
 
 /// One plugin runtime per test process, as in the real host.
 pub fn runtime() -> Arc<Runtime> {
@@ -79,11 +79,4 @@ pub fn result(stage: &str, agent: &str, branch: Option<u32>, output: Value) -> S
         output,
         error: None,
     }
-}
-
-/// Awaits `fut` or fails the test with `what` after `secs` seconds.
-pub async fn within<T>(secs: u64, what: &str, fut: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), fut)
-        .await
-        .unwrap_or_else(|_| panic!("timed out after {secs} s: {what}"))
 }

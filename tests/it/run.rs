@@ -1,18 +1,11 @@
 //! `host run` end to end: the real binary, real plugins, and the mock
 //! OpenAI-compatible server on loopback (one per test).
 
-use mock_openai::{MockConfig, MockServer};
+use e2e::{Ran, mock};
+use mock_openai::MockServer;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::process::Output;
-use std::time::{Duration, Instant};
-
-const HOST: &str = env!("CARGO_BIN_EXE_host");
-
-async fn mock(config: Value) -> MockServer {
-    let config: MockConfig = serde_json::from_value(config).expect("mock config");
-    MockServer::start(config).await.expect("mock server")
-}
+use std::time::Duration;
 
 fn agent(instructions: &str) -> Value {
     json!({"instructions": instructions, "model": {"provider": "mock", "name": "gpt-4.1-mini"}})
@@ -41,37 +34,9 @@ fn single(server: &MockServer, a: Value) -> Value {
     )
 }
 
-struct Ran {
-    out: Output,
-    stdout: String,
-    stderr: String,
-    elapsed: Duration,
-}
-
-impl Ran {
-    fn ok(&self) -> &Self {
-        assert!(
-            self.out.status.success(),
-            "host run failed ({:?})\nstdout:\n{}\nstderr:\n{}",
-            self.out.status.code(),
-            self.stdout,
-            self.stderr
-        );
-        self
-    }
-    fn code(&self) -> Option<i32> {
-        self.out.status.code()
-    }
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", self.stdout))
-    }
-}
-
 async fn run_spec(spec: &Value, extra: &[&str]) -> Ran {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("spec.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(spec).expect("spec json")).expect("write spec");
+    let cx = e2e::test_context!();
+    let path = cx.write_spec(spec);
     run_file(&path, extra).await
 }
 
@@ -80,37 +45,15 @@ async fn run_file(path: &Path, extra: &[&str]) -> Ran {
 }
 
 async fn run_file_env(path: &Path, extra: &[&str], env: &[(&str, &str)]) -> Ran {
-    let plugins = e2e::plugins_dir();
-    let mut args = vec![
-        "run".to_string(),
-        path.display().to_string(),
-        "--plugins".into(),
-        plugins.display().to_string(),
-    ];
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let started = Instant::now();
-    let out = tokio::time::timeout(
-        Duration::from_secs(120),
-        tokio::process::Command::new(HOST)
-            .args(&args)
-            .env("HOST_CACHE_DIR", e2e::test_cache_dir())
-            .env("HOST_DB", e2e::fresh_db())
-            .env("MOCK_API_KEY", "sk-test-not-a-real-key")
-            .env("NO_COLOR", "1")
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("OPENAI_BASE_URL")
-            .envs(env.iter().copied())
-            .output(),
-    )
-    .await
-    .expect("host run timed out")
-    .expect("start host");
-    Ran {
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        out,
-        elapsed: started.elapsed(),
-    }
+    e2e::host!()
+        .arg("run")
+        .arg(path)
+        .arg("--plugins")
+        .arg(e2e::plugins_dir())
+        .args(extra)
+        .envs(env.iter().copied())
+        .ran()
+        .await
 }
 
 /// The last user message of each logged model request, in arrival order.

@@ -1,0 +1,22 @@
+//! The end-to-end tests of `host`, compiled into one binary.
+//!
+//! Each module was once its own `[[test]]` target; every target linked the
+//! whole host and wasmtime, so a change to the library paid for eleven links.
+//! As one binary the tests also share one process: nothing here may depend on
+//! process-wide state that another test changes (environment variables, the
+//! working directory, global subscribers). Tests that need such state run the
+//! real `host` binary as a child process instead.
+
+mod common;
+
+mod cli_plugins;
+mod durable;
+mod engine;
+mod guests;
+mod hostile;
+mod llm;
+mod otlp;
+mod outbox;
+mod plugins;
+mod run;
+mod sinks;
