@@ -27,8 +27,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use tracing::Instrument;
 
-/// Prefix of the tool that hands the conversation to another agent.
-pub const HANDOFF_PREFIX: &str = "transfer_to_";
+/// Prefix of the tool that hands the conversation to another agent; it
+/// lives in `llm`, whose scripted provider recognises handoff calls too.
+pub use crate::llm::HANDOFF_PREFIX;
 /// Longest tool output or argument text copied into an event.
 const EVENT_TEXT_LIMIT: usize = 2_000;
 
