@@ -2,18 +2,28 @@
 //! guards, input mappers, reducers, tools and guardrails — lives in sandboxed
 //! WebAssembly components.
 //!
-//! Module map (data flows one way, top to bottom):
+//! Module map, lowest layer first (each imports only modules listed
+//! before it; `.ci/layers.py` checks this, docs/ARCHITECTURE.md explains it):
+//! - [`util`], [`usage`], [`secret`], [`retry`]: small shared pieces.
 //! - [`llm`]: model providers (OpenAI Responses / Chat, compatible servers,
-//!   an offline scripted provider) behind one trait; retries, timeouts, streaming.
-//! - [`plugin`]: the wasmtime engine, plugin loading, caching, limits, calls.
+//!   an offline scripted provider) behind one trait; retries, streaming.
+//! - [`store`]: durable runs, their journals, sessions and the outbox
+//!   (SQLite or in memory).
+//! - [`events`]: the run event envelope, its typed data and ordered stream.
 //! - [`spec`]: the workflow spec: serde types, validation, JSON Schema.
-//! - [`store`]: durable runs, their journals and sessions (SQLite or in memory).
-//! - [`events`]: the run event envelope and its ordered per-run stream.
-//! - [`sinks`]: where events go: readable lines, JSON lines (stdout or a file),
-//!   HTTP callbacks through the store's outbox.
+//! - [`plugin`]: the wasmtime engine, plugin loading, caching, limits, calls.
+//! - [`journal`]: what a run records, as typed entries under typed keys.
+//! - [`plan`]: the executable workflow, compiled from a spec and plugins.
+//! - [`agent`]: one agent's turn loop: model calls, tools, guardrails,
+//!   approvals, session history.
+//! - [`engine`]: runs: stages, steps, hooks, resume, replay; the public
+//!   `Runner` API.
+//! - [`approvals`]: pending approvals and decisions over runs' journals.
+//! - [`sinks`]: where events go: readable lines, JSON lines, HTTP callbacks
+//!   through the store's outbox, live terminal progress.
 //! - [`outbox`]: delivery of the outbox: in order per run, at least once,
 //!   signed, with retries.
-//! - [`telemetry`]: OpenTelemetry (OTLP/HTTP) export of the run's `tracing` spans.
+//! - [`telemetry`]: OpenTelemetry (OTLP/HTTP) export of the run's spans.
 
 pub mod agent;
 pub mod approvals;
