@@ -12,7 +12,7 @@ mod tools;
 use approval::approval_gate;
 pub use error::AgentError;
 use guardrails::check_guardrails;
-pub use history::{SUMMARY_PREFIX, SessionConfig, compact, turn_start};
+pub use history::SessionConfig;
 use model::model_call;
 use tools::call_tool;
 
@@ -29,13 +29,13 @@ use tracing::Instrument;
 
 /// Prefix of the tool that hands the conversation to another agent; it
 /// lives in `llm`, whose scripted provider recognises handoff calls too.
-pub use crate::llm::HANDOFF_PREFIX;
+pub(crate) use crate::llm::HANDOFF_PREFIX;
 /// Longest tool output or argument text copied into an event.
 const EVENT_TEXT_LIMIT: usize = 2_000;
 
 /// What a finished agent step produced.
 #[derive(Debug, Clone, PartialEq)]
-pub struct AgentOutput {
+pub(crate) struct AgentOutput {
     pub output: Value,
     /// The agent that produced the output (differs after a handoff).
     pub agent: String,
@@ -48,7 +48,7 @@ pub struct AgentOutput {
 }
 
 /// Everything one agent step needs from its run.
-pub struct AgentContext<'a> {
+pub(crate) struct AgentContext<'a> {
     pub workflow: &'a Workflow,
     pub registry: &'a Registry,
     pub emitter: &'a Emitter,
@@ -65,7 +65,7 @@ pub struct AgentContext<'a> {
 
 /// The text an agent receives for a JSON input: a string as is, anything
 /// else as compact JSON.
-pub fn input_text(input: &Value) -> String {
+pub(crate) fn input_text(input: &Value) -> String {
     match input {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -79,7 +79,7 @@ pub fn input_text(input: &Value) -> String {
     gen_ai.operation.name = "invoke_agent",
     gen_ai.agent.name = agent_key,
 ))]
-pub async fn run(
+pub(crate) async fn run(
     cx: &AgentContext<'_>,
     agent_key: &str,
     input: &Value,

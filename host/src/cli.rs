@@ -17,13 +17,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Exit code: the operation failed (a run failed).
-pub const EXIT_FAILED: u8 = 1;
+pub(crate) const EXIT_FAILED: u8 = 1;
 /// Exit code: bad input (spec, plugins or usage).
-pub const EXIT_BAD_INPUT: u8 = 2;
+pub(crate) const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code: the run paused, waiting for a human's approval.
-pub const EXIT_WAITING: u8 = 3;
+pub(crate) const EXIT_WAITING: u8 = 3;
 /// Exit code: Ctrl-C (SIGINT) cancelled the run (128 + SIGINT, as shells do).
-pub const EXIT_INTERRUPTED: u8 = 130;
+pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,7 +31,7 @@ pub const EXIT_INTERRUPTED: u8 = 130;
     version,
     about = "Run declarative multi-agent LLM workflows with sandboxed WebAssembly plugins"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
     #[command(subcommand)]
@@ -39,7 +39,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct GlobalArgs {
+pub(crate) struct GlobalArgs {
     /// Directory for compiled plugin artifacts [default: the user cache dir]
     #[arg(long, global = true, env = "HOST_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
@@ -59,7 +59,7 @@ pub struct GlobalArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a workflow: final output on stdout, a readable trace on stderr
     Run(Box<run::RunArgs>),
     /// Inspect and validate plugins
@@ -89,7 +89,7 @@ pub enum Command {
     Outbox(outbox::OutboxCommand),
 }
 
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -163,12 +163,14 @@ fn init_tracing(global: &GlobalArgs) -> Result<Option<Telemetry>, TelemetryError
     Ok(telemetry)
 }
 
-pub fn use_color() -> bool {
+pub(crate) fn use_color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
 /// The run database from `--db` / `HOST_DB`, else the default path.
-pub fn open_store(global: &GlobalArgs) -> anyhow::Result<std::sync::Arc<dyn host::store::Store>> {
+pub(crate) fn open_store(
+    global: &GlobalArgs,
+) -> anyhow::Result<std::sync::Arc<dyn host::store::Store>> {
     let path = match &global.db {
         Some(p) => p.clone(),
         None => host::store::default_db_path().ok_or_else(|| {
@@ -179,7 +181,7 @@ pub fn open_store(global: &GlobalArgs) -> anyhow::Result<std::sync::Arc<dyn host
 }
 
 /// The plugin runtime with the cache settings from the command line.
-pub fn plugin_runtime(
+pub(crate) fn plugin_runtime(
     global: &GlobalArgs,
 ) -> anyhow::Result<std::sync::Arc<host::plugin::Runtime>> {
     let mut options = host::plugin::RuntimeOptions::default();

@@ -50,7 +50,7 @@ const CANCEL_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// How a run uses its journal.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Record every side effect; serve those already recorded (resume).
     Live,
     /// Serve recorded model/tool/approval/session results; write nothing.
@@ -66,7 +66,7 @@ pub struct Unreadable {
 }
 
 /// Decodes a recorded entry's payload.
-pub fn decode<T: Payload>(record: &JournalRecord) -> Result<T, Unreadable> {
+pub(crate) fn decode<T: Payload>(record: &JournalRecord) -> Result<T, Unreadable> {
     serde_json::from_value(record.entry.data.clone()).map_err(|e| Unreadable {
         key: record.entry.key.clone(),
         reason: e.to_string(),
@@ -83,7 +83,7 @@ pub fn run_started(records: &[JournalRecord]) -> Option<Result<RunStarted, Unrea
 
 /// The plugin that produced a recorded entry and the SHA-256 of its build
 /// (hook outputs, guardrail verdicts and tool results carry both).
-pub fn served_by(record: &JournalRecord) -> Option<(String, &str)> {
+pub(crate) fn served_by(record: &JournalRecord) -> Option<(String, &str)> {
     let digest = record.entry.plugin_digest.as_deref()?;
     let plugin = match record.entry.kind {
         JournalKind::PluginOutput => decode::<HookOutput>(record).ok()?.plugin,
@@ -95,7 +95,7 @@ pub fn served_by(record: &JournalRecord) -> Option<(String, &str)> {
 }
 
 /// A typed payload as the entry a store appends.
-pub fn entry<T: Payload>(key: &Key, payload: &T) -> Result<JournalEntry, StoreError> {
+pub(crate) fn entry<T: Payload>(key: &Key, payload: &T) -> Result<JournalEntry, StoreError> {
     let data = serde_json::to_value(payload).map_err(|source| StoreError::Serialization {
         what: "a journal entry",
         source,
@@ -104,7 +104,7 @@ pub fn entry<T: Payload>(key: &Key, payload: &T) -> Result<JournalEntry, StoreEr
 }
 
 /// One run's journal: what it already did, and where to record the rest.
-pub struct Journal {
+pub(crate) struct Journal {
     store: Option<Arc<dyn Store>>,
     run_id: String,
     mode: Mode,
@@ -128,7 +128,7 @@ struct Pending {
 
 impl Journal {
     /// No store: nothing is recorded (library use without durability).
-    pub fn disabled(run_id: &str) -> Self {
+    pub(crate) fn disabled(run_id: &str) -> Self {
         Journal {
             store: None,
             run_id: run_id.to_owned(),
@@ -142,7 +142,7 @@ impl Journal {
     /// A live journal on `store`, knowing what the run already recorded.
     /// The caller has just made the run `running` in the store, so it is
     /// known not to be cancelled as of now.
-    pub fn live(store: Arc<dyn Store>, run_id: &str, records: Vec<JournalRecord>) -> Self {
+    pub(crate) fn live(store: Arc<dyn Store>, run_id: &str, records: Vec<JournalRecord>) -> Self {
         Journal {
             store: Some(store),
             run_id: run_id.to_owned(),
@@ -154,7 +154,7 @@ impl Journal {
     }
 
     /// A replay of a run recorded in `records`.
-    pub fn replay(run_id: &str, records: Vec<JournalRecord>) -> Self {
+    pub(crate) fn replay(run_id: &str, records: Vec<JournalRecord>) -> Self {
         Journal {
             store: None,
             run_id: run_id.to_owned(),
@@ -165,31 +165,26 @@ impl Journal {
         }
     }
 
-    pub fn mode(&self) -> Mode {
+    pub(crate) fn mode(&self) -> Mode {
         self.mode
     }
 
-    /// Whether results are recorded (a store is attached).
-    pub fn is_durable(&self) -> bool {
-        self.store.is_some()
-    }
-
-    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+    pub(crate) fn store(&self) -> Option<&Arc<dyn Store>> {
         self.store.as_ref()
     }
 
-    pub fn run_id(&self) -> &str {
+    pub(crate) fn run_id(&self) -> &str {
         &self.run_id
     }
 
     /// Every recorded entry (resume bookkeeping, e.g. plugin digests).
-    pub fn records(&self) -> impl Iterator<Item = &JournalRecord> {
+    pub(crate) fn records(&self) -> impl Iterator<Item = &JournalRecord> {
         self.recorded.values()
     }
 
     /// The recorded entry of `kind` at `key`, if this run already produced
     /// it and this mode serves that kind.
-    pub fn record(&self, kind: JournalKind, key: &Key) -> Option<&JournalRecord> {
+    pub(crate) fn record(&self, kind: JournalKind, key: &Key) -> Option<&JournalRecord> {
         if self.mode == Mode::Replay && !served_in_replay(kind) {
             return None;
         }
@@ -198,14 +193,14 @@ impl Journal {
 
     /// The recorded payload at `key`, if this run already produced it and
     /// this mode serves that kind.
-    pub fn recorded<T: Payload>(&self, key: &Key) -> Result<Option<T>, Unreadable> {
+    pub(crate) fn recorded<T: Payload>(&self, key: &Key) -> Result<Option<T>, Unreadable> {
         self.record(T::KIND, key).map(decode).transpose()
     }
 
     /// Queues a result (and `update` to the run, in the same transaction);
     /// it is durable after the next [`Journal::barrier`]. A no-op without a
     /// store or in a replay.
-    pub async fn commit<T: Payload>(
+    pub(crate) async fn commit<T: Payload>(
         &self,
         key: &Key,
         payload: &T,
@@ -242,7 +237,7 @@ impl Journal {
     /// Waits until every write queued so far is committed — including
     /// writes another barrier of the run (a parallel branch's) is already
     /// waiting for; the first error of any of them.
-    pub async fn barrier(&self) -> Result<(), StoreError> {
+    pub(crate) async fn barrier(&self) -> Result<(), StoreError> {
         let writes = self.pending().writes.clone();
         let Some(&(last, _)) = writes.last() else {
             return Ok(());
@@ -260,7 +255,7 @@ impl Journal {
     }
 
     /// Whether someone cancelled the run in the store (another process).
-    pub async fn cancelled(&self) -> Result<bool, StoreError> {
+    pub(crate) async fn cancelled(&self) -> Result<bool, StoreError> {
         let Some(store) = self.store.as_ref().filter(|_| self.mode == Mode::Live) else {
             return Ok(false);
         };

@@ -1,13 +1,13 @@
 //! Helpers shared by the plugin tests (`plugins`, `hostile`): one plugin
 //! runtime and one registry of the example plugins per test process.
 
-pub use e2e::within;
+pub(crate) use e2e::within;
 use host::plugin::{CallContext, LoadOptions, Registry, Runtime, RuntimeOptions, StepResult};
 use serde_json::Value;
 use std::sync::{Arc, OnceLock};
 
 /// One plugin runtime per test process, as in the real host.
-pub fn runtime() -> Arc<Runtime> {
+pub(crate) fn runtime() -> Arc<Runtime> {
     static RT: OnceLock<Arc<Runtime>> = OnceLock::new();
     RT.get_or_init(|| {
         Runtime::new(RuntimeOptions {
@@ -20,7 +20,7 @@ pub fn runtime() -> Arc<Runtime> {
 }
 
 /// The example plugins in `plugins/`, loaded once per test process.
-pub async fn examples() -> &'static Registry {
+pub(crate) async fn examples() -> &'static Registry {
     static REG: tokio::sync::OnceCell<Registry> = tokio::sync::OnceCell::const_new();
     REG.get_or_init(|| async {
         let registry = Registry::new(runtime());
@@ -45,7 +45,7 @@ pub async fn examples() -> &'static Registry {
 }
 
 /// Every example plugin `plugins/build.sh` builds, in every language.
-pub const EXAMPLES: [&str; 8] = [
+pub(crate) const EXAMPLES: [&str; 8] = [
     "calculator",
     "concat",
     "js_collect",
@@ -56,7 +56,7 @@ pub const EXAMPLES: [&str; 8] = [
     "template_mapper",
 ];
 
-pub fn ctx(config: Value) -> CallContext {
+pub(crate) fn ctx(config: Value) -> CallContext {
     CallContext {
         run_id: "01JTESTRUN".into(),
         workflow_key: "test".into(),
@@ -68,7 +68,7 @@ pub fn ctx(config: Value) -> CallContext {
     }
 }
 
-pub fn result(stage: &str, agent: &str, branch: Option<u32>, output: Value) -> StepResult {
+pub(crate) fn result(stage: &str, agent: &str, branch: Option<u32>, output: Value) -> StepResult {
     StepResult {
         stage_name: stage.into(),
         step_index: branch.unwrap_or(0),

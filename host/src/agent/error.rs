@@ -51,7 +51,7 @@ pub enum AgentError {
 
 impl AgentError {
     /// Whether the step only waits (for an approval) rather than failed.
-    pub fn is_paused(&self) -> bool {
+    pub(crate) fn is_paused(&self) -> bool {
         matches!(self, AgentError::Paused { .. })
     }
 }

@@ -56,7 +56,7 @@ impl From<SessionRecord> for SessionConfig {
 }
 
 /// Prefix of the system message that carries a session summary.
-pub const SUMMARY_PREFIX: &str = "Summary of the earlier conversation:\n";
+pub(crate) const SUMMARY_PREFIX: &str = "Summary of the earlier conversation:\n";
 
 const SUMMARY_INSTRUCTIONS: &str = "Summarize the conversation below so that an assistant can continue it without seeing it: keep the user's goals, facts, decisions, open questions and tool results that still matter. Write plain prose, no preamble.";
 
@@ -166,7 +166,7 @@ fn is_user(item: &Item) -> bool {
 
 /// The index where the last `turns` user turns start (0 when there are no
 /// more than that).
-pub fn turn_start<T>(items: &[(T, Item)], turns: usize) -> usize {
+pub(crate) fn turn_start<T>(items: &[(T, Item)], turns: usize) -> usize {
     let users: Vec<usize> = items
         .iter()
         .enumerate()
@@ -200,7 +200,7 @@ fn intermediate(item: &Item) -> bool {
 }
 
 /// The compact strategy (see the module docs).
-pub fn compact(mut items: Vec<Item>, max_tokens: u32) -> Vec<Item> {
+pub(crate) fn compact(mut items: Vec<Item>, max_tokens: u32) -> Vec<Item> {
     let budget = max_tokens as usize;
     let mut total: usize = items.iter().map(tokens).sum();
     if total <= budget {

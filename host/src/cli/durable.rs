@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 #[derive(Debug, clap::Args)]
-pub struct ResumeArgs {
+pub(crate) struct ResumeArgs {
     /// The run to continue
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub run_id: Option<String>,
@@ -52,7 +52,7 @@ pub struct ResumeArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
+pub(crate) struct ReplayArgs {
     /// The recorded run
     pub run_id: String,
     /// The plugins directory [default: the one the run started with]
@@ -64,7 +64,7 @@ pub struct ReplayArgs {
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum RunsCommand {
+pub(crate) enum RunsCommand {
     /// Runs, newest first
     List {
         /// Only runs in this status (queued, running, waiting_approval,
@@ -88,7 +88,7 @@ pub enum RunsCommand {
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub enum ApprovalsCommand {
+pub(crate) enum ApprovalsCommand {
     /// Tool calls waiting for a decision
     List {
         /// Only this run's
@@ -100,7 +100,7 @@ pub enum ApprovalsCommand {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ApproveArgs {
+pub(crate) struct ApproveArgs {
     pub run_id: String,
     pub call_id: String,
     /// Who decided (recorded in the journal)
@@ -109,7 +109,7 @@ pub struct ApproveArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct RejectArgs {
+pub(crate) struct RejectArgs {
     pub run_id: String,
     pub call_id: String,
     /// Why; the model receives it as the tool's result
@@ -161,7 +161,7 @@ async fn rebuild(
     Ok((spec, runner))
 }
 
-pub async fn resume(global: &GlobalArgs, args: ResumeArgs) -> Result<ExitCode, CliError> {
+pub(super) async fn resume(global: &GlobalArgs, args: ResumeArgs) -> Result<ExitCode, CliError> {
     let store = open_store(global)?;
     let ids = match (&args.run_id, args.all) {
         (Some(id), _) => vec![id.clone()],
@@ -255,7 +255,7 @@ fn no_such_run(run_id: &str) -> CliError {
     CliError::bad_input(format!("no run {run_id} in the run database"))
 }
 
-pub async fn replay(global: &GlobalArgs, args: ReplayArgs) -> Result<ExitCode, CliError> {
+pub(super) async fn replay(global: &GlobalArgs, args: ReplayArgs) -> Result<ExitCode, CliError> {
     let store = open_store(global)?;
     let Some(record) = store.get_run(&args.run_id).await? else {
         return Err(no_such_run(&args.run_id));
@@ -314,7 +314,7 @@ fn time(ms: u64) -> String {
     rfc3339(UNIX_EPOCH + Duration::from_millis(ms))
 }
 
-pub async fn runs(global: &GlobalArgs, cmd: RunsCommand) -> Result<ExitCode, CliError> {
+pub(super) async fn runs(global: &GlobalArgs, cmd: RunsCommand) -> Result<ExitCode, CliError> {
     let store = open_store(global)?;
     match cmd {
         RunsCommand::List {
@@ -525,7 +525,10 @@ fn write_run(out: &mut impl Write, run: &RunRecord) -> std::io::Result<()> {
     Ok(())
 }
 
-pub async fn approvals(global: &GlobalArgs, cmd: ApprovalsCommand) -> Result<ExitCode, CliError> {
+pub(super) async fn approvals(
+    global: &GlobalArgs,
+    cmd: ApprovalsCommand,
+) -> Result<ExitCode, CliError> {
     let store = open_store(global)?;
     let ApprovalsCommand::List { run, json } = cmd;
     let pending = match run {
@@ -576,7 +579,7 @@ async fn decide(
     }
 }
 
-pub async fn approve(global: &GlobalArgs, args: ApproveArgs) -> Result<ExitCode, CliError> {
+pub(super) async fn approve(global: &GlobalArgs, args: ApproveArgs) -> Result<ExitCode, CliError> {
     let store = open_store(global)?;
     decide(
         store.as_ref(),
@@ -588,7 +591,7 @@ pub async fn approve(global: &GlobalArgs, args: ApproveArgs) -> Result<ExitCode,
     .await
 }
 
-pub async fn reject(global: &GlobalArgs, args: RejectArgs) -> Result<ExitCode, CliError> {
+pub(super) async fn reject(global: &GlobalArgs, args: RejectArgs) -> Result<ExitCode, CliError> {
     let store = open_store(global).context("reject")?;
     decide(
         store.as_ref(),

@@ -17,7 +17,7 @@ use std::process::ExitCode;
 
 /// A command's failure: what to print and the process's exit code.
 #[derive(Debug)]
-pub struct CliError {
+pub(super) struct CliError {
     /// [`EXIT_FAILED`] or [`EXIT_BAD_INPUT`] (see `main.rs`).
     pub code: u8,
     pub message: String,
@@ -31,17 +31,17 @@ pub struct CliError {
 
 impl CliError {
     /// The operation failed (exit 1).
-    pub fn failed(message: impl Into<String>) -> Self {
+    pub(super) fn failed(message: impl Into<String>) -> Self {
         CliError::new(EXIT_FAILED, message.into(), false)
     }
 
     /// The spec, the plugins or the command line are wrong (exit 2).
-    pub fn bad_input(message: impl Into<String>) -> Self {
+    pub(super) fn bad_input(message: impl Into<String>) -> Self {
         CliError::new(EXIT_BAD_INPUT, message.into(), false)
     }
 
     /// A report printed as it is, without `error: ` in front.
-    pub fn verbatim(code: u8, report: impl Into<String>) -> Self {
+    pub(super) fn verbatim(code: u8, report: impl Into<String>) -> Self {
         CliError::new(code, report.into(), true)
     }
 
@@ -54,14 +54,14 @@ impl CliError {
         }
     }
 
-    pub fn with_hint(mut self, hint: Option<impl Into<String>>) -> Self {
+    pub(super) fn with_hint(mut self, hint: Option<impl Into<String>>) -> Self {
         self.hint = hint.map(Into::into);
         self
     }
 
     /// Prints the error on stderr; the exit code. The one place errors are
     /// printed.
-    pub fn report(&self) -> ExitCode {
+    pub(super) fn report(&self) -> ExitCode {
         eprintln!("{self}");
         ExitCode::from(self.code)
     }

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Subcommand)]
-pub enum OutboxCommand {
+pub(crate) enum OutboxCommand {
     /// Outbox entries (by default the pending and dead ones), by run and seq
     List {
         /// Only this run's
@@ -38,7 +38,7 @@ pub enum OutboxCommand {
     },
 }
 
-pub async fn run(global: &GlobalArgs, cmd: OutboxCommand) -> Result<ExitCode, CliError> {
+pub(super) async fn run(global: &GlobalArgs, cmd: OutboxCommand) -> Result<ExitCode, CliError> {
     let store = open_store(global)?;
     match cmd {
         OutboxCommand::List {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum PluginsCommand {
+pub(crate) enum PluginsCommand {
     /// List the plugins of a directory: name, kinds, entries, WIT version, size, digest
     List {
         /// The plugins directory (every top-level *.wasm is a plugin)
@@ -29,7 +29,7 @@ pub enum PluginsCommand {
     },
 }
 
-pub async fn run(global: &GlobalArgs, cmd: PluginsCommand) -> Result<ExitCode, CliError> {
+pub(super) async fn run(global: &GlobalArgs, cmd: PluginsCommand) -> Result<ExitCode, CliError> {
     let runtime = plugin_runtime(global)?;
     let registry = Registry::new(runtime);
     match cmd {

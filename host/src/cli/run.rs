@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The workflow spec (JSON; the Go runner's request shape works too)
     pub spec: PathBuf,
     /// The plugins directory
@@ -75,7 +75,7 @@ pub struct RunArgs {
     pub account: Option<String>,
 }
 
-pub async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, CliError> {
+pub(super) async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, CliError> {
     let (spec, doc, digest) =
         read_spec(&args.spec).map_err(|report| CliError::verbatim(EXIT_BAD_INPUT, report))?;
     let input = input(&args, &spec).map_err(|e| CliError::bad_input(format!("{e:#}")))?;
@@ -409,7 +409,7 @@ fn input(args: &RunArgs, spec: &Spec) -> anyhow::Result<Value> {
 
 /// How `host run` shows the run on stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Trace {
+pub(super) enum Trace {
     /// `--quiet`: errors only.
     Quiet,
     /// One line per interesting event (not a terminal, or `--no-progress`).
@@ -420,7 +420,7 @@ pub enum Trace {
 
 /// What the run's sinks write to stdout, which may share the screen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OnStdout {
+pub(super) enum OnStdout {
     Nothing,
     /// `stdout`, `stdout_verbose`: a readable account of the run.
     Lines,
@@ -433,7 +433,7 @@ impl Trace {
     /// screen and a sink writes there: nothing if it shows the run already
     /// (the same lines twice), plain lines otherwise (redraws would run
     /// over its lines).
-    pub fn choose(quiet: bool, no_progress: bool, on_stdout: OnStdout) -> Trace {
+    pub(super) fn choose(quiet: bool, no_progress: bool, on_stdout: OnStdout) -> Trace {
         let stdout_shared = on_stdout != OnStdout::Nothing && io::stdout().is_terminal();
         if quiet || (stdout_shared && on_stdout == OnStdout::Lines) {
             Trace::Quiet
@@ -451,7 +451,7 @@ impl Trace {
     }
 
     /// The sink that draws it, if any.
-    pub fn sink(self, options: SinkOptions) -> Option<Box<dyn Sink>> {
+    pub(super) fn sink(self, options: SinkOptions) -> Option<Box<dyn Sink>> {
         match self {
             Trace::Quiet => None,
             Trace::Plain => Some(Box::new(LinesSink::new(io::stderr(), "trace", options))),

@@ -15,7 +15,7 @@ use host::util::error_chain;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The sinks a run will get, checked but not opened.
-pub struct SinkPlan {
+pub(super) struct SinkPlan {
     sinks: Vec<SinkSpec>,
     quiet: bool,
     no_progress: bool,
@@ -23,7 +23,7 @@ pub struct SinkPlan {
 
 impl SinkPlan {
     /// The spec's callbacks, then the command line's; duplicates count once.
-    pub fn new(
+    pub(super) fn new(
         spec: &Spec,
         callbacks: &[String],
         quiet: bool,
@@ -46,17 +46,17 @@ impl SinkPlan {
     }
 
     /// Some sink shows streamed model text.
-    pub fn deltas(&self) -> bool {
+    pub(super) fn deltas(&self) -> bool {
         self.sinks.iter().any(SinkSpec::wants_deltas)
     }
 
     /// A sink already writes the final output to stdout.
-    pub fn prints_output(&self) -> bool {
+    pub(super) fn prints_output(&self) -> bool {
         self.sinks.iter().any(SinkSpec::prints_output)
     }
 
     /// The `http` sinks.
-    pub fn http_targets(&self) -> impl Iterator<Item = &HttpTarget> {
+    pub(super) fn http_targets(&self) -> impl Iterator<Item = &HttpTarget> {
         self.sinks.iter().filter_map(|s| match s {
             SinkSpec::Http(t) => Some(t),
             _ => None,
@@ -64,7 +64,11 @@ impl SinkPlan {
     }
 
     /// Opens every sink (creates JSON lines files) before the run starts.
-    pub fn open(self, offline: bool, outbox: Option<OutboxSink>) -> Result<Opened, SinkError> {
+    pub(super) fn open(
+        self,
+        offline: bool,
+        outbox: Option<OutboxSink>,
+    ) -> Result<Opened, SinkError> {
         let options = SinkOptions { offline, outbox };
         let on_stdout = match self.sinks.iter().find(|s| s.writes_stdout()) {
             Some(SinkSpec::Stdout | SinkSpec::StdoutVerbose) => OnStdout::Lines,
@@ -82,17 +86,17 @@ impl SinkPlan {
 }
 
 /// Opened sinks, waiting for the run's events.
-pub struct Opened(Vec<Box<dyn Sink>>);
+pub(super) struct Opened(Vec<Box<dyn Sink>>);
 
 impl Opened {
-    pub fn spawn(self, events: Option<UnboundedReceiver<Event>>) -> Option<Dispatch> {
+    pub(super) fn spawn(self, events: Option<UnboundedReceiver<Event>>) -> Option<Dispatch> {
         Some(sinks::spawn(events?, self.0))
     }
 }
 
 /// Waits for the sinks to write everything; a sink that failed is a
 /// warning, never a failed run.
-pub async fn finish(dispatch: Option<Dispatch>) {
+pub(super) async fn finish(dispatch: Option<Dispatch>) {
     if let Some(dispatch) = dispatch {
         for e in dispatch.finish().await {
             eprintln!("warning: {}", error_chain(&e));
@@ -101,6 +105,6 @@ pub async fn finish(dispatch: Option<Dispatch>) {
 }
 
 /// A sink that cannot be set up: bad input, with its hint.
-pub fn bad_sink(e: &SinkError) -> CliError {
+pub(super) fn bad_sink(e: &SinkError) -> CliError {
     CliError::bad_input(error_chain(e)).with_hint(e.hint())
 }

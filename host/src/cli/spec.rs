@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
-pub struct ValidateArgs {
+pub(crate) struct ValidateArgs {
     /// The spec file (JSON; the native spec or the Go runner's request shape)
     pub spec: PathBuf,
     /// The plugins directory (every top-level *.wasm is a plugin)
@@ -18,7 +18,7 @@ pub struct ValidateArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct SchemaArgs {
+pub(crate) struct SchemaArgs {
     /// Print the schema of the Go runner's request shape instead
     #[arg(long)]
     pub go: bool,
@@ -26,7 +26,10 @@ pub struct SchemaArgs {
 
 /// Parses the spec, loads the plugins it may reference and reports every
 /// problem; exit 2 when there is any.
-pub async fn validate(global: &GlobalArgs, args: ValidateArgs) -> Result<ExitCode, CliError> {
+pub(super) async fn validate(
+    global: &GlobalArgs,
+    args: ValidateArgs,
+) -> Result<ExitCode, CliError> {
     let text = std::fs::read_to_string(&args.spec)
         .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", args.spec.display())))?;
     let base_dir = match args.spec.parent() {
@@ -83,7 +86,7 @@ fn plural(n: usize, word: &str) -> String {
 }
 
 /// Prints the spec's JSON Schema.
-pub fn schema(args: SchemaArgs) -> Result<ExitCode, CliError> {
+pub(super) fn schema(args: SchemaArgs) -> Result<ExitCode, CliError> {
     let schema = if args.go {
         Spec::go_request_schema()
     } else {

@@ -11,16 +11,18 @@ wasmtime::component::bindgen!({
     exports: { default: async },
 });
 
-pub use exports::workflow::plugin::{describe, guard, guardrail, input_mapper, reducer, tool};
-pub use workflow::plugin::types as wit;
+pub(super) use exports::workflow::plugin::{
+    describe, guard, guardrail, input_mapper, reducer, tool,
+};
+pub(super) use workflow::plugin::types as wit;
 
 /// The WIT versions this host loads, newest first.
-pub const SUPPORTED_VERSIONS: &[&str] = &["0.1.0"];
+pub(super) const SUPPORTED_VERSIONS: &[&str] = &["0.1.0"];
 /// The package every plugin interface belongs to.
-pub const PACKAGE: &str = "workflow:plugin";
+pub(super) const PACKAGE: &str = "workflow:plugin";
 
 /// The WIT interface that serves entries of `kind` (`input-mapper`).
-pub fn interface(kind: Kind) -> &'static str {
+pub(super) fn interface(kind: Kind) -> &'static str {
     match kind {
         Kind::Guard => "guard",
         Kind::InputMapper => "input-mapper",
@@ -31,7 +33,7 @@ pub fn interface(kind: Kind) -> &'static str {
 }
 
 /// The kind whose entries WIT interface `name` serves, if any.
-pub fn kind_of_interface(name: &str) -> Option<Kind> {
+pub(super) fn kind_of_interface(name: &str) -> Option<Kind> {
     Kind::iter().find(|k| interface(*k) == name)
 }
 

@@ -21,7 +21,7 @@ const CACHE_FORMAT: u32 = 2;
 const SUM_SUFFIX: &str = "xxh3";
 
 #[derive(Debug, Clone)]
-pub struct CompileCache {
+pub(super) struct CompileCache {
     dir: PathBuf,
     engine_key: String,
 }
@@ -37,7 +37,7 @@ pub enum CacheOutcome {
 }
 
 impl CompileCache {
-    pub fn new(dir: PathBuf, engine: &Engine) -> Self {
+    pub(super) fn new(dir: PathBuf, engine: &Engine) -> Self {
         let mut h = Xxh3::new();
         // Bumped when the entry layout changes, so old entries are misses.
         CACHE_FORMAT.hash(&mut h);
@@ -49,7 +49,7 @@ impl CompileCache {
         }
     }
 
-    pub fn dir(&self) -> &Path {
+    pub(super) fn dir(&self) -> &Path {
         &self.dir
     }
 
@@ -65,7 +65,7 @@ impl CompileCache {
 
     /// Loads the compiled component for `sha256_hex`, or compiles `wasm` and
     /// stores it. Blocking: call from a blocking thread.
-    pub fn load_or_compile(
+    pub(super) fn load_or_compile(
         &self,
         engine: &Engine,
         sha256_hex: &str,

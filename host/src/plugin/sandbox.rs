@@ -20,9 +20,9 @@ pub const MAX_CAPTURED_OUTPUT: usize = 16 << 10;
 /// `host.log` records accepted per call; later ones are counted and dropped.
 pub const MAX_LOG_RECORDS: u32 = 256;
 /// Longest `host.log` message or fields text kept, in bytes.
-pub const MAX_LOG_TEXT: usize = 4 << 10;
+pub(super) const MAX_LOG_TEXT: usize = 4 << 10;
 /// Table elements a plugin may grow to (CPython's function table is large).
-pub const MAX_TABLE_ELEMENTS: usize = 100_000;
+pub(super) const MAX_TABLE_ELEMENTS: usize = 100_000;
 
 /// What makes a call's environment: time, randomness and identity.
 pub(crate) struct CallSetup {
@@ -53,7 +53,7 @@ pub(crate) struct CallState {
 }
 
 impl CallState {
-    pub fn new(setup: CallSetup) -> Self {
+    pub(crate) fn new(setup: CallSetup) -> Self {
         CallState {
             setup,
             wasi: None,
@@ -87,7 +87,7 @@ impl CallState {
     }
 
     /// Emits captured stdout/stderr and dropped-record counts to `tracing`.
-    pub fn flush_output(&self) {
+    pub(crate) fn flush_output(&self) {
         let plugin = &*self.setup.plugin;
         for (stream, cap) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let (text, dropped) = cap.take();
@@ -197,7 +197,7 @@ impl Capture {
     }
 
     /// The captured text (lossy UTF-8) and the number of dropped bytes.
-    pub fn take(&self) -> (String, usize) {
+    pub(crate) fn take(&self) -> (String, usize) {
         let Ok(mut buf) = self.0.lock() else {
             return (String::new(), 0);
         };
@@ -209,7 +209,7 @@ impl Capture {
     }
 
     /// The last non-empty lines, for error messages (e.g. a Rust panic).
-    pub fn tail(&self, max_bytes: usize) -> Option<String> {
+    pub(crate) fn tail(&self, max_bytes: usize) -> Option<String> {
         let buf = self.0.lock().ok()?;
         let text = String::from_utf8_lossy(&buf.bytes);
         let text = text.trim();

@@ -36,7 +36,7 @@ mod runs;
 mod schema;
 mod sessions;
 
-pub use checkpoint::{CHECKPOINT_AT, RESTART_AT};
+pub(super) use checkpoint::{CHECKPOINT_AT, RESTART_AT};
 #[cfg(test)]
 pub(super) use schema::MIGRATIONS;
 pub use schema::SCHEMA_VERSION;

@@ -131,7 +131,7 @@ fn get(counter: &AtomicU64) -> u64 {
 }
 
 impl Counters {
-    pub fn count_model(&self, model: &str) {
+    pub(crate) fn count_model(&self, model: &str) {
         let mut map = self
             .per_model
             .lock()
@@ -143,14 +143,14 @@ impl Counters {
         }
     }
 
-    pub fn count_fault(&self, kind: &str) {
+    pub(crate) fn count_fault(&self, kind: &str) {
         inc(&self.faults);
         if let Some(i) = FAULT_KINDS.iter().position(|k| *k == kind) {
             inc(&self.faults_by_kind[i]);
         }
     }
 
-    pub fn snapshot(&self, rule_hits: BTreeMap<String, u64>) -> Stats {
+    pub(crate) fn snapshot(&self, rule_hits: BTreeMap<String, u64>) -> Stats {
         let per_model = self
             .per_model
             .lock()
@@ -187,7 +187,7 @@ impl Counters {
         }
     }
 
-    pub fn reset(&self) {
+    pub(crate) fn reset(&self) {
         for counter in [
             &self.requests,
             &self.responses,
@@ -222,7 +222,7 @@ impl Counters {
 pub(crate) struct InFlight(Arc<crate::server::Shared>);
 
 impl InFlight {
-    pub fn enter(shared: &Arc<crate::server::Shared>) -> Self {
+    pub(crate) fn enter(shared: &Arc<crate::server::Shared>) -> Self {
         let counters = &shared.stats;
         let now = counters.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         counters.max_in_flight.fetch_max(now, Ordering::SeqCst);

@@ -14,7 +14,7 @@ pub(super) fn rewind(buf: &mut String, lines: usize) {
 
 /// Columns and rows of the terminal on stderr; `COLUMNS` and `LINES`, else
 /// 80 × 24, when unknown.
-pub fn size() -> (usize, usize) {
+pub(super) fn size() -> (usize, usize) {
     #[cfg(unix)]
     if let Ok(size) = rustix::termios::tcgetwinsize(std::io::stderr())
         && size.ws_col > 0

@@ -28,11 +28,11 @@ use rusqlite::{Connection, OpenFlags};
 use super::group_commit::Inner;
 
 /// WAL frames (pages written) between two checkpoints: SQLite's default.
-pub const CHECKPOINT_AT: u32 = 1000;
+pub(crate) const CHECKPOINT_AT: u32 = 1000;
 
 /// WAL frames past which the checkpointer briefly holds this process's
 /// writes so that the WAL starts over (32 MiB with 4 KiB pages).
-pub const RESTART_AT: u32 = 8 * CHECKPOINT_AT;
+pub(crate) const RESTART_AT: u32 = 8 * CHECKPOINT_AT;
 
 /// The checkpointer thread of a store, stopped (and joined) on drop.
 pub(super) struct Checkpointer {

@@ -13,9 +13,9 @@ use mock_openai::MockServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-pub const API_KEY: &str = "sk-mock-secret-key-0123456789";
+pub(crate) const API_KEY: &str = "sk-mock-secret-key-0123456789";
 
-pub fn client(server: &MockServer) -> Client<OpenAIConfig> {
+pub(crate) fn client(server: &MockServer) -> Client<OpenAIConfig> {
     Client::with_config(
         OpenAIConfig::new()
             .with_api_base(server.base_url())
@@ -24,25 +24,25 @@ pub fn client(server: &MockServer) -> Client<OpenAIConfig> {
 }
 
 #[derive(Debug)]
-pub struct RawResponse {
+pub(crate) struct RawResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl RawResponse {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         match serde_json::from_slice(&self.body) {
             Ok(v) => v,
             Err(e) => panic!("body is not JSON ({e}): {}", self.text()),
@@ -74,7 +74,7 @@ fn decode_chunked(mut data: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 /// Sends one request with `Connection: close` and reads the whole response.
-pub async fn raw_request(
+pub(crate) async fn raw_request(
     addr: SocketAddr,
     method: &str,
     path: &str,
@@ -135,7 +135,7 @@ pub async fn raw_request(
 }
 
 /// POSTs a JSON body.
-pub async fn post_json(
+pub(crate) async fn post_json(
     server: &MockServer,
     path: &str,
     body: &serde_json::Value,
@@ -145,7 +145,7 @@ pub async fn post_json(
 }
 
 /// Parses SSE text into (event name, data) pairs.
-pub fn sse_events(text: &str) -> Vec<(Option<String>, String)> {
+pub(crate) fn sse_events(text: &str) -> Vec<(Option<String>, String)> {
     text.split("\n\n")
         .filter(|block| !block.trim().is_empty())
         .map(|block| {
@@ -163,7 +163,7 @@ pub fn sse_events(text: &str) -> Vec<(Option<String>, String)> {
         .collect()
 }
 
-pub async fn start(config: mock_openai::MockConfig) -> MockServer {
+pub(crate) async fn start(config: mock_openai::MockConfig) -> MockServer {
     match MockServer::start(config).await {
         Ok(s) => s,
         Err(e) => panic!("mock server failed to start: {e}"),
@@ -173,7 +173,7 @@ pub async fn start(config: mock_openai::MockConfig) -> MockServer {
 /// `responses().create_stream` with `stream: true` set explicitly: with the
 /// `byot` feature (enabled in this workspace), async-openai 0.43 does not set
 /// it itself and the server would answer with plain JSON.
-pub async fn responses_stream(
+pub(crate) async fn responses_stream(
     client: &Client<OpenAIConfig>,
     mut request: async_openai::types::responses::CreateResponse,
 ) -> Result<async_openai::types::responses::ResponseStream, async_openai::error::OpenAIError> {
@@ -183,7 +183,7 @@ pub async fn responses_stream(
 
 /// `chat().create_stream` with `stream: true` set explicitly (see
 /// [`responses_stream`]).
-pub async fn chat_stream(
+pub(crate) async fn chat_stream(
     client: &Client<OpenAIConfig>,
     mut request: async_openai::types::chat::CreateChatCompletionRequest,
 ) -> Result<async_openai::types::chat::ChatCompletionResponseStream, async_openai::error::OpenAIError>
