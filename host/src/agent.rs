@@ -118,7 +118,7 @@ pub(crate) async fn run(
             output_schema: schema.as_ref().map(|s| OutputSchema {
                 name: "final_output".into(),
                 schema: s.value.clone(),
-                strict: is_strict(&s.value),
+                strict: Schema::is_strict(&s.value),
             }),
             stream: agent.stream,
             agent: agent.key.clone(),
@@ -318,11 +318,6 @@ fn tool_specs(workflow: &Workflow, agent: &Agent) -> Vec<ToolSpec> {
         }
     }
     specs
-}
-
-/// OpenAI's strict mode needs closed objects; use it when the schema is.
-pub(crate) fn is_strict(schema: &Value) -> bool {
-    schema.get("additionalProperties") == Some(&Value::Bool(false))
 }
 
 /// `s` cut to what an event carries.

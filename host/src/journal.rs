@@ -1,8 +1,10 @@
-//! The run's journal as the engine uses it.
+//! The run's journal: what it already did, and the contract for recording
+//! the rest. Its format (one payload type per entry kind, typed keys) is
+//! described in docs/ARCHITECTURE.md and pinned by `records::tests`.
 //!
 //! Every side effect — model response, tool result, plugin output, guardrail
 //! verdict, approval, session read and write — has a key that is the same in
-//! every execution of the run (`stage/step/t<turn>/…`, see [`keys`]). Before
+//! every execution of the run (`stage/step/t<turn>/…`, see [`Key`]). Before
 //! doing one, the engine asks [`Journal::recorded`]; after doing it, it
 //! [`Journal::commit`]s the result and only then moves on. A resumed run
 //! executes the workflow again from the top and is served every recorded

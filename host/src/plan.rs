@@ -22,6 +22,12 @@ impl fmt::Debug for Schema {
 }
 
 impl Schema {
+    /// Whether `schema` is closed (`additionalProperties: false`): OpenAI's
+    /// strict mode needs that, so it is used exactly when the schema is.
+    pub fn is_strict(schema: &Value) -> bool {
+        schema.get("additionalProperties") == Some(&Value::Bool(false))
+    }
+
     pub fn compile(value: Value) -> Result<Schema, String> {
         let validator = jsonschema::validator_for(&value).map_err(|e| e.to_string())?;
         Ok(Schema { value, validator })

@@ -199,11 +199,7 @@ pub(super) fn read_spec(path: &Path) -> Result<(Spec, Value, String), String> {
         host::spec::SpecErrors::one("$", format!("cannot read {}: {e}", path.display())).to_string()
     })?;
     let digest = hex::encode(Sha256::digest(text.as_bytes()));
-    let base_dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let spec = Spec::from_json_str(&text, base_dir).map_err(|e| e.to_string())?;
+    let spec = Spec::from_json_str(&text, Spec::base_dir_of(path)).map_err(|e| e.to_string())?;
     let mut doc: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
     // A Go-shaped request may carry an API key and a callback secret:
     // never store them.

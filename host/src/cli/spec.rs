@@ -5,7 +5,7 @@ use super::{EXIT_BAD_INPUT, GlobalArgs, plugin_runtime};
 use anyhow::Context;
 use host::plugin::{LoadOptions, Registry};
 use host::spec::{PluginCatalog, Spec};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Args)]
@@ -32,10 +32,7 @@ pub(super) async fn validate(
 ) -> Result<ExitCode, CliError> {
     let text = std::fs::read_to_string(&args.spec)
         .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", args.spec.display())))?;
-    let base_dir = match args.spec.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
+    let base_dir = Spec::base_dir_of(&args.spec);
     let spec = Spec::from_json_str(&text, base_dir)
         .map_err(|errors| CliError::verbatim(EXIT_BAD_INPUT, errors.to_string()))?;
     // Plugins are loaded (compiled, or taken from the cache) only when the

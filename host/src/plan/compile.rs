@@ -213,10 +213,7 @@ pub fn compile(
             .unwrap_or_else(|| spec.workflow.key.clone()),
         stages,
         agents,
-        output_schema: schema(
-            spec.workflow.output_schema.as_ref(),
-            "$.workflow.output_schema",
-        )?,
+        output_schema: workflow_schema,
         allow_handoffs: spec.workflow.allow_handoff_agents,
     })
 }
@@ -391,8 +388,7 @@ fn tool_refs(registry: &Registry, r: &PluginRef, path: &str) -> Result<Vec<ToolR
                     name,
                     description: def.description.clone(),
                     parameters: def.parameters.clone(),
-                    strict: def.parameters.get("additionalProperties")
-                        == Some(&serde_json::Value::Bool(false)),
+                    strict: Schema::is_strict(&def.parameters),
                 },
                 arguments,
                 approval: r.approval == spec::Approval::Always,

@@ -44,11 +44,16 @@ impl Spec {
     pub fn from_path(path: &Path) -> Result<Spec, SpecErrors> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| SpecErrors::one("$", format!("cannot read {}: {e}", path.display())))?;
-        let base_dir = match path.parent() {
+        Spec::from_json_str(&text, Spec::base_dir_of(path))
+    }
+
+    /// Where the relative paths of the spec file at `path` start: its
+    /// folder, or the current one.
+    pub fn base_dir_of(path: &Path) -> &Path {
+        match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
-        };
-        Spec::from_json_str(&text, base_dir)
+        }
     }
 
     fn normalize(&mut self) {
