@@ -47,18 +47,19 @@ pub(crate) struct AgentOutput {
     pub session_items: Vec<Item>,
 }
 
-/// Everything one agent step needs from its run.
-pub(crate) struct AgentContext<'a> {
-    pub workflow: &'a Workflow,
-    pub registry: &'a Registry,
-    pub emitter: &'a Emitter,
+/// Everything one step needs from its run: the engine makes one per step
+/// and hands it to the agent. Owned, so parallel branches run as tasks.
+pub(crate) struct AgentContext {
+    pub workflow: Arc<Workflow>,
+    pub registry: Arc<Registry>,
+    pub emitter: Emitter,
     pub scope: Scope,
     /// Base context for plugin calls (run, workflow, stage, step, time).
     pub call: CallContext,
-    pub journal: &'a Journal,
+    pub journal: Arc<Journal>,
     /// `<stage>/<step index>`: the prefix of this step's journal keys.
     pub step_key: StepKey,
-    pub session: Option<&'a SessionConfig>,
+    pub session: Option<Arc<SessionConfig>>,
     /// Wait in-process for approvals instead of pausing the run.
     pub wait_approval: bool,
 }
@@ -80,13 +81,13 @@ pub(crate) fn input_text(input: &Value) -> String {
     gen_ai.agent.name = agent_key,
 ))]
 pub(crate) async fn run(
-    cx: &AgentContext<'_>,
+    cx: &AgentContext,
     agent_key: &str,
     input: &Value,
     max_turns: u32,
     step_schema: Option<Arc<Schema>>,
 ) -> Result<AgentOutput, AgentError> {
-    let mut agent = agent_of(cx.workflow, agent_key)?;
+    let mut agent = agent_of(&cx.workflow, agent_key)?;
     let mut scope = cx.scope.clone();
     scope.agent = Some(agent.key.clone());
 
@@ -114,7 +115,7 @@ pub(crate) async fn run(
             settings: agent.settings.clone(),
             instructions: Some(agent.instructions.clone()).filter(|s| !s.is_empty()),
             input: items.clone(),
-            tools: tool_specs(cx.workflow, &agent),
+            tools: tool_specs(&cx.workflow, &agent),
             output_schema: schema.as_ref().map(|s| OutputSchema {
                 name: "final_output".into(),
                 schema: s.value.clone(),
@@ -235,7 +236,7 @@ pub(crate) async fn run(
                 .filter(|t| cx.workflow.allow_handoffs && agent.handoffs.iter().any(|h| h == t));
             match target {
                 Some(target) if handoff.is_none() => {
-                    let next = agent_of(cx.workflow, target)?;
+                    let next = agent_of(&cx.workflow, target)?;
                     cx.emitter.emit(
                         &scope,
                         Handoff {

@@ -15,7 +15,7 @@ pub(super) const APPROVAL_POLL: Duration = Duration::from_millis(100);
 /// resumed run), or requested now — then the run pauses (the step returns
 /// [`AgentError::Paused`]) unless it waits in-process.
 pub(super) async fn approval_gate(
-    cx: &AgentContext<'_>,
+    cx: &AgentContext,
     scope: &Scope,
     turn: u32,
     call_id: &str,

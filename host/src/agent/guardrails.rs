@@ -11,7 +11,7 @@ use serde_json::Value;
 /// Runs every guardrail of a phase (concurrently); the first tripwire, in
 /// declaration order, fails the step. Verdicts are journaled under `site`.
 pub(super) async fn check_guardrails(
-    cx: &AgentContext<'_>,
+    cx: &AgentContext,
     scope: &Scope,
     guardrails: &[HookRef],
     phase: Phase,
@@ -32,9 +32,7 @@ pub(super) async fn check_guardrails(
             .ok_or_else(|| AgentError::PluginMissing {
                 plugin: g.plugin.clone(),
             })?;
-        let mut call = cx.call.clone();
-        call.entry = g.entry.clone();
-        call.config = g.config.clone();
+        let call = cx.call.for_entry(&g.entry, &g.config);
         let served = plugin
             .check_guardrail(cx.registry.runtime(), &call, phase, payload)
             .await

@@ -61,8 +61,8 @@ pub(crate) const SUMMARY_PREFIX: &str = "Summary of the earlier conversation:\n"
 const SUMMARY_INSTRUCTIONS: &str = "Summarize the conversation below so that an assistant can continue it without seeing it: keep the user's goals, facts, decisions, open questions and tool results that still matter. Write plain prose, no preamble.";
 
 /// The history agent step `cx` starts from (empty without a session).
-pub(crate) async fn history(cx: &AgentContext<'_>, agent: &Agent) -> Result<Vec<Item>, AgentError> {
-    let Some(session) = cx.session else {
+pub(crate) async fn history(cx: &AgentContext, agent: &Agent) -> Result<Vec<Item>, AgentError> {
+    let Some(session) = &cx.session else {
         return Ok(Vec::new());
     };
     let key = Key::SessionRead(cx.step_key.clone());
@@ -288,7 +288,7 @@ fn transcript(previous: Option<&str>, items: &[Item]) -> String {
 /// Asks the agent's provider for a summary (journaled: a resumed run does
 /// not pay for it twice).
 async fn summarize(
-    cx: &AgentContext<'_>,
+    cx: &AgentContext,
     agent: &Agent,
     previous: Option<&str>,
     older: &[Item],

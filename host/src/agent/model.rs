@@ -10,7 +10,7 @@ use crate::plan::Agent;
 
 /// One model call, served from the journal when the run already made it.
 pub(super) async fn model_call(
-    cx: &AgentContext<'_>,
+    cx: &AgentContext,
     scope: &Scope,
     agent: &Agent,
     request: &ModelRequest,
@@ -43,7 +43,7 @@ pub(super) async fn model_call(
             turn,
         },
     );
-    let emitter = cx.emitter;
+    let emitter = &cx.emitter;
     let delta_scope = scope.clone();
     let on_event = move |ev: StreamEvent| {
         if let StreamEvent::TextDelta(text) = ev {
@@ -75,7 +75,7 @@ pub(super) async fn model_call(
 }
 
 pub(super) fn emit_response(
-    cx: &AgentContext<'_>,
+    cx: &AgentContext,
     scope: &Scope,
     turn: u32,
     response: &ModelResponse,

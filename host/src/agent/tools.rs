@@ -16,7 +16,7 @@ use tracing::Instrument;
 /// output; a tripped tool guardrail fails the step. The result is
 /// journaled before the model sees it.
 pub(super) async fn call_tool(
-    cx: &AgentContext<'_>,
+    cx: &AgentContext,
     scope: &Scope,
     agent: &Agent,
     turn: u32,
@@ -127,7 +127,7 @@ pub(super) async fn call_tool(
 }
 
 pub(super) async fn invoke(
-    cx: &AgentContext<'_>,
+    cx: &AgentContext,
     scope: &Scope,
     agent: &Agent,
     turn: u32,
@@ -192,7 +192,7 @@ pub(super) async fn invoke(
 }
 
 pub(super) async fn run_tool(
-    cx: &AgentContext<'_>,
+    cx: &AgentContext,
     tool: &ToolRef,
     args: &Value,
 ) -> Result<Result<crate::plugin::Served<Value>, CallError>, AgentError> {
@@ -202,8 +202,6 @@ pub(super) async fn run_tool(
         .ok_or_else(|| AgentError::PluginMissing {
             plugin: tool.plugin.clone(),
         })?;
-    let mut call = cx.call.clone();
-    call.entry = tool.name.clone();
-    call.config = tool.config.clone();
+    let call = cx.call.for_entry(&tool.name, &tool.config);
     Ok(plugin.invoke_tool(cx.registry.runtime(), &call, args).await)
 }

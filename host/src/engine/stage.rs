@@ -2,8 +2,9 @@
 
 use super::error::step_error;
 use super::run::RunState;
-use super::step::{StepContext, StepOutcome, journaled_hook, run_step};
+use super::step::{StepOutcome, journaled_hook, run_step};
 use super::{RunError, Runner, StepError};
+use crate::agent::AgentContext;
 use crate::events::data::{StageCompleted, StageMode, StageStarted, StepFailed};
 use crate::events::{Emitter, Scope};
 use crate::journal::{Key, Owner, StepKey};
@@ -243,9 +244,9 @@ impl Runner {
         index: u32,
         branch: Option<u32>,
         emitter: &Emitter,
-    ) -> StepContext {
+    ) -> AgentContext {
         let step = &stage.steps[index as usize];
-        StepContext {
+        AgentContext {
             workflow: self.workflow.clone(),
             registry: self.registry.clone(),
             emitter: emitter.clone(),

@@ -1,12 +1,12 @@
 //! A step: its guard, its input mapper, its agent, and its journaled result.
 
 use super::StepError;
-use crate::agent::{self, AgentContext, AgentError, SessionConfig};
+use crate::agent::{self, AgentContext, AgentError};
+use crate::events::Data;
 use crate::events::data::{StepCompleted, StepFailed, StepSkipped};
-use crate::events::{Data, Emitter, Scope};
-use crate::journal::{self, HookOutput, Journal, Key, StepDone, StepKey, Unreadable};
-use crate::plan::{HookRef, Step, Workflow};
-use crate::plugin::{CallContext, Registry, StepResult};
+use crate::journal::{self, HookOutput, Journal, Key, StepDone, Unreadable};
+use crate::plan::{HookRef, Step};
+use crate::plugin::{CallContext, StepResult};
 use crate::store::StoreError;
 use serde::Serialize;
 use serde_json::Value;
@@ -14,26 +14,13 @@ use std::sync::Arc;
 use std::time::Instant;
 use tracing::Instrument;
 
-/// What one step needs, owned so parallel branches can run as tasks.
-pub(super) struct StepContext {
-    pub(super) workflow: Arc<Workflow>,
-    pub(super) registry: Arc<Registry>,
-    pub(super) emitter: Emitter,
-    pub(super) scope: Scope,
-    pub(super) call: CallContext,
-    pub(super) journal: Arc<Journal>,
-    pub(super) step_key: StepKey,
-    pub(super) session: Option<Arc<SessionConfig>>,
-    pub(super) wait_approval: bool,
-}
-
 pub(super) enum StepOutcome {
     Skipped,
     Done(agent::AgentOutput),
 }
 
 pub(super) async fn run_step(
-    cx: StepContext,
+    cx: AgentContext,
     step: &Step,
     input: Value,
     prior: &[StepResult],
@@ -170,7 +157,7 @@ where
 }
 
 pub(super) async fn step_body(
-    cx: &StepContext,
+    cx: &AgentContext,
     step: &Step,
     input: Value,
     prior: &[StepResult],
@@ -210,19 +197,8 @@ pub(super) async fn step_body(
         }
         None => input,
     };
-    let agent_cx = AgentContext {
-        workflow: &cx.workflow,
-        registry: &cx.registry,
-        emitter: &cx.emitter,
-        scope: cx.scope.clone(),
-        call: cx.call.clone(),
-        journal: &cx.journal,
-        step_key: cx.step_key.clone(),
-        session: cx.session.as_deref(),
-        wait_approval: cx.wait_approval,
-    };
     let out = agent::run(
-        &agent_cx,
+        cx,
         &step.agent,
         &input,
         step.max_turns,
@@ -233,7 +209,7 @@ pub(super) async fn step_body(
 }
 
 pub(super) fn plugin_for(
-    cx: &StepContext,
+    cx: &AgentContext,
     hook: &HookRef,
 ) -> Result<Arc<crate::plugin::Plugin>, StepError> {
     cx.registry
@@ -243,9 +219,6 @@ pub(super) fn plugin_for(
         })
 }
 
-pub(super) fn hook_call(cx: &StepContext, hook: &HookRef) -> CallContext {
-    let mut call = cx.call.clone();
-    call.entry = hook.entry.clone();
-    call.config = hook.config.clone();
-    call
+pub(super) fn hook_call(cx: &AgentContext, hook: &HookRef) -> CallContext {
+    cx.call.for_entry(&hook.entry, &hook.config)
 }

@@ -37,6 +37,15 @@ pub struct CallContext {
 }
 
 impl CallContext {
+    /// This context for a call of `entry` with its per-use `config`.
+    pub fn for_entry(&self, entry: &str, config: &Value) -> Self {
+        CallContext {
+            entry: entry.to_owned(),
+            config: config.clone(),
+            ..self.clone()
+        }
+    }
+
     /// A context for a call outside any run (tests, `host plugins` tooling).
     pub fn adhoc(config: Value) -> Self {
         CallContext {
