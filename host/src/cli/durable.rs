@@ -172,11 +172,14 @@ pub(super) async fn resume(global: &GlobalArgs, args: ResumeArgs) -> Result<Exit
         return Ok(ExitCode::SUCCESS);
     }
     // A run that cannot be resumed says why; the others are still resumed.
+    // An unforeseen error (the store, the plugin runtime) stops them all.
     let mut worst = ExitCode::SUCCESS;
     for id in ids {
-        let code = resume_one(global, &store, &id, &args)
-            .await
-            .unwrap_or_else(|e| e.report());
+        let code = match resume_one(global, &store, &id, &args).await {
+            Ok(code) => code,
+            Err(e) if e.is_unexpected() => return Err(e),
+            Err(e) => e.report(),
+        };
         if code != ExitCode::SUCCESS {
             worst = code;
         }

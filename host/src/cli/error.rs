@@ -27,6 +27,9 @@ pub(super) struct CliError {
     /// spec's problems, each with its hint), or text that never had the
     /// prefix (a workflow that does not build): printed as it is.
     verbatim: bool,
+    /// Not a failure the command foresaw (a store or I/O error passed up
+    /// with `?`): a command working through several runs stops on it.
+    unexpected: bool,
 }
 
 impl CliError {
@@ -51,7 +54,14 @@ impl CliError {
             message,
             hint: None,
             verbatim,
+            unexpected: false,
         }
+    }
+
+    /// Whether this is an error the command did not foresee (see
+    /// the `unexpected` field).
+    pub(super) fn is_unexpected(&self) -> bool {
+        self.unexpected
     }
 
     pub(super) fn with_hint(mut self, hint: Option<impl Into<String>>) -> Self {
@@ -94,7 +104,10 @@ impl fmt::Display for CliError {
 /// why with its sources (`{:#}` of [`anyhow::Error`]).
 impl<E: Into<anyhow::Error>> From<E> for CliError {
     fn from(e: E) -> Self {
-        CliError::failed(format!("{:#}", e.into()))
+        CliError {
+            unexpected: true,
+            ..CliError::failed(format!("{:#}", e.into()))
+        }
     }
 }
 
