@@ -42,6 +42,7 @@ use crate::store::{
 };
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use serde::Deserialize;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,7 +70,7 @@ pub struct Unreadable {
 
 /// Decodes a recorded entry's payload.
 pub(crate) fn decode<T: Payload>(record: &JournalRecord) -> Result<T, Unreadable> {
-    serde_json::from_value(record.entry.data.clone()).map_err(|e| Unreadable {
+    T::deserialize(&record.entry.data).map_err(|e| Unreadable {
         key: record.entry.key.clone(),
         reason: e.to_string(),
     })
@@ -86,13 +87,20 @@ pub fn run_started(records: &[JournalRecord]) -> Option<Result<RunStarted, Unrea
 /// The plugin that produced a recorded entry and the SHA-256 of its build
 /// (hook outputs, guardrail verdicts and tool results carry both).
 pub(crate) fn served_by(record: &JournalRecord) -> Option<(String, &str)> {
+    /// The `plugin` field that `HookOutput`, `GuardrailCheck` and
+    /// `ToolCall` share, read without decoding (or copying) the rest.
+    #[derive(serde::Deserialize)]
+    struct ServedBy {
+        plugin: Option<String>,
+    }
     let digest = record.entry.plugin_digest.as_deref()?;
-    let plugin = match record.entry.kind {
-        JournalKind::PluginOutput => decode::<HookOutput>(record).ok()?.plugin,
-        JournalKind::GuardrailVerdict => decode::<GuardrailCheck>(record).ok()?.plugin,
-        JournalKind::ToolResult => decode::<ToolCall>(record).ok()?.plugin?,
-        _ => return None,
-    };
+    if !matches!(
+        record.entry.kind,
+        JournalKind::PluginOutput | JournalKind::GuardrailVerdict | JournalKind::ToolResult
+    ) {
+        return None;
+    }
+    let plugin = ServedBy::deserialize(&record.entry.data).ok()?.plugin?;
     Some((plugin, digest))
 }
 

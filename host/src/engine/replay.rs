@@ -32,21 +32,22 @@ pub struct ChangedStep {
     pub step_index: u32,
 }
 
+/// The result of every step the run finished, as a replay compares it.
+fn recorded_results(records: &[JournalRecord]) -> Result<BTreeMap<StepKey, Value>, RunError> {
+    Ok(step_summaries(records)?
+        .into_iter()
+        .filter(|s| s.status != StepStatus::Failed)
+        .filter_map(|s| {
+            let done = s.done?;
+            Some((s.step, result_of(done.skipped, done.output)))
+        })
+        .collect())
+}
+
 impl ReplayReport {
-    /// Compares `replayed` with the run recorded as `run` and `records`.
-    pub fn compare(
-        run: &RunRecord,
-        records: &[JournalRecord],
-        replayed: &RunOutput,
-    ) -> Result<Self, RunError> {
-        let before: BTreeMap<StepKey, Value> = step_summaries(records)?
-            .into_iter()
-            .filter(|s| s.status != StepStatus::Failed)
-            .filter_map(|s| {
-                let done = s.done?;
-                Some((s.step, result_of(done.skipped, done.output)))
-            })
-            .collect();
+    /// Compares `replayed` with the run recorded as `run`, whose steps
+    /// finished with the results `before`.
+    fn compare(run: &RunRecord, before: &BTreeMap<StepKey, Value>, replayed: &RunOutput) -> Self {
         let changed_steps = replayed
             .steps
             .iter()
@@ -63,13 +64,13 @@ impl ReplayReport {
                 })
             })
             .collect();
-        Ok(ReplayReport {
+        ReplayReport {
             changed_steps,
             original_output: run.output.clone(),
             output: replayed.output.clone(),
             output_changed: run.output.as_ref() != Some(&replayed.output),
             run_id: run.run_id.clone(),
-        })
+        }
     }
 }
 
@@ -89,10 +90,8 @@ impl Runner {
         run: &RunRecord,
         records: Vec<JournalRecord>,
     ) -> Result<ReplayReport, RunError> {
-        let replayed = self
-            .replay(&run.run_id, records.clone(), false)
-            .wait()
-            .await?;
-        ReplayReport::compare(run, &records, &replayed)
+        let before = recorded_results(&records)?;
+        let replayed = self.replay(&run.run_id, records, false).wait().await?;
+        Ok(ReplayReport::compare(run, &before, &replayed))
     }
 }

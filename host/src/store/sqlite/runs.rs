@@ -365,12 +365,12 @@ fn update_in(
 ) -> Result<RunRecord, StoreError> {
     let mut run = load_run_required(tx, db, run_id)?;
     update.apply_to(&mut run, now)?;
-    let usage = crate::usage::stored::to_value(&run.usage)
-        .map(|v| v.to_string())
-        .map_err(|source| StoreError::Serialization {
+    let usage = crate::usage::stored::to_string(&run.usage).map_err(|source| {
+        StoreError::Serialization {
             what: "run usage",
             source,
-        })?;
+        }
+    })?;
     let output = run
         .output
         .as_ref()
