@@ -1,5 +1,6 @@
 //! Command-line parsing and the commands themselves.
 
+mod config;
 mod durable;
 mod error;
 mod outbox;
@@ -56,6 +57,13 @@ pub(crate) struct GlobalArgs {
     /// (default: $OTEL_EXPORTER_OTLP_ENDPOINT; "" turns export off)
     #[arg(long, global = true, value_name = "URL")]
     pub otlp: Option<String>,
+    /// The operator's host configuration (TOML): credentials paired with
+    /// base URLs, egress allowances, limits. See docs/SECURITY.md
+    #[arg(long, global = true, env = "HOST_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The file named by `config`, read once in `main` before any command.
+    #[arg(skip)]
+    pub host_config: config::HostConfig,
 }
 
 #[derive(Debug, Subcommand)]
@@ -90,13 +98,17 @@ pub(crate) enum Command {
 }
 
 pub(crate) fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let mut cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() { EXIT_BAD_INPUT } else { 0 };
             let _ = e.print();
             return ExitCode::from(code);
         }
+    };
+    cli.global.host_config = match config::HostConfig::load(&cli.global) {
+        Ok(config) => config,
+        Err(e) => return e.report(),
     };
     let telemetry = match init_tracing(&cli.global) {
         Ok(telemetry) => telemetry,
