@@ -123,6 +123,18 @@ pub struct CallContext {
 }
 
 impl CallContext {
+    /// During a tool call of a run: a key naming this one call
+    /// (`<run id>/<journal key>`), the same when the host makes the call
+    /// again after a crash and `host resume`, different for every other
+    /// call. Tools are at-least-once; pass this to whatever you change (a
+    /// payment API's idempotency key, a unique column) so a repeated call
+    /// does its work once. `None` outside a tool call of a run.
+    ///
+    /// Needs a host of WIT `workflow:plugin@0.1.1` or later.
+    pub fn idempotency_key(&self) -> Option<String> {
+        __bindings::workflow::plugin::host::idempotency_key()
+    }
+
     /// The config deserialized into your own type, with a clear error.
     pub fn config_as<T: DeserializeOwned>(&self) -> Result<T, String> {
         serde_json::from_value(self.config.clone())

@@ -66,6 +66,7 @@ fn bench_calls(c: &mut Criterion) {
         entry: entry.into(),
         config,
         logical_time_ms: 0,
+        idempotency_key: None,
     };
     let input = json!("Plan a three-day trip to Lisbon with a food focus");
     let mut group = c.benchmark_group("call");

@@ -14,7 +14,7 @@ pub use error::AgentError;
 use guardrails::check_guardrails;
 pub use history::SessionConfig;
 use model::model_call;
-use tools::call_tool;
+use tools::{call_tool, check_calls};
 
 use crate::events::data::Handoff;
 use crate::events::{Emitter, Scope};
@@ -138,6 +138,7 @@ pub(crate) async fn run(
             .await?;
         *usage.entry(response.model.clone()).or_default() += response.usage;
         last_response_id = response.id.clone().or(last_response_id);
+        check_calls(&cx.workflow.replies, &agent.key, turn, &response.output)?;
 
         let calls: Vec<(String, String, String)> = response
             .output

@@ -4,6 +4,11 @@
 //! `waiting_approval`); a human answers with [`decide`], which journals an
 //! `approval_decision` under the same key. The waiting run — polling in its
 //! own process, or a later `resume` — picks the decision up.
+//!
+//! A decision is bound to exactly one call: its journal key (step, turn,
+//! call id) and the digest of its tool and arguments. A call is named by its
+//! key, or by its call id when that is unambiguous among the run's pending
+//! calls; the run only accepts a decision whose digest is the call's.
 
 use crate::journal::{self, ApprovalAnswer, ApprovalRequest, Decision, Key};
 use crate::store::{JournalKind, RunFilter, RunStatus, Store, StoreError};
@@ -22,9 +27,14 @@ pub struct PendingCall {
     pub step: Option<String>,
     pub agent: Option<String>,
     pub requested_at_ms: u64,
-    /// The journal key the decision is recorded under.
+    /// The journal key the decision is recorded under
+    /// (`STAGE/I/tN/approval/CALL`): names this call exactly.
+    pub key: String,
+    /// `sha256:HEX` of the tool and its exact arguments: what a decision
+    /// approves.
+    pub digest: String,
     #[serde(skip)]
-    key: Key,
+    parsed: Key,
 }
 
 /// Why a decision could not be recorded.
@@ -35,6 +45,12 @@ pub enum ApprovalError {
         run_id: String,
         call_id: String,
         pending: Vec<String>,
+    },
+    #[error("run {run_id} has several pending calls `{call_id}`; name one by its key: {}", .keys.join(", "))]
+    Ambiguous {
+        run_id: String,
+        call_id: String,
+        keys: Vec<String>,
     },
     #[error("run {run_id} is {status}; its approvals can no longer change anything")]
     Finished { run_id: String, status: RunStatus },
@@ -64,8 +80,10 @@ pub async fn pending(store: &dyn Store, run_id: &str) -> Result<Vec<PendingCall>
                     return None;
                 }
             };
+            let digest = request.call_digest();
             Some(PendingCall {
                 run_id: run_id.to_owned(),
+                digest,
                 call_id: request.call_id,
                 tool: request.tool,
                 arguments: request.arguments,
@@ -74,7 +92,8 @@ pub async fn pending(store: &dyn Store, run_id: &str) -> Result<Vec<PendingCall>
                 step: request.step,
                 agent: request.agent,
                 requested_at_ms: r.at_ms,
-                key: r.entry.key.parse().ok()?,
+                key: r.entry.key.clone(),
+                parsed: r.entry.key.parse().ok()?,
             })
         })
         .collect())
@@ -95,7 +114,9 @@ pub async fn pending_all(store: &dyn Store) -> Result<Vec<PendingCall>, StoreErr
     Ok(out)
 }
 
-/// Records a human's decision on call `call_id` of run `run_id`.
+/// Records a human's decision on one pending call of run `run_id`, named by
+/// its journal key or by its call id (refused as ambiguous when several
+/// pending calls share it). The decision carries the call's digest.
 pub async fn decide(
     store: &dyn Store,
     run_id: &str,
@@ -116,22 +137,122 @@ pub async fn decide(
         });
     }
     let waiting = pending(store, run_id).await?;
-    let Some(call) = waiting.iter().find(|p| p.call_id == call_id) else {
-        return Err(ApprovalError::NoSuchCall {
-            run_id: run_id.to_owned(),
-            call_id: call_id.to_owned(),
-            pending: waiting.into_iter().map(|p| p.call_id).collect(),
-        });
+    let matching: Vec<&PendingCall> = match waiting.iter().find(|p| p.key == call_id) {
+        Some(exact) => vec![exact],
+        None => waiting.iter().filter(|p| p.call_id == call_id).collect(),
+    };
+    let call = match matching.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(ApprovalError::NoSuchCall {
+                run_id: run_id.to_owned(),
+                call_id: call_id.to_owned(),
+                pending: waiting.into_iter().map(|p| p.call_id).collect(),
+            });
+        }
+        several => {
+            return Err(ApprovalError::Ambiguous {
+                run_id: run_id.to_owned(),
+                call_id: call_id.to_owned(),
+                keys: several.iter().map(|p| p.key.clone()).collect(),
+            });
+        }
     };
     let entry = journal::entry(
-        &call.key,
+        &call.parsed,
         &ApprovalAnswer {
             call_id: call.call_id.clone(),
             tool: call.tool.clone(),
             decision,
             by: by.map(str::to_owned),
+            digest: Some(call.digest.clone()),
         },
     )?;
     store.append(run_id, entry).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{StepKey, call_digest};
+    use crate::store::{MemoryStore, NewRun, RunStore, RunUpdate};
+    use serde_json::json;
+
+    /// A waiting run with a pending call `x` in turns 1 and 2 of one step
+    /// (servers that number calls per response reuse ids like this).
+    async fn two_pending_x() -> (MemoryStore, Vec<String>) {
+        let store = MemoryStore::new();
+        store
+            .create_run(NewRun {
+                run_id: "r".into(),
+                status: RunStatus::Running,
+                workflow_key: "wf".into(),
+                spec_digest: "d".into(),
+                account_id: String::new(),
+                user_id: String::new(),
+                session_id: None,
+                input: json!(null),
+            })
+            .await
+            .unwrap();
+        let step = StepKey::new("main", 0);
+        let mut keys = Vec::new();
+        for (turn, amount) in [(1, "1"), (2, "1000000")] {
+            let key = Key::approval(&step, turn, "x");
+            let request = ApprovalRequest {
+                call_id: "x".into(),
+                tool: "pay".into(),
+                arguments: format!("{{\"amount\":{amount}}}"),
+                kind: "function".into(),
+                stage: None,
+                step: None,
+                agent: None,
+                digest: Some(call_digest("pay", &format!("{{\"amount\":{amount}}}"))),
+            };
+            store
+                .append("r", journal::entry(&key, &request).unwrap())
+                .await
+                .unwrap();
+            keys.push(key.to_string());
+        }
+        store
+            .update_run("r", RunUpdate::status(RunStatus::WaitingApproval))
+            .await
+            .unwrap();
+        (store, keys)
+    }
+
+    #[tokio::test]
+    async fn an_ambiguous_call_id_is_refused_and_a_key_decides_one_call() {
+        let (store, keys) = two_pending_x().await;
+        let err = decide(&store, "r", "x", Decision::approve(), None)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ApprovalError::Ambiguous { .. }), "{err}");
+        assert!(err.to_string().contains(&keys[1]), "{err}");
+
+        decide(&store, "r", &keys[0], Decision::approve(), Some("ops"))
+            .await
+            .unwrap();
+        let left = pending(&store, "r").await.unwrap();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].key, keys[1]);
+        let journal = store.journal("r").await.unwrap();
+        let answer = journal
+            .iter()
+            .find(|r| r.entry.kind == JournalKind::ApprovalDecision)
+            .unwrap();
+        assert_eq!(answer.entry.key, keys[0]);
+        let answer: ApprovalAnswer = journal::decode(answer).unwrap();
+        assert_eq!(
+            answer.digest.as_deref(),
+            Some(call_digest("pay", "{\"amount\":1}").as_str())
+        );
+        // Now `x` names one pending call.
+        decide(&store, "r", "x", Decision::reject("no"), None)
+            .await
+            .unwrap();
+        assert!(pending(&store, "r").await.unwrap().is_empty());
+    }
 }

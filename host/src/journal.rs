@@ -9,7 +9,14 @@
 //! [`Journal::commit`]s the result and only then moves on. A resumed run
 //! executes the workflow again from the top and is served every recorded
 //! result, so it reaches the exact point where it stopped without repeating
-//! a model, tool or plugin call.
+//! a model, tool or plugin call — except a tool call that was running when
+//! the process died, which runs again: tools are at-least-once, and get
+//! `<run id>/<tool key>` as an idempotency key to make that harmless.
+//!
+//! Approvals are bound to one call: an `approval_requested` entry carries
+//! the digest of its tool and arguments ([`call_digest`]), the decision the
+//! digest of the call decided on, and a call runs only on a decision with
+//! its own digest.
 //!
 //! Commits are write-behind: [`Journal::commit`] queues the write and returns;
 //! [`Journal::barrier`] waits until every queued write of the run is
@@ -33,7 +40,7 @@ pub use keys::{BadKey, Key, Owner, StepKey};
 pub use records::{
     ApprovalAnswer, ApprovalRequest, Decision, GuardrailCheck, HookOutput, ModelCall, Payload,
     RunFinished, RunStarted, SessionRead, SessionRecord, SessionWrite, StepDone, StepFailed,
-    ToolCall,
+    ToolCall, call_digest,
 };
 pub use steps::{StepStatus, StepSummary, step_summaries};
 

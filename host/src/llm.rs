@@ -41,10 +41,19 @@
 //! [`ProviderConfig::timeout`] bounds a non-streamed attempt as a whole
 //! (connect, headers and body). For a streamed attempt it bounds the wait
 //! for the response headers and then every wait for the next chunk (an idle
-//! timeout), so a long answer that keeps streaming is never cut.
+//! timeout); the whole stream is bounded by the operator's
+//! [`ReplyLimits::max_stream_secs`] (10 minutes by default).
+//!
+//! # Limits
+//!
+//! A model server is not trusted with the host's memory: a body, a stream
+//! line or event, a stream's duration and the tool calls of one turn are
+//! capped by [`ReplyLimits`] (the host config's `[models]` section), and
+//! going over a cap is an [`LlmError::ReplyLimit`] naming it.
 
 mod error;
 mod http;
+mod limits;
 mod sample;
 mod scripted;
 mod span;
@@ -65,6 +74,7 @@ use crate::secret::Secret;
 /// provider is configured from this module alone.
 pub use crate::retry::RetryPolicy;
 pub use error::LlmError;
+pub use limits::ReplyLimits;
 pub use sample::sample_value;
 pub use scripted::ScriptedProvider;
 
@@ -148,6 +158,8 @@ pub struct ProviderConfig {
     /// Per-attempt timeout (see the module docs for streams).
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// What the provider accepts of a reply (set by the operator).
+    pub limits: ReplyLimits,
 }
 
 impl ProviderConfig {
@@ -161,6 +173,7 @@ impl ProviderConfig {
             api_key: None,
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
+            limits: ReplyLimits::default(),
         }
     }
 
@@ -200,6 +213,11 @@ impl ProviderConfig {
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    pub fn with_limits(mut self, limits: ReplyLimits) -> Self {
+        self.limits = limits;
         self
     }
 }

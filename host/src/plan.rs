@@ -131,6 +131,9 @@ pub struct Workflow {
     pub agents: HashMap<String, Arc<Agent>>,
     pub output_schema: Option<Arc<Schema>>,
     pub allow_handoffs: bool,
+    /// The operator's caps on model replies (tool calls per turn; the
+    /// providers hold the rest).
+    pub replies: crate::llm::ReplyLimits,
 }
 
 /// The default turn budget of a step when neither step nor agent sets one.

@@ -65,6 +65,7 @@ pub(crate) fn ctx(config: Value) -> CallContext {
         entry: String::new(),
         config,
         logical_time_ms: 1_700_000_000_000,
+        idempotency_key: None,
     }
 }
 

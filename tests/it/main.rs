@@ -18,5 +18,6 @@ mod llm;
 mod otlp;
 mod outbox;
 mod plugins;
+mod replies;
 mod run;
 mod sinks;

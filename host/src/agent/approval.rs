@@ -4,7 +4,7 @@
 use super::*;
 use crate::events::Scope;
 use crate::events::data::{ApprovalRequested, ApprovalResolved};
-use crate::journal::{ApprovalAnswer, ApprovalRequest, Decision, Key, Mode, decode};
+use crate::journal::{ApprovalAnswer, ApprovalRequest, Decision, Key, Mode, call_digest, decode};
 use crate::store::{JournalKind, RunStatus, RunUpdate};
 use std::time::Duration;
 
@@ -13,7 +13,10 @@ pub(super) const APPROVAL_POLL: Duration = Duration::from_millis(100);
 
 /// Waits for a human's decision on call `call_id`: recorded already (a
 /// resumed run), or requested now — then the run pauses (the step returns
-/// [`AgentError::Paused`]) unless it waits in-process.
+/// [`AgentError::Paused`]) unless it waits in-process. A decision counts
+/// only for the exact call it was made on (tool and argument digest, see
+/// [`call_digest`]); one recorded for another call under the same key fails
+/// the step without running the call.
 pub(super) async fn approval_gate(
     cx: &AgentContext,
     scope: &Scope,
@@ -24,7 +27,10 @@ pub(super) async fn approval_gate(
     kind: &'static str,
 ) -> Result<Decision, AgentError> {
     let key = Key::approval(&cx.step_key, turn, call_id);
+    let digest = call_digest(&tool, arguments);
     if let Some(answer) = cx.journal.recorded::<ApprovalAnswer>(&key)? {
+        let request = cx.journal.recorded::<ApprovalRequest>(&key)?;
+        bound_to(&key, &answer, request.as_ref(), &digest)?;
         return Ok(answer.decision);
     }
     if cx.journal.mode() == Mode::Replay {
@@ -49,6 +55,7 @@ pub(super) async fn approval_gate(
             stage: scope.stage.clone(),
             step: scope.step.clone(),
             agent: scope.agent.clone(),
+            digest: Some(digest.clone()),
         };
         cx.journal.commit(&key, &request, None, waiting).await?;
     } else if let Some(update) = waiting {
@@ -79,7 +86,9 @@ pub(super) async fn approval_gate(
             .iter()
             .find(|r| r.entry.kind == JournalKind::ApprovalDecision)
         {
-            let decision = decode::<ApprovalAnswer>(record)?.decision;
+            let answer = decode::<ApprovalAnswer>(record)?;
+            bound_to(&key, &answer, None, &digest)?;
+            let decision = answer.decision;
             store
                 .update_run(cx.journal.run_id(), RunUpdate::status(RunStatus::Running))
                 .await?;
@@ -99,4 +108,30 @@ pub(super) async fn approval_gate(
         }
         tokio::time::sleep(APPROVAL_POLL).await;
     }
+}
+
+/// Checks that `answer` decides the call whose digest is `digest`: by the
+/// digest it carries, or (a decision journaled before digests existed) by
+/// the recorded request's tool and arguments.
+fn bound_to(
+    key: &Key,
+    answer: &ApprovalAnswer,
+    request: Option<&ApprovalRequest>,
+    digest: &str,
+) -> Result<(), AgentError> {
+    let decided = match (&answer.digest, request) {
+        (Some(decided), _) => decided.clone(),
+        (None, Some(request)) => request.call_digest(),
+        // An old decision with no request to compare: the key alone.
+        (None, None) => return Ok(()),
+    };
+    if decided != digest {
+        return Err(AgentError::ApprovalMismatch {
+            key: key.to_string(),
+            message: format!(
+                "the decision recorded was for another call (`{decided}`, this call is `{digest}`)"
+            ),
+        });
+    }
+    Ok(())
 }

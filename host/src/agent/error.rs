@@ -47,6 +47,20 @@ pub enum AgentError {
     ReplayDiverged { key: String },
     #[error("session: {0}")]
     Session(String),
+    /// The model's reply cannot be acted on safely (calls that cannot be
+    /// told apart, or more than the operator allows); nothing of it ran.
+    #[error(
+        "agent `{agent}`, turn {turn}: the model's reply was refused, none of its calls ran: {message}"
+    )]
+    ReplyRefused {
+        agent: String,
+        turn: u32,
+        message: String,
+    },
+    /// A recorded approval decision is not for this call (another tool or
+    /// other arguments under the same key): the call does not run.
+    #[error("approval `{key}`: {message}; the call was not run")]
+    ApprovalMismatch { key: String, message: String },
 }
 
 impl AgentError {

@@ -5,11 +5,50 @@ use super::*;
 use crate::events::Scope;
 use crate::events::data::{ToolCalled, ToolResult};
 use crate::journal::{Decision, Key, Mode, ToolCall, decode};
+use crate::llm::ReplyLimits;
 use crate::plan::{Agent, ToolRef};
 use crate::plugin::{CallError, Phase};
 use crate::store::JournalKind;
 use serde_json::{Value, json};
+use std::collections::HashMap;
 use tracing::Instrument;
+
+/// Refuses a turn's reply before any of it runs when two of its calls (tool
+/// calls or hosted-MCP approval requests) share an id — their journal
+/// entries and approvals would be confused — or when it makes more calls
+/// than the operator's `max_tool_calls_per_turn`.
+pub(super) fn check_calls(
+    limits: &ReplyLimits,
+    agent: &str,
+    turn: u32,
+    output: &[Item],
+) -> Result<(), AgentError> {
+    let refused = |message: String| AgentError::ReplyRefused {
+        agent: agent.to_owned(),
+        turn,
+        message,
+    };
+    let ids: Vec<&str> = output
+        .iter()
+        .filter_map(|item| match item {
+            Item::FunctionCall { call_id, .. } => Some(call_id.as_str()),
+            Item::McpApprovalRequest { id, .. } => Some(id.as_str()),
+            _ => None,
+        })
+        .collect();
+    limits.check_tool_calls(ids.len()).map_err(refused)?;
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+    for (position, id) in ids.iter().enumerate() {
+        if let Some(first) = seen.insert(id, position) {
+            return Err(refused(format!(
+                "calls {} and {} share the call id `{id}`",
+                first + 1,
+                position + 1
+            )));
+        }
+    }
+    Ok(())
+}
 
 /// Runs one tool call. An error the model can fix (bad arguments, a tool
 /// that returned an error or trapped) goes back to the model as the tool's
@@ -174,7 +213,8 @@ pub(super) async fn invoke(
     )
     .await?;
 
-    let (output, failed, digest) = match run_tool(cx, tool, &args).await? {
+    let key = Key::tool(&cx.step_key, turn, call_id);
+    let (output, failed, digest) = match run_tool(cx, tool, &args, &key).await? {
         Ok(served) => (served.value, false, Some(served.digest.to_string())),
         Err(e) => (Value::String(format!("error: {e}")), true, None),
     };
@@ -191,10 +231,13 @@ pub(super) async fn invoke(
     Ok((input_text(&output), failed, digest))
 }
 
+/// Calls `tool`'s plugin; the call context carries the idempotency key of
+/// the journal entry `key` the result will be recorded under.
 pub(super) async fn run_tool(
     cx: &AgentContext,
     tool: &ToolRef,
     args: &Value,
+    key: &Key,
 ) -> Result<Result<crate::plugin::Served<Value>, CallError>, AgentError> {
     let plugin = cx
         .registry
@@ -202,6 +245,9 @@ pub(super) async fn run_tool(
         .ok_or_else(|| AgentError::PluginMissing {
             plugin: tool.plugin.clone(),
         })?;
-    let call = cx.call.for_entry(&tool.name, &tool.config);
+    let call = cx
+        .call
+        .for_entry(&tool.name, &tool.config)
+        .with_idempotency_key(format!("{}/{key}", cx.journal.run_id()));
     Ok(plugin.invoke_tool(cx.registry.runtime(), &call, args).await)
 }

@@ -15,12 +15,16 @@ use std::path::Path;
 /// silently ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct HostConfig {}
+pub(crate) struct HostConfig {
+    /// `[models]`: caps on model replies (body, stream lines and events,
+    /// stream duration, tool calls per turn).
+    pub models: host::llm::ReplyLimits,
+}
 
 impl HostConfig {
     /// The file from `--config` / `HOST_CONFIG`, or the defaults when none
     /// is given.
-    pub(crate) fn load(global: &GlobalArgs) -> Result<HostConfig, CliError> {
+    pub(super) fn load(global: &GlobalArgs) -> Result<HostConfig, CliError> {
         match &global.config {
             Some(path) => HostConfig::read(path),
             None => Ok(HostConfig::default()),
@@ -47,6 +51,21 @@ mod tests {
     #[test]
     fn empty_file_is_the_defaults() {
         assert!(HostConfig::parse("").is_ok());
+    }
+
+    #[test]
+    fn models_section_sets_reply_limits() {
+        let config =
+            HostConfig::parse("[models]\nmax_line_bytes = 1024\nmax_tool_calls_per_turn = 2\n")
+                .unwrap();
+        assert_eq!(config.models.max_line_bytes, 1024);
+        assert_eq!(config.models.max_tool_calls_per_turn, 2);
+        assert_eq!(
+            config.models.max_body_bytes,
+            host::llm::ReplyLimits::DEFAULT_MAX_BODY_BYTES
+        );
+        let e = HostConfig::parse("[models]\nmax_lines = 1\n").unwrap_err();
+        assert!(e.to_string().contains("max_lines"), "{e}");
     }
 
     #[test]

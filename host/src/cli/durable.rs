@@ -102,6 +102,9 @@ pub(crate) enum ApprovalsCommand {
 #[derive(Debug, clap::Args)]
 pub(crate) struct ApproveArgs {
     pub run_id: String,
+    /// The call: its key from `host approvals list`, or its call id when
+    /// that names one pending call
+    #[arg(value_name = "CALL")]
     pub call_id: String,
     /// Who decided (recorded in the journal)
     #[arg(long, value_name = "NAME")]
@@ -111,6 +114,9 @@ pub(crate) struct ApproveArgs {
 #[derive(Debug, clap::Args)]
 pub(crate) struct RejectArgs {
     pub run_id: String,
+    /// The call: its key from `host approvals list`, or its call id when
+    /// that names one pending call
+    #[arg(value_name = "CALL")]
     pub call_id: String,
     /// Why; the model receives it as the tool's result
     #[arg(long, value_name = "TEXT")]
@@ -156,6 +162,7 @@ async fn rebuild(
     let options = CompileOptions {
         offline: meta.offline,
         stream: meta.stream,
+        replies: global.host_config.models,
     };
     let runner = load_runner(global, &spec, &plugins, &options).await?;
     Ok((spec, runner))
@@ -544,16 +551,18 @@ pub(super) async fn approvals(
     } else {
         writeln!(
             out,
-            "{:<26}  {:<24}  {:<20}  ARGUMENTS",
-            "RUN", "CALL", "TOOL"
+            "{:<26}  {:<32}  {:<20}  {:<14}  ARGUMENTS",
+            "RUN", "CALL (KEY)", "TOOL", "DIGEST"
         )?;
         for p in &pending {
+            let digest = p.digest.strip_prefix("sha256:").unwrap_or(&p.digest);
             writeln!(
                 out,
-                "{:<26}  {:<24}  {:<20}  {}",
+                "{:<26}  {:<32}  {:<20}  {:<14}  {}",
                 p.run_id,
-                p.call_id,
+                p.key,
                 p.tool,
+                digest.get(..12).unwrap_or(digest),
                 clip(&p.arguments)
             )?;
         }
@@ -577,7 +586,9 @@ async fn decide(
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(e @ ApprovalError::NoSuchCall { .. }) => Err(CliError::bad_input(e.to_string())),
+        Err(e @ (ApprovalError::NoSuchCall { .. } | ApprovalError::Ambiguous { .. })) => {
+            Err(CliError::bad_input(e.to_string()))
+        }
         Err(e) => Err(CliError::failed(e.to_string())),
     }
 }

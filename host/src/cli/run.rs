@@ -86,6 +86,7 @@ pub(super) async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, 
     let options = CompileOptions {
         offline: args.offline,
         stream: args.stream,
+        replies: global.host_config.models,
     };
     let runner = load_runner(global, &spec, &args.plugins, &options)
         .await?

@@ -203,6 +203,7 @@ impl Runner {
                 entry: hook.entry.clone(),
                 config: hook.config.clone(),
                 logical_time_ms: state.logical_time_ms,
+                idempotency_key: None,
             };
             let reduce = async {
                 let plugin =
@@ -265,6 +266,7 @@ impl Runner {
                 entry: String::new(),
                 config: Value::Null,
                 logical_time_ms: state.logical_time_ms,
+                idempotency_key: None,
             },
             journal: state.journal.clone(),
             step_key: StepKey::new(&stage.name, index),

@@ -123,6 +123,32 @@ pub struct ApprovalRequest {
     pub step: Option<String>,
     #[serde(default)]
     pub agent: Option<String>,
+    /// [`call_digest`] of the tool and its arguments: what a decision on
+    /// this request approves. Absent in journals written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl ApprovalRequest {
+    /// The digest a decision on this request must carry: the recorded one,
+    /// or for an older entry the one of its recorded tool and arguments.
+    pub fn call_digest(&self) -> String {
+        self.digest
+            .clone()
+            .unwrap_or_else(|| call_digest(&self.tool, &self.arguments))
+    }
+}
+
+/// `sha256:HEX` of a tool call's name and its exact argument text: binds an
+/// approval to the one call a human saw (another call under the same id, or
+/// the same call with other arguments, has another digest).
+pub fn call_digest(tool: &str, arguments: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(tool.as_bytes());
+    hash.update([0u8]);
+    hash.update(arguments.as_bytes());
+    format!("sha256:{}", hex::encode(hash.finalize()))
 }
 
 fn function_kind() -> String {
@@ -162,6 +188,11 @@ pub struct ApprovalAnswer {
     /// Who decided, when they said.
     #[serde(default)]
     pub by: Option<String>,
+    /// The [`call_digest`] of the call decided on; the decision applies to
+    /// that call only. Absent in journals written before it existed (the
+    /// request's recorded tool and arguments are then compared).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// `step_completed`: a step's result, skipped or done.
@@ -267,8 +298,23 @@ mod tests {
                     stage: Some("s".into()),
                     step: None,
                     agent: Some("a".into()),
+                    digest: None,
                 }),
                 json!({"call_id": "c", "tool": "t", "arguments": "{}", "kind": "function", "stage": "s", "step": null, "agent": "a"}),
+            ),
+            (
+                stored(&ApprovalRequest {
+                    call_id: "c".into(),
+                    tool: "t".into(),
+                    arguments: "{}".into(),
+                    kind: "function".into(),
+                    stage: None,
+                    step: None,
+                    agent: None,
+                    digest: Some(call_digest("t", "{}")),
+                }),
+                json!({"call_id": "c", "tool": "t", "arguments": "{}", "kind": "function", "stage": null, "step": null, "agent": null,
+                       "digest": "sha256:c277c62dc4a00825f5e8ddbaf449c64e79a4f665924f450da81a9c31e7a392eb"}),
             ),
             (
                 stored(&ApprovalAnswer {
@@ -276,6 +322,7 @@ mod tests {
                     tool: "t".into(),
                     decision: Decision::approve(),
                     by: None,
+                    digest: None,
                 }),
                 json!({"call_id": "c", "tool": "t", "decision": {"approved": true}, "by": null}),
             ),

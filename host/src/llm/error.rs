@@ -71,6 +71,11 @@ pub enum LlmError {
     /// The provider's configuration is unusable.
     #[error("provider `{provider}`: invalid configuration: {message}")]
     Config { provider: String, message: String },
+    /// The answer went over one of the operator's
+    /// [`ReplyLimits`](super::ReplyLimits); `message` names the cap and the
+    /// host-config key that sets it. Not retried.
+    #[error("provider `{provider}`: {message}")]
+    ReplyLimit { provider: String, message: String },
     /// Scripted provider: a bad script file, or no reply matches a request.
     #[error("provider `{provider}`: {}{message}", script_path(.path))]
     Script {
@@ -126,6 +131,7 @@ impl LlmError {
             | LlmError::RetryBudgetExhausted { provider, .. }
             | LlmError::InvalidRequest { provider, .. }
             | LlmError::Config { provider, .. }
+            | LlmError::ReplyLimit { provider, .. }
             | LlmError::Script { provider, .. } => provider,
         }
     }
@@ -185,6 +191,7 @@ impl LlmError {
             LlmError::RetryBudgetExhausted { .. } => "retry_budget_exhausted",
             LlmError::InvalidRequest { .. } => "invalid_request",
             LlmError::Config { .. } => "config",
+            LlmError::ReplyLimit { .. } => "reply_limit",
             LlmError::Script { .. } => "script",
         }
     }
@@ -277,6 +284,8 @@ pub(crate) enum Failure {
         message: String,
     },
     Invalid(String),
+    /// Over one of the operator's reply limits.
+    Limit(super::limits::Exceeded),
 }
 
 impl Failure {
@@ -291,6 +300,10 @@ impl Failure {
                 message,
             },
             Failure::Invalid(message) => LlmError::InvalidRequest { provider, message },
+            Failure::Limit(exceeded) => LlmError::ReplyLimit {
+                provider,
+                message: exceeded.to_string(),
+            },
         }
     }
 }

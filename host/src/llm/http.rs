@@ -11,6 +11,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use tracing::Instrument;
 
 use super::error::Failure;
+use super::limits::{self, BodyError, ReplyLimits};
 use super::sse::{SseDecoder, SseEvent};
 use super::wire::{Answer, DeltaTap, chat, responses};
 use super::{
@@ -32,6 +33,7 @@ pub(crate) struct OpenAiProvider {
     key: Option<Secret>,
     timeout: Duration,
     retry: RetryPolicy,
+    limits: ReplyLimits,
     http: reqwest::Client,
 }
 
@@ -109,6 +111,7 @@ impl OpenAiProvider {
             key,
             timeout: config.timeout,
             retry: config.retry,
+            limits: config.limits,
             http,
         })
     }
@@ -228,7 +231,8 @@ impl OpenAiProvider {
             return Ok(response);
         }
         let retry_after = retry_after_from_headers(response.headers(), SystemTime::now());
-        let body = response.bytes().await.unwrap_or_default();
+        let mut response = response;
+        let body = limits::read_error_body(&mut response).await;
         let (message, kind) = error_message(&body, status);
         let provider = self.name.clone();
         if status.as_u16() == 429 && kind.as_deref() != Some("insufficient_quota") {
@@ -250,11 +254,16 @@ impl OpenAiProvider {
     /// One non-streamed attempt, bounded by the timeout as a whole.
     async fn attempt_whole(&self, headers: &HeaderMap, body: &Bytes) -> Result<Answer, LlmError> {
         let exchange = async {
-            let response = self.send(headers, body).await?;
-            response.bytes().await.map_err(|e| {
-                Failure::Truncated(format!("reading the body failed: {}", error_chain(&e)))
-                    .into_error(&self.name)
-            })
+            let mut response = self.send(headers, body).await?;
+            limits::read_body(&mut response, &self.limits)
+                .await
+                .map_err(|e| match e {
+                    BodyError::Transport(e) => {
+                        Failure::Truncated(format!("reading the body failed: {}", error_chain(&e)))
+                    }
+                    BodyError::TooLarge(exceeded) => Failure::Limit(exceeded),
+                })
+                .map_err(|f| f.into_error(&self.name))
         };
         let bytes = tokio::time::timeout(self.timeout, exchange)
             .await
@@ -267,17 +276,20 @@ impl OpenAiProvider {
     }
 
     /// One streamed attempt: the timeout bounds the wait for the headers and
-    /// then each wait for the next chunk.
+    /// then each wait for the next chunk; the reply limits bound the whole
+    /// stream's bytes and duration, and its lines and events.
     async fn attempt_stream(
         &self,
         headers: &HeaderMap,
         body: &Bytes,
         tap: &mut DeltaTap<'_>,
     ) -> Result<Answer, LlmError> {
+        let deadline = tokio::time::Instant::now() + self.limits.max_stream();
         let mut response = tokio::time::timeout(self.timeout, self.send(headers, body))
             .await
             .map_err(|_| self.timeout_error("waiting for the response headers"))??;
-        let mut decoder = SseDecoder::default();
+        let mut decoder = SseDecoder::new(self.limits);
+        let mut received: u64 = 0;
         let mut events: Vec<SseEvent> = Vec::new();
         let mut assembler = match self.api {
             Api::Responses => Assembler::Responses(responses::StreamAssembler::default()),
@@ -285,7 +297,11 @@ impl OpenAiProvider {
         };
         let fail = |f: Failure| f.into_error(&self.name);
         loop {
-            let chunk = match tokio::time::timeout(self.timeout, response.chunk()).await {
+            let idle = tokio::time::Instant::now() + self.timeout;
+            let chunk = match tokio::time::timeout_at(idle.min(deadline), response.chunk()).await {
+                Err(_) if deadline <= idle => {
+                    return Err(fail(Failure::Limit(self.limits.stream_time())));
+                }
                 Err(_) => return Err(self.timeout_error("waiting for the next stream event")),
                 Ok(Err(e)) => {
                     return Err(fail(Failure::Truncated(format!(
@@ -296,9 +312,11 @@ impl OpenAiProvider {
                 Ok(Ok(None)) => break,
                 Ok(Ok(Some(chunk))) => chunk,
             };
-            decoder
-                .feed(&chunk, &mut events)
-                .map_err(|m| fail(Failure::Malformed(m)))?;
+            received += chunk.len() as u64;
+            if received > self.limits.max_body_bytes {
+                return Err(fail(Failure::Limit(self.limits.body())));
+            }
+            decoder.feed(&chunk, &mut events).map_err(fail)?;
             for event in events.drain(..) {
                 assembler.on_event(&event, tap).map_err(fail)?;
             }

@@ -4,6 +4,17 @@ use serde_json::{Map, Value, json};
 
 /// Deepest nesting followed (guards against recursive `$ref`s).
 const MAX_DEPTH: usize = 24;
+/// Most values (objects, arrays, scalars) one sample may hold: breadth
+/// times depth of a hostile schema (a recursive `$ref` under `minItems`)
+/// would otherwise grow exponentially. Past it, arrays get fewer items and
+/// further values are `null`.
+pub(crate) const MAX_NODES: usize = 10_000;
+/// Longest string padded to a `minLength`.
+pub(crate) const MAX_STRING_CHARS: usize = 64 << 10;
+/// Most padding characters in one sample, over all its strings.
+pub(crate) const MAX_TOTAL_CHARS: usize = 1 << 20;
+/// Most items generated for one array (below `minItems` when it is larger).
+const MAX_ITEMS: u64 = 64;
 
 /// A deterministic instance of `schema` (the subset used for structured
 /// outputs and tool parameters): every property of an object, one item per
@@ -12,11 +23,30 @@ const MAX_DEPTH: usize = 24;
 /// `minLength`/`maxLength` (or a valid example for common `format`s),
 /// `$ref` into the schema itself, `anyOf`/`oneOf` → the first non-null
 /// branch, `allOf` → the merged objects.
+///
+/// Bounded whatever the schema: [`MAX_DEPTH`] levels, [`MAX_NODES`] values,
+/// strings padded to at most [`MAX_STRING_CHARS`] and [`MAX_TOTAL_CHARS`]
+/// padding in all (so a huge `minLength` or `minItems` yields a value that
+/// may not satisfy it, promptly, rather than hanging the run).
 pub fn sample_value(schema: &Value) -> Value {
-    generate(schema, schema, "text", 0)
+    let mut budget = Budget {
+        nodes: MAX_NODES,
+        chars: MAX_TOTAL_CHARS,
+    };
+    generate(schema, schema, "text", 0, &mut budget)
 }
 
-fn generate(schema: &Value, root: &Value, name: &str, depth: usize) -> Value {
+/// What is left to spend on one sample.
+struct Budget {
+    nodes: usize,
+    chars: usize,
+}
+
+fn generate(schema: &Value, root: &Value, name: &str, depth: usize, budget: &mut Budget) -> Value {
+    if budget.nodes == 0 {
+        return Value::Null;
+    }
+    budget.nodes -= 1;
     if depth > MAX_DEPTH {
         return Value::Null;
     }
@@ -26,7 +56,7 @@ fn generate(schema: &Value, root: &Value, name: &str, depth: usize) -> Value {
     };
     if let Some(reference) = obj.get("$ref").and_then(Value::as_str) {
         return match resolve(root, reference) {
-            Some(target) => generate(target, root, name, depth + 1),
+            Some(target) => generate(target, root, name, depth + 1, budget),
             None => Value::Null,
         };
     }
@@ -47,7 +77,7 @@ fn generate(schema: &Value, root: &Value, name: &str, depth: usize) -> Value {
                 .find(|b| b.get("type").and_then(Value::as_str) != Some("null"))
                 .or_else(|| branches.first());
             if let Some(branch) = branch {
-                return generate(branch, root, name, depth + 1);
+                return generate(branch, root, name, depth + 1, budget);
             }
         }
     }
@@ -55,7 +85,7 @@ fn generate(schema: &Value, root: &Value, name: &str, depth: usize) -> Value {
         let mut merged = Map::new();
         let mut other = None;
         for part in parts {
-            match generate(part, root, name, depth + 1) {
+            match generate(part, root, name, depth + 1, budget) {
                 Value::Object(fields) => merged.extend(fields),
                 value => other = other.or(Some(value)),
             }
@@ -82,7 +112,10 @@ fn generate(schema: &Value, root: &Value, name: &str, depth: usize) -> Value {
             let mut fields = Map::new();
             if let Some(properties) = obj.get("properties").and_then(Value::as_object) {
                 for (key, sub) in properties {
-                    fields.insert(key.clone(), generate(sub, root, key, depth + 1));
+                    if budget.nodes == 0 {
+                        break;
+                    }
+                    fields.insert(key.clone(), generate(sub, root, key, depth + 1, budget));
                 }
             }
             Value::Object(fields)
@@ -93,7 +126,7 @@ fn generate(schema: &Value, root: &Value, name: &str, depth: usize) -> Value {
                 .get("maxItems")
                 .and_then(Value::as_u64)
                 .unwrap_or(u64::MAX);
-            let count = min.max(1).min(max).min(64) as usize;
+            let count = min.max(1).min(max).min(MAX_ITEMS) as usize;
             let prefix = obj
                 .get("prefixItems")
                 .and_then(Value::as_array)
@@ -101,15 +134,21 @@ fn generate(schema: &Value, root: &Value, name: &str, depth: usize) -> Value {
                 .unwrap_or_default();
             let items = obj.get("items").cloned().unwrap_or(json!({}));
             let count = count.max(prefix.len().min(max as usize));
-            (0..count)
-                .map(|i| generate(prefix.get(i).unwrap_or(&items), root, name, depth + 1))
-                .collect()
+            let mut out = Vec::with_capacity(count.min(budget.nodes));
+            for i in 0..count {
+                if budget.nodes == 0 {
+                    break;
+                }
+                let item = prefix.get(i).unwrap_or(&items);
+                out.push(generate(item, root, name, depth + 1, budget));
+            }
+            Value::Array(out)
         }
         "integer" => Value::from(integer(obj)),
         "number" => number(obj),
         "boolean" => Value::Bool(true),
         "null" => Value::Null,
-        _ => Value::String(string(obj, name)),
+        _ => Value::String(string(obj, name, &mut budget.chars)),
     }
 }
 
@@ -164,7 +203,8 @@ fn number(obj: &Map<String, Value>) -> Value {
         .unwrap_or(Value::Null)
 }
 
-fn string(obj: &Map<String, Value>, name: &str) -> String {
+/// A string for `obj`; padding to `minLength` is linear and spends `chars`.
+fn string(obj: &Map<String, Value>, name: &str, chars: &mut usize) -> String {
     let mut text = match obj.get("format").and_then(Value::as_str) {
         Some("date-time") => "2024-01-01T00:00:00Z".to_string(),
         Some("date") => "2024-01-01".to_string(),
@@ -175,15 +215,22 @@ fn string(obj: &Map<String, Value>, name: &str) -> String {
         Some("ipv4") => "127.0.0.1".to_string(),
         _ => format!("sample {name}"),
     };
-    let min = obj.get("minLength").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let min = obj
+        .get("minLength")
+        .and_then(Value::as_u64)
+        .map_or(0, |m| usize::try_from(m).unwrap_or(usize::MAX))
+        .min(MAX_STRING_CHARS);
     let max = obj
         .get("maxLength")
         .and_then(Value::as_u64)
-        .map(|m| m as usize);
-    while text.chars().count() < min {
-        text.push('x');
-    }
-    if let Some(max) = max {
+        .map(|m| usize::try_from(m).unwrap_or(usize::MAX));
+    let have = text.chars().count();
+    let pad = min.saturating_sub(have).min(*chars);
+    *chars -= pad;
+    text.extend(std::iter::repeat_n('x', pad));
+    if let Some(max) = max
+        && max < have + pad
+    {
         text = text.chars().take(max).collect();
     }
     text
@@ -236,6 +283,65 @@ mod tests {
             "properties": {"next": {"$ref": "#"}}
         });
         let _ = sample_value(&schema);
+    }
+
+    /// Runs the generator on `schema` in a thread and fails (instead of
+    /// hanging the suite) when it takes longer than a few seconds.
+    fn sample_within(schema: Value) -> Value {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(sample_value(&schema));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("sample_value did not return within 5 s")
+    }
+
+    fn nodes(value: &Value) -> usize {
+        1 + match value {
+            Value::Array(items) => items.iter().map(nodes).sum(),
+            Value::Object(fields) => fields.values().map(nodes).sum(),
+            _ => 0,
+        }
+    }
+
+    #[test]
+    fn huge_min_length_is_capped_and_linear() {
+        let value = sample_within(json!({"type": "string", "minLength": 200_000}));
+        assert_eq!(value.as_str().unwrap().len(), MAX_STRING_CHARS);
+        let value = sample_within(json!({"type": "string", "minLength": 4_000_000_000u64}));
+        assert_eq!(value.as_str().unwrap().len(), MAX_STRING_CHARS);
+        // Short ones are still met exactly.
+        let value = sample_within(json!({"type": "string", "minLength": 30}));
+        assert_eq!(value.as_str().unwrap().chars().count(), 30);
+    }
+
+    #[test]
+    fn padding_over_all_strings_is_bounded() {
+        let value = sample_within(json!({
+            "type": "array", "minItems": 64,
+            "items": {"type": "string", "minLength": 60_000}
+        }));
+        let total: usize = value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s.as_str().unwrap_or("").len())
+            .sum();
+        assert!(total <= MAX_TOTAL_CHARS + 64 * 16, "{total} bytes");
+    }
+
+    #[test]
+    fn recursive_breadth_is_bounded_by_the_node_budget() {
+        // Today's generator would build ~64^12 values for this.
+        let schema = json!({
+            "$defs": {"t": {"type": "object", "properties": {
+                "a": {"type": "array", "minItems": 64, "items": {"$ref": "#/$defs/t"}},
+                "b": {"type": "array", "minItems": 64, "items": {"$ref": "#/$defs/t"}}
+            }}},
+            "$ref": "#/$defs/t"
+        });
+        let value = sample_within(schema);
+        assert!(nodes(&value) <= MAX_NODES + 1, "{} nodes", nodes(&value));
     }
 
     #[test]

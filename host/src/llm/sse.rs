@@ -1,7 +1,11 @@
 //! An incremental server-sent-events decoder (the subset of the WHATWG
 //! event-stream format model servers use: `event`, `data`, comments; `id`
 //! and `retry` are ignored). Bytes go in as they arrive, whole events come
-//! out.
+//! out. A line or an event over its cap is an error as soon as the cap is
+//! passed, so a server cannot make the decoder buffer without bound.
+
+use super::error::Failure;
+use super::limits::ReplyLimits;
 
 /// One dispatched event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,8 +16,9 @@ pub(crate) struct SseEvent {
     pub data: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct SseDecoder {
+    limits: ReplyLimits,
     buf: Vec<u8>,
     /// The previous line ended with `\r`: a `\n` right after belongs to it.
     skip_lf: bool,
@@ -23,9 +28,23 @@ pub(crate) struct SseDecoder {
 }
 
 impl SseDecoder {
+    /// A decoder that refuses lines over `limits.max_line_bytes` and events
+    /// over `limits.max_event_bytes`.
+    pub(crate) fn new(limits: ReplyLimits) -> Self {
+        SseDecoder {
+            limits,
+            buf: Vec::new(),
+            skip_lf: false,
+            event: String::new(),
+            data: String::new(),
+            has_data: false,
+        }
+    }
+
     /// Feeds the next bytes; complete events are appended to `out`. Fails on
-    /// a line that is not UTF-8.
-    pub(crate) fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), String> {
+    /// a line that is not UTF-8, a line over the line cap (even before it
+    /// ends) and an event over the event cap.
+    pub(crate) fn feed(&mut self, chunk: &[u8], out: &mut Vec<SseEvent>) -> Result<(), Failure> {
         self.buf.extend_from_slice(chunk);
         let mut start = 0;
         let mut result = Ok(());
@@ -43,20 +62,33 @@ impl SseDecoder {
                 .iter()
                 .position(|b| *b == b'\n' || *b == b'\r')
             else {
+                if self.buf.len() - start > self.limits.max_line_bytes {
+                    result = Err(Failure::Limit(self.limits.line()));
+                    start = self.buf.len();
+                }
                 break;
             };
             let end = start + rel;
             self.skip_lf = self.buf[end] == b'\r';
+            if rel > self.limits.max_line_bytes {
+                result = Err(Failure::Limit(self.limits.line()));
+                start = end + 1;
+                break;
+            }
             let line = match std::str::from_utf8(&self.buf[start..end]) {
                 Ok(line) => line.to_owned(),
                 Err(e) => {
-                    result = Err(format!("stream line is not UTF-8: {e}"));
+                    result = Err(Failure::Malformed(format!("stream line is not UTF-8: {e}")));
                     start = end + 1;
                     break;
                 }
             };
             start = end + 1;
             self.line(&line, out);
+            if self.event.len() + self.data.len() > self.limits.max_event_bytes {
+                result = Err(Failure::Limit(self.limits.event()));
+                break;
+            }
         }
         self.buf.drain(..start);
         result
@@ -124,7 +156,7 @@ mod tests {
     use super::*;
 
     fn decode(chunks: &[&[u8]]) -> (Vec<SseEvent>, bool) {
-        let mut decoder = SseDecoder::default();
+        let mut decoder = SseDecoder::new(ReplyLimits::default());
         let mut out = Vec::new();
         for chunk in chunks {
             decoder.feed(chunk, &mut out).unwrap();
@@ -178,8 +210,80 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_an_error() {
-        let mut decoder = SseDecoder::default();
+        let mut decoder = SseDecoder::new(ReplyLimits::default());
         let mut out = Vec::new();
         assert!(decoder.feed(b"data: \xff\xfe\n\n", &mut out).is_err());
+    }
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    fn small() -> ReplyLimits {
+        ReplyLimits {
+            max_line_bytes: 1024,
+            max_event_bytes: 4096,
+            ..ReplyLimits::default()
+        }
+    }
+
+    fn is_limit(result: Result<(), Failure>, key: &str) -> bool {
+        matches!(result, Err(Failure::Limit(e)) if e.key == key)
+    }
+
+    #[test]
+    fn an_unfinished_line_over_the_cap_fails_before_it_ends() {
+        let mut decoder = SseDecoder::new(small());
+        let mut out = Vec::new();
+        assert!(decoder.feed(b"data: ", &mut out).is_ok());
+        let mut result = Ok(());
+        for _ in 0..100 {
+            result = decoder.feed(&[b'a'; 100], &mut out);
+            if result.is_err() {
+                break;
+            }
+            // Never holds more than the cap and one chunk.
+            assert!(decoder.buf.len() <= 1024 + 100);
+        }
+        assert!(is_limit(result, "max_line_bytes"));
+        assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_whole_line_over_the_cap_fails() {
+        let mut decoder = SseDecoder::new(small());
+        let mut line = b"data: ".to_vec();
+        line.extend([b'a'; 2000]);
+        line.push(b'\n');
+        assert!(is_limit(
+            decoder.feed(&line, &mut Vec::new()),
+            "max_line_bytes"
+        ));
+    }
+
+    #[test]
+    fn many_data_lines_over_the_event_cap_fail() {
+        let mut decoder = SseDecoder::new(small());
+        let line = format!("data: {}\n", "a".repeat(500));
+        let mut result = Ok(());
+        for _ in 0..20 {
+            result = decoder.feed(line.as_bytes(), &mut Vec::new());
+            if result.is_err() {
+                break;
+            }
+        }
+        assert!(is_limit(result, "max_event_bytes"));
+    }
+
+    #[test]
+    fn lines_and_events_under_the_caps_pass() {
+        let mut decoder = SseDecoder::new(small());
+        let mut out = Vec::new();
+        let event = format!("data: {}\ndata: {}\n\n", "a".repeat(1000), "b".repeat(1000));
+        for _ in 0..10 {
+            decoder.feed(event.as_bytes(), &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 10);
     }
 }

@@ -24,6 +24,8 @@ pub struct CompileOptions {
     pub offline: bool,
     /// Stream model responses.
     pub stream: bool,
+    /// The operator's caps on model replies (host config `[models]`).
+    pub replies: llm::ReplyLimits,
 }
 
 /// Why a spec could not become a runnable workflow.
@@ -215,6 +217,7 @@ pub fn compile(
         agents,
         output_schema: workflow_schema,
         allow_handoffs: spec.workflow.allow_handoff_agents,
+        replies: options.replies,
     })
 }
 
@@ -254,7 +257,8 @@ fn providers(
         if let (Some(key), spec::Provider::Openai { .. }) = (credential_key(spec), p) {
             config = config.with_api_key(Secret::new(key));
         }
-        let provider = llm::build_provider(config).map_err(CompileError::Llm)?;
+        let provider =
+            llm::build_provider(config.with_limits(options.replies)).map_err(CompileError::Llm)?;
         out.insert(name.clone(), provider);
     }
     Ok(out)

@@ -1,5 +1,10 @@
-//! Bindings for `workflow:plugin@0.1.0`, the only place that sees
+//! Bindings for `workflow:plugin@0.1.1`, the only place that sees
 //! bindgen-generated types. Conversions to the host's own types live here.
+//!
+//! 0.1.1 only added `host.idempotency-key`; components built against 0.1.0
+//! load and run unchanged, because wasmtime matches names semver-compatibly
+//! (its linker serves their `host@0.1.0` import with our `host@0.1.1`, and
+//! our `tool@0.1.1` export lookups find their `tool@0.1.0`).
 
 use super::types;
 use crate::spec::Kind;
@@ -17,7 +22,7 @@ pub(super) use exports::workflow::plugin::{
 pub(super) use workflow::plugin::types as wit;
 
 /// The WIT versions this host loads, newest first.
-pub(super) const SUPPORTED_VERSIONS: &[&str] = &["0.1.0"];
+pub(super) const SUPPORTED_VERSIONS: &[&str] = &["0.1.1", "0.1.0"];
 /// The package every plugin interface belongs to.
 pub(super) const PACKAGE: &str = "workflow:plugin";
 

@@ -149,6 +149,7 @@ impl Plugin {
             deadline,
             memory_limit: self.limits.memory_bytes,
             determinism,
+            idempotency_key: ctx.idempotency_key.clone(),
         };
         let mut store = Store::new(rt.engine(), CallState::new(setup));
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);

@@ -31,6 +31,8 @@ pub(crate) struct CallSetup {
     pub memory_limit: u64,
     /// For hooks: seed of the deterministic random source and clocks.
     pub determinism: Option<Determinism>,
+    /// What `host.idempotency-key` answers (a tool call of a run).
+    pub idempotency_key: Option<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -123,6 +125,10 @@ impl WasiView for CallState {
 impl wit::Host for CallState {}
 
 impl bindings::workflow::plugin::host::Host for CallState {
+    fn idempotency_key(&mut self) -> Option<String> {
+        self.setup.idempotency_key.clone()
+    }
+
     fn log(&mut self, level: wit::Level, message: String, fields: String) {
         if self.logs >= MAX_LOG_RECORDS {
             self.dropped_logs += 1;

@@ -34,6 +34,11 @@ pub struct CallContext {
     /// a wall clock that starts here, so a replayed run reads the same time.
     #[serde(default)]
     pub logical_time_ms: u64,
+    /// For a tool call of a run: `<run id>/<journal key>`, the same when the
+    /// call is made again after a resume, different for every other call.
+    /// Guests of WIT 0.1.1 read it with `host.idempotency-key`.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 impl CallContext {
@@ -44,6 +49,12 @@ impl CallContext {
             config: config.clone(),
             ..self.clone()
         }
+    }
+
+    /// This context with the idempotency key of one tool call.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
     }
 
     /// A context for a call outside any run (tests, `host plugins` tooling).
