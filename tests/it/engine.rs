@@ -29,6 +29,7 @@ async fn runner_for(doc: Value, offline: bool) -> Runner {
         &CompileOptions {
             offline,
             stream: false,
+            ..CompileOptions::default()
         },
     )
     .expect("build");

@@ -15,12 +15,16 @@ use std::path::Path;
 /// silently ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct HostConfig {}
+pub(crate) struct HostConfig {
+    /// `[[credentials.pair]]`: which API key variables may go to which
+    /// base URLs.
+    pub(crate) credentials: host::plan::CredentialPolicy,
+}
 
 impl HostConfig {
     /// The file from `--config` / `HOST_CONFIG`, or the defaults when none
     /// is given.
-    pub(crate) fn load(global: &GlobalArgs) -> Result<HostConfig, CliError> {
+    pub(super) fn load(global: &GlobalArgs) -> Result<HostConfig, CliError> {
         match &global.config {
             Some(path) => HostConfig::read(path),
             None => Ok(HostConfig::default()),
@@ -47,6 +51,18 @@ mod tests {
     #[test]
     fn empty_file_is_the_defaults() {
         assert!(HostConfig::parse("").is_ok());
+    }
+
+    #[test]
+    fn credential_pairs_are_read() {
+        let config = HostConfig::parse(
+            "[[credentials.pair]]\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key_env = \"K\"\n",
+        )
+        .expect("config");
+        assert!(config.credentials.allows("K", "http://127.0.0.1:1/v1"));
+        let e =
+            HostConfig::parse("[[credentials.pair]]\nbase_url = \"x\"\nkey = \"K\"\n").unwrap_err();
+        assert!(e.to_string().contains("key"), "{e}");
     }
 
     #[test]
