@@ -19,4 +19,5 @@ mod otlp;
 mod outbox;
 mod plugins;
 mod run;
+mod secrets;
 mod sinks;
