@@ -61,6 +61,17 @@ pub(crate) struct GlobalArgs {
     /// base URLs, egress allowances, limits. See docs/SECURITY.md
     #[arg(long, global = true, env = "HOST_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Pair an API key's environment variable with the one base URL its
+    /// value may be sent to, besides the host config's pairs (repeatable;
+    /// space-separated in $HOST_CREDENTIALS)
+    #[arg(
+        long = "credential",
+        global = true,
+        env = "HOST_CREDENTIALS",
+        value_name = "VAR=URL",
+        value_delimiter = ' '
+    )]
+    pub credentials: Vec<host::plan::CredentialPair>,
     /// The file named by `config`, read once in `main` before any command.
     #[arg(skip)]
     pub host_config: config::HostConfig,
@@ -190,6 +201,16 @@ pub(crate) fn open_store(
         })?,
     };
     Ok(std::sync::Arc::new(host::store::SqliteStore::open(&path)?))
+}
+
+/// Which environment keys may go to which base URLs: the host config's
+/// pairs, then the command line's.
+pub(crate) fn credential_policy(global: &GlobalArgs) -> host::plan::CredentialPolicy {
+    global
+        .host_config
+        .credentials
+        .clone()
+        .with_pairs(global.credentials.iter().cloned())
 }
 
 /// The plugin runtime with the cache settings from the command line.

@@ -131,12 +131,17 @@ impl std::fmt::Display for Api {
 /// What kind of model server a provider talks to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProviderKind {
-    /// OpenAI itself: base URL defaults to [`DEFAULT_BASE_URL`], the key to
-    /// the environment variable [`DEFAULT_API_KEY_ENV`].
+    /// OpenAI itself: base URL defaults to [`DEFAULT_BASE_URL`]. Without
+    /// [`ProviderConfig::api_key`] the key is read from the environment
+    /// variable [`DEFAULT_API_KEY_ENV`], but only for that default URL: a
+    /// config with another base URL must bring its key, so the environment's
+    /// OpenAI key never goes to another server by default. (Which
+    /// environment keys may go where is decided above this module, by the
+    /// operator's pairs in `plan::credentials`.)
     OpenAi,
     /// Any OpenAI-compatible server: `base_url` is required, the key
     /// optional (no `Authorization` header without one; the environment is
-    /// never consulted, so an OpenAI key never leaks to another server).
+    /// never read here).
     OpenAiCompatible,
     /// Offline replies from a JSON script (see [`ScriptedProvider`]).
     Scripted {

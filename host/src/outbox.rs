@@ -193,6 +193,8 @@ struct Inner {
     progress: Notify,
     /// Inline secrets by URL (never stored).
     secrets: Mutex<HashMap<String, Secret>>,
+    /// Custom header values by (run, URL) (never stored).
+    headers: Mutex<HashMap<Lane, Vec<(String, Secret)>>>,
     delivered: AtomicU64,
     failed: AtomicU64,
     dead: AtomicU64,
@@ -217,6 +219,7 @@ impl Deliverer {
                 wake: Arc::new(Notify::new()),
                 progress: Notify::new(),
                 secrets: Mutex::new(HashMap::new()),
+                headers: Mutex::new(HashMap::new()),
                 delivered: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
                 dead: AtomicU64::new(0),
@@ -231,6 +234,25 @@ impl Deliverer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(url.into(), secret);
+    }
+
+    /// Sends `headers` with run `run_id`'s entries for `url` whose target
+    /// names them ([`OutboxTarget::inline_headers`]).
+    pub fn add_headers(
+        &self,
+        run_id: &str,
+        url: &str,
+        headers: impl IntoIterator<Item = (String, String)>,
+    ) {
+        let values = headers
+            .into_iter()
+            .map(|(name, value)| (name, Secret::new(value)))
+            .collect();
+        self.inner
+            .headers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert((run_id.to_owned(), url.to_owned()), values);
     }
 
     /// Notified (by the `http` sink) after it enqueued entries.
@@ -426,6 +448,21 @@ impl Deliverer {
         for (name, value) in &target.headers {
             request = request.header(name.as_str(), value.as_str());
         }
+        match self.inline_headers(record) {
+            Ok(headers) => {
+                for (name, value) in headers {
+                    let mut value = match reqwest::header::HeaderValue::from_str(value.expose()) {
+                        Ok(value) => value,
+                        Err(_) => {
+                            return Attempt::Refused(format!("header {name}: not a valid value"));
+                        }
+                    };
+                    value.set_sensitive(true);
+                    request = request.header(name.as_str(), value);
+                }
+            }
+            Err(e) => return Attempt::Retry(e),
+        }
         if let Some(secret) = secret {
             request = request.header(
                 SIGNATURE_HEADER,
@@ -436,6 +473,26 @@ impl Deliverer {
             Ok(response) => classify(response.status().as_u16()),
             Err(e) => Attempt::Retry(error_chain(&e)),
         }
+    }
+
+    /// The values of the custom headers the entry's target names.
+    fn inline_headers(&self, record: &OutboxRecord) -> Result<Vec<(String, Secret)>, String> {
+        let names = &record.target.inline_headers;
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.inner
+            .headers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(record.run_id.clone(), record.target.url.clone()))
+            .filter(|held| names.iter().all(|n| held.iter().any(|(h, _)| h == n)))
+            .cloned()
+            .ok_or_else(|| {
+                "the callback's header values are held only by the process that ran the run \
+                 (or resumes it, or `host outbox deliver` given its spec file); they are never stored"
+                    .to_owned()
+            })
     }
 
     /// The target's signing secret: `Ok(None)` when it has none.

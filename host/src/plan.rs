@@ -140,4 +140,6 @@ pub struct Workflow {
 pub const DEFAULT_MAX_TURNS: u32 = 10;
 
 mod compile;
-pub use compile::{BASE_URL_ENV, CompileError, CompileOptions, compile, load_options};
+pub mod credentials;
+pub use compile::{CompileError, CompileOptions, compile, load_options};
+pub use credentials::{BASE_URL_ENV, CredentialPair, CredentialPolicy};

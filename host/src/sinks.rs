@@ -29,7 +29,7 @@ pub use verbose::VerboseSink;
 
 use crate::events::Event;
 use crate::secret::Secret;
-use crate::spec::Callback;
+use crate::spec::{Callback, Escape, confine};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
@@ -59,6 +59,9 @@ pub enum SinkError {
     SecretMissing { url: String, var: String },
     #[error("two http callbacks to `{url}` with different settings")]
     HttpTwice { url: String },
+    /// A spec's `jsonl` path outside the spec's folder; `at` is its JSON path.
+    #[error("{at}: {reason}")]
+    OutsideSpec { at: String, reason: Escape },
     #[error("more than one callback writes to stdout: {}", .0.join(", "))]
     StdoutTaken(Vec<String>),
     #[error("cannot open `{}` for events", path.display())]
@@ -92,6 +95,7 @@ impl SinkError {
                 Some("export the variable, or drop `secret_env` to send unsigned requests")
             }
             SinkError::HttpTwice { .. } => Some("keep one `http` callback per URL"),
+            SinkError::OutsideSpec { reason, .. } => Some(reason.hint()),
             SinkError::StdoutTaken(_) => Some(
                 "keep one of them on stdout and send the other to a file: `jsonl:events.jsonl`",
             ),
@@ -133,21 +137,17 @@ pub struct HttpTarget {
 }
 
 impl SinkSpec {
-    /// The sink a spec's `run.callback` entry describes. A relative `jsonl`
-    /// path is resolved against `base_dir` (the spec's folder), like every
-    /// other path in a spec.
-    pub fn from_callback(callback: &Callback, base_dir: &Path) -> SinkSpec {
-        match callback {
+    /// The sink a spec's `run.callback` entry describes. A `jsonl` path is
+    /// resolved against `base_dir` (the spec's folder), like every other
+    /// path in a spec, and must stay inside it ([`confine`]); the command
+    /// line's `jsonl:PATH` may name any file.
+    pub fn from_callback(callback: &Callback, base_dir: &Path) -> Result<SinkSpec, Escape> {
+        Ok(match callback {
             Callback::Stdout {} => SinkSpec::Stdout,
             Callback::StdoutVerbose {} => SinkSpec::StdoutVerbose,
             Callback::Jsonl { path } if path == "-" => SinkSpec::Jsonl(JsonlTarget::Stdout),
             Callback::Jsonl { path } => {
-                let path = Path::new(path);
-                SinkSpec::Jsonl(JsonlTarget::File(if path.is_relative() {
-                    base_dir.join(path)
-                } else {
-                    path.to_owned()
-                }))
+                SinkSpec::Jsonl(JsonlTarget::File(confine(base_dir, Path::new(path))?))
             }
             Callback::Http {
                 url,
@@ -160,7 +160,7 @@ impl SinkSpec {
                 headers: headers.clone(),
                 secret: secret.clone(),
             }),
-        }
+        })
     }
 
     /// Whether the sink writes to the process's stdout.

@@ -33,22 +33,30 @@
 //!   [`Session`], [`Callback`], [`Credentials`], [`Secret`].
 //!
 //! Keys are never part of a spec: providers name the environment variable
-//! that holds one (`api_key_env`). The only exception is the Go request shape,
-//! whose `session.credentials.api_key` and `callback.secret` are kept in a
-//! [`Secret`], which prints and serializes as `***`.
+//! that holds one (`api_key_env`), and that key goes only to a base URL the
+//! operator paired it with (`plan::credentials`). The only exception is the
+//! Go request shape, whose `session.credentials.api_key` and
+//! `callback.secret` are kept in a [`Secret`], which prints and serializes
+//! as `***`. [`redact`] gives the document a run stores: those and every
+//! header value replaced by `***`. Files a spec names stay in its folder
+//! ([`confine`]).
 
+mod confine;
 mod error;
 mod go;
 mod locate;
 mod parse;
+mod redact;
 mod types;
 mod validate;
 
 #[cfg(test)]
 mod tests;
 
+pub use confine::{Escape, confine};
 pub use error::{SpecError, SpecErrors};
 pub use go::{GoAgent, GoCallback, GoRequest, GoSession, GoWorkflow};
+pub use redact::{REDACTED, Redacted, redact};
 pub use types::{
     Agent, Api, Approval, Callback, Credentials, DEFAULT_API_KEY_ENV, DEFAULT_OPENAI_BASE_URL,
     DEFAULT_PROVIDER_TIMEOUT_MS, Kind, MAX_PLUGIN_MEMORY_MIB, Memory, Mode, Model, OnBranchError,

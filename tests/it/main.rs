@@ -20,4 +20,5 @@ mod outbox;
 mod plugins;
 mod replies;
 mod run;
+mod secrets;
 mod sinks;

@@ -173,7 +173,31 @@ pub async fn within<T>(secs: u64, what: &str, fut: impl Future<Output = T>) -> T
 /// A mock OpenAI server on loopback, configured from JSON.
 pub async fn mock(config: Value) -> MockServer {
     let config: MockConfig = serde_json::from_value(config).expect("mock config");
-    MockServer::start(config).await.expect("mock server")
+    let server = MockServer::start(config).await.expect("mock server");
+    MOCK_URLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .push(server.base_url());
+    server
+}
+
+/// The base URLs of the mock servers [`mock`] started in this test process.
+static MOCK_URLS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The operator's pairing of [`MOCK_API_KEY`] with every mock server this
+/// process started (`MOCK_API_KEY=URL …`, the form of `--credential` and
+/// `$HOST_CREDENTIALS`): a spec may send the key only to a base URL the
+/// operator paired it with, and the tests are the operator.
+pub fn mock_credentials() -> Option<String> {
+    let urls = MOCK_URLS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    (!urls.is_empty()).then(|| {
+        urls.iter()
+            .map(|u| format!("MOCK_API_KEY={u}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    })
 }
 
 /// Writes `spec` as pretty JSON to `dir/spec.json` and returns the path.
@@ -185,7 +209,8 @@ pub fn write_spec(dir: &Path, spec: &Value) -> PathBuf {
 
 /// One invocation of the `host` binary, in the environment every test wants:
 /// a fresh run database, the shared compile cache, no colours, the mock
-/// provider's key, and no real OpenAI key or URL from the developer's shell.
+/// provider's key paired with the mock servers ([`mock_credentials`]), and
+/// no real OpenAI key or URL from the developer's shell.
 /// Set [`HostCmd::db`] to share a database between invocations.
 #[derive(Debug, Clone)]
 pub struct HostCmd {
@@ -212,6 +237,16 @@ impl HostCmd {
         .env("MOCK_API_KEY", MOCK_API_KEY)
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
+        .mock_credentials()
+    }
+
+    /// Pairs [`MOCK_API_KEY`] with the mock servers started so far
+    /// (`$HOST_CREDENTIALS`), or with none.
+    fn mock_credentials(self) -> Self {
+        match mock_credentials() {
+            Some(pairs) => self.env("HOST_CREDENTIALS", pairs),
+            None => self.env_remove("HOST_CREDENTIALS"),
+        }
     }
 
     /// The `host` binary this command runs.

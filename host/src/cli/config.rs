@@ -19,6 +19,9 @@ pub(crate) struct HostConfig {
     /// `[models]`: caps on model replies (body, stream lines and events,
     /// stream duration, tool calls per turn).
     pub models: host::llm::ReplyLimits,
+    /// `[[credentials.pair]]`: which API key variables may go to which
+    /// base URLs.
+    pub(crate) credentials: host::plan::CredentialPolicy,
 }
 
 impl HostConfig {
@@ -66,6 +69,18 @@ mod tests {
         );
         let e = HostConfig::parse("[models]\nmax_lines = 1\n").unwrap_err();
         assert!(e.to_string().contains("max_lines"), "{e}");
+    }
+
+    #[test]
+    fn credential_pairs_are_read() {
+        let config = HostConfig::parse(
+            "[[credentials.pair]]\nbase_url = \"http://127.0.0.1:1/v1\"\napi_key_env = \"K\"\n",
+        )
+        .expect("config");
+        assert!(config.credentials.allows("K", "http://127.0.0.1:1/v1"));
+        let e =
+            HostConfig::parse("[[credentials.pair]]\nbase_url = \"x\"\nkey = \"K\"\n").unwrap_err();
+        assert!(e.to_string().contains("key"), "{e}");
     }
 
     #[test]

@@ -36,6 +36,11 @@ pub(crate) struct ResumeArgs {
     /// Wait in this process for approvals instead of pausing again
     #[arg(long)]
     pub wait_approval: bool,
+    /// The spec file the run started from [default: the path it was run
+    /// from]; needed when its secret values (an inline API key or callback
+    /// secret, header values) were not stored. Its SHA-256 must be the run's
+    #[arg(long, value_name = "FILE", conflicts_with = "all")]
+    pub spec: Option<PathBuf>,
     /// No trace on stderr, only errors
     #[arg(long, short)]
     pub quiet: bool,
@@ -126,13 +131,25 @@ pub(crate) struct RejectArgs {
     pub by: Option<String>,
 }
 
+/// The spec file a resume reads when the run's stored spec lacks secret
+/// values: the one given (`--spec`), and the SHA-256 the run started with.
+struct Original<'a> {
+    given: Option<&'a Path>,
+    digest: &'a str,
+}
+
 /// Rebuilds the runner a recorded run started with (spec, plugins, options
-/// from its `run_started` entry).
+/// from its `run_started` entry). Credentials are resolved again, from the
+/// current environment and host config under the rules of a fresh run. A
+/// resume (`original`) of a run whose stored spec had secret values
+/// redacted reads them from the original spec file, or refuses: it never
+/// runs without them (a Go request's own key never becomes the operator's).
 async fn rebuild(
     global: &GlobalArgs,
     run_id: &str,
     journal: &[JournalRecord],
     plugins: Option<&Path>,
+    original: Option<Original<'_>>,
 ) -> Result<(Spec, Runner), CliError> {
     let meta = journal::run_started(journal)
         .and_then(Result::ok)
@@ -147,7 +164,11 @@ async fn rebuild(
     } else {
         &meta.base_dir
     });
-    let spec = Spec::from_value(&meta.spec, &base_dir).map_err(|e| {
+    let doc = match original {
+        Some(original) if !meta.redacted.is_empty() => original_spec(run_id, &meta, &original)?,
+        _ => meta.spec.clone(),
+    };
+    let spec = Spec::from_value(&doc, &base_dir).map_err(|e| {
         CliError::failed(format!(
             "run {run_id}: its recorded spec no longer parses:\n{e}"
         ))
@@ -163,9 +184,41 @@ async fn rebuild(
         offline: meta.offline,
         stream: meta.stream,
         replies: global.host_config.models,
+        credentials: super::credential_policy(global),
     };
     let runner = load_runner(global, &spec, &plugins, &options).await?;
     Ok((spec, runner))
+}
+
+/// The original document of a run whose stored spec has redacted values:
+/// the file given with `--spec`, else the one it was run from, if its
+/// SHA-256 is the run's.
+fn original_spec(
+    run_id: &str,
+    meta: &RunMetadata,
+    original: &Original<'_>,
+) -> Result<Value, CliError> {
+    use sha2::Digest;
+    let path = original
+        .given
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from(&meta.spec_path));
+    let why = match std::fs::read_to_string(&path) {
+        Ok(text) if hex::encode(sha2::Sha256::digest(text.as_bytes())) == original.digest => {
+            return serde_json::from_str(&text)
+                .map_err(|e| CliError::failed(format!("run {run_id}: {}: {e}", path.display())));
+        }
+        Ok(_) => "is not the spec it started from (another SHA-256)".to_string(),
+        Err(e) => format!("cannot be read: {e}"),
+    };
+    Err(CliError::failed(format!(
+        "run {run_id}: its spec's secret values were not stored ({}), and {} {why}",
+        meta.redacted.join(", "),
+        path.display()
+    ))
+    .with_hint(Some(format!(
+        "give the spec file the run started from: `host resume {run_id} --spec FILE`"
+    ))))
 }
 
 pub(super) async fn resume(global: &GlobalArgs, args: ResumeArgs) -> Result<ExitCode, CliError> {
@@ -242,7 +295,18 @@ async fn resume_one(
     }
     let delivery = Delivery::new(store.clone(), args.deliver_timeout)?;
     let journal = store.journal(run_id).await?;
-    let (spec, runner) = rebuild(global, run_id, &journal, args.plugins.as_deref()).await?;
+    let original = Original {
+        given: args.spec.as_deref(),
+        digest: &record.spec_digest,
+    };
+    let (spec, runner) = rebuild(
+        global,
+        run_id,
+        &journal,
+        args.plugins.as_deref(),
+        Some(original),
+    )
+    .await?;
     let runner = runner.with_store(store.clone());
     let plan = SinkPlan::new(&spec, &args.callbacks, args.quiet, args.no_progress)
         .map_err(|e| sinks::bad_sink(&e))?;
@@ -271,7 +335,14 @@ pub(super) async fn replay(global: &GlobalArgs, args: ReplayArgs) -> Result<Exit
         return Err(no_such_run(&args.run_id));
     };
     let journal = store.journal(&args.run_id).await?;
-    let (_, runner) = rebuild(global, &args.run_id, &journal, args.plugins.as_deref()).await?;
+    let (_, runner) = rebuild(
+        global,
+        &args.run_id,
+        &journal,
+        args.plugins.as_deref(),
+        None,
+    )
+    .await?;
     let report = runner
         .replay_report(&record, journal)
         .await

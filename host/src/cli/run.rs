@@ -13,7 +13,7 @@ use host::outbox::{Deliverer, OutboxConfig, Until};
 use host::plan::{self, CompileOptions};
 use host::plugin::Registry;
 use host::sinks::{LinesSink, Live, OutboxSink, Sink, SinkOptions};
-use host::spec::Spec;
+use host::spec::{Redacted, Spec};
 use host::store::{SessionScope, Store};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -87,6 +87,7 @@ pub(super) async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, 
         offline: args.offline,
         stream: args.stream,
         replies: global.host_config.models,
+        credentials: super::credential_policy(global),
     };
     let runner = load_runner(global, &spec, &args.plugins, &options)
         .await?
@@ -113,7 +114,8 @@ pub(super) async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, 
             }
         });
     let metadata = serde_json::to_value(RunMetadata {
-        spec: doc,
+        spec: doc.doc,
+        redacted: doc.paths,
         spec_path: absolute(&args.spec),
         base_dir: absolute(spec.base_dir()),
         plugins: absolute(&args.plugins),
@@ -194,23 +196,17 @@ impl Delivery {
 }
 
 /// Reads a spec file: the parsed spec, the document to keep with a run
-/// (credentials removed) and its SHA-256. Errors are ready to print.
-pub(super) fn read_spec(path: &Path) -> Result<(Spec, Value, String), String> {
+/// (secret values redacted) and its SHA-256. Errors are ready to print.
+pub(super) fn read_spec(path: &Path) -> Result<(Spec, Redacted, String), String> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         host::spec::SpecErrors::one("$", format!("cannot read {}: {e}", path.display())).to_string()
     })?;
     let digest = hex::encode(Sha256::digest(text.as_bytes()));
     let spec = Spec::from_json_str(&text, Spec::base_dir_of(path)).map_err(|e| e.to_string())?;
-    let mut doc: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
-    // A Go-shaped request may carry an API key and a callback secret:
-    // never store them.
-    if let Some(session) = doc.get_mut("session").and_then(Value::as_object_mut) {
-        session.remove("credentials");
-    }
-    if let Some(callback) = doc.get_mut("callback").and_then(Value::as_object_mut) {
-        callback.remove("secret");
-    }
-    Ok((spec, doc, digest))
+    let doc: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    // A Go-shaped request may carry an API key and a callback secret, and
+    // any spec header values that are secrets: never store them.
+    Ok((spec, host::spec::redact(&doc), digest))
 }
 
 /// What `host run` keeps with a run (its `run_started` entry's metadata),
@@ -218,8 +214,12 @@ pub(super) fn read_spec(path: &Path) -> Result<(Spec, Value, String), String> {
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
 pub(super) struct RunMetadata {
-    /// The spec document as it was run.
+    /// The spec document as it was run, its secret values redacted.
     pub(super) spec: Value,
+    /// The JSON paths of the values redacted in `spec`: a resume needs the
+    /// original document (`host resume --spec`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) redacted: Vec<String>,
     pub(super) spec_path: String,
     /// Where the spec's relative paths (scripts, tool schemas) start.
     pub(super) base_dir: String,
@@ -281,6 +281,10 @@ pub(super) async fn drive(
         if let Some(secret) = &target.secret {
             delivery.deliverer.add_secret(&target.url, secret.clone());
         }
+        // Header values are never stored: this process holds them.
+        delivery
+            .deliverer
+            .add_headers(handle.run_id(), &target.url, target.headers.clone());
     }
     let background = tokio::spawn({
         let deliverer = delivery.deliverer.clone();

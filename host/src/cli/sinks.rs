@@ -33,13 +33,22 @@ impl SinkPlan {
             .run
             .callback
             .iter()
-            .map(|c| SinkSpec::from_callback(c, spec.base_dir()));
+            .enumerate()
+            .map(|(i, c)| {
+                SinkSpec::from_callback(c, spec.base_dir()).map_err(|reason| {
+                    SinkError::OutsideSpec {
+                        at: format!("$.run.callback[{i}].path"),
+                        reason,
+                    }
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let from_cli = callbacks
             .iter()
             .map(|c| c.parse::<SinkSpec>())
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SinkPlan {
-            sinks: sinks::check(from_spec.chain(from_cli))?,
+            sinks: sinks::check(from_spec.into_iter().chain(from_cli))?,
             quiet,
             no_progress,
         })

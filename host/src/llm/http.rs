@@ -45,13 +45,19 @@ impl OpenAiProvider {
         };
         let (base_url, key, system) = match config.kind {
             ProviderKind::OpenAi => {
+                // $OPENAI_API_KEY goes to the OpenAI API only; a provider
+                // with another base URL brings its own key.
+                let to_openai = config
+                    .base_url
+                    .as_deref()
+                    .is_none_or(|u| u.trim_end_matches('/') == DEFAULT_BASE_URL);
                 let key = config
                     .api_key
                     .clone()
-                    .or_else(|| Secret::from_env(DEFAULT_API_KEY_ENV))
+                    .or_else(|| Secret::from_env(DEFAULT_API_KEY_ENV).filter(|_| to_openai))
                     .ok_or_else(|| {
                         config_error(format!(
-                            "no API key: set one in the provider config or ${DEFAULT_API_KEY_ENV}"
+                            "no API key: set one in the provider config, or ${DEFAULT_API_KEY_ENV} for the OpenAI API"
                         ))
                     })?;
                 (

@@ -2,19 +2,16 @@
 //! built, plugin references resolved against the registry, tool definitions
 //! read, schemas compiled — once, before any run starts.
 
+use super::credentials::{BASE_URL_ENV, CredentialPolicy};
 use super::{self as plan, DEFAULT_MAX_TURNS, HookRef, Schema, ToolRef, Workflow};
 use crate::llm::{self, ModelSettings, Provider, ProviderConfig, RetryPolicy, ToolSpec};
 use crate::plugin::{Kind, Limits, LoadOptions, Registry};
 use crate::secret::Secret;
-use crate::spec::{self, PluginRef, Spec, SpecErrors};
+use crate::spec::{self, PluginRef, Spec, SpecError, SpecErrors};
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Environment variable that overrides the base URL of `openai` providers,
-/// as the official OpenAI SDKs do.
-pub const BASE_URL_ENV: &str = "OPENAI_BASE_URL";
 
 /// How to compile a workflow.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +23,9 @@ pub struct CompileOptions {
     pub stream: bool,
     /// The operator's caps on model replies (host config `[models]`).
     pub replies: llm::ReplyLimits,
+    /// Which keys from the environment may go to which base URLs (the
+    /// operator's pairs; see [`super::credentials`]).
+    pub credentials: CredentialPolicy,
 }
 
 /// Why a spec could not become a runnable workflow.
@@ -238,6 +238,16 @@ fn providers(
                 _ => None,
             })
             .unwrap_or_else(|| spec.base_dir().join("script.json"));
+        // A spec's own script was confined when the spec was validated;
+        // the default one beside it must not lead out of its folder either.
+        if let Err(e) = spec::confine(spec.base_dir(), Path::new("script.json"))
+            && script == spec.base_dir().join("script.json")
+        {
+            return Err(CompileError::Invalid {
+                path: "--offline".into(),
+                message: e.to_string(),
+            });
+        }
         if !script.is_file() {
             return Err(CompileError::NoOfflineScript { path: script });
         }
@@ -251,12 +261,7 @@ fn providers(
         if !spec.agents.values().any(|a| &a.model.provider == name) {
             continue;
         }
-        let mut config = provider_config(name, p, credential_key(spec).is_some())?;
-        // The Go request shape may carry the key itself; it is only ever
-        // held in memory (redacted in Debug and serialization).
-        if let (Some(key), spec::Provider::Openai { .. }) = (credential_key(spec), p) {
-            config = config.with_api_key(Secret::new(key));
-        }
+        let config = provider_config(spec, name, p, &options.credentials)?;
         let provider =
             llm::build_provider(config.with_limits(options.replies)).map_err(CompileError::Llm)?;
         out.insert(name.clone(), provider);
@@ -264,21 +269,47 @@ fn providers(
     Ok(out)
 }
 
-/// The key of a Go-shaped request's `session.credentials`, if any.
-fn credential_key(spec: &Spec) -> Option<String> {
+/// The key of a Go-shaped request's `session.credentials`, if any: the
+/// spec author's own, held in memory only (redacted in Debug and
+/// serialization).
+fn inline_key(spec: &Spec) -> Option<Secret> {
     spec.run
         .session
         .as_ref()
         .and_then(|s| s.credentials.as_ref())
-        .and_then(|c| c.api_key.as_ref())
-        .map(|k| k.expose().to_string())
+        .and_then(|c| c.api_key.clone())
+}
+
+/// A spec error at `path` with the operator's way out as its hint.
+fn refused(path: String, message: String, hint: String) -> CompileError {
+    CompileError::Spec(SpecErrors::new(vec![
+        SpecError::new(path, message).with_hint(Some(hint)),
+    ]))
+}
+
+/// `$OPENAI_API_KEY` may not go to `url`: what the operator can do.
+fn not_paired(path: String, var: &str, url: &str) -> CompileError {
+    refused(
+        path,
+        format!(
+            "the key in ${var} is sent only to base URLs the operator paired it with, \
+             and `{url}` is not one"
+        ),
+        format!(
+            "the operator pairs them in the host config file \
+             ([[credentials.pair]] base_url = \"{url}\", api_key_env = \"{var}\") \
+             or with `--credential {var}={url}`; a spec cannot"
+        ),
+    )
 }
 
 fn provider_config(
+    spec: &Spec,
     name: &str,
     p: &spec::Provider,
-    has_credentials: bool,
+    credentials: &CredentialPolicy,
 ) -> Result<ProviderConfig, CompileError> {
+    let path = format!("$.providers.{name}");
     let retry = p.retry();
     let policy = RetryPolicy {
         max_attempts: retry.max_attempts,
@@ -294,39 +325,67 @@ fn provider_config(
         spec::Provider::Scripted { script } => {
             return Ok(ProviderConfig::scripted(name, script.clone()));
         }
-        spec::Provider::Openai { base_url, .. } => {
-            let env = p.api_key_env().unwrap_or(llm::DEFAULT_API_KEY_ENV);
+        spec::Provider::Openai {
+            base_url,
+            api_key_env,
+            ..
+        } => {
             let env_url = std::env::var(BASE_URL_ENV).ok().filter(|u| !u.is_empty());
+            let url = base_url
+                .clone()
+                .or_else(|| env_url.clone())
+                .unwrap_or_else(|| llm::DEFAULT_BASE_URL.to_string());
             let mut c = ProviderConfig::openai(name);
-            match Secret::from_env(env) {
-                Some(key) => c = c.with_api_key(key),
-                None if has_credentials => {}
-                // A local server behind OPENAI_BASE_URL may need no key: talk
-                // to it as an OpenAI-compatible server (no Authorization).
-                None if base_url.is_none() && env_url.is_some() => {
-                    let url = env_url.clone().unwrap_or_default();
-                    c = ProviderConfig::compatible(name, url);
+            c.base_url = Some(url.clone());
+            // The request's own key goes where the request says.
+            if let Some(key) = inline_key(spec) {
+                c = c.with_api_key(key);
+            } else if spec.is_go_request() && base_url.is_some() {
+                return Err(refused(
+                    "$.session.credentials.base_url".into(),
+                    "a request's `base_url` is used only with the request's own `api_key`".into(),
+                    "add `api_key` beside it, or leave `base_url` out to use the server's provider"
+                        .into(),
+                ));
+            } else {
+                let var = p.api_key_env().unwrap_or(llm::DEFAULT_API_KEY_ENV);
+                if !credentials.allows(var, &url) {
+                    let at = if base_url.is_some() && api_key_env.is_none() {
+                        "base_url"
+                    } else {
+                        "api_key_env"
+                    };
+                    return Err(not_paired(format!("{path}.{at}"), var, &url));
                 }
-                None => {
-                    return Err(CompileError::Provider {
-                        provider: name.to_string(),
-                        message: format!(
-                            "no API key: set ${env}, or set ${BASE_URL_ENV} for a local server, or run offline with --offline"
-                        ),
-                    });
+                match Secret::from_env(var) {
+                    Some(key) => c = c.with_api_key(key),
+                    // A local server behind OPENAI_BASE_URL may need no
+                    // key: talk to it as an OpenAI-compatible server (no
+                    // Authorization).
+                    None if base_url.is_none() && env_url.is_some() => {
+                        c = ProviderConfig::compatible(name, url);
+                    }
+                    None => {
+                        return Err(CompileError::Provider {
+                            provider: name.to_string(),
+                            message: format!(
+                                "no API key: set ${var}, or set ${BASE_URL_ENV} for a local server, or run offline with --offline"
+                            ),
+                        });
+                    }
                 }
-            }
-            if let Some(url) = base_url.clone().or(env_url) {
-                c.base_url = Some(url);
             }
             c
         }
         spec::Provider::OpenaiCompatible { base_url, .. } => {
             let mut c = ProviderConfig::compatible(name, base_url.clone());
-            if let Some(env) = p.api_key_env()
-                && let Some(key) = Secret::from_env(env)
-            {
-                c = c.with_api_key(key);
+            if let Some(var) = p.api_key_env() {
+                if !credentials.allows(var, base_url) {
+                    return Err(not_paired(format!("{path}.api_key_env"), var, base_url));
+                }
+                if let Some(key) = Secret::from_env(var) {
+                    c = c.with_api_key(key);
+                }
             }
             c
         }

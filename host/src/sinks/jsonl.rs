@@ -29,16 +29,18 @@ impl<W: Write + Send> JsonlSink<W> {
 }
 
 impl JsonlSink<std::fs::File> {
-    /// Appends to the file at `path`, creating it when missing.
+    /// Appends to the file at `path`, creating it when missing, readable
+    /// and writable by its owner only (events hold the run's input and
+    /// output); an existing file keeps its mode.
     pub fn append(path: &Path) -> Result<Self, SinkError> {
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|source| SinkError::Open {
-                path: path.to_owned(),
-                source,
-            })?;
+        let mut options = OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path).map_err(|source| SinkError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(JsonlSink::new(file, format!("jsonl:{}", path.display())))
     }
 }

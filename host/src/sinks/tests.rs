@@ -89,19 +89,34 @@ fn spec_callbacks_resolve_relative_paths_against_the_spec() {
     let cb = |v: Value| serde_json::from_value::<Callback>(v).expect("callback");
     assert_eq!(
         SinkSpec::from_callback(&cb(json!({"type": "jsonl", "path": "events.jsonl"})), base),
-        SinkSpec::Jsonl(JsonlTarget::File("/specs/wf/events.jsonl".into()))
-    );
-    assert_eq!(
-        SinkSpec::from_callback(&cb(json!({"type": "jsonl", "path": "/var/e.jsonl"})), base),
-        SinkSpec::Jsonl(JsonlTarget::File("/var/e.jsonl".into()))
+        Ok(SinkSpec::Jsonl(JsonlTarget::File(
+            "/specs/wf/events.jsonl".into()
+        )))
     );
     assert_eq!(
         SinkSpec::from_callback(&cb(json!({"type": "jsonl", "path": "-"})), base),
-        SinkSpec::Jsonl(JsonlTarget::Stdout)
+        Ok(SinkSpec::Jsonl(JsonlTarget::Stdout))
     );
     assert_eq!(
         SinkSpec::from_callback(&cb(json!({"type": "stdout_verbose"})), base),
-        SinkSpec::StdoutVerbose
+        Ok(SinkSpec::StdoutVerbose)
+    );
+}
+
+#[test]
+fn spec_callbacks_stay_in_the_spec_folder() {
+    let base = Path::new("/specs/wf");
+    let cb = |v: Value| serde_json::from_value::<Callback>(v).expect("callback");
+    for path in ["/var/e.jsonl", "../e.jsonl", "logs/../../e.jsonl"] {
+        assert!(
+            SinkSpec::from_callback(&cb(json!({"type": "jsonl", "path": path})), base).is_err(),
+            "{path}"
+        );
+    }
+    // The command line's own sinks are the operator's: any path.
+    assert_eq!(
+        "jsonl:/var/e.jsonl".parse::<SinkSpec>().ok(),
+        Some(SinkSpec::Jsonl(JsonlTarget::File("/var/e.jsonl".into())))
     );
 }
 

@@ -7,8 +7,8 @@
 //! |---|---|
 //! | `query` | `run.input` |
 //! | `session.{id,user_id,account_id,history_size,max_turns}` | `run.session.*` |
-//! | `session.credentials` (`api_key`, `base_url`) | `run.session.credentials` (a [`Secret`] key, redacted), and `base_url` also becomes the `openai` provider's `base_url` |
-//! | — | `providers`: one `openai` provider (Responses API, key from `OPENAI_API_KEY` unless the credentials carry one) |
+//! | `session.credentials` (`api_key`, `base_url`) | `run.session.credentials` (a [`Secret`] key, redacted), and `base_url` also becomes the `openai` provider's `base_url`; compiling refuses a `base_url` without `api_key` (the server's key never goes to a URL a request names) |
+//! | — | `providers`: one `openai` provider (Responses API, key from `OPENAI_API_KEY` for the OpenAI API or the operator's `OPENAI_BASE_URL`, unless the credentials carry one) |
 //! | `callback.{url,secret,headers}` | `run.callback[0]`: an `http` callback whose `secret` is a [`Secret`] |
 //! | `workflow.name`, `description` | `workflow.name`, `description`; `workflow.key` is a slug of the name |
 //! | `workflow.agents[i]` (`name`, `instructions`, `model`, `tools`, `handoffs`, `handoff_description`, `output_type` or `output_schema`) | `agents.<name>` |

@@ -107,6 +107,7 @@ impl Spec {
         for u in self.plugin_uses() {
             v.plugin_ref(&u.path, u.reference, u.kind);
         }
+        v.errors.extend(super::confine::check(self));
         SpecErrors::into_result(v.errors)
     }
 }
@@ -247,7 +248,9 @@ impl Checker<'_> {
                                     .into(),
                             ),
                         );
-                    } else if !script.is_file() {
+                    } else if !script.is_file()
+                        && super::confine::confine_joined(&self.spec.base_dir, script).is_ok()
+                    {
                         self.error_hint(
                             key(&path, "script"),
                             format!("script file not found: {}", script.display()),

@@ -12,14 +12,23 @@ use super::{StoreError, UnknownName, all_variants, parse_name};
 /// entry so any later `host` process can deliver it. Secrets are never
 /// stored: only the name of the environment variable holding one, or the
 /// fact that the process that enqueued it had one inline (the Go runner's
-/// `callback.secret`).
+/// `callback.secret`). A spec's custom header values may be secrets too
+/// (`Authorization`), so only their names are stored
+/// ([`OutboxTarget::inline_headers`]); the values stay in the memory of the
+/// process that runs (or resumes) the run.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxTarget {
     pub url: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_env: Option<String>,
+    /// Headers sent as stored: only rows written before header values
+    /// were held in memory have any.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Names of the spec's custom headers; their values are held by the
+    /// process that enqueued the entry, never stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inline_headers: Vec<String>,
     /// Signed with a secret given inline to the enqueuing process.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub inline_secret: bool,

@@ -32,6 +32,7 @@ mod checkpoint;
 mod errors;
 mod group_commit;
 mod outbox;
+mod private;
 mod runs;
 mod schema;
 mod sessions;
@@ -89,12 +90,17 @@ impl SqliteStore {
         let path = path.as_ref();
         let db = path.display().to_string();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
+            private::create_dir_all(parent).map_err(|source| StoreError::Io {
                 action: "cannot create the directory of the run database",
                 path: parent.to_path_buf(),
                 source,
             })?;
         }
+        private::create_file(path).map_err(|source| StoreError::Io {
+            action: "cannot create the run database",
+            path: path.to_path_buf(),
+            source,
+        })?;
         // Two processes creating the same new file race to make it a WAL
         // database; the loser can get "busy" at once, without SQLite's busy
         // handler ever waiting. Such an open is tried again, within the

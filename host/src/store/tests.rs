@@ -61,6 +61,7 @@ fn outbox_entry(run_id: &str, url: &str, seq: u64) -> NewOutboxEntry {
             url: url.to_owned(),
             secret_env: Some("HOOK_SECRET".to_owned()),
             headers: BTreeMap::from([("x-team".to_owned(), "a".to_owned())]),
+            inline_headers: Vec::new(),
             inline_secret: false,
         },
         seq,
