@@ -168,8 +168,16 @@ async fn runner(
         .await
         .expect("plugins");
     assert!(report.failed.is_empty(), "{:?}", report.failed);
-    let workflow =
-        plan::compile(&spec, &registry, &CompileOptions { offline, stream }).expect("build");
+    let workflow = plan::compile(
+        &spec,
+        &registry,
+        &CompileOptions {
+            offline,
+            stream,
+            ..CompileOptions::default()
+        },
+    )
+    .expect("build");
     let runner = Runner::new(Arc::new(workflow), registry);
     match store {
         Some(store) => runner.with_store(store),

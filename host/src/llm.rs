@@ -59,6 +59,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+pub use crate::egress::Egress;
 use crate::secret::Secret;
 
 /// The policy type of [`ProviderConfig::retry`], re-exported so that a
@@ -148,6 +149,9 @@ pub struct ProviderConfig {
     /// Per-attempt timeout (see the module docs for streams).
     pub timeout: Duration,
     pub retry: RetryPolicy,
+    /// Which addresses the base URL may reach (default: public ones only;
+    /// see [`crate::egress`]).
+    pub egress: Egress,
 }
 
 impl ProviderConfig {
@@ -161,6 +165,7 @@ impl ProviderConfig {
             api_key: None,
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
+            egress: Egress::default(),
         }
     }
 
@@ -200,6 +205,11 @@ impl ProviderConfig {
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
         self.retry = retry;
+        self
+    }
+
+    pub fn with_egress(mut self, egress: Egress) -> Self {
+        self.egress = egress;
         self
     }
 }

@@ -37,6 +37,7 @@
 //! whose `session.credentials.api_key` and `callback.secret` are kept in a
 //! [`Secret`], which prints and serializes as `***`.
 
+mod destinations;
 mod error;
 mod go;
 mod locate;

@@ -15,7 +15,11 @@ use std::path::Path;
 /// silently ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct HostConfig {}
+pub(crate) struct HostConfig {
+    /// `[egress]`: private and loopback destinations the operator allows
+    /// for provider base URLs and event callbacks.
+    pub egress: host::egress::Egress,
+}
 
 impl HostConfig {
     /// The file from `--config` / `HOST_CONFIG`, or the defaults when none
@@ -47,6 +51,20 @@ mod tests {
     #[test]
     fn empty_file_is_the_defaults() {
         assert!(HostConfig::parse("").is_ok());
+    }
+
+    #[test]
+    fn egress_allowances_are_read_and_checked() {
+        let config = HostConfig::parse(
+            "[egress]\nallow_private = true\nallow = [\"127.0.0.1:8080\", \"10.0.0.0/8\"]\n",
+        )
+        .expect("config");
+        assert!(config.egress.allow_private);
+        assert_eq!(config.egress.allow.len(), 2);
+        let e = HostConfig::parse("[egress]\nallow = [\"localhost\"]\n").unwrap_err();
+        assert!(e.to_string().contains("localhost"), "{e}");
+        let e = HostConfig::parse("[egress]\nallow_everything = true\n").unwrap_err();
+        assert!(e.to_string().contains("allow_everything"), "{e}");
     }
 
     #[test]

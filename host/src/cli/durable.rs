@@ -156,6 +156,7 @@ async fn rebuild(
     let options = CompileOptions {
         offline: meta.offline,
         stream: meta.stream,
+        egress: global.host_config.egress.clone(),
     };
     let runner = load_runner(global, &spec, &plugins, &options).await?;
     Ok((spec, runner))
@@ -233,7 +234,7 @@ async fn resume_one(
         eprintln!("  decide with `host approve`/`host reject` (or resume with --wait-approval)");
         return Ok(ExitCode::from(EXIT_WAITING));
     }
-    let delivery = Delivery::new(store.clone(), args.deliver_timeout)?;
+    let delivery = Delivery::new(global, store.clone(), args.deliver_timeout)?;
     let journal = store.journal(run_id).await?;
     let (spec, runner) = rebuild(global, run_id, &journal, args.plugins.as_deref()).await?;
     let runner = runner.with_store(store.clone());

@@ -24,6 +24,9 @@ pub struct CompileOptions {
     pub offline: bool,
     /// Stream model responses.
     pub stream: bool,
+    /// The operator's egress allowances for providers' base URLs (the
+    /// operator's own `OPENAI_BASE_URL` may always be private).
+    pub egress: llm::Egress,
 }
 
 /// Why a spec could not become a runnable workflow.
@@ -254,6 +257,14 @@ fn providers(
         if let (Some(key), spec::Provider::Openai { .. }) = (credential_key(spec), p) {
             config = config.with_api_key(Secret::new(key));
         }
+        let mut egress = options.egress.clone();
+        // The operator named OPENAI_BASE_URL: trusted, even when it is local.
+        if matches!(p, spec::Provider::Openai { base_url: None, .. })
+            && std::env::var(BASE_URL_ENV).is_ok_and(|u| !u.is_empty())
+        {
+            egress.allow_private = true;
+        }
+        let config = config.with_egress(egress);
         let provider = llm::build_provider(config).map_err(CompileError::Llm)?;
         out.insert(name.clone(), provider);
     }
