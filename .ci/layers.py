@@ -14,7 +14,7 @@ import sys
 
 LAYERS = [
     # Shared leaves: no crate imports at all.
-    ["util", "usage", "secret", "retry"],
+    ["util", "usage", "secret", "retry", "egress"],
     # Leaves of the domain: each imports only the shared leaves, or a
     # leaf listed before it on this line's left (spec uses llm's provider
     # defaults, plugin uses spec's plugin kinds).

@@ -72,6 +72,18 @@ pub(crate) struct GlobalArgs {
         value_delimiter = ' '
     )]
     pub credentials: Vec<host::plan::CredentialPair>,
+    /// Allow a private or loopback destination for provider base URLs and
+    /// event callbacks: an address, a range or address:port (repeatable,
+    /// comma-separated in $HOST_ALLOW_EGRESS), added to the host config's
+    /// `[egress] allow`
+    #[arg(
+        long = "allow-egress",
+        global = true,
+        env = "HOST_ALLOW_EGRESS",
+        value_name = "ADDR",
+        value_delimiter = ','
+    )]
+    pub allow_egress: Vec<host::egress::Allowed>,
     /// The file named by `config`, read once in `main` before any command.
     #[arg(skip)]
     pub host_config: config::HostConfig,
@@ -121,6 +133,9 @@ pub(crate) fn main() -> ExitCode {
         Ok(config) => config,
         Err(e) => return e.report(),
     };
+    // --allow-egress adds to the file's allowances.
+    let allowed = cli.global.allow_egress.clone();
+    cli.global.host_config.egress.allow.extend(allowed);
     let telemetry = match init_tracing(&cli.global) {
         Ok(telemetry) => telemetry,
         Err(e) => return CliError::bad_input(e.to_string()).report(),

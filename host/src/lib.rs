@@ -4,7 +4,9 @@
 //!
 //! Module map, lowest layer first (each imports only modules listed
 //! before it; `.ci/layers.py` checks this, docs/ARCHITECTURE.md explains it):
-//! - [`util`], [`usage`], [`secret`], [`retry`]: small shared pieces.
+//! - [`util`], [`usage`], [`secret`], [`retry`]: small shared pieces;
+//!   [`egress`]: which network destinations the host's HTTP clients may
+//!   reach (metadata refused, private only with the operator's allowance).
 //! - [`llm`]: model providers (OpenAI Responses / Chat, compatible servers,
 //!   an offline scripted provider) behind one trait; retries, streaming.
 //! - [`store`]: durable runs, their journals, sessions and the outbox
@@ -27,6 +29,7 @@
 
 pub mod agent;
 pub mod approvals;
+pub mod egress;
 pub mod engine;
 pub mod events;
 pub mod journal;

@@ -68,6 +68,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+pub use crate::egress::Egress;
 use crate::secret::Secret;
 
 /// The policy type of [`ProviderConfig::retry`], re-exported so that a
@@ -165,6 +166,9 @@ pub struct ProviderConfig {
     pub retry: RetryPolicy,
     /// What the provider accepts of a reply (set by the operator).
     pub limits: ReplyLimits,
+    /// Which addresses the base URL may reach (default: public ones only;
+    /// see [`crate::egress`]).
+    pub egress: Egress,
 }
 
 impl ProviderConfig {
@@ -179,6 +183,7 @@ impl ProviderConfig {
             timeout: DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
             limits: ReplyLimits::default(),
+            egress: Egress::default(),
         }
     }
 
@@ -223,6 +228,11 @@ impl ProviderConfig {
 
     pub fn with_limits(mut self, limits: ReplyLimits) -> Self {
         self.limits = limits;
+        self
+    }
+
+    pub fn with_egress(mut self, egress: Egress) -> Self {
+        self.egress = egress;
         self
     }
 }

@@ -19,9 +19,18 @@
 //!   last error (`host runs show`).
 //! - **Signatures.** With a secret (the environment variable named by the
 //!   target's `secret_env`, or the Go request's inline secret held in this
-//!   process), `X-Host-Signature: sha256=HEX` is the HMAC-SHA256 of the
-//!   exact body.
+//!   process), `X-Host-Signature: t=UNIX_SECONDS,v1=HEX` carries the send
+//!   time and the HMAC-SHA256 of `t.body` (the time, a dot, the exact
+//!   body): a receiver refuses a stale `t`, so a captured request cannot be
+//!   replayed later. An inline secret belongs to one run: this deliverer
+//!   signs only the runs it was given secrets for, and leaves other runs'
+//!   inline-secret entries pending for the process that holds theirs.
+//! - **Egress.** Each destination gets a client that follows no redirect
+//!   (a 3xx is a refusal) and connects only where the operator's
+//!   [`Egress`] policy allows; a refused destination makes the entry dead
+//!   at once. URLs are logged by origin only (webhook URLs are secrets).
 
+use crate::egress::{Egress, display_url, is_reserved_header, refusal};
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use crate::store::{OutboxClaim, OutboxRecord, OutboxTarget, Store, StoreError};
@@ -35,7 +44,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-/// The header carrying the body's HMAC-SHA256.
+/// The header carrying the send time and the HMAC-SHA256 of `t.body`.
 pub const SIGNATURE_HEADER: &str = "X-Host-Signature";
 /// The header carrying `RUN_ID:SEQ`, equal on every attempt of an event.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
@@ -64,6 +73,8 @@ pub struct OutboxConfig {
     pub timeout: Duration,
     /// How often to look for entries enqueued by other processes.
     pub poll: Duration,
+    /// Where callbacks may go (the operator's allowances).
+    pub egress: Egress,
 }
 
 impl Default for OutboxConfig {
@@ -74,6 +85,7 @@ impl Default for OutboxConfig {
             max_attempts: 8,
             timeout: Duration::from_secs(5),
             poll: Duration::from_secs(1),
+            egress: Egress::default(),
         }
     }
 }
@@ -125,15 +137,21 @@ impl OutboxConfig {
     }
 }
 
-/// `sha256=HEX`: the HMAC-SHA256 of `body` with `secret`.
-pub fn signature(secret: &[u8], body: &[u8]) -> String {
+/// `t=TIMESTAMP,v1=HEX`: the HMAC-SHA256 with `secret` of the timestamp
+/// (Unix seconds), a dot and `body`.
+pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     // HMAC takes keys of any length; `new_from_slice` cannot fail for it.
     let mut mac = match Hmac::<Sha256>::new_from_slice(secret) {
         Ok(mac) => mac,
         Err(_) => return String::new(),
     };
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
     mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
 }
 
 /// How one attempt went.
@@ -183,7 +201,9 @@ pub struct Deliverer {
 
 struct Inner {
     store: Arc<dyn Store>,
-    client: reqwest::Client,
+    /// One client per destination (scheme, host, port), each resolving
+    /// under the egress policy for that port.
+    clients: Mutex<HashMap<String, reqwest::Client>>,
     config: OutboxConfig,
     /// This deliverer's name in leases.
     owner: String,
@@ -191,8 +211,8 @@ struct Inner {
     wake: Arc<Notify>,
     /// An entry was delivered or failed.
     progress: Notify,
-    /// Inline secrets by URL (never stored).
-    secrets: Mutex<HashMap<String, Secret>>,
+    /// Inline secrets by run and URL (never stored).
+    secrets: Mutex<HashMap<Lane, Secret>>,
     /// Custom header values by (run, URL) (never stored).
     headers: Mutex<HashMap<Lane, Vec<(String, Secret)>>>,
     delivered: AtomicU64,
@@ -202,18 +222,15 @@ struct Inner {
 
 type Lane = (String, String);
 
+/// Most per-destination clients kept at once.
+const MAX_CLIENTS: usize = 64;
+
 impl Deliverer {
     pub fn new(store: Arc<dyn Store>, config: OutboxConfig) -> Result<Self, OutboxError> {
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.timeout)
-            .connect_timeout(config.timeout)
-            .build()
-            .map_err(OutboxError::Client)?;
         Ok(Deliverer {
             inner: Arc::new(Inner {
                 store,
-                client,
+                clients: Mutex::new(HashMap::new()),
                 config,
                 owner: ulid::Ulid::generate().to_string(),
                 wake: Arc::new(Notify::new()),
@@ -227,13 +244,23 @@ impl Deliverer {
         })
     }
 
-    /// Signs entries for `url` whose target has an inline secret.
-    pub fn add_secret(&self, url: impl Into<String>, secret: Secret) {
+    /// Signs the entries of run `run_id` for `url` whose target has an
+    /// inline secret (no other run's).
+    pub fn add_secret(&self, run_id: impl Into<String>, url: impl Into<String>, secret: Secret) {
         self.inner
             .secrets
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .insert(url.into(), secret);
+            .insert((run_id.into(), url.into()), secret);
+    }
+
+    /// Whether this deliverer holds the inline secret of a lane.
+    fn holds_secret(&self, run_id: &str, url: &str) -> bool {
+        self.inner
+            .secrets
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&(run_id.to_owned(), url.to_owned()))
     }
 
     /// Sends `headers` with run `run_id`'s entries for `url` whose target
@@ -303,6 +330,12 @@ impl Deliverer {
             };
             let mut next = now + millis(config.poll);
             let mut due_now = false;
+            // Another process's inline secret: its entries are not ours to
+            // send (or to count as waiting).
+            let heads: Vec<_> = heads
+                .into_iter()
+                .filter(|h| !h.target.inline_secret || self.holds_secret(&h.run_id, &h.target.url))
+                .collect();
             for head in &heads {
                 let lane = (head.run_id.clone(), head.target.url.clone());
                 if active.contains(&lane) {
@@ -367,6 +400,9 @@ impl Deliverer {
         let inner = &self.inner;
         let config = &inner.config;
         let retry = config.retry_policy();
+        // For logs: webhook URLs often carry a secret in their path or query.
+        let url_shown = display_url(url);
+        let shown = url_shown.as_str();
         loop {
             let now = now_ms();
             let claim = inner
@@ -381,7 +417,7 @@ impl Deliverer {
                 // (and release its lease) long before the lease expires.
                 Ok(OutboxClaim::Busy(until)) => return Some(until.min(now + millis(config.poll))),
                 Err(e) => {
-                    tracing::warn!(run_id, url, error = %e, "cannot claim an outbox entry");
+                    tracing::warn!(run_id, url = shown, error = %e, "cannot claim an outbox entry");
                     return Some(now + millis(config.poll));
                 }
             };
@@ -399,7 +435,7 @@ impl Deliverer {
                         .then(|| now_ms() + millis(retry.delay(attempts, None)));
                     if retry_at.is_none() {
                         inner.dead.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(run_id, url, seq, %error, attempts, "event callback dead");
+                        tracing::warn!(run_id, url = shown, seq, %error, attempts, "event callback dead");
                     }
                     let error = if retry_at.is_none() {
                         format!("{error} (gave up after {attempts} attempts)")
@@ -414,7 +450,7 @@ impl Deliverer {
                 Attempt::Refused(error) => {
                     inner.failed.fetch_add(1, Ordering::Relaxed);
                     inner.dead.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(run_id, url, seq, %error, "event callback refused");
+                    tracing::warn!(run_id, url = shown, seq, %error, "event callback refused");
                     inner
                         .store
                         .outbox_failed(run_id, url, seq, error, None)
@@ -423,23 +459,67 @@ impl Deliverer {
             };
             inner.progress.notify_waiters();
             if let Err(e) = recorded {
-                tracing::warn!(run_id, url, seq, error = %e, "cannot record an outbox attempt");
+                tracing::warn!(run_id, url = shown, seq, error = %e, "cannot record an outbox attempt");
                 return Some(now_ms() + millis(config.poll));
             }
         }
     }
 
+    /// The client for `url`'s destination, built on first use; a refused
+    /// destination is an error.
+    fn client(&self, url: &reqwest::Url) -> Result<reqwest::Client, String> {
+        // Checked on every request, not only when the client is built: the
+        // literal address of a URL never reaches the resolver.
+        let policy = &self.inner.config.egress;
+        policy.check_url(url).map_err(|e| e.to_string())?;
+        let origin = url.origin().ascii_serialization();
+        let mut clients = self
+            .inner
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(&origin) {
+            return Ok(client.clone());
+        }
+        let client = policy
+            .client(url)
+            .map_err(|e| e.to_string())?
+            .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")))
+            .timeout(self.inner.config.timeout)
+            .connect_timeout(self.inner.config.timeout)
+            .build()
+            .map_err(|e| format!("cannot create the HTTP client: {}", error_chain(&e)))?;
+        // Destinations are few; a flood of distinct ones only costs a
+        // rebuild.
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(origin, client.clone());
+        Ok(client)
+    }
+
     /// One POST of one entry.
     async fn send(&self, record: &OutboxRecord) -> Attempt {
         let target = &record.target;
-        let secret = match self.secret(target) {
+        let secret = match self.secret(&record.run_id, target) {
             Ok(secret) => secret,
             Err(e) => return Attempt::Retry(e),
         };
-        let mut request = self
-            .inner
-            .client
-            .post(&target.url)
+        let url = match reqwest::Url::parse(&target.url) {
+            Ok(url) => url,
+            Err(e) => return Attempt::Refused(format!("not a URL: {e}")),
+        };
+        // Stored before validation refused them (or by an older version):
+        // never sent.
+        if let Some(name) = target.headers.keys().find(|n| is_reserved_header(n)) {
+            return Attempt::Refused(format!("header `{name}` is reserved"));
+        }
+        let client = match self.client(&url) {
+            Ok(client) => client,
+            Err(e) => return Attempt::Refused(e),
+        };
+        let mut request = client
+            .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header(
                 IDEMPOTENCY_HEADER,
@@ -464,14 +544,19 @@ impl Deliverer {
             Err(e) => return Attempt::Retry(e),
         }
         if let Some(secret) = secret {
+            let now = now_ms() / 1000;
             request = request.header(
                 SIGNATURE_HEADER,
-                signature(secret.as_bytes(), record.body.as_bytes()),
+                signature(secret.as_bytes(), now, record.body.as_bytes()),
             );
         }
         match request.body(record.body.clone()).send().await {
             Ok(response) => classify(response.status().as_u16()),
-            Err(e) => Attempt::Retry(error_chain(&e)),
+            // A name that resolved to a refused address.
+            Err(e) if refusal(&e).is_some() => {
+                Attempt::Refused(refusal(&e).map(|r| r.to_string()).unwrap_or_default())
+            }
+            Err(e) => Attempt::Retry(error_chain(&e.without_url())),
         }
     }
 
@@ -496,7 +581,7 @@ impl Deliverer {
     }
 
     /// The target's signing secret: `Ok(None)` when it has none.
-    fn secret(&self, target: &OutboxTarget) -> Result<Option<String>, String> {
+    fn secret(&self, run_id: &str, target: &OutboxTarget) -> Result<Option<String>, String> {
         if let Some(var) = &target.secret_env {
             return match std::env::var(var) {
                 Ok(v) if !v.is_empty() => Ok(Some(v)),
@@ -511,7 +596,7 @@ impl Deliverer {
                 .secrets
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .get(&target.url)
+                .get(&(run_id.to_owned(), target.url.clone()))
                 .map(|s| Some(s.expose().to_owned()))
                 .ok_or_else(|| {
                     "the request's inline callback secret is known only to the process that ran it; \
@@ -529,10 +614,11 @@ mod tests {
 
     #[test]
     fn signature_matches_a_known_vector() {
-        // RFC 4231, test case 2.
+        // RFC 4231 test case 2's key; the message behind `t.` (checked
+        // with Python's hmac module).
         assert_eq!(
-            signature(b"Jefe", b"what do ya want for nothing?"),
-            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+            signature(b"Jefe", 1_700_000_000, b"what do ya want for nothing?"),
+            "t=1700000000,v1=1cdd0650c8be1cb0974b1788d458b1e781206cfef59b85faafc582d2e182c57e"
         );
     }
 

@@ -42,6 +42,7 @@
 //! ([`confine`]).
 
 mod confine;
+mod destinations;
 mod error;
 mod go;
 mod locate;

@@ -29,6 +29,8 @@ async fn runner_for(doc: Value, offline: bool) -> Runner {
         &CompileOptions {
             offline,
             stream: false,
+            // The mock server is on loopback.
+            egress: host::llm::Egress::allowing_private(),
             ..CompileOptions::default()
         },
     )

@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use host::llm::{
-    Api, Item, LlmError, ModelRequest, ModelResponse, ModelSettings, OutputSchema, Provider,
-    ProviderConfig, RetryPolicy, Role, StreamEvent, ToolSpec, build_provider,
+    Api, Egress, Item, LlmError, ModelRequest, ModelResponse, ModelSettings, OutputSchema,
+    Provider, ProviderConfig, RetryPolicy, Role, StreamEvent, ToolSpec, build_provider,
 };
 use host::secret::Secret;
 use mock_openai::{Fault, Match, MockConfig, MockServer, Reply, Rule};
@@ -52,6 +52,7 @@ fn provider_with(
 ) -> Arc<dyn Provider> {
     ok!(build_provider(
         ProviderConfig::compatible("mock", server.base_url())
+            .with_egress(Egress::allowing_private())
             .with_api(api)
             .with_api_key(Secret::new(KEY))
             .with_timeout(timeout)
@@ -636,6 +637,7 @@ async fn unreachable_server_is_a_connection_error() {
     };
     let provider = ok!(build_provider(
         ProviderConfig::compatible("down", format!("http://127.0.0.1:{port}/v1"))
+            .with_egress(Egress::allowing_private())
             .with_retry(fast_retry(2))
     ));
     let err = match provider.respond(&request("hi", false), None).await {

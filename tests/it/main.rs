@@ -11,6 +11,7 @@ mod common;
 
 mod cli_plugins;
 mod durable;
+mod egress;
 mod engine;
 mod guests;
 mod hostile;

@@ -230,16 +230,26 @@ fn parse_jsonl(path: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// `X-Host-Signature: t=…,v1=…` is the HMAC of `t.body`, with a `t` of now.
 fn verify(r: &Received) {
     let header = r
         .headers
         .get("x-host-signature")
         .unwrap_or_else(|| panic!("no signature on {}", r.key()));
+    let (t, v1) = header
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
+        .unwrap_or_else(|| panic!("signature is not t=…,v1=…: {header}"));
+    let t: u64 = t.parse().expect("t is a number");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    assert!(now.abs_diff(t) < 300, "t={t} is not now ({now})");
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("hmac key");
+    mac.update(format!("{t}.").as_bytes());
     mac.update(&r.body);
-    let hex = header.strip_prefix("sha256=").expect("sha256= prefix");
-    let bytes = hex_decode(hex);
-    mac.verify_slice(&bytes)
+    mac.verify_slice(&hex_decode(v1))
         .unwrap_or_else(|_| panic!("bad signature on {}", r.key()));
 }
 

@@ -28,6 +28,10 @@ pub use test_guests as guests;
 /// plugins.
 pub const HOST_TIMEOUT_SECS: u64 = 120;
 
+/// The variable behind `host --allow-egress`; [`HostCmd::new`] allows
+/// `127.0.0.1` with it (remove it to see the host refuse loopback).
+pub const ALLOW_EGRESS_ENV: &str = "HOST_ALLOW_EGRESS";
+
 /// The API key the specs' mock providers read (`api_key_env: MOCK_API_KEY`);
 /// tests check it never leaks.
 pub const MOCK_API_KEY: &str = "sk-test-not-a-real-key";
@@ -237,6 +241,9 @@ impl HostCmd {
         .env("MOCK_API_KEY", MOCK_API_KEY)
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
+        // The mock servers and callback receivers listen on loopback, which
+        // the host refuses unless the operator allows it.
+        .env(ALLOW_EGRESS_ENV, "127.0.0.1")
         .mock_credentials()
     }
 

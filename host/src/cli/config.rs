@@ -22,6 +22,9 @@ pub(crate) struct HostConfig {
     /// `[[credentials.pair]]`: which API key variables may go to which
     /// base URLs.
     pub(crate) credentials: host::plan::CredentialPolicy,
+    /// `[egress]`: private and loopback destinations the operator allows
+    /// for provider base URLs and event callbacks.
+    pub egress: host::egress::Egress,
 }
 
 impl HostConfig {
@@ -81,6 +84,20 @@ mod tests {
         let e =
             HostConfig::parse("[[credentials.pair]]\nbase_url = \"x\"\nkey = \"K\"\n").unwrap_err();
         assert!(e.to_string().contains("key"), "{e}");
+    }
+
+    #[test]
+    fn egress_allowances_are_read_and_checked() {
+        let config = HostConfig::parse(
+            "[egress]\nallow_private = true\nallow = [\"127.0.0.1:8080\", \"10.0.0.0/8\"]\n",
+        )
+        .expect("config");
+        assert!(config.egress.allow_private);
+        assert_eq!(config.egress.allow.len(), 2);
+        let e = HostConfig::parse("[egress]\nallow = [\"localhost\"]\n").unwrap_err();
+        assert!(e.to_string().contains("localhost"), "{e}");
+        let e = HostConfig::parse("[egress]\nallow_everything = true\n").unwrap_err();
+        assert!(e.to_string().contains("allow_everything"), "{e}");
     }
 
     #[test]

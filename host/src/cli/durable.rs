@@ -185,6 +185,7 @@ async fn rebuild(
         stream: meta.stream,
         replies: global.host_config.models,
         credentials: super::credential_policy(global),
+        egress: global.host_config.egress.clone(),
     };
     let runner = load_runner(global, &spec, &plugins, &options).await?;
     Ok((spec, runner))
@@ -293,7 +294,7 @@ async fn resume_one(
         eprintln!("  decide with `host approve`/`host reject` (or resume with --wait-approval)");
         return Ok(ExitCode::from(EXIT_WAITING));
     }
-    let delivery = Delivery::new(store.clone(), args.deliver_timeout)?;
+    let delivery = Delivery::new(global, store.clone(), args.deliver_timeout)?;
     let journal = store.journal(run_id).await?;
     let original = Original {
         given: args.spec.as_deref(),

@@ -47,7 +47,7 @@ pub(super) async fn run(global: &GlobalArgs, cmd: OutboxCommand) -> Result<ExitC
             limit,
             json,
         } => list(store.as_ref(), run.as_deref(), state, limit, json).await,
-        OutboxCommand::Deliver { wait, timeout } => deliver(store, wait, timeout).await,
+        OutboxCommand::Deliver { wait, timeout } => deliver(global, store, wait, timeout).await,
     }
 }
 
@@ -130,6 +130,7 @@ async fn list(
 }
 
 async fn deliver(
+    global: &GlobalArgs,
     store: std::sync::Arc<dyn Store>,
     wait: bool,
     timeout: Option<f64>,
@@ -139,7 +140,10 @@ async fn deliver(
         .transpose()
         .map_err(|_| CliError::bad_input("--timeout: expected seconds (0 or more)"))?
         .map(|d| Instant::now() + d);
-    let config = OutboxConfig::from_env().map_err(|e| CliError::bad_input(e.to_string()))?;
+    let config = OutboxConfig {
+        egress: global.host_config.egress.clone(),
+        ..OutboxConfig::from_env().map_err(|e| CliError::bad_input(e.to_string()))?
+    };
     let deliverer = Deliverer::new(store.clone(), config)?;
     let until = if wait { Until::Empty } else { Until::Idle };
     deliverer.run(until, deadline).await;

@@ -82,12 +82,13 @@ pub(super) async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, 
     let plan = SinkPlan::new(&spec, &args.callbacks, args.quiet, args.no_progress)
         .map_err(|e| sinks::bad_sink(&e))?;
     let store = open_store(global)?;
-    let delivery = Delivery::new(store.clone(), args.deliver_timeout)?;
+    let delivery = Delivery::new(global, store.clone(), args.deliver_timeout)?;
     let options = CompileOptions {
         offline: args.offline,
         stream: args.stream,
         replies: global.host_config.models,
         credentials: super::credential_policy(global),
+        egress: global.host_config.egress.clone(),
     };
     let runner = load_runner(global, &spec, &args.plugins, &options)
         .await?
@@ -144,14 +145,21 @@ pub(super) struct Delivery {
 }
 
 impl Delivery {
-    pub(super) fn new(store: Arc<dyn Store>, grace_secs: f64) -> Result<Delivery, CliError> {
+    pub(super) fn new(
+        global: &GlobalArgs,
+        store: Arc<dyn Store>,
+        grace_secs: f64,
+    ) -> Result<Delivery, CliError> {
         let grace = Duration::try_from_secs_f64(grace_secs).map_err(|_| {
             CliError::bad_input(format!(
                 "--deliver-timeout: expected seconds (0 or more), got {grace_secs}"
             ))
         })?;
         let deliverer = OutboxConfig::from_env()
-            .and_then(|config| Deliverer::new(store.clone(), config))
+            .and_then(|config| {
+                let egress = global.host_config.egress.clone();
+                Deliverer::new(store.clone(), OutboxConfig { egress, ..config })
+            })
             .map_err(|e| CliError::bad_input(e.to_string()))?;
         Ok(Delivery {
             store,
@@ -279,7 +287,9 @@ pub(super) async fn drive(
     let has_http = plan.http_targets().next().is_some();
     for target in plan.http_targets() {
         if let Some(secret) = &target.secret {
-            delivery.deliverer.add_secret(&target.url, secret.clone());
+            delivery
+                .deliverer
+                .add_secret(handle.run_id(), &target.url, secret.clone());
         }
         // Header values are never stored: this process holds them.
         delivery

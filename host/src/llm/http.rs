@@ -18,9 +18,10 @@ use super::{
     Api, DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL, LlmError, MAX_RETRY_AFTER, ModelRequest,
     ModelResponse, OnDelta, Provider, ProviderConfig, ProviderKind, RetryPolicy,
 };
+use crate::egress::{display_url, refusal};
 use crate::retry::parse_retry_after;
 use crate::secret::Secret;
-use crate::util::{clip, error_chain};
+use crate::util::{clip_chars, error_chain};
 
 pub(crate) struct OpenAiProvider {
     name: String,
@@ -29,6 +30,8 @@ pub(crate) struct OpenAiProvider {
     system: String,
     api: Api,
     url: String,
+    /// `url` without credentials, for messages.
+    shown_url: String,
     auth: Option<HeaderValue>,
     key: Option<Secret>,
     timeout: Duration,
@@ -81,13 +84,21 @@ impl OpenAiProvider {
             }
         };
         let base_url = base_url.trim_end_matches('/').to_string();
+        // Messages show the origin only: a base URL may carry `user:pass@`.
+        let shown = display_url(&base_url);
         let parsed = reqwest::Url::parse(&base_url)
-            .map_err(|e| config_error(format!("base_url `{base_url}` is not a URL: {e}")))?;
+            .map_err(|e| config_error(format!("base_url is not a URL: {e}")))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(config_error(format!(
-                "base_url `{base_url}` must be http or https"
+                "base_url `{shown}` must be http or https"
             )));
         }
+        // Refused destinations fail here (an address literal, a metadata
+        // name) or when the name is resolved (the client's resolver).
+        let builder = config
+            .egress
+            .client(&parsed)
+            .map_err(|e| config_error(format!("base_url: {e}")))?;
         let auth = match &key {
             Some(key) => {
                 let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
@@ -99,7 +110,7 @@ impl OpenAiProvider {
             }
             None => None,
         };
-        let http = reqwest::Client::builder()
+        let http = builder
             .user_agent(concat!("host/", env!("CARGO_PKG_VERSION")))
             .tcp_nodelay(true)
             .build()
@@ -110,6 +121,7 @@ impl OpenAiProvider {
         };
         Ok(Self {
             url: format!("{base_url}{path}"),
+            shown_url: shown,
             name: config.name,
             system,
             api: config.api,
@@ -131,7 +143,9 @@ impl OpenAiProvider {
                 message: format!("extra header `{name}`: invalid {what}"),
             };
             let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid("name"))?;
-            let value = HeaderValue::from_str(value).map_err(|_| invalid("value"))?;
+            let mut value = HeaderValue::from_str(value).map_err(|_| invalid("value"))?;
+            // Often a credential (`api-key`): kept out of debug logs.
+            value.set_sensitive(true);
             headers.insert(name, value);
         }
         if let Some(auth) = &self.auth {
@@ -209,12 +223,15 @@ impl OpenAiProvider {
                 });
             }
             let delay = self.retry.delay(attempt, retry_after);
+            // Redacted before it is logged: a server may echo the request's
+            // headers, and this line reaches stderr and OTLP.
+            let shown = self.redact(error, request);
             tracing::warn!(
                 attempt,
                 max_attempts = self.retry.max_attempts,
                 delay_ms = delay.as_millis() as u64,
                 attempt_ms = started.elapsed().as_millis() as u64,
-                error = %error,
+                error = %shown,
                 "model call failed; retrying"
             );
             tokio::time::sleep(delay).await;
@@ -334,6 +351,17 @@ impl OpenAiProvider {
         assembler.finish().map_err(fail)
     }
 
+    /// `error` with the API key and the request's extra header values
+    /// replaced by `***`.
+    fn redact(&self, error: LlmError, request: &ModelRequest) -> LlmError {
+        let extra = request.settings.extra_headers.values().map(String::as_str);
+        self.key
+            .iter()
+            .map(Secret::expose)
+            .chain(extra)
+            .fold(error, |error, secret| error.redact(secret))
+    }
+
     fn timeout_error(&self, phase: &'static str) -> LlmError {
         LlmError::Timeout {
             provider: self.name.clone(),
@@ -346,9 +374,16 @@ impl OpenAiProvider {
         if error.is_timeout() {
             return self.timeout_error("sending the request");
         }
+        // A destination the egress policy refuses: retrying cannot help.
+        if let Some(refused) = refusal(&error) {
+            return LlmError::Config {
+                provider: self.name.clone(),
+                message: format!("base_url: {refused}"),
+            };
+        }
         LlmError::Connection {
             provider: self.name.clone(),
-            url: self.url.clone(),
+            url: self.shown_url.clone(),
             message: error_chain(&error.without_url()),
         }
     }
@@ -386,7 +421,7 @@ fn error_message(body: &[u8], status: reqwest::StatusCode) -> (String, Option<St
             (_, Some(c)) if c == "insufficient_quota" => Some(c),
             (t, _) => t,
         };
-        return (wrapped.error.to_string(), kind);
+        return (excerpt(&wrapped.error.to_string()), kind);
     }
     let text = String::from_utf8_lossy(body);
     let text = text.trim();
@@ -399,8 +434,23 @@ fn error_message(body: &[u8], status: reqwest::StatusCode) -> (String, Option<St
             None,
         )
     } else {
-        (clip(text, 300), None)
+        (excerpt(text), None)
     }
+}
+
+/// Most characters of a server's error text kept in an error.
+const EXCERPT_CHARS: usize = 200;
+
+/// A short excerpt of a server's error text, control characters replaced:
+/// a base URL may point at a service that is not a model API, and its
+/// error pages should not reach the spec's author whole.
+fn excerpt(text: &str) -> String {
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    clip_chars(&cleaned, EXCERPT_CHARS)
 }
 
 /// The wait a response asks for: `retry-after-ms` (OpenAI's, milliseconds)
@@ -441,10 +491,7 @@ impl Provider for OpenAiProvider {
                 .call(request, on_event, &span)
                 .instrument(span.clone())
                 .await;
-            let result = match (result, &self.key) {
-                (Err(error), Some(key)) => Err(error.redact(key.expose())),
-                (result, _) => result,
-            };
+            let result = result.map_err(|error| self.redact(error, request));
             super::span::record(&span, &result);
             result
         })

@@ -26,6 +26,9 @@ pub struct CompileOptions {
     /// Which keys from the environment may go to which base URLs (the
     /// operator's pairs; see [`super::credentials`]).
     pub credentials: CredentialPolicy,
+    /// The operator's egress allowances for providers' base URLs (the
+    /// operator's own `OPENAI_BASE_URL` may always be private).
+    pub egress: llm::Egress,
 }
 
 /// Why a spec could not become a runnable workflow.
@@ -262,8 +265,15 @@ fn providers(
             continue;
         }
         let config = provider_config(spec, name, p, &options.credentials)?;
-        let provider =
-            llm::build_provider(config.with_limits(options.replies)).map_err(CompileError::Llm)?;
+        let mut egress = options.egress.clone();
+        // The operator named OPENAI_BASE_URL: trusted, even when it is local.
+        if matches!(p, spec::Provider::Openai { base_url: None, .. })
+            && std::env::var(BASE_URL_ENV).is_ok_and(|u| !u.is_empty())
+        {
+            egress.allow_private = true;
+        }
+        let config = config.with_limits(options.replies).with_egress(egress);
+        let provider = llm::build_provider(config).map_err(CompileError::Llm)?;
         out.insert(name.clone(), provider);
     }
     Ok(out)

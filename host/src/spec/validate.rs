@@ -1,6 +1,7 @@
 //! Semantic checks of a parsed spec: every problem at once, each with the
 //! JSONPath of the value the user wrote.
 
+use super::destinations;
 use super::error::{SpecError, SpecErrors, index, key, nearest, suggestion};
 use super::types::{
     Agent, Callback, Kind, MAX_PLUGIN_MEMORY_MIB, Memory, Mode, Model, PluginRef, Provider, Retry,
@@ -293,8 +294,16 @@ impl Checker<'_> {
     }
 
     fn url(&mut self, path: &str, url: &str) {
-        if !(url.starts_with("http://") || url.starts_with("https://")) {
-            self.error(path, format!("`{url}` is not an http:// or https:// URL"));
+        if let Some(problem) = destinations::url_problem(url) {
+            self.error(path, problem);
+        }
+    }
+
+    fn callback_headers(&mut self, path: &str, headers: &BTreeMap<String, String>) {
+        for name in headers.keys() {
+            if let Some((message, hint)) = destinations::header_problem(name) {
+                self.error_hint(key(path, name), message, hint);
+            }
         }
     }
 
@@ -571,8 +580,12 @@ impl Checker<'_> {
                     }
                 }
                 Callback::Http {
-                    url, secret_env, ..
+                    url,
+                    secret_env,
+                    headers,
+                    ..
                 } => {
+                    self.callback_headers(&key(&cp, "headers"), headers);
                     if url.is_empty() {
                         self.error_hint(
                             &cp,
