@@ -47,6 +47,7 @@ mod error;
 mod go;
 mod locate;
 mod parse;
+mod paths;
 mod redact;
 mod types;
 mod validate;

@@ -1,12 +1,13 @@
 //! Semantic checks of a parsed spec: every problem at once, each with the
 //! JSONPath of the value the user wrote.
 
+use super::Spec;
 use super::destinations;
 use super::error::{SpecError, SpecErrors, index, key, nearest, suggestion};
+use super::paths::Paths;
 use super::types::{
     Agent, Callback, Kind, MAX_PLUGIN_MEMORY_MIB, Memory, Mode, Model, PluginRef, Provider, Retry,
 };
-use super::{Origin, Spec};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -110,66 +111,6 @@ impl Spec {
         }
         v.errors.extend(super::confine::check(self));
         SpecErrors::into_result(v.errors)
-    }
-}
-
-/// Paths of the document the user wrote (native or Go request shape).
-struct Paths<'a>(&'a Origin);
-
-impl Paths<'_> {
-    fn agent(&self, name: &str) -> String {
-        match self.0 {
-            Origin::Go { agents } => match agents.get(name) {
-                Some((i, _)) => index("$.workflow.agents", *i),
-                None => key("$.agents", name),
-            },
-            _ => key("$.agents", name),
-        }
-    }
-
-    fn agent_output_schema(&self, name: &str) -> String {
-        let field = match self.0 {
-            Origin::Go { agents } => agents.get(name).map_or("output_schema", |(_, f)| f),
-            _ => "output_schema",
-        };
-        key(&self.agent(name), field)
-    }
-
-    fn stage(&self, s: usize) -> String {
-        match self.0 {
-            Origin::Native => index("$.workflow.stages", s),
-            Origin::NativeSteps | Origin::Go { .. } => "$.workflow".into(),
-        }
-    }
-
-    fn step(&self, s: usize, i: usize) -> String {
-        match self.0 {
-            Origin::Native => index(&key(&self.stage(s), "steps"), i),
-            Origin::NativeSteps => index("$.workflow.steps", i),
-            Origin::Go { .. } => "$.workflow".into(),
-        }
-    }
-
-    fn step_field(&self, s: usize, i: usize, field: &str) -> String {
-        match (self.0, field) {
-            (Origin::Go { .. }, "agent") => "$.workflow.starting_agent".into(),
-            (Origin::Go { .. }, "max_turns") => "$.workflow.max_turns".into(),
-            _ => key(&self.step(s, i), field),
-        }
-    }
-
-    fn session(&self) -> String {
-        match self.0 {
-            Origin::Go { .. } => "$.session".into(),
-            _ => "$.run.session".into(),
-        }
-    }
-
-    fn callback(&self, i: usize) -> String {
-        match self.0 {
-            Origin::Go { .. } => "$.callback".into(),
-            _ => index("$.run.callback", i),
-        }
     }
 }
 
