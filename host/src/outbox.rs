@@ -263,6 +263,14 @@ impl Deliverer {
             .contains_key(&(run_id.to_owned(), url.to_owned()))
     }
 
+    fn holds_headers(&self, run_id: &str, url: &str) -> bool {
+        self.inner
+            .headers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains_key(&(run_id.to_owned(), url.to_owned()))
+    }
+
     /// Sends `headers` with run `run_id`'s entries for `url` whose target
     /// names them ([`OutboxTarget::inline_headers`]).
     pub fn add_headers(
@@ -330,11 +338,16 @@ impl Deliverer {
             };
             let mut next = now + millis(config.poll);
             let mut due_now = false;
-            // Another process's inline secret: its entries are not ours to
-            // send (or to count as waiting).
+            // Another process's inline secret or header values (never
+            // stored): its entries are not ours to send (or to count as
+            // waiting); they stay pending for a process that holds them.
             let heads: Vec<_> = heads
                 .into_iter()
                 .filter(|h| !h.target.inline_secret || self.holds_secret(&h.run_id, &h.target.url))
+                .filter(|h| {
+                    h.target.inline_headers.is_empty()
+                        || self.holds_headers(&h.run_id, &h.target.url)
+                })
                 .collect();
             for head in &heads {
                 let lane = (head.run_id.clone(), head.target.url.clone());

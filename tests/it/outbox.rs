@@ -507,10 +507,29 @@ async fn events_left_by_a_killed_host_are_delivered_after_a_restart() {
     );
 
     // The endpoint comes up; a new process delivers everything, in order.
+    // The spec's header values were never stored: a process without them
+    // leaves the entries pending (it neither sends nor kills them); one
+    // given the spec file the run started from delivers them.
     let server = Server::start(&addr, Arc::new(|_| (200, Duration::ZERO))).await;
+    let out = host(&db, &["outbox", "deliver", "--timeout", "5"], &env).await;
+    ok(&out);
+    assert!(
+        server.received().is_empty(),
+        "sent without its header values"
+    );
+    let outbox = &show(&db, &run_id).await["outbox"];
+    assert_eq!(outbox["pending"], json!(expected.len()), "{outbox}");
     let out = host(
         &db,
-        &["outbox", "deliver", "--wait", "--timeout", "60"],
+        &[
+            "outbox",
+            "deliver",
+            "--wait",
+            "--timeout",
+            "60",
+            "--spec",
+            spec,
+        ],
         &env,
     )
     .await;

@@ -3,10 +3,14 @@
 //! after the `host` that ran them was killed or gave up waiting.
 
 use super::error::CliError;
-use super::{EXIT_FAILED, GlobalArgs, open_store};
+use super::run::read_spec;
+use super::sinks::{SinkPlan, bad_sink};
+use super::{EXIT_BAD_INPUT, EXIT_FAILED, GlobalArgs, open_store};
 use host::outbox::{Deliverer, OutboxConfig, Until};
 use host::store::{OutboxState, Store};
+use std::collections::BTreeSet;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -35,6 +39,11 @@ pub(crate) enum OutboxCommand {
         /// Give up after this many seconds (entries left stay pending)
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
+        /// The spec file a run started from (repeatable): its callbacks'
+        /// header values and inline secrets are never stored, so only a
+        /// process given the same file (same SHA-256) can send them
+        #[arg(long = "spec", value_name = "FILE")]
+        specs: Vec<PathBuf>,
     },
 }
 
@@ -47,7 +56,11 @@ pub(super) async fn run(global: &GlobalArgs, cmd: OutboxCommand) -> Result<ExitC
             limit,
             json,
         } => list(store.as_ref(), run.as_deref(), state, limit, json).await,
-        OutboxCommand::Deliver { wait, timeout } => deliver(global, store, wait, timeout).await,
+        OutboxCommand::Deliver {
+            wait,
+            timeout,
+            specs,
+        } => deliver(global, store, wait, timeout, &specs).await,
     }
 }
 
@@ -134,6 +147,7 @@ async fn deliver(
     store: std::sync::Arc<dyn Store>,
     wait: bool,
     timeout: Option<f64>,
+    specs: &[PathBuf],
 ) -> Result<ExitCode, CliError> {
     let deadline = timeout
         .map(Duration::try_from_secs_f64)
@@ -145,6 +159,9 @@ async fn deliver(
         ..OutboxConfig::from_env().map_err(|e| CliError::bad_input(e.to_string()))?
     };
     let deliverer = Deliverer::new(store.clone(), config)?;
+    for path in specs {
+        hold_values(store.as_ref(), &deliverer, path).await?;
+    }
     let until = if wait { Until::Empty } else { Until::Idle };
     deliverer.run(until, deadline).await;
     deliverer.release().await;
@@ -165,4 +182,46 @@ async fn deliver(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Gives `deliverer` the header values and inline secrets of the callbacks
+/// of `path`, for every run with pending entries that started from that
+/// very file (same SHA-256); a file no pending run started from is an error.
+async fn hold_values(
+    store: &dyn Store,
+    deliverer: &Deliverer,
+    path: &Path,
+) -> Result<(), CliError> {
+    let (spec, _, digest) =
+        read_spec(path).map_err(|report| CliError::verbatim(EXIT_BAD_INPUT, report))?;
+    let plan = SinkPlan::new(&spec, &[], true, true).map_err(|e| bad_sink(&e))?;
+    let runs: BTreeSet<String> = store
+        .outbox_entries(None, Some(OutboxState::Pending), None)
+        .await?
+        .into_iter()
+        .map(|e| e.run_id)
+        .collect();
+    let mut matched = 0;
+    for run_id in runs {
+        let Some(record) = store.get_run(&run_id).await? else {
+            continue;
+        };
+        if record.spec_digest != digest {
+            continue;
+        }
+        matched += 1;
+        for target in plan.http_targets() {
+            if let Some(secret) = &target.secret {
+                deliverer.add_secret(&run_id, &target.url, secret.clone());
+            }
+            deliverer.add_headers(&run_id, &target.url, target.headers.clone());
+        }
+    }
+    if matched == 0 {
+        return Err(CliError::bad_input(format!(
+            "--spec {}: no run with pending events started from this file (SHA-256 {digest})",
+            path.display()
+        )));
+    }
+    Ok(())
 }
