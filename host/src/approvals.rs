@@ -4,9 +4,12 @@
 //! `waiting_approval`); a human answers with [`decide`], which journals an
 //! `approval_decision` under the same key. The waiting run — polling in its
 //! own process, or a later `resume` — picks the decision up.
+//!
+//! Every function takes the caller's [`Scope`]: an account sees and decides
+//! only its own runs' approvals (another account's run is "no such run").
 
 use crate::journal::{self, ApprovalAnswer, ApprovalRequest, Decision, Key};
-use crate::store::{JournalKind, RunFilter, RunStatus, Store, StoreError};
+use crate::store::{JournalKind, RunFilter, RunStatus, Scope, Store, StoreError};
 use serde::Serialize;
 
 /// A tool call waiting for a decision.
@@ -42,9 +45,14 @@ pub enum ApprovalError {
     Store(#[from] StoreError),
 }
 
-/// Calls of `run_id` waiting for a decision.
-pub async fn pending(store: &dyn Store, run_id: &str) -> Result<Vec<PendingCall>, StoreError> {
-    let journal = store.journal(run_id).await?;
+/// Calls of `run_id` waiting for a decision (none when `scope` does not
+/// admit the run).
+pub async fn pending(
+    store: &dyn Store,
+    scope: &Scope,
+    run_id: &str,
+) -> Result<Vec<PendingCall>, StoreError> {
+    let journal = store.journal(scope, run_id).await?;
     let decided: std::collections::HashSet<&str> = journal
         .iter()
         .filter(|r| r.entry.kind == JournalKind::ApprovalDecision)
@@ -80,31 +88,36 @@ pub async fn pending(store: &dyn Store, run_id: &str) -> Result<Vec<PendingCall>
         .collect())
 }
 
-/// Every pending call of every run waiting for approval.
-pub async fn pending_all(store: &dyn Store) -> Result<Vec<PendingCall>, StoreError> {
+/// Every pending call of every run of `scope` waiting for approval.
+pub async fn pending_all(store: &dyn Store, scope: &Scope) -> Result<Vec<PendingCall>, StoreError> {
     let runs = store
-        .list_runs(RunFilter {
-            status: Some(RunStatus::WaitingApproval),
-            ..RunFilter::default()
-        })
+        .list_runs(
+            scope,
+            RunFilter {
+                status: Some(RunStatus::WaitingApproval),
+                ..RunFilter::default()
+            },
+        )
         .await?;
     let mut out = Vec::new();
     for run in runs {
-        out.extend(pending(store, &run.run_id).await?);
+        out.extend(pending(store, scope, &run.run_id).await?);
     }
     Ok(out)
 }
 
-/// Records a human's decision on call `call_id` of run `run_id`.
+/// Records a human's decision on call `call_id` of run `run_id`, a run
+/// `scope` admits ([`StoreError::NotFound`] otherwise).
 pub async fn decide(
     store: &dyn Store,
+    scope: &Scope,
     run_id: &str,
     call_id: &str,
     decision: Decision,
     by: Option<&str>,
 ) -> Result<(), ApprovalError> {
     let run = store
-        .get_run(run_id)
+        .get_run(scope, run_id)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             run_id: run_id.to_owned(),
@@ -115,7 +128,7 @@ pub async fn decide(
             status: run.status,
         });
     }
-    let waiting = pending(store, run_id).await?;
+    let waiting = pending(store, scope, run_id).await?;
     let Some(call) = waiting.iter().find(|p| p.call_id == call_id) else {
         return Err(ApprovalError::NoSuchCall {
             run_id: run_id.to_owned(),
@@ -135,3 +148,6 @@ pub async fn decide(
     store.append(run_id, entry).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tenancy_tests;

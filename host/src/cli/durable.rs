@@ -1,5 +1,9 @@
 //! Commands over the run database: `resume`, `replay`, `runs`,
 //! `approvals`, `approve`, `reject`.
+//!
+//! The CLI is the operator's view: every query here is made in
+//! [`OPERATOR`] scope (every account), and a resumed run keeps the account
+//! and user it was started for.
 
 use super::error::CliError;
 use super::run::{Delivery, RunMetadata, drive, load_runner};
@@ -7,12 +11,12 @@ use super::sinks::{self, SinkPlan};
 use super::{EXIT_WAITING, GlobalArgs, open_store};
 use anyhow::Context;
 use host::approvals::{self, ApprovalError};
-use host::engine::{ResumeRequest, Runner};
+use host::engine::{Caller, ResumeRequest, Runner};
 use host::events::rfc3339;
 use host::journal::{self, Decision, StepStatus, StepSummary};
 use host::plan::CompileOptions;
 use host::spec::Spec;
-use host::store::{JournalRecord, RunFilter, RunRecord, RunStatus, RunUpdate, Store};
+use host::store::{JournalRecord, RunFilter, RunRecord, RunStatus, RunUpdate, Scope, Store};
 use host::util::clip_chars;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -20,6 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
+
+/// The scope of every store query the CLI makes: the operator's.
+const OPERATOR: &Scope = &Scope::Operator;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ResumeArgs {
@@ -190,19 +197,25 @@ pub(super) async fn resume(global: &GlobalArgs, args: ResumeArgs) -> Result<Exit
 /// Runs left running (a crash) or waiting for approvals all decided.
 async fn resumable(store: &dyn Store) -> anyhow::Result<Vec<String>> {
     let mut ids: Vec<String> = store
-        .interrupted_runs()
+        .interrupted_runs(OPERATOR)
         .await?
         .into_iter()
         .map(|r| r.run_id)
         .collect();
     let waiting = store
-        .list_runs(RunFilter {
-            status: Some(RunStatus::WaitingApproval),
-            ..RunFilter::default()
-        })
+        .list_runs(
+            OPERATOR,
+            RunFilter {
+                status: Some(RunStatus::WaitingApproval),
+                ..RunFilter::default()
+            },
+        )
         .await?;
     for run in waiting.into_iter().rev() {
-        if approvals::pending(store, &run.run_id).await?.is_empty() {
+        if approvals::pending(store, OPERATOR, &run.run_id)
+            .await?
+            .is_empty()
+        {
             ids.push(run.run_id);
         }
     }
@@ -215,7 +228,7 @@ async fn resume_one(
     run_id: &str,
     args: &ResumeArgs,
 ) -> Result<ExitCode, CliError> {
-    let Some(record) = store.get_run(run_id).await? else {
+    let Some(record) = store.get_run(OPERATOR, run_id).await? else {
         return Err(no_such_run(run_id));
     };
     if record.status.is_terminal() {
@@ -224,7 +237,7 @@ async fn resume_one(
             record.status
         )));
     }
-    let pending = approvals::pending(store.as_ref(), run_id).await?;
+    let pending = approvals::pending(store.as_ref(), OPERATOR, run_id).await?;
     if !pending.is_empty() && !args.wait_approval {
         eprintln!("run {run_id} is still waiting for approval:");
         for p in &pending {
@@ -234,7 +247,7 @@ async fn resume_one(
         return Ok(ExitCode::from(EXIT_WAITING));
     }
     let delivery = Delivery::new(store.clone(), args.deliver_timeout)?;
-    let journal = store.journal(run_id).await?;
+    let journal = store.journal(OPERATOR, run_id).await?;
     let (spec, runner) = rebuild(global, run_id, &journal, args.plugins.as_deref()).await?;
     let runner = runner.with_store(store.clone());
     let plan = SinkPlan::new(&spec, &args.callbacks, args.quiet, args.no_progress)
@@ -245,6 +258,7 @@ async fn resume_one(
     let handle = runner.resume(
         run_id,
         ResumeRequest {
+            caller: Caller::Operator,
             deltas: plan.deltas(),
             events: true,
             wait_approval: args.wait_approval,
@@ -260,10 +274,10 @@ fn no_such_run(run_id: &str) -> CliError {
 
 pub(super) async fn replay(global: &GlobalArgs, args: ReplayArgs) -> Result<ExitCode, CliError> {
     let store = open_store(global)?;
-    let Some(record) = store.get_run(&args.run_id).await? else {
+    let Some(record) = store.get_run(OPERATOR, &args.run_id).await? else {
         return Err(no_such_run(&args.run_id));
     };
-    let journal = store.journal(&args.run_id).await?;
+    let journal = store.journal(OPERATOR, &args.run_id).await?;
     let (_, runner) = rebuild(global, &args.run_id, &journal, args.plugins.as_deref()).await?;
     let report = runner
         .replay_report(&record, journal)
@@ -335,11 +349,14 @@ pub(super) async fn runs(global: &GlobalArgs, cmd: RunsCommand) -> Result<ExitCo
                     ))
                 })?;
             let runs = store
-                .list_runs(RunFilter {
-                    status,
-                    limit: Some(limit),
-                    ..RunFilter::default()
-                })
+                .list_runs(
+                    OPERATOR,
+                    RunFilter {
+                        status,
+                        limit: Some(limit),
+                        ..RunFilter::default()
+                    },
+                )
                 .await?;
             let mut out = std::io::stdout().lock();
             if json {
@@ -405,13 +422,13 @@ fn steps_json(steps: &[StepSummary]) -> Vec<Value> {
 }
 
 async fn show(store: &dyn Store, run_id: &str, json_out: bool) -> Result<ExitCode, CliError> {
-    let Some(run) = store.get_run(run_id).await? else {
+    let Some(run) = store.get_run(OPERATOR, run_id).await? else {
         return Err(no_such_run(run_id));
     };
-    let journal = store.journal(run_id).await?;
+    let journal = store.journal(OPERATOR, run_id).await?;
     let steps = journal::step_summaries(&journal)?;
-    let pending = approvals::pending(store, run_id).await?;
-    let outbox = store.outbox_summary(run_id).await?;
+    let pending = approvals::pending(store, OPERATOR, run_id).await?;
+    let outbox = store.outbox_summary(OPERATOR, run_id).await?;
     let mut out = std::io::stdout().lock();
     if json_out {
         let mut v = serde_json::to_value(&run)?;
@@ -535,8 +552,8 @@ pub(super) async fn approvals(
     let store = open_store(global)?;
     let ApprovalsCommand::List { run, json } = cmd;
     let pending = match run {
-        Some(id) => approvals::pending(store.as_ref(), &id).await?,
-        None => approvals::pending_all(store.as_ref()).await?,
+        Some(id) => approvals::pending(store.as_ref(), OPERATOR, &id).await?,
+        None => approvals::pending_all(store.as_ref(), OPERATOR).await?,
     };
     let mut out = std::io::stdout().lock();
     if json {
@@ -569,7 +586,7 @@ async fn decide(
     by: Option<&str>,
 ) -> Result<ExitCode, CliError> {
     let approved = decision.approved;
-    match approvals::decide(store, run_id, call_id, decision, by).await {
+    match approvals::decide(store, OPERATOR, run_id, call_id, decision, by).await {
         Ok(()) => {
             eprintln!(
                 "call {call_id} of run {run_id} {}; continue it with `host resume {run_id}` unless it is waiting with --wait-approval",

@@ -1,11 +1,13 @@
 //! `host outbox`: the events waiting for HTTP delivery in the run database
 //! (docs/EVENTS.md, "http"). `deliver` sends them from this process, e.g.
 //! after the `host` that ran them was killed or gave up waiting.
+//!
+//! The operator's view: every account's entries ([`Scope::Operator`]).
 
 use super::error::CliError;
 use super::{EXIT_FAILED, GlobalArgs, open_store};
 use host::outbox::{Deliverer, OutboxConfig, Until};
-use host::store::{OutboxState, Store};
+use host::store::{OutboxState, Scope, Store};
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -68,14 +70,23 @@ async fn list(
             ))
         })?;
     let entries = match state {
-        Some(s) => store.outbox_entries(run, Some(s), Some(limit)).await?,
+        Some(s) => {
+            store
+                .outbox_entries(&Scope::Operator, run, Some(s), Some(limit))
+                .await?
+        }
         None => {
             let mut all = store
-                .outbox_entries(run, Some(OutboxState::Pending), Some(limit))
+                .outbox_entries(
+                    &Scope::Operator,
+                    run,
+                    Some(OutboxState::Pending),
+                    Some(limit),
+                )
                 .await?;
             all.extend(
                 store
-                    .outbox_entries(run, Some(OutboxState::Dead), Some(limit))
+                    .outbox_entries(&Scope::Operator, run, Some(OutboxState::Dead), Some(limit))
                     .await?,
             );
             all.sort_by(|a, b| {
@@ -92,6 +103,8 @@ async fn list(
             .map(|e| {
                 serde_json::json!({
                     "run_id": e.run_id,
+                    "account_id": e.account_id,
+                    "user_id": e.user_id,
                     "url": e.target.url,
                     "seq": e.seq,
                     "type": e.event_type,
@@ -146,7 +159,7 @@ async fn deliver(
     deliverer.release().await;
     let tally = deliverer.tally();
     let pending = store
-        .outbox_entries(None, Some(OutboxState::Pending), None)
+        .outbox_entries(&Scope::Operator, None, Some(OutboxState::Pending), None)
         .await?
         .len();
     eprintln!(
