@@ -9,9 +9,12 @@
 //! call id) and the digest of its tool and arguments. A call is named by its
 //! key, or by its call id when that is unambiguous among the run's pending
 //! calls; the run only accepts a decision whose digest is the call's.
+//!
+//! Every function takes the caller's [`Scope`]: an account sees and decides
+//! only its own runs' approvals (another account's run is "no such run").
 
 use crate::journal::{self, ApprovalAnswer, ApprovalRequest, Decision, Key};
-use crate::store::{JournalKind, RunFilter, RunStatus, Store, StoreError};
+use crate::store::{JournalKind, RunFilter, RunStatus, Scope, Store, StoreError};
 use serde::Serialize;
 
 /// A tool call waiting for a decision.
@@ -58,9 +61,14 @@ pub enum ApprovalError {
     Store(#[from] StoreError),
 }
 
-/// Calls of `run_id` waiting for a decision.
-pub async fn pending(store: &dyn Store, run_id: &str) -> Result<Vec<PendingCall>, StoreError> {
-    let journal = store.journal(run_id).await?;
+/// Calls of `run_id` waiting for a decision (none when `scope` does not
+/// admit the run).
+pub async fn pending(
+    store: &dyn Store,
+    scope: &Scope,
+    run_id: &str,
+) -> Result<Vec<PendingCall>, StoreError> {
+    let journal = store.journal(scope, run_id).await?;
     let decided: std::collections::HashSet<&str> = journal
         .iter()
         .filter(|r| r.entry.kind == JournalKind::ApprovalDecision)
@@ -99,33 +107,38 @@ pub async fn pending(store: &dyn Store, run_id: &str) -> Result<Vec<PendingCall>
         .collect())
 }
 
-/// Every pending call of every run waiting for approval.
-pub async fn pending_all(store: &dyn Store) -> Result<Vec<PendingCall>, StoreError> {
+/// Every pending call of every run of `scope` waiting for approval.
+pub async fn pending_all(store: &dyn Store, scope: &Scope) -> Result<Vec<PendingCall>, StoreError> {
     let runs = store
-        .list_runs(RunFilter {
-            status: Some(RunStatus::WaitingApproval),
-            ..RunFilter::default()
-        })
+        .list_runs(
+            scope,
+            RunFilter {
+                status: Some(RunStatus::WaitingApproval),
+                ..RunFilter::default()
+            },
+        )
         .await?;
     let mut out = Vec::new();
     for run in runs {
-        out.extend(pending(store, &run.run_id).await?);
+        out.extend(pending(store, scope, &run.run_id).await?);
     }
     Ok(out)
 }
 
-/// Records a human's decision on one pending call of run `run_id`, named by
-/// its journal key or by its call id (refused as ambiguous when several
-/// pending calls share it). The decision carries the call's digest.
+/// Records a human's decision on one pending call of run `run_id` — a run
+/// `scope` admits ([`StoreError::NotFound`] otherwise) — named by its
+/// journal key or by its call id (refused as ambiguous when several pending
+/// calls share it). The decision carries the call's digest.
 pub async fn decide(
     store: &dyn Store,
+    scope: &Scope,
     run_id: &str,
     call_id: &str,
     decision: Decision,
     by: Option<&str>,
 ) -> Result<(), ApprovalError> {
     let run = store
-        .get_run(run_id)
+        .get_run(scope, run_id)
         .await?
         .ok_or_else(|| StoreError::NotFound {
             run_id: run_id.to_owned(),
@@ -136,7 +149,7 @@ pub async fn decide(
             status: run.status,
         });
     }
-    let waiting = pending(store, run_id).await?;
+    let waiting = pending(store, scope, run_id).await?;
     let matching: Vec<&PendingCall> = match waiting.iter().find(|p| p.key == call_id) {
         Some(exact) => vec![exact],
         None => waiting.iter().filter(|p| p.call_id == call_id).collect(),
@@ -226,19 +239,33 @@ mod tests {
     #[tokio::test]
     async fn an_ambiguous_call_id_is_refused_and_a_key_decides_one_call() {
         let (store, keys) = two_pending_x().await;
-        let err = decide(&store, "r", "x", Decision::approve(), None)
-            .await
-            .unwrap_err();
+        let err = decide(
+            &store,
+            &Scope::Operator,
+            "r",
+            "x",
+            Decision::approve(),
+            None,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, ApprovalError::Ambiguous { .. }), "{err}");
         assert!(err.to_string().contains(&keys[1]), "{err}");
 
-        decide(&store, "r", &keys[0], Decision::approve(), Some("ops"))
-            .await
-            .unwrap();
-        let left = pending(&store, "r").await.unwrap();
+        decide(
+            &store,
+            &Scope::Operator,
+            "r",
+            &keys[0],
+            Decision::approve(),
+            Some("ops"),
+        )
+        .await
+        .unwrap();
+        let left = pending(&store, &Scope::Operator, "r").await.unwrap();
         assert_eq!(left.len(), 1);
         assert_eq!(left[0].key, keys[1]);
-        let journal = store.journal("r").await.unwrap();
+        let journal = store.journal(&Scope::Operator, "r").await.unwrap();
         let answer = journal
             .iter()
             .find(|r| r.entry.kind == JournalKind::ApprovalDecision)
@@ -250,9 +277,24 @@ mod tests {
             Some(call_digest("pay", "{\"amount\":1}").as_str())
         );
         // Now `x` names one pending call.
-        decide(&store, "r", "x", Decision::reject("no"), None)
-            .await
-            .unwrap();
-        assert!(pending(&store, "r").await.unwrap().is_empty());
+        decide(
+            &store,
+            &Scope::Operator,
+            "r",
+            "x",
+            Decision::reject("no"),
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(
+            pending(&store, &Scope::Operator, "r")
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
 }
+
+#[cfg(test)]
+mod tenancy_tests;

@@ -1,5 +1,6 @@
 //! Command-line parsing and the commands themselves.
 
+mod approvals;
 mod config;
 mod durable;
 mod error;
@@ -110,11 +111,11 @@ pub(crate) enum Command {
     Runs(durable::RunsCommand),
     /// Tool calls waiting for a human's approval
     #[command(subcommand)]
-    Approvals(durable::ApprovalsCommand),
+    Approvals(approvals::ApprovalsCommand),
     /// Approve a waiting tool call
-    Approve(durable::ApproveArgs),
+    Approve(approvals::ApproveArgs),
     /// Reject a waiting tool call; the model gets the reason as the tool's result
-    Reject(durable::RejectArgs),
+    Reject(approvals::RejectArgs),
     /// Events waiting for HTTP delivery: list them, deliver them
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
@@ -158,9 +159,9 @@ pub(crate) fn main() -> ExitCode {
             Command::Resume(args) => durable::resume(&cli.global, args).await,
             Command::Replay(args) => durable::replay(&cli.global, args).await,
             Command::Runs(cmd) => durable::runs(&cli.global, cmd).await,
-            Command::Approvals(cmd) => durable::approvals(&cli.global, cmd).await,
-            Command::Approve(args) => durable::approve(&cli.global, args).await,
-            Command::Reject(args) => durable::reject(&cli.global, args).await,
+            Command::Approvals(cmd) => approvals::approvals(&cli.global, cmd).await,
+            Command::Approve(args) => approvals::approve(&cli.global, args).await,
+            Command::Reject(args) => approvals::reject(&cli.global, args).await,
             Command::Outbox(cmd) => outbox::run(&cli.global, cmd).await,
         }
     });

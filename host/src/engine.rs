@@ -12,6 +12,7 @@
 //! plugins, [`Runner::start`] a run, and use the [`RunHandle`] to await the
 //! result, cancel it, and receive its events.
 
+mod caller;
 mod error;
 mod replay;
 mod run;
@@ -20,6 +21,7 @@ mod stage;
 mod step;
 
 pub use crate::agent::SessionConfig;
+pub use caller::Caller;
 pub use error::{PendingApproval, RunError, StepError};
 pub use replay::{ChangedStep, ReplayReport};
 pub use runner::{ResumeRequest, RunCanceller, RunHandle, RunOutput, RunRequest, Runner};

@@ -364,7 +364,10 @@ mod tests {
         // another process, or a resume after a crash, would see the file).
         journal.barrier().await.expect("second barrier");
         let reader = SqliteStore::open(&path).expect("reader");
-        let seen = reader.journal("r").await.expect("journal");
+        let seen = reader
+            .journal(&crate::store::Scope::Operator, "r")
+            .await
+            .expect("journal");
         assert_eq!(
             seen.len(),
             1,

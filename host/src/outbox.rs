@@ -33,7 +33,7 @@
 use crate::egress::{Egress, display_url, is_reserved_header, refusal};
 use crate::retry::RetryPolicy;
 use crate::secret::Secret;
-use crate::store::{OutboxClaim, OutboxRecord, OutboxTarget, Store, StoreError};
+use crate::store::{OutboxClaim, OutboxRecord, OutboxTarget, Scope, Store, StoreError};
 use crate::util::{error_chain, millis, now_ms};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -329,7 +329,8 @@ impl Deliverer {
         let mut later: HashMap<Lane, u64> = HashMap::new();
         loop {
             let now = now_ms();
-            let heads = match self.inner.store.outbox_heads().await {
+            // The operator's deliverer: every account's lanes.
+            let heads = match self.inner.store.outbox_heads(&Scope::Operator).await {
                 Ok(heads) => heads,
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the event outbox");
@@ -420,7 +421,14 @@ impl Deliverer {
             let now = now_ms();
             let claim = inner
                 .store
-                .outbox_claim(run_id, url, &inner.owner, now, now + millis(config.lease()))
+                .outbox_claim(
+                    &Scope::Operator,
+                    run_id,
+                    url,
+                    &inner.owner,
+                    now,
+                    now + millis(config.lease()),
+                )
                 .await;
             let record = match claim {
                 Ok(OutboxClaim::Claimed(record)) => record,

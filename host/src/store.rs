@@ -23,6 +23,14 @@
 //!   and journal sequence numbers are 1, 2, 3… per run with no gaps;
 //! - every session query filters on account, user *and* session id, so one
 //!   account never sees another's session even when the session ids collide;
+//! - every run, journal and outbox query a caller makes by id or as a
+//!   listing takes a [`Scope`]: under [`Scope::Account`] a run of another
+//!   account, its journal (approvals included) and its outbox entries are
+//!   absent. Runs carry their account and user; outbox entries carry their
+//!   run's (looked up when they are enqueued). The calls a running engine
+//!   makes on its own run (append, update, the journal by key, the status,
+//!   the outbox's next seq, a claimed entry's outcome) take the run id it
+//!   already holds;
 //! - a terminal run ([`RunStatus::is_terminal`]) never changes status again
 //!   (such an update is a [`StoreError::Conflict`]).
 //!
@@ -31,6 +39,7 @@
 mod memory;
 mod outbox;
 mod runs;
+mod scope;
 mod sessions;
 mod sqlite;
 
@@ -49,6 +58,7 @@ pub use runs::{
     JournalEntry, JournalKind, JournalRecord, NewRun, RunFilter, RunRecord, RunStatus, RunStore,
     RunUpdate,
 };
+pub use scope::Scope;
 pub use sessions::{SessionItem, SessionScope, SessionStore, SessionSummary};
 pub use sqlite::{SCHEMA_VERSION, SqliteOptions, SqliteStore};
 

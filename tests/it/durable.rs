@@ -3,7 +3,7 @@
 //! across processes, sessions and memory strategies, replay, bad databases.
 
 use e2e::{mock, ok, text, write_spec};
-use host::store::{JournalKind, RunFilter, RunRecord, RunStatus, RunStore, SqliteStore};
+use host::store::{JournalKind, RunFilter, RunRecord, RunStatus, RunStore, Scope, SqliteStore};
 use mock_openai::MockServer;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -47,7 +47,10 @@ async fn host(db: &Path, args: &[&str]) -> Output {
 
 async fn runs(db: &Path) -> Vec<RunRecord> {
     let store = SqliteStore::open(db).expect("open db");
-    store.list_runs(RunFilter::default()).await.expect("runs")
+    store
+        .list_runs(&Scope::Operator, RunFilter::default())
+        .await
+        .expect("runs")
 }
 
 async fn only_run(db: &Path) -> RunRecord {
@@ -60,7 +63,7 @@ async fn only_run(db: &Path) -> RunRecord {
 async fn recorded_models(db: &Path, run_id: &str) -> BTreeSet<String> {
     let store = SqliteStore::open(db).expect("open db");
     store
-        .journal(run_id)
+        .journal(&Scope::Operator, run_id)
         .await
         .expect("journal")
         .into_iter()
@@ -250,7 +253,10 @@ pub(crate) async fn kill_9_anywhere_then_resume_completes_without_paying_twice()
         }
         let run = only_run(&db).await;
         let store = SqliteStore::open(&db).expect("db");
-        let journal = store.journal(&run.run_id).await.expect("journal");
+        let journal = store
+            .journal(&Scope::Operator, &run.run_id)
+            .await
+            .expect("journal");
         drop(store);
         let at_kill: Vec<String> = journal.iter().map(|r| r.entry.key.clone()).collect();
         let recorded = recorded_models(&db, &run.run_id).await;
@@ -722,6 +728,62 @@ async fn sessions_are_isolated_by_account() {
     let all = runs(&s.db).await;
     assert_eq!(all.len(), 3);
     assert!(all.iter().all(|r| r.session_id.as_deref() == Some("s1")));
+    server.shutdown().await.expect("shutdown");
+}
+
+/// The account and user of a run come from the caller, not the spec: run
+/// as account `globex`, a spec that names `acme`'s session is refused
+/// before any model call, and nothing of `acme`'s is read or recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_spec_cannot_name_another_accounts_session() {
+    let server = mock(json!({})).await;
+    let plugins = plugin_dir(&["calculator"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Session {
+        db: e2e::fresh_db(),
+        spec: write_spec(dir.path(), &session_spec(&server, Value::Null, json!([]))),
+        plugins: plugins.path(),
+    };
+    s.say("my secret is tulip", "s1", "acme").await;
+    server.reset();
+    let mut spec = session_spec(&server, Value::Null, json!([]));
+    spec["run"] = json!({"session": {"id": "s1", "account_id": "acme", "user_id": "u1"}});
+    let other = tempfile::tempdir().expect("tempdir");
+    let hostile = write_spec(other.path(), &spec);
+    let out = host(
+        &s.db,
+        &[
+            "run",
+            hostile.to_str().expect("utf-8"),
+            "--plugins",
+            plugins.path().to_str().expect("utf-8"),
+            "--input",
+            "what is my secret?",
+            "--account",
+            "globex",
+            "--user",
+            "u1",
+        ],
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "refused as bad input: {}",
+        text(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("\"acme\"") && stderr.contains("\"globex\""),
+        "says whose session and whose run: {stderr}"
+    );
+    assert!(server.requests().is_empty(), "no model call was made");
+    let all = runs(&s.db).await;
+    assert_eq!(all.len(), 1, "no run was created: {all:?}");
+    assert_eq!(
+        (all[0].account_id.as_str(), all[0].user_id.as_str()),
+        ("acme", "u1")
+    );
     server.shutdown().await.expect("shutdown");
 }
 

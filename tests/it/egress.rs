@@ -258,7 +258,7 @@ async fn a_callback_redirect_is_not_followed() {
     );
     let store = SqliteStore::open(cx.db()).expect("db");
     let entries = store
-        .outbox_entries(None, None, None)
+        .outbox_entries(&host::store::Scope::Operator, None, None, None)
         .await
         .expect("entries");
     assert!(!entries.is_empty());
@@ -470,7 +470,7 @@ async fn an_inline_secret_signs_only_its_own_runs_events() {
     assert!(String::from_utf8_lossy(&got[0].body).contains("run-b"));
     assert!(signed_with("secret-of-b", &got[0]), "{:?}", got[0].headers);
     let a = store
-        .outbox_entries(Some("run-a"), None, None)
+        .outbox_entries(&host::store::Scope::Operator, Some("run-a"), None, None)
         .await
         .expect("entries");
     assert_eq!(a.len(), 2);

@@ -158,3 +158,82 @@ async fn one_runner_serves_concurrent_runs() {
         assert_eq!(out.steps.len(), 6);
     }
 }
+
+/// A run belongs to the account and user of its caller, not to what its
+/// session names: an account's caller is refused another account's session
+/// before anything is recorded, its own runs carry its account, and another
+/// account can neither see nor resume them.
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_belong_to_their_caller() {
+    use host::engine::{Caller, ResumeRequest, SessionConfig};
+    use host::store::{MemoryStore, RunFilter, Scope, SessionScope, Store};
+
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let runner = runner_for(peer_spec(), true)
+        .await
+        .with_store(store.clone());
+    let acme = Caller::account("acme", "u1");
+    let foreign = SessionConfig {
+        scope: SessionScope::new("globex", "u1", "s1"),
+        history_size: None,
+    };
+    let refused = runner
+        .start(RunRequest {
+            input: json!("topic"),
+            session: Some(foreign),
+            caller: acme.clone(),
+            ..RunRequest::default()
+        })
+        .wait()
+        .await;
+    assert!(
+        matches!(refused, Err(RunError::ForeignSession { .. })),
+        "{refused:?}"
+    );
+    let all = store
+        .list_runs(&Scope::Operator, RunFilter::default())
+        .await
+        .expect("runs");
+    assert!(all.is_empty(), "nothing recorded: {all:?}");
+
+    let out = runner
+        .start(RunRequest {
+            input: json!("topic"),
+            caller: acme.clone(),
+            ..RunRequest::default()
+        })
+        .wait()
+        .await
+        .expect("run");
+    let run = store
+        .get_run(&acme.scope(), &out.run_id)
+        .await
+        .expect("get")
+        .expect("acme's run");
+    assert_eq!(
+        (run.account_id.as_str(), run.user_id.as_str()),
+        ("acme", "u1")
+    );
+    let globex = Caller::account("globex", "u1");
+    assert_eq!(
+        store
+            .get_run(&globex.scope(), &out.run_id)
+            .await
+            .expect("get"),
+        None
+    );
+    let resumed = runner
+        .resume(
+            &out.run_id,
+            ResumeRequest {
+                caller: globex,
+                ..ResumeRequest::default()
+            },
+        )
+        .wait()
+        .await;
+    assert!(
+        matches!(&resumed, Err(RunError::Store(e)) if e.to_string().contains("no run")),
+        "another account cannot resume it: {resumed:?}"
+    );
+}

@@ -13,7 +13,7 @@
 
 use e2e::{HostCmd, ok, text, within};
 use hmac::{Hmac, Mac};
-use host::store::{OutboxState, OutboxStore, SqliteStore};
+use host::store::{OutboxState, OutboxStore, Scope, SqliteStore};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::collections::BTreeMap;
@@ -480,7 +480,7 @@ async fn events_left_by_a_killed_host_are_delivered_after_a_restart() {
         loop {
             if let Ok(store) = SqliteStore::open(&db)
                 && let Ok(entries) = store
-                    .outbox_entries(None, Some(OutboxState::Pending), None)
+                    .outbox_entries(&Scope::Operator, None, Some(OutboxState::Pending), None)
                     .await
                 && let Some(last) = entries.iter().find(|e| e.event_type == "run.completed")
             {

@@ -341,13 +341,19 @@ fn arg(p: &Path) -> &str {
 
 async fn journal(db: &Path, run_id: &str) -> Vec<host::store::JournalRecord> {
     let store = SqliteStore::open(db).expect("open db");
-    store.journal(run_id).await.expect("journal")
+    store
+        .journal(&host::store::Scope::Operator, run_id)
+        .await
+        .expect("journal")
 }
 
 async fn only_run_id(db: &Path) -> String {
     let store = SqliteStore::open(db).expect("open db");
     let runs = store
-        .list_runs(host::store::RunFilter::default())
+        .list_runs(
+            &host::store::Scope::Operator,
+            host::store::RunFilter::default(),
+        )
         .await
         .expect("runs");
     assert_eq!(runs.len(), 1, "{runs:?}");

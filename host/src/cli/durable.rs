@@ -1,18 +1,21 @@
-//! Commands over the run database: `resume`, `replay`, `runs`,
-//! `approvals`, `approve`, `reject`.
+//! Commands over the run database: `resume`, `replay`, `runs` (the
+//! approval commands are in `approvals.rs`).
+//!
+//! The CLI is the operator's view: every query here is made in
+//! [`OPERATOR`] scope (every account), and a resumed run keeps the account
+//! and user it was started for.
 
 use super::error::CliError;
 use super::run::{Delivery, RunMetadata, drive, load_runner};
 use super::sinks::{self, SinkPlan};
 use super::{EXIT_WAITING, GlobalArgs, open_store};
-use anyhow::Context;
-use host::approvals::{self, ApprovalError};
-use host::engine::{ResumeRequest, Runner};
+use host::approvals;
+use host::engine::{Caller, ResumeRequest, Runner};
 use host::events::rfc3339;
-use host::journal::{self, Decision, StepStatus, StepSummary};
+use host::journal::{self, StepStatus, StepSummary};
 use host::plan::CompileOptions;
 use host::spec::Spec;
-use host::store::{JournalRecord, RunFilter, RunRecord, RunStatus, RunUpdate, Store};
+use host::store::{JournalRecord, RunFilter, RunRecord, RunStatus, RunUpdate, Scope, Store};
 use host::util::clip_chars;
 use serde_json::{Value, json};
 use std::io::Write;
@@ -20,6 +23,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
+
+/// The scope of every store query the CLI makes: the operator's.
+const OPERATOR: &Scope = &Scope::Operator;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ResumeArgs {
@@ -90,45 +96,6 @@ pub(crate) enum RunsCommand {
     },
     /// Cancel a run that has not finished
     Cancel { run_id: String },
-}
-
-#[derive(Debug, clap::Subcommand)]
-pub(crate) enum ApprovalsCommand {
-    /// Tool calls waiting for a decision
-    List {
-        /// Only this run's
-        #[arg(long, value_name = "RUN_ID")]
-        run: Option<String>,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, clap::Args)]
-pub(crate) struct ApproveArgs {
-    pub run_id: String,
-    /// The call: its key from `host approvals list`, or its call id when
-    /// that names one pending call
-    #[arg(value_name = "CALL")]
-    pub call_id: String,
-    /// Who decided (recorded in the journal)
-    #[arg(long, value_name = "NAME")]
-    pub by: Option<String>,
-}
-
-#[derive(Debug, clap::Args)]
-pub(crate) struct RejectArgs {
-    pub run_id: String,
-    /// The call: its key from `host approvals list`, or its call id when
-    /// that names one pending call
-    #[arg(value_name = "CALL")]
-    pub call_id: String,
-    /// Why; the model receives it as the tool's result
-    #[arg(long, value_name = "TEXT")]
-    pub reason: String,
-    /// Who decided (recorded in the journal)
-    #[arg(long, value_name = "NAME")]
-    pub by: Option<String>,
 }
 
 /// The spec file a resume reads when the run's stored spec lacks secret
@@ -251,19 +218,25 @@ pub(super) async fn resume(global: &GlobalArgs, args: ResumeArgs) -> Result<Exit
 /// Runs left running (a crash) or waiting for approvals all decided.
 async fn resumable(store: &dyn Store) -> anyhow::Result<Vec<String>> {
     let mut ids: Vec<String> = store
-        .interrupted_runs()
+        .interrupted_runs(OPERATOR)
         .await?
         .into_iter()
         .map(|r| r.run_id)
         .collect();
     let waiting = store
-        .list_runs(RunFilter {
-            status: Some(RunStatus::WaitingApproval),
-            ..RunFilter::default()
-        })
+        .list_runs(
+            OPERATOR,
+            RunFilter {
+                status: Some(RunStatus::WaitingApproval),
+                ..RunFilter::default()
+            },
+        )
         .await?;
     for run in waiting.into_iter().rev() {
-        if approvals::pending(store, &run.run_id).await?.is_empty() {
+        if approvals::pending(store, OPERATOR, &run.run_id)
+            .await?
+            .is_empty()
+        {
             ids.push(run.run_id);
         }
     }
@@ -276,7 +249,7 @@ async fn resume_one(
     run_id: &str,
     args: &ResumeArgs,
 ) -> Result<ExitCode, CliError> {
-    let Some(record) = store.get_run(run_id).await? else {
+    let Some(record) = store.get_run(OPERATOR, run_id).await? else {
         return Err(no_such_run(run_id));
     };
     if record.status.is_terminal() {
@@ -285,7 +258,7 @@ async fn resume_one(
             record.status
         )));
     }
-    let pending = approvals::pending(store.as_ref(), run_id).await?;
+    let pending = approvals::pending(store.as_ref(), OPERATOR, run_id).await?;
     if !pending.is_empty() && !args.wait_approval {
         eprintln!("run {run_id} is still waiting for approval:");
         for p in &pending {
@@ -295,7 +268,7 @@ async fn resume_one(
         return Ok(ExitCode::from(EXIT_WAITING));
     }
     let delivery = Delivery::new(global, store.clone(), args.deliver_timeout)?;
-    let journal = store.journal(run_id).await?;
+    let journal = store.journal(OPERATOR, run_id).await?;
     let original = Original {
         given: args.spec.as_deref(),
         digest: &record.spec_digest,
@@ -317,6 +290,7 @@ async fn resume_one(
     let handle = runner.resume(
         run_id,
         ResumeRequest {
+            caller: Caller::Operator,
             deltas: plan.deltas(),
             events: true,
             wait_approval: args.wait_approval,
@@ -332,10 +306,10 @@ fn no_such_run(run_id: &str) -> CliError {
 
 pub(super) async fn replay(global: &GlobalArgs, args: ReplayArgs) -> Result<ExitCode, CliError> {
     let store = open_store(global)?;
-    let Some(record) = store.get_run(&args.run_id).await? else {
+    let Some(record) = store.get_run(OPERATOR, &args.run_id).await? else {
         return Err(no_such_run(&args.run_id));
     };
-    let journal = store.journal(&args.run_id).await?;
+    let journal = store.journal(OPERATOR, &args.run_id).await?;
     let (_, runner) = rebuild(
         global,
         &args.run_id,
@@ -388,7 +362,7 @@ fn display(v: &Value) -> String {
 }
 
 /// JSON and arguments on one screen line or so.
-fn clip(s: &str) -> String {
+pub(super) fn clip(s: &str) -> String {
     clip_chars(s, 200)
 }
 
@@ -414,11 +388,14 @@ pub(super) async fn runs(global: &GlobalArgs, cmd: RunsCommand) -> Result<ExitCo
                     ))
                 })?;
             let runs = store
-                .list_runs(RunFilter {
-                    status,
-                    limit: Some(limit),
-                    ..RunFilter::default()
-                })
+                .list_runs(
+                    OPERATOR,
+                    RunFilter {
+                        status,
+                        limit: Some(limit),
+                        ..RunFilter::default()
+                    },
+                )
                 .await?;
             let mut out = std::io::stdout().lock();
             if json {
@@ -484,13 +461,13 @@ fn steps_json(steps: &[StepSummary]) -> Vec<Value> {
 }
 
 async fn show(store: &dyn Store, run_id: &str, json_out: bool) -> Result<ExitCode, CliError> {
-    let Some(run) = store.get_run(run_id).await? else {
+    let Some(run) = store.get_run(OPERATOR, run_id).await? else {
         return Err(no_such_run(run_id));
     };
-    let journal = store.journal(run_id).await?;
+    let journal = store.journal(OPERATOR, run_id).await?;
     let steps = journal::step_summaries(&journal)?;
-    let pending = approvals::pending(store, run_id).await?;
-    let outbox = store.outbox_summary(run_id).await?;
+    let pending = approvals::pending(store, OPERATOR, run_id).await?;
+    let outbox = store.outbox_summary(OPERATOR, run_id).await?;
     let mut out = std::io::stdout().lock();
     if json_out {
         let mut v = serde_json::to_value(&run)?;
@@ -605,86 +582,4 @@ fn write_run(out: &mut impl Write, run: &RunRecord) -> std::io::Result<()> {
         writeln!(out, "error     {e}")?;
     }
     Ok(())
-}
-
-pub(super) async fn approvals(
-    global: &GlobalArgs,
-    cmd: ApprovalsCommand,
-) -> Result<ExitCode, CliError> {
-    let store = open_store(global)?;
-    let ApprovalsCommand::List { run, json } = cmd;
-    let pending = match run {
-        Some(id) => approvals::pending(store.as_ref(), &id).await?,
-        None => approvals::pending_all(store.as_ref()).await?,
-    };
-    let mut out = std::io::stdout().lock();
-    if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&pending)?)?;
-    } else {
-        writeln!(
-            out,
-            "{:<26}  {:<32}  {:<20}  {:<14}  ARGUMENTS",
-            "RUN", "CALL (KEY)", "TOOL", "DIGEST"
-        )?;
-        for p in &pending {
-            let digest = p.digest.strip_prefix("sha256:").unwrap_or(&p.digest);
-            writeln!(
-                out,
-                "{:<26}  {:<32}  {:<20}  {:<14}  {}",
-                p.run_id,
-                p.key,
-                p.tool,
-                digest.get(..12).unwrap_or(digest),
-                clip(&p.arguments)
-            )?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn decide(
-    store: &dyn Store,
-    run_id: &str,
-    call_id: &str,
-    decision: Decision,
-    by: Option<&str>,
-) -> Result<ExitCode, CliError> {
-    let approved = decision.approved;
-    match approvals::decide(store, run_id, call_id, decision, by).await {
-        Ok(()) => {
-            eprintln!(
-                "call {call_id} of run {run_id} {}; continue it with `host resume {run_id}` unless it is waiting with --wait-approval",
-                if approved { "approved" } else { "rejected" }
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e @ (ApprovalError::NoSuchCall { .. } | ApprovalError::Ambiguous { .. })) => {
-            Err(CliError::bad_input(e.to_string()))
-        }
-        Err(e) => Err(CliError::failed(e.to_string())),
-    }
-}
-
-pub(super) async fn approve(global: &GlobalArgs, args: ApproveArgs) -> Result<ExitCode, CliError> {
-    let store = open_store(global)?;
-    decide(
-        store.as_ref(),
-        &args.run_id,
-        &args.call_id,
-        Decision::approve(),
-        args.by.as_deref(),
-    )
-    .await
-}
-
-pub(super) async fn reject(global: &GlobalArgs, args: RejectArgs) -> Result<ExitCode, CliError> {
-    let store = open_store(global).context("reject")?;
-    decide(
-        store.as_ref(),
-        &args.run_id,
-        &args.call_id,
-        Decision::reject(args.reason.clone()),
-        args.by.as_deref(),
-    )
-    .await
 }

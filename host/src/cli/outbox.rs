@@ -1,13 +1,15 @@
 //! `host outbox`: the events waiting for HTTP delivery in the run database
 //! (docs/EVENTS.md, "http"). `deliver` sends them from this process, e.g.
 //! after the `host` that ran them was killed or gave up waiting.
+//!
+//! The operator's view: every account's entries ([`Scope::Operator`]).
 
 use super::error::CliError;
 use super::run::read_spec;
 use super::sinks::{SinkPlan, bad_sink};
 use super::{EXIT_BAD_INPUT, EXIT_FAILED, GlobalArgs, open_store};
 use host::outbox::{Deliverer, OutboxConfig, Until};
-use host::store::{OutboxState, Store};
+use host::store::{OutboxState, Scope, Store};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -81,14 +83,23 @@ async fn list(
             ))
         })?;
     let entries = match state {
-        Some(s) => store.outbox_entries(run, Some(s), Some(limit)).await?,
+        Some(s) => {
+            store
+                .outbox_entries(&Scope::Operator, run, Some(s), Some(limit))
+                .await?
+        }
         None => {
             let mut all = store
-                .outbox_entries(run, Some(OutboxState::Pending), Some(limit))
+                .outbox_entries(
+                    &Scope::Operator,
+                    run,
+                    Some(OutboxState::Pending),
+                    Some(limit),
+                )
                 .await?;
             all.extend(
                 store
-                    .outbox_entries(run, Some(OutboxState::Dead), Some(limit))
+                    .outbox_entries(&Scope::Operator, run, Some(OutboxState::Dead), Some(limit))
                     .await?,
             );
             all.sort_by(|a, b| {
@@ -105,6 +116,8 @@ async fn list(
             .map(|e| {
                 serde_json::json!({
                     "run_id": e.run_id,
+                    "account_id": e.account_id,
+                    "user_id": e.user_id,
                     "url": e.target.url,
                     "seq": e.seq,
                     "type": e.event_type,
@@ -167,7 +180,7 @@ async fn deliver(
     deliverer.release().await;
     let tally = deliverer.tally();
     let pending = store
-        .outbox_entries(None, Some(OutboxState::Pending), None)
+        .outbox_entries(&Scope::Operator, None, Some(OutboxState::Pending), None)
         .await?
         .len();
     eprintln!(
@@ -196,14 +209,14 @@ async fn hold_values(
         read_spec(path).map_err(|report| CliError::verbatim(EXIT_BAD_INPUT, report))?;
     let plan = SinkPlan::new(&spec, &[], true, true).map_err(|e| bad_sink(&e))?;
     let runs: BTreeSet<String> = store
-        .outbox_entries(None, Some(OutboxState::Pending), None)
+        .outbox_entries(&Scope::Operator, None, Some(OutboxState::Pending), None)
         .await?
         .into_iter()
         .map(|e| e.run_id)
         .collect();
     let mut matched = 0;
     for run_id in runs {
-        let Some(record) = store.get_run(&run_id).await? else {
+        let Some(record) = store.get_run(&Scope::Operator, &run_id).await? else {
             continue;
         };
         if record.spec_digest != digest {

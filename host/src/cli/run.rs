@@ -8,13 +8,13 @@ use super::error::CliError;
 use super::sinks::{self, SinkPlan};
 use super::{EXIT_BAD_INPUT, EXIT_WAITING, GlobalArgs, open_store, plugin_runtime};
 use anyhow::Context;
-use host::engine::{RunCanceller, RunError, RunHandle, RunRequest, Runner, SessionConfig};
+use host::engine::{Caller, RunCanceller, RunError, RunHandle, RunRequest, Runner, SessionConfig};
 use host::outbox::{Deliverer, OutboxConfig, Until};
 use host::plan::{self, CompileOptions};
 use host::plugin::Registry;
 use host::sinks::{LinesSink, Live, OutboxSink, Sink, SinkOptions};
 use host::spec::{Redacted, Spec};
-use host::store::{SessionScope, Store};
+use host::store::{Scope, SessionScope, Store};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io::{self, IsTerminal, Write};
@@ -67,10 +67,14 @@ pub(crate) struct RunArgs {
     /// `host approve`/`host reject` instead of pausing the run and exiting
     #[arg(long)]
     pub wait_approval: bool,
-    /// The session's user (sessions are scoped by account and user)
+    /// Run as this user (of --account): the run and its session are theirs,
+    /// and a spec naming another user's session is refused
     #[arg(long, value_name = "ID")]
     pub user: Option<String>,
-    /// The session's account
+    /// Run as this account: the run and its session are the account's, and
+    /// a spec naming another account's session is refused. Without
+    /// --account/--user the run is the operator's and may use the session
+    /// the spec names
     #[arg(long, value_name = "ID")]
     pub account: Option<String>,
 }
@@ -93,22 +97,22 @@ pub(super) async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, 
     let runner = load_runner(global, &spec, &args.plugins, &options)
         .await?
         .with_store(store.clone());
+    let caller = caller(&args);
+    // The account and user a spec names are kept as named, so that the
+    // engine refuses them when they are not the caller's.
     let session = args
         .session
         .clone()
         .or_else(|| spec.run.session.as_ref().map(|s| s.id.clone()))
         .map(|id| {
             let from_spec = spec.run.session.as_ref();
+            let own = |named: Option<&String>, given: &Option<String>| {
+                named.or(given.as_ref()).cloned().unwrap_or_default()
+            };
             SessionConfig {
                 scope: SessionScope::new(
-                    args.account
-                        .clone()
-                        .or_else(|| from_spec.and_then(|s| s.account_id.clone()))
-                        .unwrap_or_default(),
-                    args.user
-                        .clone()
-                        .or_else(|| from_spec.and_then(|s| s.user_id.clone()))
-                        .unwrap_or_default(),
+                    own(from_spec.and_then(|s| s.account_id.as_ref()), &args.account),
+                    own(from_spec.and_then(|s| s.user_id.as_ref()), &args.user),
                     id,
                 ),
                 history_size: from_spec.and_then(|s| s.history_size),
@@ -132,8 +136,21 @@ pub(super) async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, 
         wait_approval: args.wait_approval,
         metadata,
         spec_digest: digest,
+        caller,
     });
     Ok(drive(handle, &runner, plan, delivery).await)
+}
+
+/// Who `host run` runs as: an account's user with `--account`/`--user`
+/// (an absent one is empty), else the operator.
+fn caller(args: &RunArgs) -> Caller {
+    if args.account.is_none() && args.user.is_none() {
+        return Caller::Operator;
+    }
+    Caller::account(
+        args.account.clone().unwrap_or_default(),
+        args.user.clone().unwrap_or_default(),
+    )
 }
 
 /// HTTP callbacks of a `host run` or `host resume`: the outbox's deliverer
@@ -173,7 +190,7 @@ impl Delivery {
     async fn settle(&self, run_id: &str) {
         let deadline = Instant::now() + self.grace;
         loop {
-            let summary = match self.store.outbox_summary(run_id).await {
+            let summary = match self.store.outbox_summary(&Scope::Operator, run_id).await {
                 Ok(s) => s,
                 Err(e) => {
                     eprintln!("warning: cannot read the event outbox: {e}");
@@ -390,6 +407,9 @@ fn outcome(
             );
             Ok(ExitCode::from(EXIT_WAITING))
         }
+        // The spec asked for a session the caller may not use: refused
+        // before the run was created.
+        Err(e @ RunError::ForeignSession { .. }) => Err(CliError::bad_input(e.to_string())),
         Err(e) => Err(CliError::failed(format!("run {run_id} failed: {e}"))),
     }
 }

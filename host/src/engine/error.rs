@@ -78,6 +78,19 @@ pub enum RunError {
     NoStore,
     #[error("run {run_id} is {status}; only an interrupted run can be resumed")]
     NotResumable { run_id: String, status: RunStatus },
+    #[error(
+        "session {session:?} belongs to account {account_id:?}, user {user_id:?}, but the run \
+         is started for account {caller_account:?}, user {caller_user:?}; a spec cannot name \
+         another account's or user's session (the account and user come from the caller: \
+         --account/--user)"
+    )]
+    ForeignSession {
+        session: String,
+        account_id: String,
+        user_id: String,
+        caller_account: String,
+        caller_user: String,
+    },
     #[error("run {run_id}: its journal is unusable: {reason}")]
     BadJournal { run_id: String, reason: String },
     #[error(transparent)]

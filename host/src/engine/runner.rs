@@ -1,8 +1,8 @@
 //! The library API: a [`Runner`] starts, resumes and replays runs; a
 //! [`RunHandle`] awaits, cancels and streams one.
 
-use super::RunError;
 use super::run::{Prepared, started_of};
+use super::{Caller, RunError};
 use crate::agent::SessionConfig;
 use crate::events::{Data, Emitter, Event, Scope};
 use crate::journal::{self, Journal, Key, RunStarted, SessionRecord};
@@ -50,11 +50,16 @@ pub struct RunRequest {
     pub metadata: Value,
     /// SHA-256 of the spec, recorded with the run.
     pub spec_digest: String,
+    /// Who starts the run: the run belongs to its account and user, and a
+    /// `session` of another account or user is refused (see [`Caller`]).
+    pub caller: Caller,
 }
 
 /// How to continue an interrupted run.
 #[derive(Debug, Clone, Default)]
 pub struct ResumeRequest {
+    /// Who resumes it: a run outside the caller's scope is not found.
+    pub caller: Caller,
     pub deltas: bool,
     pub events: bool,
     pub wait_approval: bool,
@@ -158,6 +163,9 @@ impl Runner {
         let id = run_id.clone();
         let (events, deltas) = (request.events, request.deltas);
         let prepare = async move {
+            let (account_id, user_id) = request
+                .caller
+                .owner_of(request.session.as_ref().map(|s| &s.scope))?;
             let journal = match store {
                 Some(store) => {
                     let started = journal::entry(
@@ -168,7 +176,7 @@ impl Runner {
                             metadata: request.metadata.clone(),
                         },
                     )?;
-                    let scope = request.session.as_ref().map(|s| s.scope.clone());
+                    let session_id = request.session.as_ref().map(|s| s.scope.session_id.clone());
                     store
                         .create_run_with(
                             NewRun {
@@ -176,15 +184,9 @@ impl Runner {
                                 status: RunStatus::Running,
                                 workflow_key,
                                 spec_digest: request.spec_digest.clone(),
-                                account_id: scope
-                                    .as_ref()
-                                    .map(|s| s.account_id.clone())
-                                    .unwrap_or_default(),
-                                user_id: scope
-                                    .as_ref()
-                                    .map(|s| s.user_id.clone())
-                                    .unwrap_or_default(),
-                                session_id: scope.map(|s| s.session_id),
+                                account_id,
+                                user_id,
+                                session_id,
                                 input: request.input.clone(),
                             },
                             Some(started),
@@ -213,8 +215,9 @@ impl Runner {
         let id = run_id.to_owned();
         let prepare = async move {
             let store = store.ok_or(RunError::NoStore)?;
+            let scope = request.caller.scope();
             let record = store
-                .get_run(&id)
+                .get_run(&scope, &id)
                 .await?
                 .ok_or_else(|| StoreError::NotFound { run_id: id.clone() })?;
             if record.status.is_terminal() {
@@ -223,7 +226,7 @@ impl Runner {
                     status: record.status,
                 });
             }
-            let records = store.journal(&id).await?;
+            let records = store.journal(&scope, &id).await?;
             let started = started_of(&id, &records)?;
             store
                 .update_run(&id, RunUpdate::status(RunStatus::Running))

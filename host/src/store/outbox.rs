@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{StoreError, UnknownName, all_variants, parse_name};
+use super::{Scope, StoreError, UnknownName, all_variants, parse_name};
 
 /// Where an outbox entry goes: an HTTP callback's settings, kept with each
 /// entry so any later `host` process can deliver it. Secrets are never
@@ -92,6 +92,10 @@ pub struct NewOutboxEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxRecord {
     pub run_id: String,
+    /// The run's account and user, copied from the run when the entry was
+    /// enqueued (empty when the run was unknown then).
+    pub account_id: String,
+    pub user_id: String,
     pub target: OutboxTarget,
     pub seq: u64,
     pub event_type: String,
@@ -132,9 +136,10 @@ pub struct OutboxSummary {
 
 /// HTTP events waiting for delivery (docs/EVENTS.md). Object-safe.
 pub trait OutboxStore: Send + Sync + 'static {
-    /// Adds events to the outbox as `pending`, due now, in one transaction.
-    /// An entry whose (run, target URL, seq) exists already is left as it
-    /// is, so enqueueing twice is harmless.
+    /// Adds events to the outbox as `pending`, due now, in one transaction,
+    /// each with its run's account and user. An entry whose (run, target
+    /// URL, seq) exists already is left as it is, so enqueueing twice is
+    /// harmless.
     fn outbox_enqueue<'a>(
         &'a self,
         entries: Vec<NewOutboxEntry>,
@@ -148,16 +153,21 @@ pub trait OutboxStore: Send + Sync + 'static {
         url: &'a str,
     ) -> BoxFuture<'a, Result<u64, StoreError>>;
 
-    /// The head (oldest pending entry) of every lane with pending entries,
-    /// whether due or not, oldest lane first.
-    fn outbox_heads<'a>(&'a self) -> BoxFuture<'a, Result<Vec<OutboxRecord>, StoreError>>;
+    /// The head (oldest pending entry) of every lane of `scope` with pending
+    /// entries, whether due or not, oldest lane first.
+    fn outbox_heads<'a>(
+        &'a self,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, Result<Vec<OutboxRecord>, StoreError>>;
 
     /// Leases the head of the lane (run, target URL) to `owner` until
     /// `lease_until_ms` if it is due at `now_ms` and not leased to another
     /// owner (an expired lease counts as none). Atomic, so two deliverers
-    /// (two processes) never send one lane's entries at once.
+    /// (two processes) never send one lane's entries at once. A lane that
+    /// `scope` does not admit is [`OutboxClaim::Empty`].
     fn outbox_claim<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: &'a str,
         url: &'a str,
         owner: &'a str,
@@ -188,18 +198,21 @@ pub trait OutboxStore: Send + Sync + 'static {
         retry_at_ms: Option<u64>,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// Entries, optionally of one run and in one state, by run, target and
-    /// `seq`; at most `limit`.
+    /// Entries of `scope`, optionally of one run and in one state, by run,
+    /// target and `seq`; at most `limit`.
     fn outbox_entries<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: Option<&'a str>,
         state: Option<OutboxState>,
         limit: Option<usize>,
     ) -> BoxFuture<'a, Result<Vec<OutboxRecord>, StoreError>>;
 
-    /// The run's entries counted by state, and its dead entries.
+    /// The run's entries counted by state, and its dead entries (all zero
+    /// when `scope` does not admit the run's account).
     fn outbox_summary<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: &'a str,
     ) -> BoxFuture<'a, Result<OutboxSummary, StoreError>>;
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
-use super::{SessionScope, StoreError, UnknownName, Usage, all_variants, parse_name};
+use super::{Scope, SessionScope, StoreError, UnknownName, Usage, all_variants, parse_name};
 
 /// A run's lifecycle state. The names (`snake_case`) are stored and shown:
 /// strum's and serde's must stay the same.
@@ -289,22 +289,31 @@ pub trait RunStore: Send + Sync + 'static {
         first: Option<JournalEntry>,
     ) -> BoxFuture<'a, Result<RunRecord, StoreError>>;
 
+    /// The run, if it exists and `scope` admits its account.
     fn get_run<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<RunRecord>, StoreError>>;
 
-    /// Just the run's status (cheaper than [`RunStore::get_run`]).
+    /// Just the run's status (cheaper than [`RunStore::get_run`]), for the
+    /// engine checking on a run it executes.
     fn run_status<'a>(
         &'a self,
         run_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<RunStatus>, StoreError>> {
-        Box::pin(async move { Ok(self.get_run(run_id).await?.map(|r| r.status)) })
+        Box::pin(async move {
+            Ok(self
+                .get_run(&Scope::Operator, run_id)
+                .await?
+                .map(|r| r.status))
+        })
     }
 
-    /// Runs matching `filter`, newest first.
+    /// Runs of `scope` matching `filter`, newest first.
     fn list_runs<'a>(
         &'a self,
+        scope: &'a Scope,
         filter: RunFilter,
     ) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>>;
 
@@ -348,19 +357,26 @@ pub trait RunStore: Send + Sync + 'static {
         self.append_with_update(run_id, entry, None)
     }
 
-    /// The run's whole journal, ordered by `seq`.
+    /// The run's whole journal, ordered by `seq`; empty when the run does
+    /// not exist or `scope` does not admit its account.
     fn journal<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<JournalRecord>, StoreError>>;
 
     /// The run's journal entries with this key, ordered by `seq` (indexed).
+    /// For the engine reading back a run it executes.
     fn journal_by_key<'a>(
         &'a self,
         run_id: &'a str,
         key: &'a str,
     ) -> BoxFuture<'a, Result<Vec<JournalRecord>, StoreError>>;
 
-    /// Runs left `queued` or `running` (e.g. by a crash), oldest first.
-    fn interrupted_runs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>>;
+    /// Runs of `scope` left `queued` or `running` (e.g. by a crash), oldest
+    /// first.
+    fn interrupted_runs<'a>(
+        &'a self,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>>;
 }

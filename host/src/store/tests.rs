@@ -53,6 +53,9 @@ macro_rules! for_each_store {
 
 type TestResult = Result<(), StoreError>;
 
+/// The operator's scope: every account (what most tests read with).
+const ALL: &Scope = &Scope::Operator;
+
 /// Here, not in `outbox`, because the SQLite file tests enqueue these too.
 fn outbox_entry(run_id: &str, url: &str, seq: u64) -> NewOutboxEntry {
     NewOutboxEntry {
@@ -80,6 +83,7 @@ mod outbox;
 mod runs;
 mod sessions;
 mod sqlite;
+mod tenancy;
 
 #[test]
 fn status_and_kind_names_round_trip() {

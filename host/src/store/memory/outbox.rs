@@ -6,7 +6,8 @@ use futures::future::BoxFuture;
 
 use super::{MemoryStore, OutboxEntry, State, not_found};
 use crate::store::{
-    NewOutboxEntry, OutboxClaim, OutboxRecord, OutboxState, OutboxStore, OutboxSummary, StoreError,
+    NewOutboxEntry, OutboxClaim, OutboxRecord, OutboxState, OutboxStore, OutboxSummary, Scope,
+    StoreError,
 };
 use crate::util::now_ms;
 
@@ -40,6 +41,11 @@ impl OutboxStore for MemoryStore {
             }
             let order = state.next_order;
             state.next_order += 1;
+            let (account_id, user_id) = state
+                .runs
+                .get(&e.run_id)
+                .map(|r| (r.record.account_id.clone(), r.record.user_id.clone()))
+                .unwrap_or_default();
             state.outbox.insert(
                 key,
                 OutboxEntry {
@@ -47,6 +53,8 @@ impl OutboxStore for MemoryStore {
                     lease: None,
                     record: OutboxRecord {
                         run_id: e.run_id,
+                        account_id,
+                        user_id,
                         target: e.target,
                         seq: e.seq,
                         event_type: e.event_type,
@@ -75,11 +83,14 @@ impl OutboxStore for MemoryStore {
             .map_or(0, |e| e.record.seq)))
     }
 
-    fn outbox_heads<'a>(&'a self) -> BoxFuture<'a, Result<Vec<OutboxRecord>, StoreError>> {
+    fn outbox_heads<'a>(
+        &'a self,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, Result<Vec<OutboxRecord>, StoreError>> {
         let state = self.lock();
         let mut heads: BTreeMap<(&str, &str), &OutboxEntry> = BTreeMap::new();
         for e in state.outbox.values() {
-            if e.record.state == OutboxState::Pending {
+            if e.record.state == OutboxState::Pending && scope.admits(&e.record.account_id) {
                 heads
                     .entry((&e.record.run_id, &e.record.target.url))
                     .or_insert(e);
@@ -92,6 +103,7 @@ impl OutboxStore for MemoryStore {
 
     fn outbox_claim<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: &'a str,
         url: &'a str,
         owner: &'a str,
@@ -99,8 +111,8 @@ impl OutboxStore for MemoryStore {
         lease_until_ms: u64,
     ) -> BoxFuture<'a, Result<OutboxClaim, StoreError>> {
         let mut state = self.lock();
-        let Some(head) =
-            lane(&mut state, run_id, url).find(|e| e.record.state == OutboxState::Pending)
+        let Some(head) = lane(&mut state, run_id, url)
+            .find(|e| e.record.state == OutboxState::Pending && scope.admits(&e.record.account_id))
         else {
             return Self::ready(Ok(OutboxClaim::Empty));
         };
@@ -169,6 +181,7 @@ impl OutboxStore for MemoryStore {
 
     fn outbox_entries<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: Option<&'a str>,
         state: Option<OutboxState>,
         limit: Option<usize>,
@@ -177,6 +190,7 @@ impl OutboxStore for MemoryStore {
         Self::ready(Ok(guard
             .outbox
             .values()
+            .filter(|e| scope.admits(&e.record.account_id))
             .filter(|e| run_id.is_none_or(|r| e.record.run_id == r))
             .filter(|e| state.is_none_or(|s| e.record.state == s))
             .take(limit.unwrap_or(usize::MAX))
@@ -186,11 +200,14 @@ impl OutboxStore for MemoryStore {
 
     fn outbox_summary<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: &'a str,
     ) -> BoxFuture<'a, Result<OutboxSummary, StoreError>> {
         let state = self.lock();
         let mut summary = OutboxSummary::default();
-        for e in state.outbox.values().filter(|e| e.record.run_id == run_id) {
+        let mine =
+            |e: &&OutboxEntry| e.record.run_id == run_id && scope.admits(&e.record.account_id);
+        for e in state.outbox.values().filter(mine) {
             match e.record.state {
                 OutboxState::Pending => summary.pending += 1,
                 OutboxState::Delivered => summary.delivered += 1,

@@ -7,7 +7,7 @@ use futures::future::BoxFuture;
 use super::{MemoryStore, State, StoredRun, not_found};
 use crate::store::{
     JournalEntry, JournalRecord, NewRun, RunFilter, RunRecord, RunStatus, RunStore, RunUpdate,
-    StoreError,
+    Scope, StoreError,
 };
 use crate::util::now_ms;
 
@@ -82,10 +82,15 @@ impl RunStore for MemoryStore {
 
     fn get_run<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<RunRecord>, StoreError>> {
         let state = self.lock();
-        Self::ready(Ok(state.runs.get(run_id).map(|r| r.record.clone())))
+        Self::ready(Ok(state
+            .runs
+            .get(run_id)
+            .filter(|r| scope.admits(&r.record.account_id))
+            .map(|r| r.record.clone())))
     }
 
     fn run_status<'a>(
@@ -98,11 +103,13 @@ impl RunStore for MemoryStore {
 
     fn list_runs<'a>(
         &'a self,
+        scope: &'a Scope,
         filter: RunFilter,
     ) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>> {
         let state = self.lock();
         let runs = sorted_newest_first(&state, |r| {
-            filter.status.is_none_or(|s| r.status == s)
+            scope.admits(&r.account_id)
+                && filter.status.is_none_or(|s| r.status == s)
                 && filter.session.as_ref().is_none_or(|s| {
                     r.account_id == s.account_id
                         && r.user_id == s.user_id
@@ -154,12 +161,14 @@ impl RunStore for MemoryStore {
 
     fn journal<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<JournalRecord>, StoreError>> {
         let state = self.lock();
         Self::ready(Ok(state
             .runs
             .get(run_id)
+            .filter(|r| scope.admits(&r.record.account_id))
             .map(|r| r.journal.clone())
             .unwrap_or_default()))
     }
@@ -183,10 +192,14 @@ impl RunStore for MemoryStore {
             .unwrap_or_default()))
     }
 
-    fn interrupted_runs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>> {
+    fn interrupted_runs<'a>(
+        &'a self,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>> {
         let state = self.lock();
         let mut runs = sorted_newest_first(&state, |r| {
-            matches!(r.status, RunStatus::Queued | RunStatus::Running)
+            scope.admits(&r.account_id)
+                && matches!(r.status, RunStatus::Queued | RunStatus::Running)
         });
         runs.reverse();
         Self::ready(Ok(runs.into_iter().map(|r| r.record.clone()).collect()))

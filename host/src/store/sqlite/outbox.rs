@@ -8,7 +8,7 @@ use super::SqliteStore;
 use super::errors::{corrupt, db_error, from_json, to_i64, to_json, to_u64};
 use crate::store::{
     NewOutboxEntry, OutboxClaim, OutboxRecord, OutboxState, OutboxStore, OutboxSummary,
-    OutboxTarget, StoreError,
+    OutboxTarget, Scope, StoreError,
 };
 use crate::util::now_ms;
 
@@ -29,12 +29,17 @@ impl OutboxStore for SqliteStore {
         self.read(move |conn, db| last_seq(conn, db, &run_id, &url))
     }
 
-    fn outbox_heads<'a>(&'a self) -> BoxFuture<'a, Result<Vec<OutboxRecord>, StoreError>> {
-        self.read(heads)
+    fn outbox_heads<'a>(
+        &'a self,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, Result<Vec<OutboxRecord>, StoreError>> {
+        let account = scope.account_filter().map(str::to_owned);
+        self.read(move |conn, db| heads(conn, db, account))
     }
 
     fn outbox_claim<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: &'a str,
         url: &'a str,
         owner: &'a str,
@@ -42,7 +47,17 @@ impl OutboxStore for SqliteStore {
         lease_until_ms: u64,
     ) -> BoxFuture<'a, Result<OutboxClaim, StoreError>> {
         let (run_id, url, owner) = (run_id.to_owned(), url.to_owned(), owner.to_owned());
-        self.write(move |tx, db| claim(tx, db, (&run_id, &url), &owner, now_ms, lease_until_ms))
+        let scope = scope.clone();
+        self.write(move |tx, db| {
+            claim(
+                tx,
+                db,
+                (&scope, &run_id, &url),
+                &owner,
+                now_ms,
+                lease_until_ms,
+            )
+        })
     }
 
     fn outbox_release<'a>(&'a self, owner: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
@@ -102,20 +117,24 @@ impl OutboxStore for SqliteStore {
     }
     fn outbox_entries<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: Option<&'a str>,
         state: Option<OutboxState>,
         limit: Option<usize>,
     ) -> BoxFuture<'a, Result<Vec<OutboxRecord>, StoreError>> {
         let run_id = run_id.map(str::to_owned);
-        self.read(move |conn, db| entries(conn, db, run_id, state, limit))
+        let account = scope.account_filter().map(str::to_owned);
+        self.read(move |conn, db| entries(conn, db, account, run_id, state, limit))
     }
 
     fn outbox_summary<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: &'a str,
     ) -> BoxFuture<'a, Result<OutboxSummary, StoreError>> {
         let run_id = run_id.to_owned();
-        self.read(move |conn, db| summary(conn, db, run_id))
+        let account = scope.account_filter().map(str::to_owned);
+        self.read(move |conn, db| summary(conn, db, account, run_id))
     }
 }
 
@@ -125,9 +144,11 @@ fn enqueue(tx: &Connection, db: &str, entries: &[NewOutboxEntry]) -> Result<(), 
     let mut insert = tx
         .prepare_cached(
             "INSERT INTO outbox (run_id, url, seq, target, event_type, body, state, \
-                     attempts, next_attempt_at, created_at, updated_at) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7, ?7) \
-                     ON CONFLICT DO NOTHING",
+                     attempts, next_attempt_at, created_at, updated_at, account_id, user_id) \
+                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, 'pending', 0, ?7, ?7, ?7, \
+                     COALESCE(r.account_id, ''), COALESCE(r.user_id, '') \
+                     FROM (SELECT 1) LEFT JOIN runs r ON r.run_id = ?1 \
+                     WHERE true ON CONFLICT DO NOTHING",
         )
         .map_err(|e| db_error(db, e))?;
     for e in entries {
@@ -155,25 +176,34 @@ fn last_seq(conn: &Connection, db: &str, run_id: &str, url: &str) -> Result<u64,
     to_u64(db, "outbox seq", last)
 }
 
-/// The head of every lane with pending entries, oldest lane first.
-fn heads(conn: &Connection, db: &str) -> Result<Vec<OutboxRecord>, StoreError> {
+/// The head of every lane (of `account`, or all) with pending entries,
+/// oldest lane first.
+fn heads(
+    conn: &Connection,
+    db: &str,
+    account: Option<String>,
+) -> Result<Vec<OutboxRecord>, StoreError> {
+    let (filter, params) = match account {
+        Some(a) => (" AND account_id = ?1", vec![SqlValue::Text(a)]),
+        None => ("", Vec::new()),
+    };
     // SQLite takes the bare columns from the row holding MIN(seq).
     let sql = format!(
-        "SELECT {OUTBOX_COLUMNS}, MIN(seq) FROM outbox WHERE state = 'pending' \
+        "SELECT {OUTBOX_COLUMNS}, MIN(seq) FROM outbox WHERE state = 'pending'{filter} \
                  GROUP BY run_id, url ORDER BY created_at, run_id, url"
     );
-    Ok(query_outbox(conn, db, &sql, Vec::new())?
+    Ok(query_outbox(conn, db, &sql, params)?
         .into_iter()
         .map(|(r, _)| r)
         .collect())
 }
 
-/// Leases the head of the lane `(run_id, url)` to `owner` if it is due and
-/// not leased to another owner.
+/// Leases the head of the lane `(run_id, url)` to `owner` if it is due, not
+/// leased to another owner and in `scope`.
 fn claim(
     tx: &Connection,
     db: &str,
-    (run_id, url): (&str, &str),
+    (scope, run_id, url): (&Scope, &str, &str),
     owner: &str,
     now_ms: u64,
     lease_until_ms: u64,
@@ -193,7 +223,7 @@ fn claim(
     )?
     .into_iter()
     .next();
-    let Some((record, lease)) = head else {
+    let Some((record, lease)) = head.filter(|(r, _)| scope.admits(&r.account_id)) else {
         return Ok(OutboxClaim::Empty);
     };
     if let Some((other, until)) = lease
@@ -225,12 +255,17 @@ fn claim(
 fn entries(
     conn: &Connection,
     db: &str,
+    account: Option<String>,
     run_id: Option<String>,
     state: Option<OutboxState>,
     limit: Option<usize>,
 ) -> Result<Vec<OutboxRecord>, StoreError> {
     let mut sql = format!("SELECT {OUTBOX_COLUMNS} FROM outbox WHERE 1 = 1");
     let mut params = Vec::new();
+    if let Some(account) = account {
+        params.push(SqlValue::Text(account));
+        sql.push_str(&format!(" AND account_id = ?{}", params.len()));
+    }
     if let Some(run_id) = run_id {
         params.push(SqlValue::Text(run_id));
         sql.push_str(&format!(" AND run_id = ?{}", params.len()));
@@ -251,12 +286,22 @@ fn entries(
         .collect())
 }
 
-/// The run's entries counted by state, and its dead entries.
-fn summary(conn: &Connection, db: &str, run_id: String) -> Result<OutboxSummary, StoreError> {
+/// The run's entries (of `account`, or all) counted by state, and its dead
+/// entries.
+fn summary(
+    conn: &Connection,
+    db: &str,
+    account: Option<String>,
+    run_id: String,
+) -> Result<OutboxSummary, StoreError> {
+    // `?2` NULL: every account.
     let counts = conn
-        .prepare_cached("SELECT state, COUNT(*) FROM outbox WHERE run_id = ?1 GROUP BY state")
+        .prepare_cached(
+            "SELECT state, COUNT(*) FROM outbox WHERE run_id = ?1 \
+             AND (?2 IS NULL OR account_id = ?2) GROUP BY state",
+        )
         .and_then(|mut s| {
-            s.query_map([&run_id], |r| {
+            s.query_map((&run_id, &account), |r| {
                 Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
             })?
             .collect::<rusqlite::Result<Vec<_>>>()
@@ -277,9 +322,10 @@ fn summary(conn: &Connection, db: &str, run_id: String) -> Result<OutboxSummary,
     if summary.dead > 0 {
         let sql = format!(
             "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE run_id = ?1 AND state = 'dead' \
-                     ORDER BY url, seq"
+                     AND (?2 IS NULL OR account_id = ?2) ORDER BY url, seq"
         );
-        summary.dead_entries = query_outbox(conn, db, &sql, vec![SqlValue::Text(run_id)])?
+        let account = account.map_or(SqlValue::Null, SqlValue::Text);
+        summary.dead_entries = query_outbox(conn, db, &sql, vec![SqlValue::Text(run_id), account])?
             .into_iter()
             .map(|(r, _)| r)
             .collect();
@@ -288,7 +334,8 @@ fn summary(conn: &Connection, db: &str, run_id: String) -> Result<OutboxSummary,
 }
 
 const OUTBOX_COLUMNS: &str = "run_id, seq, target, event_type, body, state, attempts, \
-     next_attempt_at, last_error, created_at, updated_at, lease_owner, lease_until";
+     next_attempt_at, last_error, created_at, updated_at, lease_owner, lease_until, \
+     account_id, user_id";
 
 type RawOutbox = (
     String,
@@ -304,6 +351,8 @@ type RawOutbox = (
     i64,
     Option<String>,
     Option<i64>,
+    String,
+    String,
 );
 
 fn raw_outbox(r: &Row<'_>) -> rusqlite::Result<RawOutbox> {
@@ -321,6 +370,8 @@ fn raw_outbox(r: &Row<'_>) -> rusqlite::Result<RawOutbox> {
         r.get(10)?,
         r.get(11)?,
         r.get(12)?,
+        r.get(13)?,
+        r.get(14)?,
     ))
 }
 
@@ -342,6 +393,8 @@ fn outbox_record(db: &str, raw: RawOutbox) -> Result<LeasedRecord, StoreError> {
         updated,
         owner,
         until,
+        account_id,
+        user_id,
     ) = raw;
     let target: OutboxTarget = from_json(db, "outbox target", &target)?;
     let lease = match (owner, until) {
@@ -351,6 +404,8 @@ fn outbox_record(db: &str, raw: RawOutbox) -> Result<LeasedRecord, StoreError> {
     Ok((
         OutboxRecord {
             run_id,
+            account_id,
+            user_id,
             target,
             seq: to_u64(db, "outbox seq", seq)?,
             event_type,

@@ -12,7 +12,7 @@ use super::errors::{corrupt, db_error, from_json, to_i64, to_json, to_u64};
 use super::group_commit::{Seqs, When, owner_of};
 use crate::store::{
     JournalEntry, JournalKind, JournalRecord, NewRun, RunFilter, RunRecord, RunStatus, RunStore,
-    RunUpdate, StoreError,
+    RunUpdate, Scope, StoreError,
 };
 use crate::util::now_ms;
 
@@ -37,10 +37,14 @@ impl RunStore for SqliteStore {
 
     fn get_run<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: &'a str,
     ) -> BoxFuture<'a, Result<Option<RunRecord>, StoreError>> {
         let run_id = run_id.to_owned();
-        self.read(move |conn, db| load_run(conn, db, &run_id))
+        let scope = scope.clone();
+        self.read(move |conn, db| {
+            Ok(load_run(conn, db, &run_id)?.filter(|r| scope.admits(&r.account_id)))
+        })
     }
 
     fn run_status<'a>(
@@ -53,9 +57,11 @@ impl RunStore for SqliteStore {
 
     fn list_runs<'a>(
         &'a self,
+        scope: &'a Scope,
         filter: RunFilter,
     ) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>> {
-        self.read(move |conn, db| list_runs(conn, db, filter))
+        let account = scope.account_filter().map(str::to_owned);
+        self.read(move |conn, db| list_runs(conn, db, account, filter))
     }
 
     fn update_run<'a>(
@@ -88,17 +94,28 @@ impl RunStore for SqliteStore {
 
     fn journal<'a>(
         &'a self,
+        scope: &'a Scope,
         run_id: &'a str,
     ) -> BoxFuture<'a, Result<Vec<JournalRecord>, StoreError>> {
         let run_id = run_id.to_owned();
-        self.read(move |conn, db| {
-            query_journal(
+        let account = scope.account_filter().map(str::to_owned);
+        self.read(move |conn, db| match account {
+            None => query_journal(
                 conn,
                 db,
                 "SELECT seq, at, kind, key, plugin_digest, data FROM journal \
                  WHERE run_id = ?1 ORDER BY seq",
                 &[&run_id],
-            )
+            ),
+            Some(account) => query_journal(
+                conn,
+                db,
+                "SELECT seq, at, kind, key, plugin_digest, data FROM journal \
+                 WHERE run_id = ?1 AND EXISTS \
+                 (SELECT 1 FROM runs WHERE runs.run_id = ?1 AND runs.account_id = ?2) \
+                 ORDER BY seq",
+                &[&run_id, &account],
+            ),
         })
     }
 
@@ -120,13 +137,21 @@ impl RunStore for SqliteStore {
         })
     }
 
-    fn interrupted_runs<'a>(&'a self) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>> {
+    fn interrupted_runs<'a>(
+        &'a self,
+        scope: &'a Scope,
+    ) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>> {
+        let account = scope.account_filter().map(str::to_owned);
         self.read(move |conn, db| {
+            let (filter, params) = match account {
+                Some(a) => (" AND account_id = ?1", vec![SqlValue::Text(a)]),
+                None => ("", Vec::new()),
+            };
             let sql = format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running') \
+                "SELECT {RUN_COLUMNS} FROM runs WHERE status IN ('queued', 'running'){filter} \
                  ORDER BY created_at, rowid"
             );
-            query_runs(conn, db, &sql, Vec::new())
+            query_runs(conn, db, &sql, params)
         })
     }
 }
@@ -223,10 +248,19 @@ fn run_status(conn: &Connection, db: &str, run_id: &str) -> Result<Option<RunSta
         .transpose()
 }
 
-/// Runs matching `filter`, newest first.
-fn list_runs(conn: &Connection, db: &str, filter: RunFilter) -> Result<Vec<RunRecord>, StoreError> {
+/// Runs of `account` (all: `None`) matching `filter`, newest first.
+fn list_runs(
+    conn: &Connection,
+    db: &str,
+    account: Option<String>,
+    filter: RunFilter,
+) -> Result<Vec<RunRecord>, StoreError> {
     let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs WHERE 1 = 1");
     let mut params = Vec::new();
+    if let Some(account) = account {
+        params.push(SqlValue::Text(account));
+        sql.push_str(&format!(" AND account_id = ?{}", params.len()));
+    }
     if let Some(status) = filter.status {
         params.push(SqlValue::Text(status.as_str().to_owned()));
         sql.push_str(&format!(" AND status = ?{}", params.len()));

@@ -117,6 +117,21 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE journal_v3 RENAME TO journal;
     CREATE UNIQUE INDEX journal_by_run ON journal (run_id, seq);
     "#,
+    // 4: tenancy. Outbox entries carry their run's account and user, so a
+    // query scoped to one account filters the outbox on its own column
+    // (entries outlive nothing of their run, and have no foreign key to
+    // it). Existing entries take their run's; those of a run no longer
+    // known stay in the empty account. Runs are listed by account with
+    // `runs_by_session`, whose first column is the account.
+    r#"
+    ALTER TABLE outbox ADD COLUMN account_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE outbox ADD COLUMN user_id TEXT NOT NULL DEFAULT '';
+    UPDATE outbox SET
+        account_id = (SELECT account_id FROM runs WHERE runs.run_id = outbox.run_id),
+        user_id = (SELECT user_id FROM runs WHERE runs.run_id = outbox.run_id)
+        WHERE EXISTS (SELECT 1 FROM runs WHERE runs.run_id = outbox.run_id);
+    CREATE INDEX outbox_by_account ON outbox (account_id, state, run_id, url, seq);
+    "#,
 ];
 
 /// The schema version this binary writes and understands.

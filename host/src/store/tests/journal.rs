@@ -34,10 +34,10 @@ async fn journal_seq(store: Arc<dyn Store>) -> TestResult {
         2
     );
 
-    let j1 = store.journal("r1").await?;
+    let j1 = store.journal(ALL, "r1").await?;
     assert_eq!(j1.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(j1[1].entry, plugin);
-    let j2 = store.journal("r2").await?;
+    let j2 = store.journal(ALL, "r2").await?;
     assert_eq!(j2.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2]);
 
     let by_key = store.journal_by_key("r1", "s/a/0").await?;
@@ -45,7 +45,7 @@ async fn journal_seq(store: Arc<dyn Store>) -> TestResult {
     assert_eq!(by_key[0].seq, 2);
     assert_eq!(by_key[0].entry.plugin_digest.as_deref(), Some("deadbeef"));
     assert!(store.journal_by_key("r1", "missing").await?.is_empty());
-    assert!(store.journal("nope").await?.is_empty());
+    assert!(store.journal(ALL, "nope").await?.is_empty());
 
     assert!(matches!(
         store
@@ -71,7 +71,7 @@ async fn append_atomic(store: Arc<dyn Store>) -> TestResult {
         )
         .await?;
     assert_eq!(seq, 1);
-    let run = store.get_run("r").await?.expect("run");
+    let run = store.get_run(ALL, "r").await?.expect("run");
     assert_eq!(run.status, RunStatus::Running);
     assert_eq!(run.last_agent.as_deref(), Some("a"));
 
@@ -97,9 +97,9 @@ async fn append_atomic(store: Arc<dyn Store>) -> TestResult {
         )
         .await;
     assert!(matches!(failed, Err(StoreError::Conflict(_))), "{failed:?}");
-    let journal = store.journal("r").await?;
+    let journal = store.journal(ALL, "r").await?;
     assert_eq!(journal.len(), 2);
-    let run = store.get_run("r").await?.expect("run");
+    let run = store.get_run(ALL, "r").await?.expect("run");
     assert_eq!(run.status, RunStatus::Completed);
     assert_eq!(run.last_agent.as_deref(), Some("a"));
 
@@ -123,7 +123,7 @@ async fn concurrent_writes(store: Arc<dyn Store>) -> TestResult {
         .create_run_with(new_run("c0", None), Some(first.clone()))
         .await?;
     assert_eq!(r.run_id, "c0");
-    assert_eq!(store.journal("c0").await?[0].entry, first);
+    assert_eq!(store.journal(ALL, "c0").await?[0].entry, first);
     for run in 1..4 {
         store.create_run(new_run(&format!("c{run}"), None)).await?;
     }
@@ -159,7 +159,7 @@ async fn concurrent_writes(store: Arc<dyn Store>) -> TestResult {
     assert_eq!(landed, 180);
     let mut total = 0;
     for run in 0..4 {
-        let journal = store.journal(&format!("c{run}")).await?;
+        let journal = store.journal(ALL, &format!("c{run}")).await?;
         let seqs: Vec<u64> = journal.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, (1..=journal.len() as u64).collect::<Vec<_>>());
         total += journal.len();
@@ -194,7 +194,7 @@ async fn queued_appends_commit_in_call_order() {
             None,
         ));
         let keys: Vec<_> = store
-            .journal("q")
+            .journal(ALL, "q")
             .await
             .expect("journal")
             .into_iter()

@@ -22,7 +22,7 @@ async fn outbox_lanes(store: Arc<dyn Store>) -> TestResult {
     assert_eq!(store.outbox_last_seq("r9", A).await?, 0);
 
     // One head per lane, each the lane's lowest seq.
-    let heads = store.outbox_heads().await?;
+    let heads = store.outbox_heads(ALL).await?;
     let mut lanes: Vec<(String, String, u64)> = heads
         .iter()
         .map(|h| (h.run_id.clone(), h.target.url.clone(), h.seq))
@@ -49,40 +49,44 @@ async fn outbox_lanes(store: Arc<dyn Store>) -> TestResult {
 
     // Claims: leased to one owner at a time, in seq order.
     let now = now_ms();
-    let claim = store.outbox_claim("r1", A, "me", now, now + 10_000).await?;
+    let claim = store
+        .outbox_claim(ALL, "r1", A, "me", now, now + 10_000)
+        .await?;
     let OutboxClaim::Claimed(first) = claim else {
         panic!("expected a claim, got {claim:?}");
     };
     assert_eq!(first.seq, 1);
     assert_eq!(
         store
-            .outbox_claim("r1", A, "other", now, now + 10_000)
+            .outbox_claim(ALL, "r1", A, "other", now, now + 10_000)
             .await?,
         OutboxClaim::Busy(now + 10_000)
     );
     // An expired lease is no lease.
     assert!(matches!(
         store
-            .outbox_claim("r1", A, "other", now + 20_000, now + 30_000)
+            .outbox_claim(ALL, "r1", A, "other", now + 20_000, now + 30_000)
             .await?,
         OutboxClaim::Claimed(_)
     ));
     // A stopping deliverer lets go of its leases.
     assert!(matches!(
-        store.outbox_claim("r2", A, "me", now, now + 10_000).await?,
+        store
+            .outbox_claim(ALL, "r2", A, "me", now, now + 10_000)
+            .await?,
         OutboxClaim::Claimed(_)
     ));
     store.outbox_release("me").await?;
     assert!(matches!(
         store
-            .outbox_claim("r2", A, "other", now, now + 10_000)
+            .outbox_claim(ALL, "r2", A, "other", now, now + 10_000)
             .await?,
         OutboxClaim::Claimed(_)
     ));
     store.outbox_release("other").await?;
     store.outbox_delivered("r1", A, 1).await?;
     // A failure schedules a retry: the lane waits, the next entry too.
-    let OutboxClaim::Claimed(second) = store.outbox_claim("r1", A, "me", now, now + 1).await?
+    let OutboxClaim::Claimed(second) = store.outbox_claim(ALL, "r1", A, "me", now, now + 1).await?
     else {
         panic!("seq 2");
     };
@@ -91,11 +95,11 @@ async fn outbox_lanes(store: Arc<dyn Store>) -> TestResult {
         .outbox_failed("r1", A, 2, "HTTP 500".to_owned(), Some(now + 5_000))
         .await?;
     assert_eq!(
-        store.outbox_claim("r1", A, "me", now, now + 1).await?,
+        store.outbox_claim(ALL, "r1", A, "me", now, now + 1).await?,
         OutboxClaim::NotDue(now + 5_000)
     );
     let OutboxClaim::Claimed(retry) = store
-        .outbox_claim("r1", A, "me", now + 5_000, now + 6_000)
+        .outbox_claim(ALL, "r1", A, "me", now + 5_000, now + 6_000)
         .await?
     else {
         panic!("seq 2 again");
@@ -107,7 +111,7 @@ async fn outbox_lanes(store: Arc<dyn Store>) -> TestResult {
         .outbox_failed("r1", A, 2, "HTTP 410".to_owned(), None)
         .await?;
     let OutboxClaim::Claimed(third) = store
-        .outbox_claim("r1", A, "me", now + 5_000, now + 6_000)
+        .outbox_claim(ALL, "r1", A, "me", now + 5_000, now + 6_000)
         .await?
     else {
         panic!("seq 3");
@@ -116,7 +120,7 @@ async fn outbox_lanes(store: Arc<dyn Store>) -> TestResult {
     store.outbox_delivered("r1", A, 3).await?;
     assert_eq!(
         store
-            .outbox_claim("r1", A, "me", now + 5_000, now + 6_000)
+            .outbox_claim(ALL, "r1", A, "me", now + 5_000, now + 6_000)
             .await?,
         OutboxClaim::Empty
     );
@@ -125,7 +129,7 @@ async fn outbox_lanes(store: Arc<dyn Store>) -> TestResult {
         Err(StoreError::NotFound { .. })
     ));
 
-    let summary = store.outbox_summary("r1").await?;
+    let summary = store.outbox_summary(ALL, "r1").await?;
     assert_eq!(
         (summary.pending, summary.delivered, summary.dead),
         (1, 2, 1)
@@ -136,23 +140,26 @@ async fn outbox_lanes(store: Arc<dyn Store>) -> TestResult {
     assert_eq!(dead.event_type, "step.started");
     assert_eq!(dead.last_error.as_deref(), Some("HTTP 410"));
     assert_eq!(
-        store.outbox_summary("nope").await?,
+        store.outbox_summary(ALL, "nope").await?,
         OutboxSummary::default()
     );
 
     let pending = store
-        .outbox_entries(None, Some(OutboxState::Pending), None)
+        .outbox_entries(ALL, None, Some(OutboxState::Pending), None)
         .await?;
     assert_eq!(pending.len(), 2);
-    let r1 = store.outbox_entries(Some("r1"), None, None).await?;
+    let r1 = store.outbox_entries(ALL, Some("r1"), None, None).await?;
     assert_eq!(
         r1.iter()
             .map(|e| (e.target.url.as_str(), e.seq))
             .collect::<Vec<_>>(),
         [(A, 1), (A, 2), (A, 3), (B, 1)]
     );
-    assert_eq!(store.outbox_entries(None, None, Some(1)).await?.len(), 1);
-    let heads = store.outbox_heads().await?;
+    assert_eq!(
+        store.outbox_entries(ALL, None, None, Some(1)).await?.len(),
+        1
+    );
+    let heads = store.outbox_heads(ALL).await?;
     assert_eq!(heads.len(), 2, "r1→A is done: {heads:?}");
     Ok(())
 }

@@ -41,15 +41,15 @@ async fn runs_crud(store: Arc<dyn Store>) -> TestResult {
     assert!(updated.updated_at_ms >= a.updated_at_ms);
 
     // Two runs in one session do not overwrite each other.
-    let a = store.get_run("run-a").await?.expect("run-a");
-    let b2 = store.get_run("run-b").await?.expect("run-b");
+    let a = store.get_run(ALL, "run-a").await?.expect("run-a");
+    let b2 = store.get_run(ALL, "run-b").await?.expect("run-b");
     assert_eq!(a.output, Some(json!({"answer": 42})));
     assert_eq!(a.usage, usage);
     assert_eq!(a.last_agent.as_deref(), Some("writer"));
     assert_eq!(a.input, json!({"q": "run-a"}));
     assert_eq!(a.session_scope(), Some(scope.clone()));
     assert_eq!(b2, b);
-    assert_eq!(store.get_run("nope").await?, None);
+    assert_eq!(store.get_run(ALL, "nope").await?, None);
 
     // Only Some fields change.
     let a2 = store
@@ -82,42 +82,54 @@ async fn runs_crud(store: Arc<dyn Store>) -> TestResult {
     // Listing: newest first, filters, limit.
     let ids = |runs: Vec<RunRecord>| runs.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
     assert_eq!(
-        ids(store.list_runs(RunFilter::default()).await?),
+        ids(store.list_runs(ALL, RunFilter::default()).await?),
         ["run-c", "run-b", "run-a"]
     );
     assert_eq!(
         ids(store
-            .list_runs(RunFilter {
-                status: Some(RunStatus::Completed),
-                ..RunFilter::default()
-            })
+            .list_runs(
+                ALL,
+                RunFilter {
+                    status: Some(RunStatus::Completed),
+                    ..RunFilter::default()
+                }
+            )
             .await?),
         ["run-a"]
     );
     assert_eq!(
         ids(store
-            .list_runs(RunFilter {
-                session: Some(scope.clone()),
-                ..RunFilter::default()
-            })
+            .list_runs(
+                ALL,
+                RunFilter {
+                    session: Some(scope.clone()),
+                    ..RunFilter::default()
+                }
+            )
             .await?),
         ["run-b", "run-a"]
     );
     assert_eq!(
         ids(store
-            .list_runs(RunFilter {
-                session: Some(SessionScope::new("other", "user", "sess")),
-                ..RunFilter::default()
-            })
+            .list_runs(
+                ALL,
+                RunFilter {
+                    session: Some(SessionScope::new("other", "user", "sess")),
+                    ..RunFilter::default()
+                }
+            )
             .await?),
         Vec::<String>::new()
     );
     assert_eq!(
         ids(store
-            .list_runs(RunFilter {
-                limit: Some(1),
-                ..RunFilter::default()
-            })
+            .list_runs(
+                ALL,
+                RunFilter {
+                    limit: Some(1),
+                    ..RunFilter::default()
+                }
+            )
             .await?),
         ["run-c"]
     );
@@ -126,7 +138,7 @@ async fn runs_crud(store: Arc<dyn Store>) -> TestResult {
     store
         .update_run("run-c", RunUpdate::status(RunStatus::Running))
         .await?;
-    assert_eq!(ids(store.interrupted_runs().await?), ["run-b", "run-c"]);
+    assert_eq!(ids(store.interrupted_runs(ALL).await?), ["run-b", "run-c"]);
     Ok(())
 }
 for_each_store!(runs_create_get_update_list, runs_crud);

@@ -56,7 +56,10 @@ async fn sqlite_calls_from_many_threads_all_complete() {
     }
     let mut total = 0;
     for run in 0..4 {
-        let journal = store.journal(&format!("m{run}")).await.expect("journal");
+        let journal = store
+            .journal(ALL, &format!("m{run}"))
+            .await
+            .expect("journal");
         let seqs: Vec<u64> = journal.iter().map(|r| r.seq).collect();
         assert_eq!(seqs, (1..=journal.len() as u64).collect::<Vec<_>>());
         total += journal.len();
@@ -78,7 +81,7 @@ async fn sqlite_queued_append_survives_dropping_the_store() {
         ));
     }
     let store = SqliteStore::open(&path).expect("reopen");
-    assert_eq!(store.journal("q").await.expect("journal").len(), 1);
+    assert_eq!(store.journal(ALL, "q").await.expect("journal").len(), 1);
 }
 
 /// A lone run's barrier commits on its first poll: no added latency.
@@ -111,7 +114,7 @@ async fn sqlite_busy_time_counts_batches() {
     let created = store.busy();
     assert!(created > opened, "{created:?} after {opened:?}");
     assert_eq!(store.busy(), created, "nothing ran meanwhile");
-    store.get_run("timed").await.expect("read");
+    store.get_run(ALL, "timed").await.expect("read");
     assert!(store.busy() > created, "reads count too");
 }
 
@@ -154,7 +157,7 @@ async fn sqlite_barriers_of_concurrent_runs_share_a_commit() {
     c.await.expect("c");
     assert_eq!(store.commits(), before + 1, "one commit for all three runs");
     for run in ["a", "b", "c"] {
-        assert_eq!(store.journal(run).await.expect("journal").len(), 1);
+        assert_eq!(store.journal(ALL, run).await.expect("journal").len(), 1);
     }
 }
 
@@ -182,7 +185,7 @@ async fn sqlite_append_after_another_process_appended_takes_the_next_seq() {
     assert_eq!(append(&ours, 4).await, 4);
     assert_eq!(append(&theirs, 5).await, 5);
     let seqs: Vec<u64> = ours
-        .journal("r")
+        .journal(ALL, "r")
         .await
         .expect("journal")
         .iter()
@@ -223,7 +226,7 @@ async fn sqlite_rolled_back_append_leaves_no_seq_gap() {
         .append("r", entry(JournalKind::ToolResult, "s/0/t1/tool/x", 2))
         .await;
     assert_eq!(next.expect("next"), 2);
-    assert_eq!(store.journal("r").await.expect("journal").len(), 2);
+    assert_eq!(store.journal(ALL, "r").await.expect("journal").len(), 2);
 }
 
 /// Checkpoints run on the store's own thread, never in a commit. Under
@@ -272,7 +275,7 @@ async fn sqlite_wal_starts_over_under_writes_that_never_pause() {
     // Everything is there, through a second connection.
     let reader = SqliteStore::open(&path).expect("reader");
     assert_eq!(
-        reader.journal("w").await.expect("journal").len(),
+        reader.journal(ALL, "w").await.expect("journal").len(),
         n as usize
     );
 }
@@ -309,8 +312,8 @@ async fn sqlite_file_reopens_with_data_and_schema() {
     assert!(path.exists());
     let store = SqliteStore::open(&path).expect("reopen");
     assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
-    assert!(store.get_run("r").await.expect("get").is_some());
-    assert_eq!(store.journal("r").await.expect("journal").len(), 1);
+    assert!(store.get_run(ALL, "r").await.expect("get").is_some());
+    assert_eq!(store.journal(ALL, "r").await.expect("journal").len(), 1);
     assert_eq!(
         store
             .session_history(&SessionScope::new("a", "u", "s"), None)
@@ -320,7 +323,11 @@ async fn sqlite_file_reopens_with_data_and_schema() {
         1
     );
     assert_eq!(
-        store.outbox_summary("r").await.expect("outbox").pending,
+        store
+            .outbox_summary(ALL, "r")
+            .await
+            .expect("outbox")
+            .pending,
         1,
         "undelivered events survive a restart"
     );
@@ -359,8 +366,8 @@ async fn sqlite_version_1_database_migrates_with_its_journal() {
     }
     let store = SqliteStore::open(&path).expect("migrate");
     assert_eq!(store.schema_version().expect("version"), SCHEMA_VERSION);
-    assert!(store.get_run("old").await.expect("get").is_some());
-    let journal = store.journal("old").await.expect("journal");
+    assert!(store.get_run(ALL, "old").await.expect("get").is_some());
+    let journal = store.journal(ALL, "old").await.expect("journal");
     let keys: Vec<_> = journal
         .iter()
         .map(|r| (r.seq, r.entry.key.as_str(), r.entry.data.clone()))
