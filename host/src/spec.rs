@@ -47,6 +47,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 
+/// `base.key` or `base['key']`: a JSON path as spec errors write it.
+pub(crate) use error::key as json_key;
 pub use error::{SpecError, SpecErrors};
 pub use go::{GoAgent, GoCallback, GoRequest, GoSession, GoWorkflow};
 pub use types::{

@@ -15,7 +15,11 @@ use std::path::Path;
 /// silently ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct HostConfig {}
+pub(crate) struct HostConfig {
+    /// `[plugins]`: ceilings of a spec's plugin limits, each plugin's share
+    /// of the call slots.
+    pub(crate) plugins: host::plugin::PluginPolicy,
+}
 
 impl HostConfig {
     /// The file from `--config` / `HOST_CONFIG`, or the defaults when none
@@ -47,6 +51,18 @@ mod tests {
     #[test]
     fn empty_file_is_the_defaults() {
         assert!(HostConfig::parse("").is_ok());
+    }
+
+    #[test]
+    fn the_plugins_section_sets_the_policy() {
+        let c = HostConfig::parse(
+            "[plugins]\nmax_timeout_ms = 5000\nmax_concurrent_calls_per_plugin = 4\n",
+        )
+        .unwrap();
+        assert_eq!(c.plugins.max_timeout_ms, 5000);
+        assert_eq!(c.plugins.max_concurrent_calls_per_plugin, Some(4));
+        let e = HostConfig::parse("[plugins]\nmax_timeout = 1\n").unwrap_err();
+        assert!(e.to_string().contains("max_timeout"), "{e}");
     }
 
     #[test]

@@ -71,8 +71,10 @@ impl CliError {
 
     /// Prints the error on stderr; the exit code. The one place errors are
     /// printed.
+    /// Prints the error on stderr, control characters escaped: it may
+    /// quote a plugin's or a model's text.
     pub(super) fn report(&self) -> ExitCode {
-        eprintln!("{self}");
+        eprintln!("{}", host::sinks::escape_controls(&self.to_string()));
         ExitCode::from(self.code)
     }
 }
