@@ -24,7 +24,7 @@ pub(crate) struct HostConfig {
 impl HostConfig {
     /// The file from `--config` / `HOST_CONFIG`, or the defaults when none
     /// is given.
-    pub(crate) fn load(global: &GlobalArgs) -> Result<HostConfig, CliError> {
+    pub(super) fn load(global: &GlobalArgs) -> Result<HostConfig, CliError> {
         match &global.config {
             Some(path) => HostConfig::read(path),
             None => Ok(HostConfig::default()),
