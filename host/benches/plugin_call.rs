@@ -23,6 +23,7 @@ fn plugins_dir() -> PathBuf {
 fn runtime(cache: &Path) -> Arc<Runtime> {
     Runtime::new(RuntimeOptions {
         cache_dir: Some(cache.to_owned()),
+        cache_key_file: cache.parent().map(|p| p.join("bench-plugin-cache.key")),
         ..RuntimeOptions::default()
     })
     .expect("runtime")

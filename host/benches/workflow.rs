@@ -159,6 +159,7 @@ async fn runner(
     let spec = Spec::from_value(&doc, spec_path.parent().unwrap_or(Path::new("."))).expect("spec");
     let rt = Runtime::new(RuntimeOptions {
         cache_dir: Some(repo().join("target/bench-plugin-cache")),
+        cache_key_file: Some(repo().join("target/bench-plugin-cache.key")),
         ..RuntimeOptions::default()
     })
     .expect("runtime");

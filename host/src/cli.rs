@@ -45,6 +45,11 @@ pub(crate) struct GlobalArgs {
     /// Directory for compiled plugin artifacts [default: the user cache dir]
     #[arg(long, global = true, env = "HOST_CACHE_DIR", value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// The secret key that authenticates compile cache entries (created
+    /// 0600 on first use; outside the cache directory) [default:
+    /// compile-cache.key in the user data dir]
+    #[arg(long, global = true, env = "HOST_CACHE_KEY", value_name = "FILE")]
+    pub cache_key: Option<PathBuf>,
     /// Compile plugins on every start instead of caching them
     #[arg(long, global = true)]
     pub no_cache: bool,
@@ -233,7 +238,11 @@ pub(crate) fn credential_policy(global: &GlobalArgs) -> host::plan::CredentialPo
 pub(crate) fn plugin_runtime(
     global: &GlobalArgs,
 ) -> anyhow::Result<std::sync::Arc<host::plugin::Runtime>> {
-    let mut options = host::plugin::RuntimeOptions::default();
+    let mut options = host::plugin::RuntimeOptions {
+        cache_key_file: global.cache_key.clone(),
+        policy: global.host_config.plugins.clone(),
+        ..Default::default()
+    };
     if global.no_cache {
         options.cache_dir = None;
     } else if let Some(dir) = &global.cache_dir {

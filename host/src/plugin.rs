@@ -14,20 +14,24 @@ mod error;
 mod exports;
 mod load;
 mod loaded;
+mod policy;
 mod registry;
 mod runtime;
 mod sandbox;
+mod trust;
 mod types;
 
 /// The kinds of entry a plugin offers: one enum, owned by `spec` (which
 /// checks references against them) and re-exported for plugin callers.
 pub use crate::spec::Kind;
 pub use cache::{CacheOutcome, default_cache_dir, wasmtime_version};
-pub use error::{CallError, CallErrorKind, LoadError, ResolveError};
+pub use error::{CallError, CallErrorKind, LoadError, ResolveError, SlotShortage};
 pub use loaded::Plugin;
-pub use registry::{LoadOptions, LoadReport, Registry, split_reference};
+pub use policy::{PluginPolicy, PolicyError};
+pub use registry::{LoadOptions, LoadReport, Registry, plugins_named, split_reference};
 pub use runtime::{EPOCH_TICK, Runtime, RuntimeError, RuntimeOptions};
 pub use sandbox::{MAX_CAPTURED_OUTPUT, MAX_LOG_RECORDS};
+pub use trust::{CacheError, default_cache_key_file};
 pub use types::{
     CallContext, EntryInfo, Limits, Phase, Served, StepResult, ToolDefinition, Verdict,
 };

@@ -15,12 +15,14 @@
 //! events in the run database; delivery happens elsewhere, so a slow or
 //! failing endpoint cannot hold the run up.
 
+mod escape;
 mod http;
 mod jsonl;
 mod lines;
 mod live;
 mod verbose;
 
+pub use escape::{Escaped, escape_controls};
 pub use http::{HttpSink, OutboxSink};
 pub use jsonl::JsonlSink;
 pub use lines::{LinesSink, tokens, write_line};

@@ -56,6 +56,8 @@ mod validate;
 mod tests;
 
 pub use confine::{Escape, confine};
+/// `base.key` or `base['key']`: a JSON path as spec errors write it.
+pub(crate) use error::key as json_key;
 pub use error::{SpecError, SpecErrors};
 pub use go::{GoAgent, GoCallback, GoRequest, GoSession, GoWorkflow};
 pub use redact::{REDACTED, Redacted, redact};

@@ -12,6 +12,7 @@ pub(crate) fn runtime() -> Arc<Runtime> {
     RT.get_or_init(|| {
         Runtime::new(RuntimeOptions {
             cache_dir: Some(e2e::test_cache_dir()),
+            cache_key_file: Some(e2e::test_cache_key()),
             ..RuntimeOptions::default()
         })
         .expect("plugin runtime")

@@ -15,6 +15,7 @@ async fn runner_for(doc: Value, offline: bool) -> Runner {
     let spec = Spec::from_value(&doc, &dir).expect("spec");
     let rt = Runtime::new(RuntimeOptions {
         cache_dir: Some(e2e::test_cache_dir()),
+        cache_key_file: Some(e2e::test_cache_key()),
         ..RuntimeOptions::default()
     })
     .expect("runtime");

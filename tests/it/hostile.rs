@@ -348,9 +348,11 @@ pub(crate) async fn hooks_see_a_deterministic_clock_and_random_source() {
 #[tokio::test]
 async fn compiled_components_are_cached_and_corruption_is_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
     let rt = || {
         Runtime::new(RuntimeOptions {
             cache_dir: Some(dir.path().to_owned()),
+            cache_key_file: Some(keys.path().join("cache.key")),
             ..RuntimeOptions::default()
         })
         .unwrap()
@@ -361,7 +363,7 @@ async fn compiled_components_are_cached_and_corruption_is_rebuilt() {
     let second = Plugin::load(&rt(), &wasm, Limits::default()).await.unwrap();
     assert_eq!(second.cache_outcome(), CacheOutcome::Hit);
 
-    // One entry: the artifact wasmtime serialized, and its checksum file.
+    // One entry: the artifact wasmtime serialized, and its MAC file.
     let mut entries: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -374,7 +376,7 @@ async fn compiled_components_are_cached_and_corruption_is_rebuilt() {
         name.starts_with(first.digest()) && name.ends_with(".cwasm"),
         "{name}"
     );
-    assert!(entries[1].to_string_lossy().ends_with(".cwasm.xxh3"));
+    assert!(entries[1].to_string_lossy().ends_with(".cwasm.mac"));
 
     // Flip a byte in the middle: detected, rebuilt, and the plugin works.
     let mut bytes = std::fs::read(&artifact).unwrap();
@@ -383,7 +385,7 @@ async fn compiled_components_are_cached_and_corruption_is_rebuilt() {
     std::fs::write(&artifact, &bytes).unwrap();
     let rebuilt = Plugin::load(&rt(), &wasm, Limits::default()).await.unwrap();
     assert_eq!(rebuilt.cache_outcome(), CacheOutcome::Rebuilt);
-    // The checksum file lost (a crash between the two writes): same.
+    // The MAC file lost (a crash between the two writes): same.
     std::fs::remove_file(&entries[1]).unwrap();
     let rebuilt = Plugin::load(&rt(), &wasm, Limits::default()).await.unwrap();
     assert_eq!(rebuilt.cache_outcome(), CacheOutcome::Rebuilt);

@@ -506,6 +506,87 @@ fn verbose_shows_data_and_streamed_text_and_ends_with_the_output() {
     assert_eq!(stdout.matches("\noutput:\n").count(), 1, "the output once");
 }
 
+/// Control characters in a model's reply (a clipboard write `ESC ] 52`, a
+/// screen clear `ESC [ 2 J`, a carriage return, an 8-bit CSI) and in the
+/// tool call and result they lead to reach the terminal escaped: in the
+/// `stdout` and `stdout_verbose` sinks and in the output `host run` prints
+/// (before: written raw, so the terminal obeyed them).
+#[test]
+fn model_and_plugin_text_reaches_the_terminal_escaped() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let hostile = "\u{1b}]52;c;ZXZpbA==\u{7} \u{1b}[2J\r\u{9b}1m";
+    let spec = json!({
+        "providers": {"offline": {"type": "scripted", "script": "script.json"}},
+        "agents": {"assistant": {
+            "instructions": "Use the calculator.",
+            "model": {"provider": "offline", "name": "gpt-4.1-mini"},
+            "tools": ["calculator#evaluate"]
+        }},
+        "workflow": {"key": "hostile_text", "stages": [
+            {"name": "answer", "mode": "sequential", "steps": [{"agent": "assistant"}]}
+        ]},
+        "run": {"input": "hi"}
+    });
+    let script = json!({"replies": [
+        {"when": {"agent": "assistant", "has_tool_result": false},
+         "reply": {"tool_calls": [{"name": "evaluate", "arguments": {"expression": format!("1 +{hostile}")}}]}},
+        {"when": {"agent": "assistant"}, "reply": {"text": format!("done{hostile} {{{{tool_output}}}}")}}
+    ]});
+    std::fs::write(tmp.path().join("script.json"), script.to_string()).expect("script");
+    let spec_path = e2e::write_spec(tmp.path(), &spec);
+    // The plugin's path reaches the model in the tool's error (and so the
+    // token counts): a copy in the temporary folder keeps its length the
+    // same in every checkout.
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir(&plugins).expect("plugins dir");
+    std::fs::copy(
+        e2e::plugins_dir().join("calculator.wasm"),
+        plugins.join("calculator.wasm"),
+    )
+    .expect("copy calculator.wasm");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            spec_path.to_str().expect("utf-8"),
+            "--plugins",
+            plugins.to_str().expect("utf-8"),
+            "--quiet",
+        ];
+        args.extend(extra);
+        let out = host(&args, &[]);
+        ok(&out);
+        text(&out.stdout)
+    };
+    let raw = |s: &str| s.chars().any(|c| c.is_control() && c != '\n' && c != '\t');
+    let lines = run(&["--callback", "stdout"]);
+    let verbose = run(&["--callback", "stdout_verbose"]);
+    let output = run(&[]);
+    for (what, out) in [
+        ("stdout", &lines),
+        ("stdout_verbose", &verbose),
+        ("output", &output),
+    ] {
+        assert!(!raw(out), "{what}: raw control characters: {out:?}");
+        assert!(
+            out.contains("done\\x1b]52;c;ZXZpbA==\\x07 \\x1b[2J\\r\\u{9b}1m"),
+            "{what}: {out}"
+        );
+    }
+    assert!(
+        verbose.contains("tool evaluate({\"expression\":\"1 +\\u001b]52;"),
+        "the arguments are JSON, escaped by JSON: {verbose}"
+    );
+    let run_id = lines
+        .split_whitespace()
+        .nth(1)
+        .expect("run id on the first line")
+        .to_owned();
+    Filters::new(&run_id, tmp.path())
+        .with_elapsed()
+        .settings()
+        .bind(|| insta::assert_snapshot!("hostile_text.stdout", lines));
+}
+
 /// Callbacks in the spec: a relative `jsonl` path is beside the spec, and a
 /// second run appends.
 #[test]

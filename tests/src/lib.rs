@@ -88,6 +88,12 @@ pub fn test_cache_dir() -> PathBuf {
     target_dir().join("test-plugin-cache")
 }
 
+/// The key that authenticates the test compile cache's entries: outside
+/// the cache, as the host requires.
+pub fn test_cache_key() -> PathBuf {
+    target_dir().join("test-plugin-cache.key")
+}
+
 /// Path of a built example plugin; panics with the command to run if missing.
 pub fn plugin(name: &str) -> PathBuf {
     let path = plugins_dir().join(format!("{name}.wasm"));
@@ -237,6 +243,7 @@ impl HostCmd {
         }
         .db(fresh_db())
         .env("HOST_CACHE_DIR", test_cache_dir())
+        .env("HOST_CACHE_KEY", test_cache_key())
         .env("NO_COLOR", "1")
         .env("MOCK_API_KEY", MOCK_API_KEY)
         .env_remove("OPENAI_API_KEY")

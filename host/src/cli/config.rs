@@ -25,6 +25,9 @@ pub(crate) struct HostConfig {
     /// `[egress]`: private and loopback destinations the operator allows
     /// for provider base URLs and event callbacks.
     pub egress: host::egress::Egress,
+    /// `[plugins]`: ceilings of a spec's plugin limits, each plugin's share
+    /// of the call slots.
+    pub(crate) plugins: host::plugin::PluginPolicy,
 }
 
 impl HostConfig {
@@ -98,6 +101,18 @@ mod tests {
         assert!(e.to_string().contains("localhost"), "{e}");
         let e = HostConfig::parse("[egress]\nallow_everything = true\n").unwrap_err();
         assert!(e.to_string().contains("allow_everything"), "{e}");
+    }
+
+    #[test]
+    fn the_plugins_section_sets_the_policy() {
+        let c = HostConfig::parse(
+            "[plugins]\nmax_timeout_ms = 5000\nmax_concurrent_calls_per_plugin = 4\n",
+        )
+        .unwrap();
+        assert_eq!(c.plugins.max_timeout_ms, 5000);
+        assert_eq!(c.plugins.max_concurrent_calls_per_plugin, Some(4));
+        let e = HostConfig::parse("[plugins]\nmax_timeout = 1\n").unwrap_err();
+        assert!(e.to_string().contains("max_timeout"), "{e}");
     }
 
     #[test]

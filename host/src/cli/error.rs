@@ -69,10 +69,11 @@ impl CliError {
         self
     }
 
-    /// Prints the error on stderr; the exit code. The one place errors are
-    /// printed.
+    /// Prints the error on stderr, control characters escaped (it may quote
+    /// a plugin's or a model's text); the exit code. The one place errors
+    /// are printed.
     pub(super) fn report(&self) -> ExitCode {
-        eprintln!("{self}");
+        eprintln!("{}", host::sinks::escape_controls(&self.to_string()));
         ExitCode::from(self.code)
     }
 }

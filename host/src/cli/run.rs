@@ -12,7 +12,7 @@ use host::engine::{Caller, RunCanceller, RunError, RunHandle, RunRequest, Runner
 use host::outbox::{Deliverer, OutboxConfig, Until};
 use host::plan::{self, CompileOptions};
 use host::plugin::Registry;
-use host::sinks::{LinesSink, Live, OutboxSink, Sink, SinkOptions};
+use host::sinks::{Escaped, LinesSink, Live, OutboxSink, Sink, SinkOptions, escape_controls};
 use host::spec::{Redacted, Spec};
 use host::store::{Scope, SessionScope, Store};
 use serde_json::Value;
@@ -267,9 +267,16 @@ pub(super) async fn load_runner(
     plugins: &Path,
     options: &CompileOptions,
 ) -> Result<Runner, CliError> {
-    let registry = Arc::new(Registry::new(plugin_runtime(global)?));
+    // Limits above the operator's ceilings are refused before anything loads.
+    let runtime = plugin_runtime(global)?;
+    runtime
+        .policy()
+        .check_spec(spec)
+        .map_err(|e| CliError::verbatim(EXIT_BAD_INPUT, e.to_string().trim_end()))?;
+    let registry = Arc::new(Registry::new(runtime));
+    // Only the plugins the spec names: an unrelated file costs nothing.
     let report = registry
-        .load_dir(plugins, &plan::load_options(spec))
+        .load_for(plugins, spec, &plan::load_options(spec))
         .await
         .map_err(|e| CliError::bad_input(e.to_string()))?;
     for e in &report.failed {
@@ -386,7 +393,9 @@ fn outcome(
     match result {
         Ok(_) if prints_output => Ok(ExitCode::SUCCESS),
         Ok(out) => {
-            let mut stdout = std::io::stdout().lock();
+            // The output is the model's or a plugin's text: escaped, as
+            // the sinks escape it.
+            let mut stdout = Escaped::new(std::io::stdout().lock());
             match &out.output {
                 Value::String(s) => writeln!(stdout, "{s}")?,
                 other => writeln!(
@@ -400,7 +409,12 @@ fn outcome(
         Err(RunError::Paused { pending }) => {
             eprintln!("⏸ run {run_id} is waiting for approval:");
             for p in &pending {
-                eprintln!("    call {} · tool {}", p.call_id, p.tool);
+                // Both come from the model.
+                eprintln!(
+                    "    call {} · tool {}",
+                    escape_controls(&p.call_id),
+                    escape_controls(&p.tool)
+                );
             }
             eprintln!(
                 "  decide with `host approve {run_id} CALL_ID` or `host reject {run_id} CALL_ID --reason TEXT`, then `host resume {run_id}`"

@@ -4,7 +4,7 @@ use super::error::CliError;
 use super::{EXIT_BAD_INPUT, GlobalArgs, plugin_runtime};
 use anyhow::Context;
 use host::plugin::{LoadOptions, Registry};
-use host::spec::{PluginCatalog, Spec};
+use host::spec::{PluginCatalog, Spec, SpecErrors};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -39,10 +39,16 @@ pub(super) async fn validate(
     // spec refers to some.
     let uses_plugins = !spec.plugin_uses().is_empty() || !spec.plugins.is_empty();
     let registry;
+    let mut errors = Vec::new();
     let catalog = if uses_plugins {
-        registry = Registry::new(plugin_runtime(global)?);
+        let runtime = plugin_runtime(global)?;
+        if let Err(over) = runtime.policy().check_spec(&spec) {
+            errors.extend(over);
+        }
+        registry = Registry::new(runtime);
+        // Only the plugins the spec names, as `host run` loads them.
         let report = registry
-            .load_dir(&args.plugins, &LoadOptions::default())
+            .load_for(&args.plugins, &spec, &LoadOptions::default())
             .await
             .map_err(|e| {
                 CliError::bad_input(e.to_string())
@@ -55,23 +61,27 @@ pub(super) async fn validate(
     } else {
         None
     };
-    match spec.validate(catalog.map(|r| r as &dyn PluginCatalog)) {
-        Ok(()) => {
-            let stages = spec.workflow.stages.len();
-            let steps = spec.step_count();
-            let agents = spec.agents.len();
-            println!(
-                "ok: {} (workflow {}: {stages} {}, {steps} {}, {agents} {})",
-                args.spec.display(),
-                spec.workflow.key,
-                plural(stages, "stage"),
-                plural(steps, "step"),
-                plural(agents, "agent"),
-            );
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(errors) => Err(CliError::verbatim(EXIT_BAD_INPUT, errors.to_string())),
+    if let Err(more) = spec.validate(catalog.map(|r| r as &dyn PluginCatalog)) {
+        errors.extend(more);
     }
+    if !errors.is_empty() {
+        return Err(CliError::verbatim(
+            EXIT_BAD_INPUT,
+            SpecErrors::new(errors).to_string(),
+        ));
+    }
+    let stages = spec.workflow.stages.len();
+    let steps = spec.step_count();
+    let agents = spec.agents.len();
+    println!(
+        "ok: {} (workflow {}: {stages} {}, {steps} {}, {agents} {})",
+        args.spec.display(),
+        spec.workflow.key,
+        plural(stages, "stage"),
+        plural(steps, "step"),
+        plural(agents, "agent"),
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn plural(n: usize, word: &str) -> String {

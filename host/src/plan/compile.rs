@@ -498,7 +498,9 @@ mod tests {
     async fn run_side_validation_suggests_plugin_names() {
         let runtime = Runtime::new(RuntimeOptions {
             cache_dir: Some(e2e::test_cache_dir()),
+            cache_key_file: Some(e2e::test_cache_key()),
             max_concurrent_calls: 1,
+            ..RuntimeOptions::default()
         })
         .expect("plugin runtime");
         let registry = Registry::new(runtime);

@@ -2,7 +2,7 @@
 //! under the plugin's deadline and memory cap, hooks get a seeded clock and
 //! random source, and every failure becomes a [`CallError`] naming the plugin.
 
-use super::error::{CallError, CallErrorKind};
+use super::error::{CallError, CallErrorKind, SlotShortage};
 use super::loaded::Plugin;
 use super::runtime::Runtime;
 use super::sandbox::{CallSetup, CallState, Determinism};
@@ -12,6 +12,7 @@ use crate::util::clip_owned;
 use serde_json::Value;
 use std::future::Future;
 use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, SemaphorePermit};
 use tracing::Instrument;
 use tracing::field::Empty;
 use wasmtime::component::Instance;
@@ -130,12 +131,7 @@ impl Plugin {
         F: FnOnce(Store<CallState>, Instance) -> Fut,
         Fut: Future<Output = (Store<CallState>, wasmtime::Result<Result<R, String>>)>,
     {
-        // Waits for a pooling-allocator slot rather than failing the call.
-        let _permit = rt
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| self.error(export, CallErrorKind::Instantiate(e.to_string())))?;
+        let (_plugin_permit, _permit) = self.slot(rt, export).await?;
         let started = Instant::now();
         let deadline = started + self.limits.timeout;
         let determinism = run_kind
@@ -196,6 +192,49 @@ impl Plugin {
             )),
             Err(kind) => Err(self.error(export, kind)),
         }
+    }
+}
+
+impl Plugin {
+    /// Waits for a slot of this plugin's share and a pooling-allocator slot,
+    /// for at most the call's own timeout: a plugin that holds its whole
+    /// share (or plugins that hold every slot) make other calls fail with a
+    /// clear error, never wait forever. The wait does not eat into the
+    /// call's deadline, which starts once it has a slot.
+    async fn slot<'r>(
+        &self,
+        rt: &'r Runtime,
+        export: &str,
+    ) -> Result<(OwnedSemaphorePermit, SemaphorePermit<'r>), CallError> {
+        let share = rt.plugin_permits(&self.digest);
+        let started = Instant::now();
+        let bound = self.limits.timeout;
+        let closed = |e: tokio::sync::AcquireError| {
+            self.error(export, CallErrorKind::Instantiate(e.to_string()))
+        };
+        let no_slot = |busy| {
+            self.error(
+                export,
+                CallErrorKind::NoSlot {
+                    waited: started.elapsed(),
+                    busy,
+                },
+            )
+        };
+        let own = tokio::time::timeout(bound, share.acquire_owned())
+            .await
+            .map_err(|_| no_slot(SlotShortage::Plugin { cap: rt.per_plugin }))?
+            .map_err(closed)?;
+        let left = bound.saturating_sub(started.elapsed());
+        let host = tokio::time::timeout(left, rt.permits.acquire())
+            .await
+            .map_err(|_| no_slot(SlotShortage::Host { slots: rt.slots }))?
+            .map_err(closed)?;
+        let waited = started.elapsed();
+        if waited >= Duration::from_millis(100) {
+            tracing::debug!(plugin = %self.name, waited_ms = waited.as_millis() as u64, "waited for a plugin call slot");
+        }
+        Ok((own, host))
     }
 }
 

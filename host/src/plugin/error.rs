@@ -140,6 +140,34 @@ pub enum CallErrorKind {
     NotExported(&'static str),
     #[error("instantiation failed: {0}")]
     Instantiate(String),
+    #[error("no free call slot within {} ms: {busy}", .waited.as_millis())]
+    NoSlot {
+        waited: Duration,
+        busy: SlotShortage,
+    },
+}
+
+/// Whose slots were all taken when a call gave up waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotShortage {
+    /// The plugin already ran as many calls as its share allows.
+    Plugin { cap: u32 },
+    /// Every slot of the host was taken.
+    Host { slots: u32 },
+}
+
+impl std::fmt::Display for SlotShortage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SlotShortage::Plugin { cap } => write!(
+                f,
+                "this plugin already runs {cap} calls, its share of the host's slots (host config plugins.max_concurrent_calls_per_plugin)"
+            ),
+            SlotShortage::Host { slots } => {
+                write!(f, "all {slots} plugin call slots of the host are busy")
+            }
+        }
+    }
 }
 
 impl CallErrorKind {
@@ -154,6 +182,7 @@ impl CallErrorKind {
             CallErrorKind::BadOutput(_) => "bad_output",
             CallErrorKind::NotExported(_) => "not_exported",
             CallErrorKind::Instantiate(_) => "instantiate",
+            CallErrorKind::NoSlot { .. } => "no_slot",
         }
     }
 }

@@ -5,10 +5,10 @@ use super::error::{LoadError, ResolveError};
 use super::loaded::Plugin;
 use super::runtime::Runtime;
 use super::types::Limits;
-use crate::spec::{Kind, PluginCatalog};
+use crate::spec::{Kind, PluginCatalog, Spec};
 use arc_swap::ArcSwap;
-use std::collections::{BTreeMap, HashMap};
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Limits for the plugins of a directory: a default and per-plugin values.
@@ -40,6 +40,9 @@ pub struct LoadReport {
 pub struct Registry {
     runtime: Arc<Runtime>,
     plugins: ArcSwap<BTreeMap<String, Arc<Plugin>>>,
+    /// Plugins the directory offers (its `*.wasm` file names), loaded or
+    /// not: what "did you mean" hints are chosen from.
+    offered: ArcSwap<BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -55,6 +58,7 @@ impl Registry {
         Registry {
             runtime,
             plugins: ArcSwap::from_pointee(BTreeMap::new()),
+            offered: ArcSwap::from_pointee(BTreeSet::new()),
         }
     }
 
@@ -64,12 +68,44 @@ impl Registry {
 
     /// Loads every `*.wasm` at the top level of `dir` (name = file stem).
     /// Each bad file is reported with its name and reason; the rest load.
+    /// For listing a folder; a run loads only what it uses
+    /// ([`Self::load_for`]).
     pub async fn load_dir(
         &self,
         dir: &Path,
         options: &LoadOptions,
     ) -> Result<LoadReport, LoadError> {
-        let mut paths = Vec::new();
+        let files = self.scan(dir)?;
+        self.load_files(files.into_iter().map(|(_, path)| path), options)
+            .await
+    }
+
+    /// Loads, from `dir`, only the plugins `spec` references or sets limits
+    /// for: a file it does not name is never read, so an unrelated (broken,
+    /// huge or hostile) file in the folder costs a run nothing. Unknown
+    /// names are left to validation, whose hints list every file of `dir`.
+    pub async fn load_for(
+        &self,
+        dir: &Path,
+        spec: &Spec,
+        options: &LoadOptions,
+    ) -> Result<LoadReport, LoadError> {
+        let wanted = plugins_named(spec);
+        let files = self.scan(dir)?;
+        self.load_files(
+            files
+                .into_iter()
+                .filter(|(name, _)| wanted.contains(name))
+                .map(|(_, path)| path),
+            options,
+        )
+        .await
+    }
+
+    /// The `*.wasm` files at the top level of `dir`, by plugin name, sorted;
+    /// remembered as what the directory offers. Nothing is read.
+    fn scan(&self, dir: &Path) -> Result<Vec<(String, PathBuf)>, LoadError> {
+        let mut files = Vec::new();
         let read = std::fs::read_dir(dir).map_err(|source| LoadError::Dir {
             path: dir.to_owned(),
             source,
@@ -81,17 +117,43 @@ impl Registry {
             })?;
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "wasm") && path.is_file() {
-                paths.push(path);
+                let name = path
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                files.push((name, path));
             }
         }
-        paths.sort();
+        files.sort();
+        let names: BTreeSet<String> = files.iter().map(|(n, _)| n.clone()).collect();
+        self.offered.rcu(|offered| {
+            let mut offered = BTreeSet::clone(offered);
+            offered.extend(names.iter().cloned());
+            offered
+        });
+        Ok(files)
+    }
+
+    async fn load_files(
+        &self,
+        paths: impl Iterator<Item = PathBuf>,
+        options: &LoadOptions,
+    ) -> Result<LoadReport, LoadError> {
         let mut report = LoadReport::default();
         for path in paths {
             let name = path
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            match Plugin::load(&self.runtime, &path, options.limits_for(&name)).await {
+            let limits = options.limits_for(&name);
+            let loaded = match self.runtime.policy().check_limits(&limits) {
+                Ok(()) => Plugin::load(&self.runtime, &path, limits).await,
+                Err(reason) => Err(LoadError::Limits {
+                    plugin: name,
+                    reason,
+                }),
+            };
+            match loaded {
                 Ok(plugin) => {
                     let plugin = Arc::new(plugin);
                     self.insert(plugin.clone());
@@ -239,9 +301,24 @@ impl PluginCatalog for Registry {
         })
     }
 
+    /// The loaded plugins and every file the directory offers.
     fn names(&self) -> Vec<String> {
-        self.plugins.load().keys().cloned().collect()
+        let mut names: BTreeSet<String> = self.plugins.load().keys().cloned().collect();
+        names.extend(self.offered.load().iter().cloned());
+        names.into_iter().collect()
     }
+}
+
+/// Every plugin `spec` names: in a reference (`plugin` or `plugin#entry`)
+/// or in its `plugins` limits.
+pub fn plugins_named(spec: &Spec) -> BTreeSet<String> {
+    let mut names: BTreeSet<String> = spec
+        .plugin_uses()
+        .iter()
+        .map(|u| u.reference.plugin.clone())
+        .collect();
+    names.extend(spec.plugins.keys().cloned());
+    names
 }
 
 /// Splits `plugin#entry` into its parts.

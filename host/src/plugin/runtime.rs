@@ -2,10 +2,13 @@
 
 use super::bindings;
 use super::cache::{CacheOutcome, CompileCache};
+use super::policy::{PluginPolicy, PolicyError};
 use super::sandbox::{CallState, MAX_TABLE_ELEMENTS};
+use super::trust::{CacheError, default_cache_key_file};
 use super::types::Limits;
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use wasmtime::component::{Component, HasSelf, Linker};
@@ -23,16 +26,23 @@ const KEEP_RESIDENT: usize = 2 << 20;
 pub struct RuntimeOptions {
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// The secret that authenticates cache entries; `None`: the default
+    /// place ([`default_cache_key_file`]).
+    pub cache_key_file: Option<PathBuf>,
     /// Plugin calls running at once. Bounds the pooling allocator's slots;
-    /// further calls wait for a free slot instead of failing.
+    /// further calls wait for a free slot, up to their own timeout.
     pub max_concurrent_calls: u32,
+    /// The operator's limits: ceilings and each plugin's share of the slots.
+    pub policy: PluginPolicy,
 }
 
 impl Default for RuntimeOptions {
     fn default() -> Self {
         RuntimeOptions {
             cache_dir: super::cache::default_cache_dir(),
+            cache_key_file: None,
             max_concurrent_calls: 64,
+            policy: PluginPolicy::default(),
         }
     }
 }
@@ -44,6 +54,10 @@ pub enum RuntimeError {
     Engine(String),
     #[error("failed to set up host imports: {0}")]
     Linker(String),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("host config: {0}")]
+    Policy(#[from] PolicyError),
 }
 
 /// One wasmtime `Engine` (component model, async, epoch interruption,
@@ -53,7 +67,15 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<CallState>,
     cache: Option<CompileCache>,
-    pub(crate) permits: Semaphore,
+    /// Every plugin call holds one of these while it runs.
+    pub(super) permits: Semaphore,
+    pub(super) slots: u32,
+    /// Calls one plugin build may run at once.
+    pub(super) per_plugin: u32,
+    /// Each plugin build's share of `permits`, by SHA-256; an entry lives
+    /// while a call holds it.
+    plugin_permits: Mutex<HashMap<Arc<str>, Weak<Semaphore>>>,
+    policy: PluginPolicy,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -66,6 +88,7 @@ impl std::fmt::Debug for Runtime {
 
 impl Runtime {
     pub fn new(options: RuntimeOptions) -> Result<Arc<Runtime>, RuntimeError> {
+        options.policy.check()?;
         let slots = options.max_concurrent_calls.max(1);
         let mut pool = PoolingAllocationConfig::new();
         // A component is several core instances (CPython's is a dozen);
@@ -106,13 +129,50 @@ impl Runtime {
 
         spawn_epoch_ticker(&engine)
             .map_err(|e| RuntimeError::Engine(format!("epoch ticker: {e}")))?;
-        let cache = options.cache_dir.map(|dir| CompileCache::new(dir, &engine));
+        let cache = match options.cache_dir {
+            Some(dir) => {
+                let key_file = options
+                    .cache_key_file
+                    .or_else(default_cache_key_file)
+                    .ok_or(CacheError::NoKeyPath)?;
+                Some(CompileCache::open(dir, &key_file, &engine)?)
+            }
+            None => None,
+        };
         Ok(Arc::new(Runtime {
             engine,
             linker,
             cache,
             permits: Semaphore::new(slots as usize),
+            slots,
+            per_plugin: options.policy.per_plugin_cap(slots),
+            plugin_permits: Mutex::new(HashMap::new()),
+            policy: options.policy,
         }))
+    }
+
+    /// The operator's limits on plugins.
+    pub fn policy(&self) -> &PluginPolicy {
+        &self.policy
+    }
+
+    /// The share of the slots of the plugin build `digest`: shared by every
+    /// call of that build in the process, whichever registry loaded it.
+    pub(super) fn plugin_permits(&self, digest: &Arc<str>) -> Arc<Semaphore> {
+        let mut map = self
+            .plugin_permits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(permits) = map.get(digest).and_then(Weak::upgrade) {
+            return permits;
+        }
+        // Forget builds no call holds any more before adding one.
+        if map.len() >= 64 {
+            map.retain(|_, w| w.strong_count() > 0);
+        }
+        let permits = Arc::new(Semaphore::new(self.per_plugin as usize));
+        map.insert(digest.clone(), Arc::downgrade(&permits));
+        permits
     }
 
     pub(crate) fn engine(&self) -> &Engine {

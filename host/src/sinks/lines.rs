@@ -15,6 +15,7 @@
 //! Lines about a step of a parallel stage carry its branch index (`[1]`), so
 //! interleaved branches stay readable.
 
+use super::escape::Escaped;
 use super::{Sink, SinkOptions};
 use crate::events::data::UsageByModel;
 use crate::events::{Data, Event};
@@ -47,9 +48,11 @@ impl<W: Write + Send> Sink for LinesSink<W> {
         self.label.clone()
     }
 
+    /// The line, its model and plugin text escaped for a terminal.
     fn event(&mut self, event: &Event) -> io::Result<()> {
-        write_line(&mut self.out, event, self.options.offline)?;
-        self.out.flush()
+        let mut out = Escaped::new(&mut self.out);
+        write_line(&mut out, event, self.options.offline)?;
+        out.flush()
     }
 }
 

@@ -23,7 +23,7 @@ mod render;
 mod term;
 mod view;
 
-use super::{Sink, SinkOptions, write_line};
+use super::{Escaped, Sink, SinkOptions, write_line};
 use crate::events::{Event, EventType};
 use render::Line;
 use std::io::{self, Write};
@@ -102,7 +102,7 @@ impl<W: Write + Send> Live<W> {
             EventType::RunStarted => {
                 self.view.apply(e);
                 let mut header = Vec::new();
-                write_line(&mut header, e, self.options.offline)?;
+                write_line(&mut Escaped::new(&mut header), e, self.options.offline)?;
                 self.clear()?;
                 self.out.write_all(&header)?;
             }

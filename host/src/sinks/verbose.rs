@@ -14,6 +14,7 @@
 //!       output: 1. Office occupancy in large city centres has settled …
 //! ```
 
+use super::escape::Escaped;
 use super::lines::{tokens, write_line};
 use super::{Sink, SinkOptions};
 use crate::events::data::UsageByModel;
@@ -45,8 +46,9 @@ impl<W: Write + Send> VerboseSink<W> {
         self.out
     }
 
+    /// Writes `e`, its model and plugin text escaped for a terminal.
     fn write(&mut self, e: &Event) -> io::Result<()> {
-        let out = &mut self.out;
+        let out = &mut Escaped::new(&mut self.out);
         if let Data::LlmDelta(d) = &e.data {
             let key = (e.step.clone(), e.branch_index);
             if self.streaming.as_ref() != Some(&key) {

@@ -5,7 +5,7 @@
 
 use super::view::{StageEnd, StepState, StepView, View};
 use crate::events::{Data, Event};
-use crate::sinks::tokens;
+use crate::sinks::{escape_controls, tokens};
 use crate::util::{first_line, human_duration, plural};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -42,8 +42,15 @@ impl Style {
 pub(super) struct Line(Vec<(Style, String)>);
 
 impl Line {
+    /// Adds `text`, its control characters escaped: it may come from a
+    /// model or a plugin.
     pub(super) fn push(mut self, style: Style, text: impl Into<String>) -> Self {
-        self.0.push((style, text.into()));
+        let text = text.into();
+        let text = match escape_controls(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(escaped) => escaped,
+        };
+        self.0.push((style, text));
         self
     }
 
