@@ -197,6 +197,7 @@ pub(crate) fn plugin_runtime(
     global: &GlobalArgs,
 ) -> anyhow::Result<std::sync::Arc<host::plugin::Runtime>> {
     let mut options = host::plugin::RuntimeOptions::default();
+    global.host_config.plugins.apply(&mut options);
     if global.no_cache {
         options.cache_dir = None;
     } else if let Some(dir) = &global.cache_dir {

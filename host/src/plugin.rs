@@ -12,8 +12,10 @@ mod cache;
 mod call;
 mod error;
 mod exports;
+mod lift;
 mod load;
 mod loaded;
+mod policy;
 mod registry;
 mod runtime;
 mod sandbox;
@@ -24,10 +26,16 @@ mod types;
 pub use crate::spec::Kind;
 pub use cache::{CacheOutcome, default_cache_dir, wasmtime_version};
 pub use error::{CallError, CallErrorKind, LoadError, ResolveError};
+pub use lift::MAX_ENTRIES;
+pub use load::{MAX_DESCRIPTION_CHARS, MAX_TOOL_DESCRIPTION_CHARS};
 pub use loaded::Plugin;
+pub use policy::PluginPolicy;
 pub use registry::{LoadOptions, LoadReport, Registry, split_reference};
 pub use runtime::{EPOCH_TICK, Runtime, RuntimeError, RuntimeOptions};
-pub use sandbox::{MAX_CAPTURED_OUTPUT, MAX_LOG_RECORDS};
+pub use runtime::{
+    MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT, MAX_TABLES_PER_COMPONENT,
+};
+pub use sandbox::{MAX_CAPTURED_OUTPUT, MAX_LOG_BYTES, MAX_LOG_RECORDS, MAX_OUTPUT_LINES};
 pub use types::{
     CallContext, EntryInfo, Limits, Phase, Served, StepResult, ToolDefinition, Verdict,
 };

@@ -14,6 +14,7 @@ mod durable;
 mod engine;
 mod guests;
 mod hostile;
+mod hostile_limits;
 mod llm;
 mod otlp;
 mod outbox;

@@ -15,7 +15,10 @@ use std::path::Path;
 /// silently ignored.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub(crate) struct HostConfig {}
+pub(crate) struct HostConfig {
+    /// `[plugins]`: file size and compile budget of plugins.
+    pub(crate) plugins: host::plugin::PluginPolicy,
+}
 
 impl HostConfig {
     /// The file from `--config` / `HOST_CONFIG`, or the defaults when none
@@ -47,6 +50,18 @@ mod tests {
     #[test]
     fn empty_file_is_the_defaults() {
         assert!(HostConfig::parse("").is_ok());
+    }
+
+    #[test]
+    fn plugin_limits_are_read_and_misspelt_ones_refused() {
+        let c = HostConfig::parse("[plugins]\nmax_wasm_bytes = 1000\n").unwrap();
+        assert_eq!(c.plugins.max_wasm_bytes, 1000);
+        assert_eq!(
+            c.plugins.compile_timeout_ms,
+            host::plugin::PluginPolicy::default().compile_timeout_ms
+        );
+        let e = HostConfig::parse("[plugins]\nmax_wasm_mib = 1\n").unwrap_err();
+        assert!(e.to_string().contains("max_wasm_mib"), "{e}");
     }
 
     #[test]

@@ -426,6 +426,7 @@ mod tests {
         let runtime = Runtime::new(RuntimeOptions {
             cache_dir: Some(e2e::test_cache_dir()),
             max_concurrent_calls: 1,
+            ..RuntimeOptions::default()
         })
         .expect("plugin runtime");
         let registry = Registry::new(runtime);

@@ -1,14 +1,13 @@
 //! The process-wide wasmtime engine and everything shared by all plugins.
 
-use super::bindings;
 use super::cache::{CacheOutcome, CompileCache};
-use super::sandbox::{CallState, MAX_TABLE_ELEMENTS};
+use super::sandbox::{CallState, MAX_TABLE_ELEMENTS, add_host_imports};
 use super::types::Limits;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances. Guests yield to the executor at least this
@@ -17,6 +16,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Bytes of each pooled memory and table kept resident between calls.
 const KEEP_RESIDENT: usize = 2 << 20;
+/// Per component: core instances, linear memories and tables. A component
+/// may instantiate one core module many times; without these, one call could
+/// hold hundreds of memories and drain the pool that every call shares. The
+/// largest example plugins (CPython, StarlingMonkey) fit with room to spare.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+pub const MAX_TABLES_PER_COMPONENT: u32 = 32;
 
 /// Options for [`Runtime::new`].
 #[derive(Debug, Clone)]
@@ -26,6 +32,17 @@ pub struct RuntimeOptions {
     /// Plugin calls running at once. Bounds the pooling allocator's slots;
     /// further calls wait for a free slot instead of failing.
     pub max_concurrent_calls: u32,
+    /// Largest `.wasm` file loaded, in bytes; checked before the file is read.
+    pub max_wasm_bytes: u64,
+    /// Longest a new component may take to compile before its load fails.
+    /// Cranelift cannot be interrupted: the compile thread runs on in the
+    /// background, but the load (and whoever waits for it) goes on.
+    pub compile_timeout: Duration,
+}
+
+impl RuntimeOptions {
+    pub const DEFAULT_MAX_WASM_BYTES: u64 = 64 << 20;
+    pub const DEFAULT_COMPILE_TIMEOUT: Duration = Duration::from_secs(120);
 }
 
 impl Default for RuntimeOptions {
@@ -33,6 +50,8 @@ impl Default for RuntimeOptions {
         RuntimeOptions {
             cache_dir: super::cache::default_cache_dir(),
             max_concurrent_calls: 64,
+            max_wasm_bytes: Self::DEFAULT_MAX_WASM_BYTES,
+            compile_timeout: Self::DEFAULT_COMPILE_TIMEOUT,
         }
     }
 }
@@ -54,6 +73,8 @@ pub struct Runtime {
     linker: Linker<CallState>,
     cache: Option<CompileCache>,
     pub(crate) permits: Semaphore,
+    pub(super) max_wasm_bytes: u64,
+    pub(super) compile_timeout: Duration,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -77,6 +98,9 @@ impl Runtime {
             .total_stacks(slots)
             .max_memories_per_module(1)
             .max_tables_per_module(8)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
             .table_elements(MAX_TABLE_ELEMENTS)
             .max_memory_size(Limits::MAX_MEMORY_BYTES as usize)
             .max_core_instance_size(4 << 20)
@@ -101,8 +125,7 @@ impl Runtime {
         let mut linker: Linker<CallState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Linker(e.to_string()))?;
-        bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
-            .map_err(|e| RuntimeError::Linker(e.to_string()))?;
+        add_host_imports(&mut linker).map_err(|e| RuntimeError::Linker(e.to_string()))?;
 
         spawn_epoch_ticker(&engine)
             .map_err(|e| RuntimeError::Engine(format!("epoch ticker: {e}")))?;
@@ -112,6 +135,8 @@ impl Runtime {
             linker,
             cache,
             permits: Semaphore::new(slots as usize),
+            max_wasm_bytes: options.max_wasm_bytes,
+            compile_timeout: options.compile_timeout,
         }))
     }
 
