@@ -11,7 +11,7 @@ use super::types::{CallContext, EntryInfo, Phase, Served, StepResult, ToolDefini
 use crate::spec::Kind;
 use serde_json::Value;
 use wasmtime::Store;
-use wasmtime::component::{ComponentExportIndex, Instance, InstancePre, WasmList, WasmStr};
+use wasmtime::component::{ComponentExportIndex, Instance, InstancePre};
 
 /// The plugin exports this host found, with their pre-resolved indices.
 #[derive(Clone)]
@@ -62,7 +62,10 @@ macro_rules! raw_call {
         move |mut $store: Store<CallState>, instance: Instance| async move {
             let r = match lift::call::<$P, $R>(&mut $store, &instance, &index, $params).await {
                 Ok($out) => Ok($convert),
-                Err(e) => Err(e),
+                Err(e) => match e.downcast::<lift::Refused>() {
+                    Ok(refused) => Ok(Ok(Err(refused.0))),
+                    Err(e) => Err(e),
+                },
             };
             ($store, r)
         }
@@ -75,9 +78,13 @@ impl Plugin {
         const EXPORT: &str = "describe.describe";
         let index = self.raw(EXPORT, "describe", &self.exports.raw.describe)?;
         let limit = self.limits.output_bytes;
-        let f = raw_call!(index, (), (WasmList<RawEntry>,), (), |store, (list,)| Ok(
-            lift::entries(&mut store, &list, limit)
-        ));
+        let f = raw_call!(
+            index,
+            (),
+            (lift::CappedList<RawEntry>,),
+            (),
+            |store, (list,)| Ok(lift::entries(&mut store, &list, limit))
+        );
         let served = self
             .call(rt, EXPORT, &CallContext::default(), None, f)
             .await?;
@@ -101,7 +108,7 @@ impl Plugin {
         let f = raw_call!(
             index,
             (),
-            (WasmList<RawToolDefinition>,),
+            (lift::CappedList<RawToolDefinition>,),
             (),
             |store, (list,)| Ok(lift::tool_definitions(&mut store, &list, limit))
         );
@@ -138,7 +145,7 @@ impl Plugin {
         let f = raw_call!(
             index,
             (&wit::CallContext, &str, &[wit::StepResult]),
-            (Result<bool, WasmStr>,),
+            (Result<bool, lift::GuestStr>,),
             (&wctx, input.as_str(), prior.as_slice()),
             |store, (r,)| lift::result(&mut store, r, |_, b| Ok(b))
         );
@@ -166,7 +173,7 @@ impl Plugin {
         let f = raw_call!(
             index,
             (&wit::CallContext, &str, &[wit::StepResult]),
-            (Result<WasmStr, WasmStr>,),
+            (Result<lift::GuestStr, lift::GuestStr>,),
             (&wctx, input.as_str(), prior.as_slice()),
             |store, (r,)| lift::result(&mut store, r, |st, s| Budget::new(limit).take(st, &s))
         );
@@ -194,7 +201,7 @@ impl Plugin {
         let f = raw_call!(
             index,
             (&wit::CallContext, &[wit::StepResult], &[wit::StepResult]),
-            (Result<WasmStr, WasmStr>,),
+            (Result<lift::GuestStr, lift::GuestStr>,),
             (&wctx, outputs.as_slice(), prior.as_slice()),
             |store, (r,)| lift::result(&mut store, r, |st, s| Budget::new(limit).take(st, &s))
         );
@@ -223,7 +230,7 @@ impl Plugin {
         let f = raw_call!(
             index,
             (&wit::CallContext, &str, &str),
-            (Result<WasmStr, WasmStr>,),
+            (Result<lift::GuestStr, lift::GuestStr>,),
             (&wctx, name.as_str(), arguments.as_str()),
             |store, (r,)| lift::result(&mut store, r, |st, s| Budget::new(limit).take(st, &s))
         );
@@ -251,7 +258,7 @@ impl Plugin {
         let f = raw_call!(
             index,
             (&wit::CallContext, guardrail::Phase, &str),
-            (Result<RawVerdict, WasmStr>,),
+            (Result<RawVerdict, lift::GuestStr>,),
             (&wctx, wphase, payload.as_str()),
             |store, (r,)| lift::result(&mut store, r, |st, v| lift::verdict(st, v, limit))
         );

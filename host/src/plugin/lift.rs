@@ -4,22 +4,152 @@
 //! Bindgen's types own their strings: wasmtime copies every string of a
 //! result before the host sees its size, and a list's strings may all point
 //! at the same bytes of guest memory, so a 16 MiB string listed 64 times
-//! costs the host 1 GiB. Here results are lifted lazily: lists as
-//! [`WasmList`] (only their length is read), strings as [`WasmStr`] (a
-//! pointer into guest memory). They are copied one at a time against a byte
-//! budget, and the first string past it ends the call with
-//! `OutputTooLarge`, so what the host copies is bounded by the budget plus
-//! nothing.
+//! costs the host 1 GiB. wasmtime also runs the guest's post-return (which
+//! frees the result) before returning, so nothing can be read lazily after
+//! the call. Here the list types of `describe` and `tool.definitions`
+//! ([`CappedList`]) check the entry count and then give their strings
+//! ([`GuestStr`]) a byte budget ([`MAX_LIFT_BYTES`]) checked *before* each
+//! copy, during the lift itself. Other single strings are bounded by the
+//! guest's memory cap; everything is then checked against the plugin's
+//! output limit.
 
 use super::bindings::{self, wit};
 use super::error::CallErrorKind;
 use super::sandbox::CallState;
 use crate::spec::Kind;
-use wasmtime::Store;
+use std::cell::Cell;
+use wasmtime::component::__internal::{CanonicalAbiInfo, InstanceType, InterfaceType, LiftContext};
 use wasmtime::component::{
     Component, ComponentExportIndex, ComponentNamedList, ComponentType, Instance, Lift, Lower,
-    WasmList, WasmStr,
 };
+use wasmtime::{Store, ValRaw};
+
+/// Bytes of strings one list lift (`describe`, `tool.definitions`) may copy
+/// before it is refused. wasmtime runs the guest's post-return (which frees
+/// the result) before the caller sees it, so the strings must be copied
+/// during the lift; this budget is checked before each copy.
+pub const MAX_LIFT_BYTES: usize = 4 << 20;
+
+thread_local! {
+    /// `(used, limit)` of the list lift under way on this thread. A lift is
+    /// synchronous host code, so it starts and ends on one thread.
+    static LIFT_BUDGET: Cell<Option<(usize, usize)>> = const { Cell::new(None) };
+}
+
+/// Why a lift was refused, carried through wasmtime's error.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct Refused(pub CallErrorKind);
+
+fn charge_lift(bytes: usize) -> wasmtime::Result<()> {
+    LIFT_BUDGET.with(|b| match b.get() {
+        None => Ok(()),
+        Some((used, limit)) => {
+            let size = used.saturating_add(bytes);
+            if size > limit {
+                return Err(wasmtime::Error::new(Refused(
+                    CallErrorKind::OutputTooLarge { size, limit },
+                )));
+            }
+            b.set(Some((size, limit)));
+            Ok(())
+        }
+    })
+}
+
+/// A guest string, copied during the lift once its length fits the budget
+/// of the list lift under way (if any).
+pub(super) struct GuestStr(String);
+
+// SAFETY: same representation and type check as `String`, whose lift this
+// delegates to.
+unsafe impl ComponentType for GuestStr {
+    type Lower = [ValRaw; 2];
+    const ABI: CanonicalAbiInfo = <String as ComponentType>::ABI;
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        <String as ComponentType>::typecheck(ty, types)
+    }
+}
+
+// SAFETY: delegates to `String` after a length check.
+unsafe impl Lift for GuestStr {
+    fn linear_lift_from_flat(
+        cx: &mut LiftContext<'_>,
+        ty: InterfaceType,
+        src: &Self::Lower,
+    ) -> wasmtime::Result<Self> {
+        charge_lift(src[1].get_u32() as usize)?;
+        Ok(GuestStr(String::linear_lift_from_flat(cx, ty, src)?))
+    }
+    fn linear_lift_from_memory(
+        cx: &mut LiftContext<'_>,
+        ty: InterfaceType,
+        bytes: &[u8],
+    ) -> wasmtime::Result<Self> {
+        let len = bytes
+            .get(4..8)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| wasmtime::format_err!("string out of bounds"))?;
+        charge_lift(len as usize)?;
+        Ok(GuestStr(String::linear_lift_from_memory(cx, ty, bytes)?))
+    }
+}
+
+/// A list of at most [`MAX_ENTRIES`] records whose strings together take at
+/// most [`MAX_LIFT_BYTES`]; both checked before anything is copied.
+pub(super) struct CappedList<R>(Vec<R>);
+
+impl<R> CappedList<R> {
+    fn check(len: u32) -> wasmtime::Result<()> {
+        if len as usize > MAX_ENTRIES {
+            return Err(wasmtime::Error::new(Refused(CallErrorKind::BadOutput(
+                format!("lists {len} entries, more than the {MAX_ENTRIES} the host accepts"),
+            ))));
+        }
+        Ok(())
+    }
+    fn budgeted(f: impl FnOnce() -> wasmtime::Result<Vec<R>>) -> wasmtime::Result<Self> {
+        let previous = LIFT_BUDGET.with(|b| b.replace(Some((0, MAX_LIFT_BYTES))));
+        let r = f();
+        LIFT_BUDGET.with(|b| b.set(previous));
+        r.map(CappedList)
+    }
+}
+
+// SAFETY: same representation and type check as `Vec<R>`.
+unsafe impl<R: ComponentType> ComponentType for CappedList<R> {
+    type Lower = [ValRaw; 2];
+    const ABI: CanonicalAbiInfo = <Vec<R> as ComponentType>::ABI;
+    fn typecheck(ty: &InterfaceType, types: &InstanceType<'_>) -> wasmtime::Result<()> {
+        <Vec<R> as ComponentType>::typecheck(ty, types)
+    }
+}
+
+// SAFETY: delegates to `Vec<R>` after the count check.
+unsafe impl<R: Lift> Lift for CappedList<R> {
+    fn linear_lift_from_flat(
+        cx: &mut LiftContext<'_>,
+        ty: InterfaceType,
+        src: &Self::Lower,
+    ) -> wasmtime::Result<Self> {
+        Self::check(src[1].get_u32())?;
+        Self::budgeted(|| Vec::<R>::linear_lift_from_flat(cx, ty, src))
+    }
+    fn linear_lift_from_memory(
+        cx: &mut LiftContext<'_>,
+        ty: InterfaceType,
+        bytes: &[u8],
+    ) -> wasmtime::Result<Self> {
+        let len = bytes
+            .get(4..8)
+            .and_then(|b| <[u8; 4]>::try_from(b).ok())
+            .map(u32::from_le_bytes)
+            .ok_or_else(|| wasmtime::format_err!("list out of bounds"))?;
+        Self::check(len)?;
+        Self::budgeted(|| Vec::<R>::linear_lift_from_memory(cx, ty, bytes))
+    }
+}
 
 /// Entries `describe` (or definitions `tool.definitions`) may list.
 pub const MAX_ENTRIES: usize = 1024;
@@ -33,18 +163,18 @@ const MAX_GUEST_ERROR: usize = 4 << 10;
 #[derive(ComponentType, Lift)]
 #[component(record)]
 pub(super) struct RawEntry {
-    name: WasmStr,
+    name: GuestStr,
     kind: wit::Kind,
-    description: WasmStr,
+    description: GuestStr,
 }
 
 /// `workflow:plugin/tool.tool-definition`, its strings left in guest memory.
 #[derive(ComponentType, Lift)]
 #[component(record)]
 pub(super) struct RawToolDefinition {
-    name: WasmStr,
-    description: WasmStr,
-    parameters: WasmStr,
+    name: GuestStr,
+    description: GuestStr,
+    parameters: GuestStr,
 }
 
 /// `workflow:plugin/guardrail.verdict`, its strings left in guest memory.
@@ -52,8 +182,8 @@ pub(super) struct RawToolDefinition {
 #[component(record)]
 pub(super) struct RawVerdict {
     tripwire: bool,
-    message: WasmStr,
-    info: WasmStr,
+    message: GuestStr,
+    info: GuestStr,
 }
 
 /// An entry as `describe` listed it, copied under the budget.
@@ -108,24 +238,16 @@ impl Budget {
     /// Copies `s` out of guest memory if it fits. A UTF-8 string is read in
     /// place (validated, not copied) before its length is known, so the only
     /// copy made is of a string that fits.
-    pub(super) fn take(&mut self, store: &Store<CallState>, s: &WasmStr) -> Lifted<String> {
-        let text = s
-            .to_str(store)
-            .map_err(|e| CallErrorKind::BadOutput(format!("invalid string: {e}")))?;
-        self.charge(text.len())?;
-        Ok(text.into_owned())
+    pub(super) fn take(&mut self, _store: &Store<CallState>, s: &GuestStr) -> Lifted<String> {
+        self.charge(s.0.len())?;
+        Ok(s.0.clone())
     }
 }
 
 /// A guest's error message, clipped before it is copied.
-fn guest_error(store: &Store<CallState>, s: &WasmStr) -> String {
-    match s.to_str(store) {
-        Ok(text) => {
-            let end = text.floor_char_boundary(MAX_GUEST_ERROR);
-            text[..end].to_owned()
-        }
-        Err(e) => format!("<invalid error string: {e}>"),
-    }
+fn guest_error(_store: &Store<CallState>, s: &GuestStr) -> String {
+    let end = s.0.floor_char_boundary(MAX_GUEST_ERROR);
+    s.0[..end].to_owned()
 }
 
 /// The export indices of the functions the host calls, found once at load.
@@ -179,7 +301,7 @@ where
 /// the value converted by `ok`.
 pub(super) fn result<T, U>(
     store: &mut Store<CallState>,
-    r: Result<T, WasmStr>,
+    r: Result<T, GuestStr>,
     ok: impl FnOnce(&mut Store<CallState>, T) -> Lifted<U>,
 ) -> Result<Lifted<U>, String> {
     match r {
@@ -191,15 +313,15 @@ pub(super) fn result<T, U>(
 /// `describe`'s list, at most [`MAX_ENTRIES`] entries and `limit` bytes.
 pub(super) fn entries(
     store: &mut Store<CallState>,
-    list: &WasmList<RawEntry>,
+    list: &CappedList<RawEntry>,
     limit: usize,
 ) -> Lifted<Vec<Entry>> {
     let mut budget = Budget::new(limit);
-    each(store, list, |store, e: RawEntry| {
+    each(store, list, |store, e: &RawEntry| {
         budget.charge(ENTRY_OVERHEAD)?;
         Ok(Entry {
             name: budget.take(store, &e.name)?,
-            kind: e.kind.into(),
+            kind: e.kind.clone().into(),
             description: budget.take(store, &e.description)?,
         })
     })
@@ -208,11 +330,11 @@ pub(super) fn entries(
 /// `tool.definitions`' list, at most [`MAX_ENTRIES`] and `limit` bytes.
 pub(super) fn tool_definitions(
     store: &mut Store<CallState>,
-    list: &WasmList<RawToolDefinition>,
+    list: &CappedList<RawToolDefinition>,
     limit: usize,
 ) -> Lifted<Vec<ToolDefinition>> {
     let mut budget = Budget::new(limit);
-    each(store, list, |store, d: RawToolDefinition| {
+    each(store, list, |store, d: &RawToolDefinition| {
         budget.charge(ENTRY_OVERHEAD)?;
         Ok(ToolDefinition {
             name: budget.take(store, &d.name)?,
@@ -236,26 +358,11 @@ pub(super) fn verdict(
     })
 }
 
-/// Walks `list` one element at a time, refusing more than [`MAX_ENTRIES`].
-fn each<T: Lift, U>(
+/// Converts each element of `list` (already bounded by its lift).
+fn each<T, U>(
     store: &mut Store<CallState>,
-    list: &WasmList<T>,
-    mut f: impl FnMut(&mut Store<CallState>, T) -> Lifted<U>,
+    list: &CappedList<T>,
+    mut f: impl FnMut(&mut Store<CallState>, &T) -> Lifted<U>,
 ) -> Lifted<Vec<U>> {
-    if list.len() > MAX_ENTRIES {
-        return Err(CallErrorKind::BadOutput(format!(
-            "lists {} entries, more than the {MAX_ENTRIES} the host accepts",
-            list.len()
-        )));
-    }
-    let mut out = Vec::with_capacity(list.len());
-    for i in 0..list.len() {
-        let item = match list.get(&mut *store, i) {
-            Some(Ok(item)) => item,
-            Some(Err(e)) => return Err(CallErrorKind::BadOutput(format!("entry {i}: {e}"))),
-            None => break,
-        };
-        out.push(f(store, item)?);
-    }
-    Ok(out)
+    list.0.iter().map(|item| f(store, item)).collect()
 }
