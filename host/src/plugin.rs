@@ -26,7 +26,7 @@ mod types;
 pub use crate::spec::Kind;
 pub use cache::{CacheOutcome, default_cache_dir, wasmtime_version};
 pub use error::{CallError, CallErrorKind, LoadError, ResolveError};
-pub use lift::MAX_ENTRIES;
+pub use lift::{MAX_ENTRIES, MAX_LIFT_BYTES};
 pub use load::{MAX_DESCRIPTION_CHARS, MAX_TOOL_DESCRIPTION_CHARS};
 pub use loaded::Plugin;
 pub use policy::PluginPolicy;

@@ -221,6 +221,8 @@ fn host_peak_rss(args: &[&str], env: &[(&str, &str)]) -> (i32, String, u64) {
     for (k, v) in env {
         cmd.env(k, v);
     }
+    // Reaped by wait4 below (which also gives the peak RSS), not by wait().
+    #[allow(clippy::zombie_processes)]
     let child = cmd
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&err_path).unwrap())

@@ -300,9 +300,7 @@ impl Plugin {
         interface: &'static str,
         index: &Option<ComponentExportIndex>,
     ) -> Result<ComponentExportIndex, CallError> {
-        index
-            .clone()
-            .ok_or_else(|| self.error(export, CallErrorKind::NotExported(interface)))
+        (*index).ok_or_else(|| self.error(export, CallErrorKind::NotExported(interface)))
     }
 
     /// The indices of the interface serving `kind`, or the error a call to

@@ -265,8 +265,10 @@ pub(super) struct RawExports {
 impl RawExports {
     pub(super) fn new(component: &Component, version: &str) -> Self {
         let func = |iface: &str, name: &str| {
-            let instance = component
-                .get_export_index(None, &format!("{}/{iface}@{version}", bindings::PACKAGE))?;
+            let instance = component.get_export_index(
+                None,
+                format!("{}/{iface}@{version}", bindings::PACKAGE).as_str(),
+            )?;
             component.get_export_index(Some(&instance), name)
         };
         RawExports {
@@ -321,7 +323,7 @@ pub(super) fn entries(
         budget.charge(ENTRY_OVERHEAD)?;
         Ok(Entry {
             name: budget.take(store, &e.name)?,
-            kind: e.kind.clone().into(),
+            kind: e.kind.into(),
             description: budget.take(store, &e.description)?,
         })
     })
