@@ -12,6 +12,7 @@ mod cache;
 mod call;
 mod error;
 mod exports;
+mod lift;
 mod load;
 mod loaded;
 mod policy;
@@ -26,11 +27,16 @@ mod types;
 pub use crate::spec::Kind;
 pub use cache::{CacheOutcome, default_cache_dir, wasmtime_version};
 pub use error::{CallError, CallErrorKind, LoadError, ResolveError, SlotShortage};
+pub use lift::{MAX_ENTRIES, MAX_LIFT_BYTES};
+pub use load::{MAX_DESCRIPTION_CHARS, MAX_TOOL_DESCRIPTION_CHARS};
 pub use loaded::Plugin;
 pub use policy::{PluginPolicy, PolicyError};
 pub use registry::{LoadOptions, LoadReport, Registry, plugins_named, split_reference};
 pub use runtime::{EPOCH_TICK, Runtime, RuntimeError, RuntimeOptions};
-pub use sandbox::{MAX_CAPTURED_OUTPUT, MAX_LOG_RECORDS};
+pub use runtime::{
+    MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT, MAX_TABLES_PER_COMPONENT,
+};
+pub use sandbox::{MAX_CAPTURED_OUTPUT, MAX_LOG_BYTES, MAX_LOG_RECORDS, MAX_OUTPUT_LINES};
 pub use trust::{CacheError, default_cache_key_file};
 pub use types::{
     CallContext, EntryInfo, Limits, Phase, Served, StepResult, ToolDefinition, Verdict,

@@ -16,6 +16,7 @@ mod tests {
     pub(crate) use crate::hostile::no_environment_variables as hostile_env;
     pub(crate) use crate::hostile::no_file_system_access as hostile_fs;
     pub(crate) use crate::hostile::unbounded_recursion_traps as hostile_recursion;
+    pub(crate) use crate::hostile_limits::a_flooding_guest_leaves_the_host_log_bounded as hostile_flood;
     pub(crate) use crate::replies::the_idempotency_key_survives_a_crash_and_resume as idempotency_key;
 }
 

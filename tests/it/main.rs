@@ -15,6 +15,7 @@ mod egress;
 mod engine;
 mod guests;
 mod hostile;
+mod hostile_limits;
 mod hostile_load;
 mod llm;
 mod otlp;

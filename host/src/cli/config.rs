@@ -26,7 +26,7 @@ pub(crate) struct HostConfig {
     /// for provider base URLs and event callbacks.
     pub egress: host::egress::Egress,
     /// `[plugins]`: ceilings of a spec's plugin limits, each plugin's share
-    /// of the call slots.
+    /// of the call slots, `.wasm` size and compile time.
     pub(crate) plugins: host::plugin::PluginPolicy,
 }
 
@@ -113,6 +113,18 @@ mod tests {
         assert_eq!(c.plugins.max_concurrent_calls_per_plugin, Some(4));
         let e = HostConfig::parse("[plugins]\nmax_timeout = 1\n").unwrap_err();
         assert!(e.to_string().contains("max_timeout"), "{e}");
+    }
+
+    #[test]
+    fn plugin_limits_are_read_and_misspelt_ones_refused() {
+        let c = HostConfig::parse("[plugins]\nmax_wasm_bytes = 1000\n").unwrap();
+        assert_eq!(c.plugins.max_wasm_bytes, 1000);
+        assert_eq!(
+            c.plugins.compile_timeout_ms,
+            host::plugin::PluginPolicy::default().compile_timeout_ms
+        );
+        let e = HostConfig::parse("[plugins]\nmax_wasm_mib = 1\n").unwrap_err();
+        assert!(e.to_string().contains("max_wasm_mib"), "{e}");
     }
 
     #[test]

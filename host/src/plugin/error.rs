@@ -20,6 +20,15 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "{}: file of {size} bytes exceeds the host's limit of {limit} bytes (host config `[plugins] max_wasm_bytes`); not read",
+        path.display()
+    )]
+    TooLarge {
+        path: PathBuf,
+        size: u64,
+        limit: u64,
+    },
     #[error("{}: not a WebAssembly file ({reason})", path.display())]
     NotWasm { path: PathBuf, reason: String },
     #[error(
@@ -63,6 +72,7 @@ impl LoadError {
         match self {
             LoadError::Dir { path, .. }
             | LoadError::Read { path, .. }
+            | LoadError::TooLarge { path, .. }
             | LoadError::NotWasm { path, .. }
             | LoadError::CoreModule { path }
             | LoadError::Compile { path, .. }
@@ -124,8 +134,16 @@ pub enum CallErrorKind {
     Guest(String),
     #[error("deadline of {} ms exceeded", .0.as_millis())]
     Timeout(Duration),
-    #[error("memory limit of {} MiB exceeded (asked for {} MiB)", .limit >> 20, .requested >> 20)]
-    Memory { limit: u64, requested: u64 },
+    #[error(
+        "memory limit of {} MiB exceeded (the call's memories and tables would take {} MiB)",
+        .limit >> 20,
+        .requested >> 20
+    )]
+    Memory {
+        limit: u64,
+        /// Bytes all memories and tables of the call would have taken.
+        requested: u64,
+    },
     #[error("trapped: {trap}{}", stderr_suffix(.stderr))]
     Trap {
         trap: String,

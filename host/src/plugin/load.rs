@@ -29,29 +29,35 @@ impl Plugin {
             .unwrap_or_default()
             .into();
         check_limits(&name, &limits)?;
-        let bytes = tokio::fs::read(path)
-            .await
-            .map_err(|source| LoadError::Read {
-                path: path.to_owned(),
-                source,
-            })?;
+        let bytes = read_bounded(path, runtime.policy().max_wasm_bytes).await?;
         check_header(path, &bytes)?;
         let size = bytes.len() as u64;
 
         let read_done = started.elapsed();
         let rt = runtime.clone();
-        let (digest, compiled, digest_time) = tokio::task::spawn_blocking(move || {
+        let compiling = tokio::task::spawn_blocking(move || {
             let t = Instant::now();
             let digest = hex::encode(Sha256::digest(&bytes));
             let digest_time = t.elapsed();
             let compiled = rt.compile(&digest, &bytes);
             (digest, compiled, digest_time)
-        })
-        .await
-        .map_err(|e| LoadError::Compile {
-            path: path.to_owned(),
-            reason: e.to_string(),
-        })?;
+        });
+        // Cranelift cannot be interrupted: past the budget the load fails and
+        // the compile finishes (and is dropped) on its own thread.
+        let (digest, compiled, digest_time) =
+            tokio::time::timeout(runtime.policy().compile_timeout(), compiling)
+                .await
+                .map_err(|_| LoadError::Compile {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "took longer than the host's compile budget of {} s (host config `[plugins] compile_timeout_ms`)",
+                        runtime.policy().compile_timeout().as_secs_f64()
+                    ),
+                })?
+                .map_err(|e| LoadError::Compile {
+                    path: path.to_owned(),
+                    reason: e.to_string(),
+                })?;
         let (component, cache) = compiled.map_err(|e| LoadError::Compile {
             path: path.to_owned(),
             reason: format!("{e:#}"),
@@ -68,11 +74,11 @@ impl Plugin {
                     "{e:#}\n  hint: plugins may import only wasi:cli, wasi:io, wasi:clocks, wasi:random, wasi:filesystem, wasi:sockets (all denied) and workflow:plugin/host"
                 ),
             })?;
-        let describe = describe::GuestIndices::new(&pre).map_err(|e| LoadError::NoKnownExport {
+        describe::GuestIndices::new(&pre).map_err(|e| LoadError::NoKnownExport {
             path: path.to_owned(),
             found: format!("no usable describe export: {e}"),
         })?;
-        let exports = Exports::new(describe, &pre);
+        let exports = Exports::new(&pre, &wit_version);
         if !Kind::iter().any(|k| exports.has(k)) {
             return Err(LoadError::NoKnownExport {
                 path: path.to_owned(),
@@ -154,6 +160,36 @@ pub(super) fn check_limits(name: &str, limits: &Limits) -> Result<(), LoadError>
     Ok(())
 }
 
+/// Reads the file at `path` if it is at most `max` bytes: the size is
+/// checked before reading (a sparse 100 GB file is refused at once), and the
+/// read itself stops past `max` (a file that grows meanwhile).
+async fn read_bounded(path: &Path, max: u64) -> Result<Vec<u8>, LoadError> {
+    use tokio::io::AsyncReadExt;
+    let read_err = |source| LoadError::Read {
+        path: path.to_owned(),
+        source,
+    };
+    let too_large = |size| LoadError::TooLarge {
+        path: path.to_owned(),
+        size,
+        limit: max,
+    };
+    let file = tokio::fs::File::open(path).await.map_err(read_err)?;
+    let size = file.metadata().await.map_err(read_err)?.len();
+    if size > max {
+        return Err(too_large(size));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(read_err)?;
+    if bytes.len() as u64 > max {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(bytes)
+}
+
 /// Tells a non-Wasm file and a core module from a component before
 /// compiling, so the error can say which and how to fix it.
 fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
@@ -212,6 +248,25 @@ fn check_exports(
     })
 }
 
+/// Longest description of a `describe` entry, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 4096;
+/// Longest tool description (`tool.definitions`), in characters: what the
+/// OpenAI API accepts for a function's description.
+pub const MAX_TOOL_DESCRIPTION_CHARS: usize = 1024;
+
+/// A tool name model APIs accept: `^[a-zA-Z0-9_-]{1,64}$`.
+fn is_tool_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// A name as quoted in an error: a rejected one may be megabytes long.
+fn clip(name: &str) -> String {
+    crate::util::clip(name, 80).escape_debug().to_string()
+}
+
 /// Checks what `describe` returned: valid, unique names, each of a kind
 /// the component actually exports.
 fn validate_entries(
@@ -228,10 +283,23 @@ fn validate_entries(
     }
     let mut seen = std::collections::HashSet::new();
     for e in &entries {
+        if e.kind == Kind::Tool && !is_tool_name(&e.name) {
+            return Err(bad(format!(
+                "describe.describe: tool entry `{}` has a name model APIs refuse (1-64 characters of a-z, A-Z, 0-9, `_` and `-`)",
+                clip(&e.name)
+            )));
+        }
         if e.name.is_empty() || e.name.contains(['#', ' ', '/']) || e.name.len() > 128 {
             return Err(bad(format!(
-                "entry name `{}` is invalid (1-128 characters, no spaces, `#` or `/`)",
-                e.name
+                "describe.describe: entry name `{}` is invalid (1-128 characters, no spaces, `#` or `/`)",
+                clip(&e.name)
+            )));
+        }
+        let chars = e.description.chars().count();
+        if chars > MAX_DESCRIPTION_CHARS {
+            return Err(bad(format!(
+                "describe.describe: {} entry `{}` has a description of {chars} characters (at most {MAX_DESCRIPTION_CHARS})",
+                e.kind, e.name
             )));
         }
         if !seen.insert((e.kind, e.name.as_str())) {
@@ -273,7 +341,14 @@ fn validate_tools(
         };
         if !def.parameters.is_object() {
             return Err(bad(format!(
-                "tool `{}`: parameters must be a JSON Schema object",
+                "tool.definitions: tool `{}`: parameters must be a JSON Schema object",
+                e.name
+            )));
+        }
+        let chars = def.description.chars().count();
+        if chars > MAX_TOOL_DESCRIPTION_CHARS {
+            return Err(bad(format!(
+                "tool.definitions: tool `{}` has a description of {chars} characters; model APIs accept at most {MAX_TOOL_DESCRIPTION_CHARS}",
                 e.name
             )));
         }

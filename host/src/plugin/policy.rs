@@ -1,7 +1,8 @@
 //! The operator's limits on plugins: the `[plugins]` section of the host
 //! configuration. A spec may give a plugin more time, memory or output per
 //! call than the defaults, up to these ceilings; and no plugin may hold
-//! more than its share of the host's call slots.
+//! more than its share of the host's call slots. It also bounds what the
+//! host spends loading one: the `.wasm` file's size and its compile time.
 
 use super::types::Limits;
 use crate::spec::{MAX_PLUGIN_MEMORY_MIB, Spec, SpecError, SpecErrors, json_key};
@@ -21,11 +22,24 @@ pub struct PluginPolicy {
     pub max_memory_mib: u64,
     /// Ceiling of a spec's `plugins.<name>.output_kib`.
     pub max_output_kib: u64,
+    /// Largest `.wasm` file loaded, in bytes (checked before reading).
+    pub max_wasm_bytes: u64,
+    /// How long compiling a new (uncached) component may take, in ms.
+    /// Cranelift cannot be interrupted: the compile thread runs on in the
+    /// background, but the load (and whoever waits for it) fails.
+    pub compile_timeout_ms: u64,
 }
 
 impl PluginPolicy {
     pub const DEFAULT_MAX_TIMEOUT_MS: u64 = 60_000;
     pub const DEFAULT_MAX_OUTPUT_KIB: u64 = 16 << 10;
+    pub const DEFAULT_MAX_WASM_BYTES: u64 = 64 << 20;
+    pub const DEFAULT_COMPILE_TIMEOUT_MS: u64 = 120_000;
+
+    /// [`Self::compile_timeout_ms`] as a duration.
+    pub fn compile_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.compile_timeout_ms)
+    }
 }
 
 impl Default for PluginPolicy {
@@ -35,6 +49,8 @@ impl Default for PluginPolicy {
             max_timeout_ms: Self::DEFAULT_MAX_TIMEOUT_MS,
             max_memory_mib: MAX_PLUGIN_MEMORY_MIB,
             max_output_kib: Self::DEFAULT_MAX_OUTPUT_KIB,
+            max_wasm_bytes: Self::DEFAULT_MAX_WASM_BYTES,
+            compile_timeout_ms: Self::DEFAULT_COMPILE_TIMEOUT_MS,
         }
     }
 }
@@ -88,6 +104,18 @@ impl PluginPolicy {
                     "{} is above the host's hard ceiling of {MAX_PLUGIN_MEMORY_MIB} MiB",
                     self.max_memory_mib
                 ),
+            });
+        }
+        if self.max_wasm_bytes == 0 {
+            return Err(PolicyError {
+                key: "max_wasm_bytes",
+                reason: "must be at least 1".into(),
+            });
+        }
+        if self.compile_timeout_ms == 0 {
+            return Err(PolicyError {
+                key: "compile_timeout_ms",
+                reason: "must be at least 1".into(),
             });
         }
         if self.max_concurrent_calls_per_plugin == Some(0) {

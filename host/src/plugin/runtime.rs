@@ -1,9 +1,8 @@
 //! The process-wide wasmtime engine and everything shared by all plugins.
 
-use super::bindings;
 use super::cache::{CacheOutcome, CompileCache};
 use super::policy::{PluginPolicy, PolicyError};
-use super::sandbox::{CallState, MAX_TABLE_ELEMENTS};
+use super::sandbox::{CallState, MAX_TABLE_ELEMENTS, add_host_imports};
 use super::trust::{CacheError, default_cache_key_file};
 use super::types::Limits;
 use std::collections::HashMap;
@@ -11,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// How often the epoch advances. Guests yield to the executor at least this
@@ -20,6 +19,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Bytes of each pooled memory and table kept resident between calls.
 const KEEP_RESIDENT: usize = 2 << 20;
+/// Per component: core instances, linear memories and tables. A component
+/// may instantiate one core module many times; without these, one call could
+/// hold hundreds of memories and drain the pool that every call shares. The
+/// largest example plugins (CPython, StarlingMonkey) fit with room to spare.
+pub const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
+pub const MAX_MEMORIES_PER_COMPONENT: u32 = 4;
+pub const MAX_TABLES_PER_COMPONENT: u32 = 32;
 
 /// Options for [`Runtime::new`].
 #[derive(Debug, Clone)]
@@ -100,6 +106,9 @@ impl Runtime {
             .total_stacks(slots)
             .max_memories_per_module(1)
             .max_tables_per_module(8)
+            .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+            .max_memories_per_component(MAX_MEMORIES_PER_COMPONENT)
+            .max_tables_per_component(MAX_TABLES_PER_COMPONENT)
             .table_elements(MAX_TABLE_ELEMENTS)
             .max_memory_size(Limits::MAX_MEMORY_BYTES as usize)
             .max_core_instance_size(4 << 20)
@@ -124,8 +133,7 @@ impl Runtime {
         let mut linker: Linker<CallState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Linker(e.to_string()))?;
-        bindings::Plugin::add_to_linker::<CallState, HasSelf<CallState>>(&mut linker, |s| s)
-            .map_err(|e| RuntimeError::Linker(e.to_string()))?;
+        add_host_imports(&mut linker).map_err(|e| RuntimeError::Linker(e.to_string()))?;
 
         spawn_epoch_ticker(&engine)
             .map_err(|e| RuntimeError::Engine(format!("epoch ticker: {e}")))?;

@@ -8,8 +8,8 @@
 use super::bindings::{self, wit};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wasmtime::ResourceLimiter;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Linker, ResourceTable, WasmStr};
+use wasmtime::{ResourceLimiter, StoreContextMut};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
@@ -17,12 +17,25 @@ use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, Was
 /// Bytes of guest stdout (and, separately, stderr) kept per call; the rest is
 /// counted and dropped. A chatty plugin cannot make the host buffer more.
 pub const MAX_CAPTURED_OUTPUT: usize = 16 << 10;
+/// Lines of guest stdout (and, separately, stderr) logged per call; the
+/// rest is counted in one summary line.
+pub const MAX_OUTPUT_LINES: usize = 64;
+/// Longest line of guest stdout/stderr logged, in bytes.
+pub(super) const MAX_OUTPUT_LINE: usize = 1 << 10;
 /// `host.log` records accepted per call; later ones are counted and dropped.
 pub const MAX_LOG_RECORDS: u32 = 256;
+/// Bytes of `host.log` text (message + fields, after clipping) logged per
+/// call; records past it are counted and dropped.
+pub const MAX_LOG_BYTES: usize = 64 << 10;
 /// Longest `host.log` message or fields text kept, in bytes.
 pub(super) const MAX_LOG_TEXT: usize = 4 << 10;
 /// Table elements a plugin may grow to (CPython's function table is large).
 pub(super) const MAX_TABLE_ELEMENTS: usize = 100_000;
+/// Host bytes one table element costs (a pointer), counted in the call's
+/// memory cap.
+const TABLE_ELEMENT_BYTES: u64 = std::mem::size_of::<usize>() as u64;
+/// WASI resources (streams, pollables, ...) a call may hold at once.
+pub(super) const MAX_RESOURCES: usize = 4096;
 
 /// What makes a call's environment: time, randomness and identity.
 pub(crate) struct CallSetup {
@@ -48,7 +61,10 @@ pub(crate) struct CallState {
     pub stdout: Capture,
     pub stderr: Capture,
     logs: u32,
+    log_bytes: usize,
     dropped_logs: u32,
+    /// Bytes of every memory and table of this call's store, summed.
+    used_bytes: u64,
     pub timed_out: bool,
     /// Set when the limiter refused a memory growth: (limit, requested).
     pub memory_refused: Option<(u64, u64)>,
@@ -59,11 +75,17 @@ impl CallState {
         CallState {
             setup,
             wasi: None,
-            table: ResourceTable::new(),
+            table: {
+                let mut table = ResourceTable::new();
+                table.set_max_capacity(MAX_RESOURCES);
+                table
+            },
             stdout: Capture::default(),
             stderr: Capture::default(),
             logs: 0,
+            log_bytes: 0,
             dropped_logs: 0,
+            used_bytes: 0,
             timed_out: false,
             memory_refused: None,
         }
@@ -93,11 +115,14 @@ impl CallState {
         let plugin = &*self.setup.plugin;
         for (stream, cap) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let (text, dropped) = cap.take();
-            for line in text.lines().filter(|l| !l.is_empty()) {
+            let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+            for line in lines.by_ref().take(MAX_OUTPUT_LINES) {
+                let line = truncate(line, MAX_OUTPUT_LINE);
                 tracing::info!(target: "plugin", plugin, stream, "{line}");
             }
-            if dropped > 0 {
-                tracing::warn!(target: "plugin", plugin, stream, dropped, "plugin output over the capture limit was dropped");
+            let dropped_lines = lines.count();
+            if dropped > 0 || dropped_lines > 0 {
+                tracing::warn!(target: "plugin", plugin, stream, dropped_bytes = dropped, dropped_lines, "plugin output over the per-call limit was dropped");
             }
         }
         if self.dropped_logs > 0 {
@@ -122,64 +147,126 @@ impl WasiView for CallState {
     }
 }
 
-impl wit::Host for CallState {}
-
-impl bindings::workflow::plugin::host::Host for CallState {
-    fn idempotency_key(&mut self) -> Option<String> {
-        self.setup.idempotency_key.clone()
+impl CallState {
+    /// Whether one more `host.log` record is accepted; counts it dropped
+    /// otherwise. Checked before the guest's strings are even read.
+    fn log_accepted(&mut self) -> bool {
+        if self.logs >= MAX_LOG_RECORDS || self.log_bytes >= MAX_LOG_BYTES {
+            self.dropped_logs = self.dropped_logs.saturating_add(1);
+            return false;
+        }
+        true
     }
 
-    fn log(&mut self, level: wit::Level, message: String, fields: String) {
-        if self.logs >= MAX_LOG_RECORDS {
-            self.dropped_logs += 1;
-            return;
-        }
+    /// `host.log`: one record, its texts already clipped to [`MAX_LOG_TEXT`].
+    fn log(&mut self, level: wit::Level, message: &str, fields: &str) {
         self.logs += 1;
+        self.log_bytes += message.len() + fields.len();
         let plugin = &*self.setup.plugin;
-        let message = truncate(&message, MAX_LOG_TEXT);
-        let fields = truncate(&fields, MAX_LOG_TEXT);
+        // One record, one line: a newline in the text cannot forge another.
+        let message = message.escape_debug();
+        let fields = fields.escape_debug();
         match level {
-            wit::Level::Trace => tracing::trace!(target: "plugin", plugin, fields, "{message}"),
-            wit::Level::Debug => tracing::debug!(target: "plugin", plugin, fields, "{message}"),
-            wit::Level::Info => tracing::info!(target: "plugin", plugin, fields, "{message}"),
-            wit::Level::Warn => tracing::warn!(target: "plugin", plugin, fields, "{message}"),
-            wit::Level::Error => tracing::error!(target: "plugin", plugin, fields, "{message}"),
+            wit::Level::Trace => tracing::trace!(target: "plugin", plugin, %fields, "{message}"),
+            wit::Level::Debug => tracing::debug!(target: "plugin", plugin, %fields, "{message}"),
+            wit::Level::Info => tracing::info!(target: "plugin", plugin, %fields, "{message}"),
+            wit::Level::Warn => tracing::warn!(target: "plugin", plugin, %fields, "{message}"),
+            wit::Level::Error => tracing::error!(target: "plugin", plugin, %fields, "{message}"),
         }
     }
+}
+
+/// Adds `workflow:plugin/host` to `linker` by hand rather than through
+/// bindgen: bindgen would copy `message` and `fields` whole (up to the
+/// memory cap each) before the host could clip them. Here they stay in the
+/// guest's memory until the record is accepted, and only the clipped part
+/// is copied.
+pub(super) fn add_host_imports(linker: &mut Linker<CallState>) -> wasmtime::Result<()> {
+    let name = format!(
+        "{}/host@{}",
+        bindings::PACKAGE,
+        bindings::SUPPORTED_VERSIONS[0]
+    );
+    let mut host = linker.instance(&name)?;
+    host.func_wrap(
+        "log",
+        |mut store: StoreContextMut<'_, CallState>,
+         (level, message, fields): (wit::Level, WasmStr, WasmStr)| {
+            if !store.data_mut().log_accepted() {
+                return Ok(());
+            }
+            let clipped = |s: &WasmStr, store: &StoreContextMut<'_, CallState>| {
+                s.to_str(store)
+                    .map(|text| truncate(&text, MAX_LOG_TEXT).to_owned())
+                    .unwrap_or_else(|e| format!("<invalid string: {e}>"))
+            };
+            let message = clipped(&message, &store);
+            let fields = clipped(&fields, &store);
+            store.data_mut().log(level, &message, &fields);
+            Ok(())
+        },
+    )?;
+    host.func_wrap(
+        "idempotency-key",
+        |store: StoreContextMut<'_, CallState>, (): ()| {
+            Ok((store.data().setup.idempotency_key.clone(),))
+        },
+    )
 }
 
 fn truncate(s: &str, max: usize) -> &str {
     &s[..s.floor_char_boundary(max)]
 }
 
-/// Enforces the per-plugin memory cap and records why growth was refused,
+impl CallState {
+    /// Accounts `current → desired` bytes of one memory or table against the
+    /// call's cap, which covers every memory and table of the store
+    /// together: a component with many memories gets no more than one with
+    /// a single memory.
+    fn grow(&mut self, current: u64, desired: u64) -> wasmtime::Result<bool> {
+        let limit = self.setup.memory_limit;
+        let total = self
+            .used_bytes
+            .saturating_sub(current)
+            .saturating_add(desired);
+        if total > limit {
+            self.memory_refused = Some((limit, total));
+            return Err(wasmtime::format_err!(
+                "memory limit of {} MiB exceeded (all memories and tables of the call would take {} MiB)",
+                limit >> 20,
+                total >> 20
+            ));
+        }
+        self.used_bytes = total;
+        Ok(true)
+    }
+}
+
+/// Enforces the per-call memory cap and records why growth was refused,
 /// so the error can say "memory limit" instead of a bare trap.
 impl ResourceLimiter for CallState {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let limit = self.setup.memory_limit;
-        if desired as u64 > limit {
-            self.memory_refused = Some((limit, desired as u64));
-            return Err(wasmtime::format_err!(
-                "memory limit of {} MiB exceeded (asked for {} MiB)",
-                limit >> 20,
-                (desired as u64) >> 20
-            ));
-        }
-        Ok(true)
+        self.grow(current as u64, desired as u64)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        if desired > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        self.grow(
+            current as u64 * TABLE_ELEMENT_BYTES,
+            desired as u64 * TABLE_ELEMENT_BYTES,
+        )
     }
 }
 
