@@ -17,11 +17,14 @@ async fn guests() -> &'static Registry {
     REG.get_or_init(|| async {
         let reg = Registry::new(runtime());
         let mut options = LoadOptions::default();
-        // Enough memory to produce 100 MB, so the output cap is what stops it.
+        // Enough memory to produce 100 MB, so the output cap is what stops
+        // it; and enough time to write and hand over 100 MB on a loaded
+        // machine, so the deadline does not stop it first.
         options.limits.insert(
             "hostile_output".into(),
             Limits {
                 memory_bytes: 512 << 20,
+                timeout: std::time::Duration::from_secs(30),
                 ..Limits::default()
             },
         );
