@@ -22,8 +22,10 @@ fn plugins_dir() -> PathBuf {
 
 fn runtime(cache: &Path) -> Arc<Runtime> {
     Runtime::new(RuntimeOptions {
-        cache_dir: Some(cache.to_owned()),
-        cache_key_file: cache.parent().map(|p| p.join("bench-plugin-cache.key")),
+        cache_dir: Some(cache.join("cache")),
+        // Beside the cache, in the private (0700) temporary folder: the key's
+        // folder must be writable by its owner only.
+        cache_key_file: Some(cache.join("bench-plugin-cache.key")),
         ..RuntimeOptions::default()
     })
     .expect("runtime")
