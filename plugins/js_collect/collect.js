@@ -6,7 +6,7 @@
 // config `{"key": "stage"}`), suffixed with `#<branch-index>` when the same
 // label occurs more than once in the stage.
 
-import { log } from 'workflow:plugin/host@0.1.0';
+import { log } from 'workflow:plugin/host@0.1.1';
 
 const NAME = 'js_collect';
 
