@@ -33,7 +33,7 @@ fn list_shows_every_example_plugin_with_kinds_and_entries() {
         let cols: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(cols[1], kinds, "{line}");
         assert_eq!(cols[2], entries, "{line}");
-        assert_eq!(cols[3], "0.1.0", "{line}");
+        assert_eq!(cols[3], "0.1.1", "{line}");
     }
 }
 
@@ -88,7 +88,7 @@ fn check_validates_one_file() {
     let stdout = e2e::stdout(&out);
     assert!(out.status.success(), "{}", e2e::stderr(&out));
     assert!(
-        stdout.starts_with("ok: plugins/calculator.wasm is plugin `calculator` (WIT 0.1.0"),
+        stdout.starts_with("ok: plugins/calculator.wasm is plugin `calculator` (WIT 0.1.1"),
         "{stdout}"
     );
     assert!(stdout.contains("tool          evaluate"), "{stdout}");

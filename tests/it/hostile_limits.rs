@@ -178,7 +178,7 @@ fn hostile_memories(dir: &Path, name: &str, instances: usize, grow_pages: u32) -
 
 /// A tool plugin with one tool, `name_len` bytes of name at 0 (the text
 /// `name`) and a description of `desc_len` zero bytes.
-fn hostile_tool(dir: &Path, file: &str, name: &str, desc_len: u32) -> PathBuf {
+pub(crate) fn hostile_tool(dir: &Path, file: &str, name: &str, desc_len: u32) -> PathBuf {
     let n = name.len() as u32;
     let defs_at = 2048;
     let params_at = 512;

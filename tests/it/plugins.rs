@@ -23,7 +23,7 @@ async fn every_example_describes_its_entries() {
     assert_eq!(kinds("js_collect"), [Kind::Reducer]);
     assert_eq!(kinds("py_regex_guard"), [Kind::Guard]);
     for p in reg.plugins() {
-        assert_eq!(p.wit_version(), "0.1.0", "{}", p.name());
+        assert_eq!(p.wit_version(), "0.1.1", "{}", p.name());
         assert_eq!(p.digest().len(), 64, "{}", p.name());
     }
 }
