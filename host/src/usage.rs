@@ -6,11 +6,57 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Token counts of one call (or a sum of calls).
+///
+/// A server that reports no usage (many OpenAI-compatible servers, in
+/// streams especially) does not make a call free: such a call adds nothing
+/// to the counts and one to `unreported_calls`, so a sum reads "at least
+/// this many tokens, plus N calls of unknown size" rather than a wrong total.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub total_tokens: u64,
+    /// Calls whose server reported no usage (their tokens are unknown).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unreported_calls: u64,
+}
+
+impl Usage {
+    /// The counts a server reported for one call.
+    pub fn reported(input_tokens: u64, output_tokens: u64, total_tokens: u64) -> Self {
+        Usage {
+            input_tokens,
+            output_tokens,
+            total_tokens,
+            unreported_calls: 0,
+        }
+    }
+
+    /// One call whose server reported no usage.
+    pub fn unreported() -> Self {
+        Usage {
+            unreported_calls: 1,
+            ..Usage::default()
+        }
+    }
+
+    /// Whether some of the calls summed here had no reported usage.
+    pub fn is_partial(&self) -> bool {
+        self.unreported_calls > 0
+    }
+
+    /// `""`, or ` (+N calls with unreported usage)` to follow the counts.
+    pub fn unreported_note(&self) -> String {
+        match self.unreported_calls {
+            0 => String::new(),
+            1 => " (+1 call with unreported usage)".to_owned(),
+            n => format!(" (+{n} calls with unreported usage)"),
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl std::ops::AddAssign for Usage {
@@ -18,6 +64,7 @@ impl std::ops::AddAssign for Usage {
         self.input_tokens += other.input_tokens;
         self.output_tokens += other.output_tokens;
         self.total_tokens += other.total_tokens;
+        self.unreported_calls += other.unreported_calls;
     }
 }
 
@@ -36,6 +83,8 @@ pub mod stored {
     struct Stored {
         input_tokens: u64,
         output_tokens: u64,
+        #[serde(default, skip_serializing_if = "super::is_zero")]
+        unreported_calls: u64,
     }
 
     fn stored(usage: &UsageByModel) -> BTreeMap<&str, Stored> {
@@ -47,6 +96,7 @@ pub mod stored {
                     Stored {
                         input_tokens: u.input_tokens,
                         output_tokens: u.output_tokens,
+                        unreported_calls: u.unreported_calls,
                     },
                 )
             })
@@ -61,6 +111,7 @@ pub mod stored {
                     input_tokens: s.input_tokens,
                     output_tokens: s.output_tokens,
                     total_tokens: s.input_tokens + s.output_tokens,
+                    unreported_calls: s.unreported_calls,
                 };
                 (model, usage)
             })
@@ -110,16 +161,20 @@ mod tests {
 
     #[test]
     fn the_store_keeps_input_and_output_and_sums_the_total() {
-        let usage = UsageByModel::from([(
-            "m".to_owned(),
-            Usage {
-                input_tokens: 3,
-                output_tokens: 4,
-                total_tokens: 7,
-            },
-        )]);
+        let usage = UsageByModel::from([("m".to_owned(), Usage::reported(3, 4, 7))]);
         let text = stored::to_string(&usage).expect("serializes");
         assert_eq!(text, r#"{"m":{"input_tokens":3,"output_tokens":4}}"#);
         assert_eq!(stored::from_str(&text).expect("parses"), usage);
+
+        let mut partial = usage.clone();
+        if let Some(u) = partial.get_mut("m") {
+            *u += Usage::unreported();
+        }
+        let text = stored::to_string(&partial).expect("serializes");
+        assert_eq!(
+            text,
+            r#"{"m":{"input_tokens":3,"output_tokens":4,"unreported_calls":1}}"#
+        );
+        assert_eq!(stored::from_str(&text).expect("parses"), partial);
     }
 }

@@ -89,10 +89,10 @@ pub(super) fn emit_response(
             recorded,
             response_id: response.id.clone(),
             turn,
-            usage: Tokens {
+            usage: (!response.usage.is_partial()).then_some(Tokens {
                 input_tokens: response.usage.input_tokens,
                 output_tokens: response.usage.output_tokens,
-            },
+            }),
         },
     );
 }

@@ -571,8 +571,10 @@ fn write_run(out: &mut impl Write, run: &RunRecord) -> std::io::Result<()> {
     for (model, u) in &run.usage {
         writeln!(
             out,
-            "usage     {model}: {} input / {} output tokens",
-            u.input_tokens, u.output_tokens
+            "usage     {model}: {} input / {} output tokens{}",
+            u.input_tokens,
+            u.output_tokens,
+            u.unreported_note()
         )?;
     }
     if let Some(o) = &run.output {

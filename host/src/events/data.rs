@@ -108,7 +108,9 @@ pub struct LlmResponse {
     pub recorded: bool,
     pub response_id: Option<String>,
     pub turn: u32,
-    pub usage: Tokens,
+    /// Absent when the server reported no usage for this call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Tokens>,
 }
 
 /// `tool.called`.
@@ -397,14 +399,7 @@ pub(super) mod tests {
     /// One instance of each variant, every field set to something other
     /// than its default where it has one, in [`EventType::ALL`] order.
     pub(crate) fn samples() -> Vec<Data> {
-        let usage = UsageByModel::from([(
-            "gpt-4.1-mini".to_owned(),
-            Usage {
-                input_tokens: 3,
-                output_tokens: 4,
-                total_tokens: 7,
-            },
-        )]);
+        let usage = UsageByModel::from([("gpt-4.1-mini".to_owned(), Usage::reported(3, 4, 7))]);
         vec![
             RunStarted {
                 input: json!("topic"),
@@ -442,10 +437,10 @@ pub(super) mod tests {
                 recorded: true,
                 response_id: Some("r-1".into()),
                 turn: 1,
-                usage: Tokens {
+                usage: Some(Tokens {
                     input_tokens: 3,
                     output_tokens: 4,
-                },
+                }),
             }
             .into(),
             ToolCalled {

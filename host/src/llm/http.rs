@@ -13,10 +13,10 @@ use tracing::Instrument;
 use super::error::Failure;
 use super::limits::{self, BodyError, ReplyLimits};
 use super::sse::{SseDecoder, SseEvent};
-use super::wire::{Answer, DeltaTap, chat, responses};
+use super::wire::{Answer, DeltaTap, chat, chat_reply, responses, responses_reply};
 use super::{
     Api, DEFAULT_API_KEY_ENV, DEFAULT_BASE_URL, LlmError, MAX_RETRY_AFTER, ModelRequest,
-    ModelResponse, OnDelta, Provider, ProviderConfig, ProviderKind, RetryPolicy,
+    ModelResponse, OnDelta, Provider, ProviderConfig, ProviderKind, RetryPolicy, Usage,
 };
 use crate::egress::{display_url, refusal};
 use crate::retry::parse_retry_after;
@@ -32,6 +32,8 @@ pub(crate) struct OpenAiProvider {
     url: String,
     /// `url` without credentials, for messages.
     shown_url: String,
+    /// Advice for a 404: the other API, or the missing `/v1`.
+    not_found_hint: String,
     auth: Option<HeaderValue>,
     key: Option<Secret>,
     timeout: Duration,
@@ -119,9 +121,11 @@ impl OpenAiProvider {
             Api::Responses => "/responses",
             Api::Chat => "/chat/completions",
         };
+        let not_found_hint = not_found_hint(config.api, parsed.path());
         Ok(Self {
             url: format!("{base_url}{path}"),
             shown_url: shown,
+            not_found_hint,
             name: config.name,
             system,
             api: config.api,
@@ -197,7 +201,7 @@ impl OpenAiProvider {
                             .filter(|m| !m.is_empty())
                             .unwrap_or_else(|| request.settings.model.clone()),
                         output: answer.output,
-                        usage: answer.usage.unwrap_or_default(),
+                        usage: answer.usage.unwrap_or_else(Usage::unreported),
                         attempts: attempt,
                     });
                 }
@@ -255,8 +259,21 @@ impl OpenAiProvider {
         }
         let retry_after = retry_after_from_headers(response.headers(), SystemTime::now());
         let mut response = response;
+        let sent = body.len();
         let body = limits::read_error_body(&mut response).await;
-        let (message, kind) = error_message(&body, status);
+        let (mut message, kind) = error_message(&body, status);
+        match status.as_u16() {
+            404 => {
+                message.push_str(" — ");
+                message.push_str(&self.not_found_hint);
+            }
+            413 => message.push_str(&format!(
+                " — the request ({} KiB) is over the server's body limit: \
+                 shorten the input or history, or raise the limit on the server",
+                sent.div_ceil(1024)
+            )),
+            _ => {}
+        }
         let provider = self.name.clone();
         if status.as_u16() == 429 && kind.as_deref() != Some("insufficient_quota") {
             Err(LlmError::RateLimited {
@@ -292,8 +309,8 @@ impl OpenAiProvider {
             .await
             .map_err(|_| self.timeout_error("waiting for the response"))??;
         let parsed = match self.api {
-            Api::Responses => responses::parse_response(&bytes),
-            Api::Chat => chat::parse_response(&bytes),
+            Api::Responses => responses_reply::parse_response(&bytes),
+            Api::Chat => chat_reply::parse_response(&bytes),
         };
         parsed.map_err(|f| f.into_error(&self.name))
     }
@@ -315,8 +332,8 @@ impl OpenAiProvider {
         let mut received: u64 = 0;
         let mut events: Vec<SseEvent> = Vec::new();
         let mut assembler = match self.api {
-            Api::Responses => Assembler::Responses(responses::StreamAssembler::default()),
-            Api::Chat => Assembler::Chat(chat::StreamAssembler::default()),
+            Api::Responses => Assembler::Responses(responses_reply::StreamAssembler::default()),
+            Api::Chat => Assembler::Chat(chat_reply::StreamAssembler::default()),
         };
         let fail = |f: Failure| f.into_error(&self.name);
         loop {
@@ -390,8 +407,8 @@ impl OpenAiProvider {
 }
 
 enum Assembler {
-    Responses(responses::StreamAssembler),
-    Chat(chat::StreamAssembler),
+    Responses(responses_reply::StreamAssembler),
+    Chat(chat_reply::StreamAssembler),
 }
 
 impl Assembler {
@@ -435,6 +452,36 @@ fn error_message(body: &[u8], status: reqwest::StatusCode) -> (String, Option<St
         )
     } else {
         (excerpt(text), None)
+    }
+}
+
+/// What a 404 from `api`'s endpoint under a base URL with `base_path`
+/// most likely means.
+fn not_found_hint(api: Api, base_path: &str) -> String {
+    let (endpoint, other) = match api {
+        Api::Responses => (
+            "/responses",
+            "`api: chat` if it serves only Chat Completions",
+        ),
+        Api::Chat => (
+            "/chat/completions",
+            "`api: responses` if it serves only the Responses API",
+        ),
+    };
+    let versioned = base_path
+        .trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .is_some_and(|last| {
+            last.len() > 1 && last.starts_with('v') && last[1..].chars().all(|c| c.is_ascii_digit())
+        });
+    if versioned {
+        format!("the server has no `{endpoint}` endpoint: set {other}")
+    } else {
+        format!(
+            "the server has no `{endpoint}` endpoint under this base_url: most servers want `/v1` \
+             at the end of base_url (e.g. http://localhost:11434/v1); or set {other}"
+        )
     }
 }
 
@@ -501,6 +548,26 @@ impl Provider for OpenAiProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_not_found_suggests_v1_or_the_other_api() {
+        let hint = not_found_hint(Api::Responses, "/");
+        assert!(
+            hint.contains("`/v1`") && hint.contains("`api: chat`"),
+            "{hint}"
+        );
+        let hint = not_found_hint(Api::Responses, "/v1/");
+        assert!(
+            !hint.contains("`/v1`") && hint.contains("`api: chat`"),
+            "{hint}"
+        );
+        let hint = not_found_hint(Api::Chat, "/api/v2");
+        assert!(
+            !hint.contains("`/v1`") && hint.contains("`api: responses`"),
+            "{hint}"
+        );
+        assert!(not_found_hint(Api::Chat, "/openai").contains("`/v1`"));
+    }
 
     #[test]
     fn header_preference() {

@@ -253,11 +253,11 @@ impl ScriptedProvider {
         let output_chars: usize = output.iter().map(item_chars).sum();
         let input_chars = request.instructions.as_deref().map_or(0, str::len)
             + request.input.iter().map(item_chars).sum::<usize>();
-        let usage = Usage {
-            input_tokens: estimate_tokens(input_chars),
-            output_tokens: estimate_tokens(output_chars),
-            total_tokens: estimate_tokens(input_chars) + estimate_tokens(output_chars),
-        };
+        let usage = Usage::reported(
+            estimate_tokens(input_chars),
+            estimate_tokens(output_chars),
+            estimate_tokens(input_chars) + estimate_tokens(output_chars),
+        );
         Ok(ModelResponse {
             id: Some(format!(
                 "scripted-{}-{}-{}",

@@ -51,6 +51,11 @@ pub(crate) fn record(span: &Span, result: &Result<ModelResponse, LlmError>) {
                 span.record("gen_ai.response.id", id.as_str());
             }
             span.record("gen_ai.response.model", response.model.as_str());
+            // A server that reports no usage leaves the attributes unset:
+            // unknown, not zero.
+            if response.usage.is_partial() {
+                return;
+            }
             span.record(
                 "gen_ai.usage.input_tokens",
                 as_i64(response.usage.input_tokens),

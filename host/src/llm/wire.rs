@@ -5,7 +5,10 @@
 //! format has to import the transport back.
 
 pub(super) mod chat;
+pub(super) mod chat_reply;
+mod lenient;
 pub(super) mod responses;
+pub(super) mod responses_reply;
 
 use async_openai::types::responses::ReasoningEffort;
 

@@ -114,10 +114,19 @@ pub fn write_line(out: &mut impl Write, e: &Event, offline: bool) -> io::Result<
         Data::StepFailed(d) => writeln!(out, "  ✗ {step}{branch}: {}", d.error),
         Data::RunCompleted(d) => {
             let (i, o) = tokens(&d.usage);
+            let unreported: crate::usage::Usage =
+                d.usage
+                    .values()
+                    .copied()
+                    .fold(crate::usage::Usage::default(), |mut sum, u| {
+                        sum += u;
+                        sum
+                    });
             writeln!(
                 out,
-                "✓ completed in {} ms · {i} input / {o} output tokens",
-                d.elapsed_ms
+                "✓ completed in {} ms · {i} input / {o} output tokens{}",
+                d.elapsed_ms,
+                unreported.unreported_note()
             )
         }
         Data::RunFailed(d) => writeln!(out, "✗ failed: {}", d.error),

@@ -277,14 +277,7 @@ fn verbose_streams_text_per_branch_and_ends_with_the_output() {
         RunCompleted {
             elapsed_ms: 9,
             output: json!({"a": 1}),
-            usage: UsageByModel::from([(
-                "m".to_owned(),
-                Usage {
-                    input_tokens: 3,
-                    output_tokens: 4,
-                    total_tokens: 7,
-                },
-            )]),
+            usage: UsageByModel::from([("m".to_owned(), Usage::reported(3, 4, 7))]),
         },
     );
     done.stage = None;
@@ -446,11 +439,7 @@ async fn sinks_finish_when_the_run_goes_away_without_a_last_event() {
 
 #[test]
 fn tokens_sum_over_models() {
-    let u = |i, o| Usage {
-        input_tokens: i,
-        output_tokens: o,
-        total_tokens: i + o,
-    };
+    let u = |i, o| Usage::reported(i, o, i + o);
     let usage = UsageByModel::from([("a".to_owned(), u(1, 2)), ("b".to_owned(), u(10, 20))]);
     assert_eq!(tokens(&usage), (11, 22));
     assert_eq!(tokens(&UsageByModel::new()), (0, 0));

@@ -97,14 +97,16 @@ impl<W: Write + Send> VerboseSink<W> {
             ),
             Data::LlmResponse(d) => writeln!(
                 out,
-                "    {n}← {agent} turn {}: {} · {} · {} attempt{} · {} in / {} out tokens",
+                "    {n}← {agent} turn {}: {} · {} · {} attempt{} · {}",
                 d.turn,
                 d.response_id.as_deref().unwrap_or("(no id)"),
                 d.model,
                 d.attempts,
                 plural(u64::from(d.attempts)),
-                d.usage.input_tokens,
-                d.usage.output_tokens,
+                match &d.usage {
+                    Some(u) => format!("{} in / {} out tokens", u.input_tokens, u.output_tokens),
+                    None => "usage not reported".to_owned(),
+                },
             ),
             Data::ToolCalled(d) => writeln!(
                 out,
@@ -285,7 +287,14 @@ fn usage(out: &mut impl Write, usage: &UsageByModel) -> io::Result<()> {
     }
     let parts: Vec<String> = usage
         .iter()
-        .map(|(model, u)| format!("{model} {} in / {} out", u.input_tokens, u.output_tokens))
+        .map(|(model, u)| {
+            format!(
+                "{model} {} in / {} out{}",
+                u.input_tokens,
+                u.output_tokens,
+                u.unreported_note()
+            )
+        })
         .collect();
     writeln!(out, "  usage: {}", parts.join(" · "))
 }

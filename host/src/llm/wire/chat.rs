@@ -1,9 +1,8 @@
-//! The Chat Completions wire format: [`ModelRequest`] →
-//! `CreateChatCompletionRequest`, completion / SSE chunks → [`Answer`].
+//! The Chat Completions request: [`ModelRequest`] →
+//! `CreateChatCompletionRequest`, typed with `async-openai` so that the body
+//! is exactly what the official SDKs send. Replies are read by
+//! [`super::chat_reply`].
 
-use std::collections::BTreeMap;
-
-use async_openai::error::WrappedError;
 use async_openai::types::chat::{
     ChatCompletionMessageToolCall, ChatCompletionMessageToolCalls,
     ChatCompletionRequestAssistantMessage, ChatCompletionRequestAssistantMessageContent,
@@ -12,16 +11,13 @@ use async_openai::types::chat::{
     ChatCompletionRequestSystemMessageContent, ChatCompletionRequestToolMessage,
     ChatCompletionRequestToolMessageContent, ChatCompletionRequestUserMessage,
     ChatCompletionRequestUserMessageContent, ChatCompletionStreamOptions, ChatCompletionTool,
-    ChatCompletionTools, CompletionUsage, CreateChatCompletionRequest,
-    CreateChatCompletionRequestArgs, CreateChatCompletionResponse,
-    CreateChatCompletionStreamResponse, FunctionCall, FunctionObject, ResponseFormat,
-    ResponseFormatJsonSchema,
+    ChatCompletionTools, CreateChatCompletionRequest, CreateChatCompletionRequestArgs,
+    FunctionCall, FunctionObject, ResponseFormat, ResponseFormatJsonSchema,
 };
 
-use super::{Answer, DeltaTap, reasoning_effort};
-use crate::llm::error::{Failure, json_failure};
-use crate::llm::sse::SseEvent;
-use crate::llm::{Item, ModelRequest, Role, StreamEvent, Usage};
+use super::reasoning_effort;
+use crate::llm::error::Failure;
+use crate::llm::{Item, ModelRequest, Role};
 
 /// The typed request body. `instructions` become the first (system)
 /// message, like the official SDKs send them; consecutive function calls
@@ -159,180 +155,6 @@ fn system(content: &str) -> ChatCompletionRequestMessage {
         content: ChatCompletionRequestSystemMessageContent::Text(content.to_string()),
         name: None,
     })
-}
-
-fn usage(u: &CompletionUsage) -> Usage {
-    Usage {
-        input_tokens: u64::from(u.prompt_tokens),
-        output_tokens: u64::from(u.completion_tokens),
-        total_tokens: u64::from(u.total_tokens),
-    }
-}
-
-/// A whole (non-streamed) completion.
-pub(crate) fn parse_response(body: &[u8]) -> Result<Answer, Failure> {
-    let completion: CreateChatCompletionResponse =
-        serde_json::from_slice(body).map_err(|e| json_failure(&e, "the completion body", body))?;
-    let Some(choice) = completion.choices.into_iter().next() else {
-        return Err(Failure::Malformed("the completion has no choices".into()));
-    };
-    let message = choice.message;
-    let mut output = Vec::new();
-    let calls: Vec<Item> = message
-        .tool_calls
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|call| match call {
-            ChatCompletionMessageToolCalls::Function(call) => Some(Item::FunctionCall {
-                call_id: call.id,
-                name: call.function.name,
-                arguments: call.function.arguments,
-            }),
-            ChatCompletionMessageToolCalls::Custom(_) => None,
-        })
-        .collect();
-    let text = match (message.content, message.refusal) {
-        (Some(content), _) if !content.is_empty() => Some(content),
-        (_, Some(refusal)) => Some(refusal),
-        (content, None) => content.filter(|_| calls.is_empty()),
-    };
-    if let Some(text) = text {
-        output.push(Item::assistant(text));
-    }
-    output.extend(calls);
-    Ok(Answer {
-        id: Some(completion.id),
-        model: Some(completion.model),
-        output,
-        usage: completion.usage.as_ref().map(usage),
-    })
-}
-
-#[derive(Default)]
-struct PartialCall {
-    id: String,
-    name: String,
-    arguments: String,
-    announced: bool,
-}
-
-/// Assembles a streamed completion from its chunks.
-#[derive(Default)]
-pub(crate) struct StreamAssembler {
-    id: Option<String>,
-    model: Option<String>,
-    text: String,
-    refusal: String,
-    calls: BTreeMap<u32, PartialCall>,
-    usage: Option<Usage>,
-    done: bool,
-}
-
-impl StreamAssembler {
-    pub(crate) fn on_event(
-        &mut self,
-        event: &SseEvent,
-        tap: &mut DeltaTap<'_>,
-    ) -> Result<(), Failure> {
-        if self.done {
-            return Ok(());
-        }
-        if event.data == "[DONE]" {
-            self.done = true;
-            return Ok(());
-        }
-        let data = event.data.as_bytes();
-        let chunk: CreateChatCompletionStreamResponse = match serde_json::from_slice(data) {
-            Ok(chunk) => chunk,
-            Err(e) => {
-                // Servers report failures mid-stream as an error object.
-                if let Ok(wrapped) = serde_json::from_slice::<WrappedError>(data) {
-                    return Err(Failure::ModelFailed {
-                        code: wrapped.error.code.or(wrapped.error.r#type),
-                        message: wrapped.error.message,
-                    });
-                }
-                return Err(json_failure(&e, "a completion chunk", data));
-            }
-        };
-        if self.id.is_none() {
-            self.id = Some(chunk.id);
-            self.model = Some(chunk.model);
-        }
-        if let Some(u) = &chunk.usage {
-            self.usage = Some(usage(u));
-        }
-        let Some(choice) = chunk.choices.into_iter().find(|c| c.index == 0) else {
-            return Ok(());
-        };
-        let delta = choice.delta;
-        if let Some(refusal) = delta.refusal {
-            self.refusal.push_str(&refusal);
-        }
-        if let Some(content) = delta.content
-            && !content.is_empty()
-        {
-            self.text.push_str(&content);
-            tap.emit(StreamEvent::TextDelta(content));
-        }
-        for call in delta.tool_calls.unwrap_or_default() {
-            let partial = self.calls.entry(call.index).or_default();
-            if let Some(id) = call.id {
-                partial.id = id;
-            }
-            if let Some(function) = call.function {
-                if let Some(name) = function.name {
-                    partial.name.push_str(&name);
-                }
-                if let Some(arguments) = function.arguments {
-                    partial.arguments.push_str(&arguments);
-                }
-            }
-            if !partial.announced && !partial.id.is_empty() && !partial.name.is_empty() {
-                partial.announced = true;
-                tap.emit(StreamEvent::FunctionCallStarted {
-                    call_id: partial.id.clone(),
-                    name: partial.name.clone(),
-                });
-            }
-        }
-        Ok(())
-    }
-
-    /// The answer, once the stream has ended.
-    pub(crate) fn finish(self) -> Result<Answer, Failure> {
-        if !self.done {
-            return Err(Failure::Truncated(
-                "the stream ended before `data: [DONE]`".into(),
-            ));
-        }
-        let mut output = Vec::new();
-        if !self.text.is_empty() {
-            output.push(Item::assistant(self.text));
-        } else if !self.refusal.is_empty() {
-            output.push(Item::assistant(self.refusal));
-        } else if self.calls.is_empty() {
-            output.push(Item::assistant(String::new()));
-        }
-        for (index, call) in self.calls {
-            if call.name.is_empty() {
-                return Err(Failure::Malformed(format!(
-                    "streamed tool call #{index} has no function name"
-                )));
-            }
-            output.push(Item::FunctionCall {
-                call_id: call.id,
-                name: call.name,
-                arguments: call.arguments,
-            });
-        }
-        Ok(Answer {
-            id: self.id,
-            model: self.model,
-            output,
-            usage: self.usage,
-        })
-    }
 }
 
 #[cfg(test)]

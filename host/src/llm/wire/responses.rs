@@ -1,23 +1,18 @@
-//! The Responses API wire format: [`ModelRequest`] → `CreateResponse`,
-//! `Response` / SSE events → [`Answer`].
-
-use std::collections::BTreeMap;
+//! The Responses API request: [`ModelRequest`] → `CreateResponse`, typed
+//! with `async-openai` so that the body is exactly what the official SDKs
+//! send. Replies are read by [`super::responses_reply`].
 
 use async_openai::types::responses::{
     CreateResponse, CreateResponseArgs, EasyInputContent, EasyInputMessage, FunctionCallOutput,
     FunctionCallOutputItemParam, FunctionTool, FunctionToolCall, InputItem, InputParam,
-    Item as WireItem, MCPApprovalRequest, MCPApprovalResponse, MessageType, OutputItem,
-    OutputMessageContent, Reasoning, Response, ResponseCompletedEvent, ResponseErrorEvent,
-    ResponseFailedEvent, ResponseFormatJsonSchema, ResponseIncompleteEvent,
-    ResponseOutputItemAddedEvent, ResponseOutputItemDoneEvent, ResponseTextDeltaEvent,
-    ResponseTextParam, Role as WireRole, Status, TextResponseFormatConfiguration, Tool,
+    Item as WireItem, MCPApprovalRequest, MCPApprovalResponse, MessageType, Reasoning,
+    ResponseFormatJsonSchema, ResponseTextParam, Role as WireRole, TextResponseFormatConfiguration,
+    Tool,
 };
-use serde::Deserialize;
 
-use super::{Answer, DeltaTap, reasoning_effort};
-use crate::llm::error::{Failure, json_failure};
-use crate::llm::sse::SseEvent;
-use crate::llm::{Item, ModelRequest, Role, StreamEvent, Usage};
+use super::reasoning_effort;
+use crate::llm::error::Failure;
+use crate::llm::{Item, ModelRequest, Role};
 
 /// The typed request body.
 pub(crate) fn build_request(request: &ModelRequest) -> Result<CreateResponse, Failure> {
@@ -134,204 +129,6 @@ fn input_item(item: &Item) -> InputItem {
             id: None,
             reason: reason.clone(),
         })),
-    }
-}
-
-/// A whole (non-streamed) answer.
-pub(crate) fn parse_response(body: &[u8]) -> Result<Answer, Failure> {
-    let response: Response =
-        serde_json::from_slice(body).map_err(|e| json_failure(&e, "the response body", body))?;
-    convert_response(response)
-}
-
-fn convert_response(response: Response) -> Result<Answer, Failure> {
-    if response.status == Status::Failed {
-        let (code, message) = match &response.error {
-            Some(error) => (
-                serde_json::to_value(&error.code)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string)),
-                error.message.clone(),
-            ),
-            None => (None, "response status is `failed`".to_string()),
-        };
-        return Err(Failure::ModelFailed { code, message });
-    }
-    if response.status == Status::Incomplete {
-        tracing::warn!(
-            reason = response
-                .incomplete_details
-                .as_ref()
-                .map(|d| d.reason.as_str())
-                .unwrap_or("unknown"),
-            "the model's response is incomplete"
-        );
-    }
-    let output = response.output.iter().filter_map(output_item).collect();
-    Ok(Answer {
-        id: Some(response.id),
-        model: Some(response.model),
-        output,
-        usage: response.usage.map(|u| Usage {
-            input_tokens: u64::from(u.input_tokens),
-            output_tokens: u64::from(u.output_tokens),
-            total_tokens: u64::from(u.total_tokens),
-        }),
-    })
-}
-
-/// The neutral item for an output item (`None` for kinds the agent loop does
-/// not handle: reasoning, hosted tool calls, …).
-fn output_item(item: &OutputItem) -> Option<Item> {
-    match item {
-        OutputItem::Message(message) => {
-            let mut text = String::new();
-            for part in &message.content {
-                match part {
-                    OutputMessageContent::OutputText(t) => text.push_str(&t.text),
-                    OutputMessageContent::Refusal(r) => text.push_str(&r.refusal),
-                }
-            }
-            Some(Item::assistant(text))
-        }
-        OutputItem::FunctionCall(call) => Some(Item::FunctionCall {
-            call_id: call.call_id.clone(),
-            name: call.name.clone(),
-            arguments: call.arguments.clone(),
-        }),
-        OutputItem::McpApprovalRequest(request) => Some(Item::McpApprovalRequest {
-            id: request.id.clone(),
-            server_label: request.server_label.clone(),
-            name: request.name.clone(),
-            arguments: request.arguments.clone(),
-        }),
-        _ => None,
-    }
-}
-
-#[derive(Deserialize)]
-struct EventType {
-    #[serde(rename = "type")]
-    kind: String,
-}
-
-/// Assembles a streamed answer from its SSE events.
-#[derive(Default)]
-pub(crate) struct StreamAssembler {
-    /// Text deltas per output index (used if the final event lacks output).
-    texts: BTreeMap<u32, String>,
-    /// Finished output items per output index.
-    items: BTreeMap<u32, Item>,
-    final_response: Option<Answer>,
-}
-
-impl StreamAssembler {
-    pub(crate) fn on_event(
-        &mut self,
-        event: &SseEvent,
-        tap: &mut DeltaTap<'_>,
-    ) -> Result<(), Failure> {
-        let from_data;
-        let kind = if event.event.is_empty() {
-            from_data = serde_json::from_str::<EventType>(&event.data)
-                .map_err(|e| json_failure(&e, "a stream event", event.data.as_bytes()))?;
-            from_data.kind.as_str()
-        } else {
-            event.event.as_str()
-        };
-        if self.final_response.is_some() {
-            return Ok(());
-        }
-        let data = event.data.as_bytes();
-        let parse_err = |e: serde_json::Error| json_failure(&e, kind_label(kind), data);
-        match kind {
-            "response.output_text.delta" => {
-                let ev: ResponseTextDeltaEvent = serde_json::from_slice(data).map_err(parse_err)?;
-                self.texts
-                    .entry(ev.output_index)
-                    .or_default()
-                    .push_str(&ev.delta);
-                tap.emit(StreamEvent::TextDelta(ev.delta));
-            }
-            "response.output_item.added" => {
-                let ev: ResponseOutputItemAddedEvent =
-                    serde_json::from_slice(data).map_err(parse_err)?;
-                if let OutputItem::FunctionCall(call) = ev.item {
-                    tap.emit(StreamEvent::FunctionCallStarted {
-                        call_id: call.call_id,
-                        name: call.name,
-                    });
-                }
-            }
-            "response.output_item.done" => {
-                let ev: ResponseOutputItemDoneEvent =
-                    serde_json::from_slice(data).map_err(parse_err)?;
-                if let Some(item) = output_item(&ev.item) {
-                    self.items.insert(ev.output_index, item);
-                }
-            }
-            "response.completed" => {
-                let ev: ResponseCompletedEvent = serde_json::from_slice(data).map_err(parse_err)?;
-                self.final_response = Some(convert_response(ev.response)?);
-            }
-            "response.incomplete" => {
-                let ev: ResponseIncompleteEvent =
-                    serde_json::from_slice(data).map_err(parse_err)?;
-                self.final_response = Some(convert_response(ev.response)?);
-            }
-            "response.failed" => {
-                let ev: ResponseFailedEvent = serde_json::from_slice(data).map_err(parse_err)?;
-                // A failed status always yields a ModelFailed error here.
-                convert_response(ev.response)?;
-                return Err(Failure::ModelFailed {
-                    code: None,
-                    message: "the response failed".into(),
-                });
-            }
-            "error" => {
-                let ev: ResponseErrorEvent = serde_json::from_slice(data).map_err(parse_err)?;
-                return Err(Failure::ModelFailed {
-                    code: ev.code,
-                    message: ev.message,
-                });
-            }
-            _ => {
-                // Not needed for the answer; still must be JSON.
-                serde_json::from_slice::<serde::de::IgnoredAny>(data).map_err(parse_err)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// The answer, once the stream has ended.
-    pub(crate) fn finish(self) -> Result<Answer, Failure> {
-        let Some(mut answer) = self.final_response else {
-            return Err(Failure::Truncated(
-                "the stream ended before `response.completed`".into(),
-            ));
-        };
-        if answer.output.is_empty() {
-            // Some servers send the final response without its output.
-            answer.output = if self.items.is_empty() {
-                self.texts.into_values().map(Item::assistant).collect()
-            } else {
-                self.items.into_values().collect()
-            };
-        }
-        Ok(answer)
-    }
-}
-
-fn kind_label(kind: &str) -> &'static str {
-    match kind {
-        "response.output_text.delta" => "a `response.output_text.delta` event",
-        "response.output_item.added" => "a `response.output_item.added` event",
-        "response.output_item.done" => "a `response.output_item.done` event",
-        "response.completed" => "the `response.completed` event",
-        "response.incomplete" => "the `response.incomplete` event",
-        "response.failed" => "the `response.failed` event",
-        "error" => "an `error` event",
-        _ => "a stream event",
     }
 }
 

@@ -137,8 +137,10 @@ impl View {
                 }
             }
             Data::LlmResponse(d) => {
-                self.tokens.0 += d.usage.input_tokens;
-                self.tokens.1 += d.usage.output_tokens;
+                if let Some(u) = &d.usage {
+                    self.tokens.0 += u.input_tokens;
+                    self.tokens.1 += u.output_tokens;
+                }
             }
             Data::ToolCalled(d) => {
                 if let Some(step) = self.step_mut(e) {

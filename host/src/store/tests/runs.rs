@@ -16,14 +16,7 @@ async fn runs_crud(store: Arc<dyn Store>) -> TestResult {
     ));
 
     let mut usage = BTreeMap::new();
-    usage.insert(
-        "gpt".to_owned(),
-        Usage {
-            input_tokens: 10,
-            output_tokens: 3,
-            total_tokens: 13,
-        },
-    );
+    usage.insert("gpt".to_owned(), Usage::reported(10, 3, 13));
     let updated = store
         .update_run(
             "run-a",
