@@ -25,3 +25,4 @@ mod replies;
 mod run;
 mod secrets;
 mod sinks;
+mod wire_sent;

@@ -160,8 +160,8 @@ impl OpenAiProvider {
 
     fn body(&self, request: &ModelRequest) -> Result<Bytes, LlmError> {
         let encoded = match self.api {
-            Api::Responses => responses::build_request(request).map(|r| serde_json::to_vec(&r)),
-            Api::Chat => chat::build_request(request).map(|r| serde_json::to_vec(&r)),
+            Api::Responses => responses::body(request).map(|r| serde_json::to_vec(&r)),
+            Api::Chat => chat::body(request).map(|r| serde_json::to_vec(&r)),
         };
         match encoded {
             Ok(Ok(body)) => Ok(Bytes::from(body)),

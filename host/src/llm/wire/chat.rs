@@ -19,7 +19,30 @@ use super::reasoning_effort;
 use crate::llm::error::Failure;
 use crate::llm::{Item, ModelRequest, Role};
 
-/// The typed request body. `instructions` become the first (system)
+/// The request body as the official SDKs send it: the typed request, with
+/// `"content": null` on an assistant message that only calls tools (the
+/// OpenAI Agents SDK sends it so).
+pub(crate) fn body(request: &ModelRequest) -> Result<serde_json::Value, Failure> {
+    let typed = build_request(request)?;
+    let mut body = serde_json::to_value(typed)
+        .map_err(|e| Failure::Invalid(format!("cannot encode the request: {e}")))?;
+    if let Some(messages) = body
+        .get_mut("messages")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for message in messages {
+            if let Some(message) = message.as_object_mut()
+                && message.get("role").and_then(serde_json::Value::as_str) == Some("assistant")
+                && !message.contains_key("content")
+            {
+                message.insert("content".into(), serde_json::Value::Null);
+            }
+        }
+    }
+    Ok(body)
+}
+
+/// The typed request. `instructions` become the first (system)
 /// message, like the official SDKs send them; consecutive function calls
 /// (and the assistant text right before them) form one assistant message.
 pub(crate) fn build_request(
@@ -166,7 +189,7 @@ mod tests {
     #[test]
     fn request_matches_the_python_sdk() {
         // From /work/shared/peer/workflow_requests_chat.jsonl (the tool round trip).
-        let expected = json!({"model":"gpt-4.1-mini","messages":[{"content":"You research aspect 2. [[use_tool]]","role":"system"},{"role":"user","content":"[aspect 2] reply"},{"role":"assistant","tool_calls":[{"id":"call_mock10","type":"function","function":{"name":"lookup_facts","arguments":"{\"query\":\"q\",\"limit\":698}"}}]},{"role":"tool","tool_call_id":"call_mock10","content":"facts[3]"}],"tools":[{"type":"function","function":{"name":"lookup_facts","description":"Look up facts about a topic.","parameters":{"properties":{"query":{"type":"string"}},"required":["query"],"type":"object","additionalProperties":false},"strict":true}}]});
+        let expected = json!({"model":"gpt-4.1-mini","messages":[{"content":"You research aspect 2. [[use_tool]]","role":"system"},{"role":"user","content":"[aspect 2] reply"},{"role":"assistant","content":null,"tool_calls":[{"id":"call_mock10","type":"function","function":{"name":"lookup_facts","arguments":"{\"query\":\"q\",\"limit\":698}"}}]},{"role":"tool","tool_call_id":"call_mock10","content":"facts[3]"}],"tools":[{"type":"function","function":{"name":"lookup_facts","description":"Look up facts about a topic.","parameters":{"properties":{"query":{"type":"string"}},"required":["query"],"type":"object","additionalProperties":false},"strict":true}}]});
         let request = ModelRequest {
             settings: ModelSettings::new("gpt-4.1-mini"),
             instructions: Some("You research aspect 2. [[use_tool]]".into()),
@@ -187,9 +210,7 @@ mod tests {
             }],
             ..ModelRequest::default()
         };
-        let body = serde_json::to_value(build_request(&request).unwrap()).unwrap();
-        // The SDK also sends `"content": null` on the assistant message;
-        // omitting it is equivalent.
+        let body = super::body(&request).unwrap();
         assert_eq!(body, expected);
     }
 
@@ -223,7 +244,7 @@ mod tests {
             stream: true,
             ..ModelRequest::default()
         };
-        let body = serde_json::to_value(build_request(&request).unwrap()).unwrap();
+        let body = super::body(&request).unwrap();
         assert_eq!(
             body["response_format"],
             json!({"type":"json_schema","json_schema":{"name":"final_output","schema":schema,"strict":true}})

@@ -14,33 +14,58 @@ use super::reasoning_effort;
 use crate::llm::error::Failure;
 use crate::llm::{Item, ModelRequest, Role};
 
-/// The typed request body.
+/// The request body as the official SDKs send it: the typed request, with
+/// `include` and `tools` always present and input messages without the
+/// optional `"type": "message"` (the OpenAI Agents SDK sends both so).
+pub(crate) fn body(request: &ModelRequest) -> Result<serde_json::Value, Failure> {
+    let typed = build_request(request)?;
+    let mut body = serde_json::to_value(typed)
+        .map_err(|e| Failure::Invalid(format!("cannot encode the request: {e}")))?;
+    if let Some(input) = body
+        .get_mut("input")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for item in input {
+            if let Some(item) = item.as_object_mut()
+                && item.get("type").and_then(serde_json::Value::as_str) == Some("message")
+                && item
+                    .get("content")
+                    .is_some_and(serde_json::Value::is_string)
+            {
+                item.remove("type");
+            }
+        }
+    }
+    Ok(body)
+}
+
+/// The typed request.
 pub(crate) fn build_request(request: &ModelRequest) -> Result<CreateResponse, Failure> {
     let settings = &request.settings;
     let mut args = CreateResponseArgs::default();
-    args.model(settings.model.clone()).input(InputParam::Items(
-        request.input.iter().map(input_item).collect(),
-    ));
+    args.model(settings.model.clone())
+        .input(InputParam::Items(
+            request.input.iter().map(input_item).collect(),
+        ))
+        .include(Vec::new());
     if let Some(instructions) = &request.instructions {
         args.instructions(instructions.clone());
     }
-    if !request.tools.is_empty() {
-        args.tools(
-            request
-                .tools
-                .iter()
-                .map(|tool| {
-                    Tool::Function(FunctionTool {
-                        name: tool.name.clone(),
-                        parameters: Some(tool.parameters.clone()),
-                        strict: Some(tool.strict),
-                        description: Some(tool.description.clone()),
-                        ..FunctionTool::default()
-                    })
+    args.tools(
+        request
+            .tools
+            .iter()
+            .map(|tool| {
+                Tool::Function(FunctionTool {
+                    name: tool.name.clone(),
+                    parameters: Some(tool.parameters.clone()),
+                    strict: Some(tool.strict),
+                    description: Some(tool.description.clone()),
+                    ..FunctionTool::default()
                 })
-                .collect::<Vec<_>>(),
-        );
-    }
+            })
+            .collect::<Vec<_>>(),
+    );
     if let Some(schema) = &request.output_schema {
         args.text(ResponseTextParam {
             format: TextResponseFormatConfiguration::JsonSchema(ResponseFormatJsonSchema {
@@ -172,7 +197,7 @@ mod tests {
             }],
             ..ModelRequest::default()
         };
-        let body = serde_json::to_value(build_request(&request).unwrap()).unwrap();
+        let body = super::body(&request).unwrap();
         assert_eq!(body["model"], with_tool["model"]);
         assert_eq!(body["instructions"], with_tool["instructions"]);
         assert_eq!(body["tools"], with_tool["tools"]);
@@ -197,10 +222,12 @@ mod tests {
             stream: true,
             ..ModelRequest::default()
         };
-        let body = serde_json::to_value(build_request(&request).unwrap()).unwrap();
+        let body = super::body(&request).unwrap();
         assert_eq!(body["text"], structured["text"]);
         assert_eq!(body["stream"], true);
-        assert!(body.get("tools").is_none());
+        assert_eq!(body["tools"], structured["tools"]);
+        assert_eq!(body["include"], structured["include"]);
+        assert_eq!(body["input"][0], structured["input"][0]);
     }
 
     #[test]
@@ -226,7 +253,7 @@ mod tests {
             ],
             ..ModelRequest::default()
         };
-        let body = serde_json::to_value(build_request(&request).unwrap()).unwrap();
+        let body = super::body(&request).unwrap();
         assert_eq!(body["temperature"], 0.5);
         assert_eq!(body["max_output_tokens"], 100);
         assert_eq!(body["reasoning"], json!({"effort": "high"}));
