@@ -116,6 +116,7 @@ pub(crate) async fn run(
             instructions: Some(agent.instructions.clone()).filter(|s| !s.is_empty()),
             input: items.clone(),
             tools: tool_specs(&cx.workflow, &agent),
+            hosted_tools: agent.hosted_tools.clone(),
             output_schema: schema.as_ref().map(|s| OutputSchema {
                 name: "final_output".into(),
                 schema: s.value.clone(),

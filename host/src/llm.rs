@@ -52,6 +52,7 @@
 //! going over a cap is an [`LlmError::ReplyLimit`] naming it.
 
 mod error;
+mod hosted;
 mod http;
 mod limits;
 mod sample;
@@ -75,6 +76,7 @@ use crate::secret::Secret;
 /// provider is configured from this module alone.
 pub use crate::retry::RetryPolicy;
 pub use error::LlmError;
+pub use hosted::{HostedCallSummary, HostedTool, McpApproval};
 pub use limits::ReplyLimits;
 pub use sample::sample_value;
 pub use scripted::ScriptedProvider;
@@ -274,6 +276,18 @@ pub enum Item {
         approve: bool,
         reason: Option<String>,
     },
+    /// A tool the provider ran itself (Responses API only): a web search,
+    /// file search, code interpreter or image generation call, or a hosted
+    /// MCP call or tool listing. Kept whole, as the server sent it, so the
+    /// next request can replay it like the official SDKs do.
+    HostedToolCall {
+        /// The output item's id.
+        id: String,
+        /// The output item's type (`web_search_call`, `mcp_call`, …).
+        kind: String,
+        /// The output item.
+        item: serde_json::Value,
+    },
 }
 
 impl Item {
@@ -360,6 +374,9 @@ pub struct ModelRequest {
     pub instructions: Option<String>,
     pub input: Vec<Item>,
     pub tools: Vec<ToolSpec>,
+    /// Tools the provider runs itself (Responses API only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosted_tools: Vec<HostedTool>,
     pub output_schema: Option<OutputSchema>,
     /// Stream the answer (text deltas go to `on_event`).
     pub stream: bool,

@@ -89,6 +89,8 @@ pub struct Agent {
     pub provider: Arc<dyn Provider>,
     pub settings: ModelSettings,
     pub tools: Vec<ToolRef>,
+    /// Tools the provider runs itself (Responses API only).
+    pub hosted_tools: Vec<crate::llm::HostedTool>,
     pub input_guardrails: Vec<HookRef>,
     pub output_guardrails: Vec<HookRef>,
     pub tool_guardrails: Vec<HookRef>,

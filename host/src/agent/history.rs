@@ -191,6 +191,7 @@ fn tokens(item: &Item) -> usize {
             name, arguments, ..
         } => name.len() + arguments.len(),
         Item::McpApprovalResponse { reason, .. } => reason.as_ref().map_or(0, String::len),
+        Item::HostedToolCall { item, .. } => item.to_string().len(),
     };
     chars.div_ceil(4) + 4
 }
@@ -268,6 +269,10 @@ fn transcript(previous: Option<&str>, items: &[Item]) -> String {
                 arguments,
                 ..
             } => format!("approval request: {server_label}.{name}({arguments})"),
+            Item::HostedToolCall { kind, item, .. } => {
+                let s = crate::llm::HostedCallSummary::of(kind, item);
+                format!("hosted tool {}: {} → {}", s.tool, s.input, s.output)
+            }
             Item::McpApprovalResponse {
                 approve, reason, ..
             } => format!(
@@ -309,6 +314,7 @@ async fn summarize(
                 instructions: Some(SUMMARY_INSTRUCTIONS.into()),
                 input: vec![Item::user(transcript(previous, older))],
                 tools: Vec::new(),
+                hosted_tools: Vec::new(),
                 output_schema: None,
                 stream: false,
                 agent: agent.key.clone(),

@@ -3,9 +3,9 @@
 
 use super::*;
 use crate::events::Scope;
-use crate::events::data::{LlmDelta, LlmRequest, LlmResponse, Tokens};
+use crate::events::data::{LlmDelta, LlmRequest, LlmResponse, Tokens, ToolCalled, ToolResult};
 use crate::journal::{Key, Mode, ModelCall};
-use crate::llm::{ModelRequest, ModelResponse, StreamEvent};
+use crate::llm::{HostedCallSummary, Item, ModelRequest, ModelResponse, StreamEvent};
 use crate::plan::Agent;
 
 /// One model call, served from the journal when the run already made it.
@@ -95,4 +95,32 @@ pub(super) fn emit_response(
             }),
         },
     );
+    // The provider's own tool calls, already done when the answer arrives:
+    // the call and its result together.
+    for item in &response.output {
+        if let Item::HostedToolCall { id, kind, item } = item {
+            let summary = HostedCallSummary::of(kind, item);
+            cx.emitter.emit(
+                scope,
+                ToolCalled {
+                    arguments: summary.input,
+                    call_id: id.clone(),
+                    hosted: true,
+                    tool: summary.tool.clone(),
+                },
+            );
+            cx.emitter.emit(
+                scope,
+                ToolResult {
+                    call_id: id.clone(),
+                    error: summary.failed,
+                    hosted: true,
+                    output: summary.output,
+                    plugin_digest: None,
+                    recorded,
+                    tool: summary.tool,
+                },
+            );
+        }
+    }
 }

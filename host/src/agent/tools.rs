@@ -79,6 +79,7 @@ pub(super) async fn call_tool(
             ToolCalled {
                 arguments: clip(arguments),
                 call_id: call_id.to_owned(),
+                hosted: false,
                 tool: name.to_owned(),
             },
         );
@@ -153,6 +154,7 @@ pub(super) async fn call_tool(
             ToolResult {
                 call_id: call_id.to_owned(),
                 error,
+                hosted: false,
                 output: clip(&output),
                 plugin_digest: digest,
                 recorded,

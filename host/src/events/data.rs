@@ -116,9 +116,15 @@ pub struct LlmResponse {
 /// `tool.called`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ToolCalled {
-    /// JSON text, clipped.
+    /// JSON text, clipped (for a hosted tool: what it was asked).
     pub arguments: String,
     pub call_id: String,
+    /// The provider ran the tool itself (web search, hosted MCP, …; the
+    /// Responses API's hosted tools); `tool` is then `web_search`,
+    /// `file_search`, `code_interpreter`, `image_generation` or
+    /// `mcp:<server>.<tool>`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hosted: bool,
     pub tool: String,
 }
 
@@ -128,6 +134,10 @@ pub struct ToolResult {
     pub call_id: String,
     /// The output is an error message (also a rejected approval).
     pub error: bool,
+    /// A hosted tool's result, as the provider reported it (see
+    /// [`ToolCalled::hosted`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub hosted: bool,
     /// Clipped.
     pub output: String,
     /// SHA-256 of the build that served it; `null` on error.
@@ -446,12 +456,14 @@ pub(super) mod tests {
             ToolCalled {
                 arguments: "{}".into(),
                 call_id: "c1".into(),
+                hosted: false,
                 tool: "add".into(),
             }
             .into(),
             ToolResult {
                 call_id: "c1".into(),
                 error: true,
+                hosted: false,
                 output: "3".into(),
                 plugin_digest: Some("ab".into()),
                 recorded: true,

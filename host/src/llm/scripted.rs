@@ -378,6 +378,7 @@ fn item_chars(item: &Item) -> usize {
             name, arguments, ..
         } => name.len() + arguments.len(),
         Item::McpApprovalResponse { reason, .. } => reason.as_deref().map_or(0, str::len),
+        Item::HostedToolCall { item, .. } => item.to_string().len(),
     }
 }
 

@@ -138,6 +138,7 @@ pub fn compile(
                 extra_headers: a.model.extra_headers.clone(),
             },
             tools,
+            hosted_tools: Vec::new(),
             input_guardrails: hooks(&a.input_guardrails, "input_guardrails")?,
             output_guardrails: hooks(&a.output_guardrails, "output_guardrails")?,
             tool_guardrails: hooks(&a.tool_guardrails, "tool_guardrails")?,

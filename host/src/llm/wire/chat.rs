@@ -111,6 +111,8 @@ pub(crate) fn build_request(
                     tool_call_id: call_id.clone(),
                 }),
             ),
+            // Context from a Responses conversation; Chat has no such item.
+            Item::HostedToolCall { .. } => {}
             Item::McpApprovalRequest { .. } | Item::McpApprovalResponse { .. } => {
                 return Err(Failure::Invalid(
                     "hosted MCP approval items need the Responses API (set `api: responses`)"
@@ -120,6 +122,12 @@ pub(crate) fn build_request(
         }
     }
 
+    if let Some(tool) = request.hosted_tools.first() {
+        return Err(Failure::Invalid(format!(
+            "the hosted tool `{}` needs the Responses API (set `api: responses`)",
+            tool.kind()
+        )));
+    }
     let mut args = CreateChatCompletionRequestArgs::default();
     args.model(settings.model.clone()).messages(messages);
     if !request.tools.is_empty() {

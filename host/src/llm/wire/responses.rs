@@ -21,6 +21,13 @@ pub(crate) fn body(request: &ModelRequest) -> Result<serde_json::Value, Failure>
     let typed = build_request(request)?;
     let mut body = serde_json::to_value(typed)
         .map_err(|e| Failure::Invalid(format!("cannot encode the request: {e}")))?;
+    if !request.hosted_tools.is_empty()
+        && let Some(tools) = body
+            .get_mut("tools")
+            .and_then(serde_json::Value::as_array_mut)
+    {
+        tools.extend(request.hosted_tools.iter().map(|tool| tool.wire()));
+    }
     if let Some(input) = body
         .get_mut("input")
         .and_then(serde_json::Value::as_array_mut)
@@ -45,7 +52,7 @@ pub(crate) fn build_request(request: &ModelRequest) -> Result<CreateResponse, Fa
     let mut args = CreateResponseArgs::default();
     args.model(settings.model.clone())
         .input(InputParam::Items(
-            request.input.iter().map(input_item).collect(),
+            request.input.iter().filter_map(input_item).collect(),
         ))
         .include(Vec::new());
     if let Some(instructions) = &request.instructions {
@@ -99,8 +106,11 @@ pub(crate) fn build_request(request: &ModelRequest) -> Result<CreateResponse, Fa
         .map_err(|e| Failure::Invalid(format!("cannot build the request: {e}")))
 }
 
-fn input_item(item: &Item) -> InputItem {
-    match item {
+/// The input item for `item`; `None` for a hosted tool call the typed
+/// request cannot carry (it is context only: the next request is valid
+/// without it).
+fn input_item(item: &Item) -> Option<InputItem> {
+    Some(match item {
         Item::Message { role, content } => InputItem::EasyMessage(EasyInputMessage {
             r#type: MessageType::Message,
             role: match role {
@@ -154,7 +164,18 @@ fn input_item(item: &Item) -> InputItem {
             id: None,
             reason: reason.clone(),
         })),
-    }
+        // Replayed as the server sent it, like the SDKs do, when it has the
+        // documented shape.
+        Item::HostedToolCall { kind, item, .. } => {
+            match serde_json::from_value::<WireItem>(item.clone()) {
+                Ok(typed) => InputItem::Item(typed),
+                Err(e) => {
+                    tracing::debug!(kind, error = %e, "a hosted tool call is not replayed");
+                    return None;
+                }
+            }
+        }
+    })
 }
 
 #[cfg(test)]
@@ -262,6 +283,25 @@ mod tests {
             json!({"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": true})
         );
         assert_eq!(body["input"][0]["type"], "mcp_approval_request");
+
+        let mut hosted = request.clone();
+        hosted.hosted_tools = vec![crate::llm::HostedTool::FileSearch {
+            vector_store_ids: vec!["vs_1".into()],
+            max_num_results: Some(3),
+        }];
+        hosted.input.push(Item::HostedToolCall {
+            id: "ws_1".into(),
+            kind: "web_search_call".into(),
+            item: json!({"type": "web_search_call", "id": "ws_1", "status": "completed",
+                         "action": {"type": "search", "query": "q"}}),
+        });
+        let body = super::body(&hosted).unwrap();
+        assert_eq!(
+            body["tools"],
+            json!([{"type": "file_search", "vector_store_ids": ["vs_1"], "max_num_results": 3}])
+        );
+        assert_eq!(body["input"][2]["type"], "web_search_call", "{body}");
+        assert_eq!(body["input"][2]["id"], "ws_1");
 
         let mut bad = request.clone();
         bad.settings.reasoning_effort = Some("extreme".into());

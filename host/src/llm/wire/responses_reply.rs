@@ -18,6 +18,7 @@ use super::lenient::{
 };
 use super::{Answer, DeltaTap};
 use crate::llm::error::{Failure, json_failure};
+use crate::llm::hosted::HOSTED_ITEMS;
 use crate::llm::sse::SseEvent;
 use crate::llm::{Item, StreamEvent};
 
@@ -104,14 +105,8 @@ fn error_code(error: &Value) -> Option<String> {
 /// Output item types the host knows and does not act on.
 const SKIPPED_ITEMS: &[&str] = &[
     "reasoning",
-    "web_search_call",
-    "file_search_call",
-    "code_interpreter_call",
-    "image_generation_call",
     "computer_call",
     "local_shell_call",
-    "mcp_call",
-    "mcp_list_tools",
     "custom_tool_call",
 ];
 
@@ -134,6 +129,11 @@ fn output_item(item: &Value, index: usize) -> Result<Option<Item>, Failure> {
             server_label: string_field(item, "server_label"),
             name: string_field(item, "name"),
             arguments: arguments_text(item.get("arguments")),
+        }),
+        hosted if HOSTED_ITEMS.contains(&hosted) => Some(Item::HostedToolCall {
+            id: string_field(item, "id"),
+            kind: hosted.to_owned(),
+            item: item.clone(),
         }),
         known if SKIPPED_ITEMS.contains(&known) => None,
         other => {
