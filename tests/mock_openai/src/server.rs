@@ -20,10 +20,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::{Endpoint, Fault, MockConfig, Reply, Rule};
+use crate::hosted;
 use crate::render::{self, Call, Meta, Output};
 use crate::request::{Format, ReqView};
+use crate::restyle;
 use crate::schema::{generate, short_hash};
 use crate::stats::{Counters, InFlight, LoggedRequest, Stats, inc};
+use crate::style::{self, Styles};
 use crate::{MockError, Result};
 
 const MAX_BODY: usize = 64 << 20;
@@ -98,6 +101,7 @@ pub(crate) struct Shared {
     log_capacity: usize,
     log_bodies: bool,
     models: Vec<String>,
+    styles: Styles,
     rules: RwLock<Arc<RuleSet>>,
     pub(crate) stats: Counters,
     log: Mutex<VecDeque<LoggedRequest>>,
@@ -177,6 +181,7 @@ impl Shared {
             log_capacity: config.log_capacity,
             log_bodies: config.log_bodies,
             models: config.models,
+            styles: Styles::new(&config.styles),
             rules: RwLock::new(Arc::new(RuleSet::new(config.rules))),
             stats: Counters::default(),
             log: Mutex::new(VecDeque::new()),
@@ -253,6 +258,11 @@ impl Shared {
     }
 
     fn default_output(&self, view: &ReqView<'_>, n: u64) -> Output {
+        if let Some((items, text)) = hosted::default_items(view, n) {
+            inc(&self.stats.hosted_replies);
+            let text = text.then(|| format!("reply {}", short_hash(&view.last_user)));
+            return Output::Hosted { items, text };
+        }
         let hash = short_hash(&view.last_user);
         if view.marker
             && view.tool_results.is_empty()
@@ -315,6 +325,13 @@ impl Shared {
                 self.remember_calls(&calls);
                 Output::Calls(calls)
             }
+            Reply::Hosted(reply) => {
+                inc(&self.stats.hosted_replies);
+                Output::Hosted {
+                    items: hosted::items_from_specs(&reply.hosted, &view.last_user, n),
+                    text: reply.text.clone(),
+                }
+            }
             Reply::McpApprovalRequest(spec) => {
                 inc(&self.stats.mcp_approval_requests);
                 Output::Approval {
@@ -327,7 +344,35 @@ impl Shared {
         }
     }
 
-    fn render(&self, body: &Value, view: &ReqView<'_>, out: &Output, meta: Meta) -> Plan {
+    fn render(
+        &self,
+        body: &Value,
+        view: &ReqView<'_>,
+        out: &Output,
+        meta: Meta,
+        styles: Styles,
+    ) -> Plan {
+        if !styles.is_empty() {
+            return match (view.endpoint, view.stream) {
+                (Endpoint::Chat, false) => Plan::Json(restyle::json_body(
+                    &render::chat_json(view, out, meta),
+                    true,
+                    styles,
+                )),
+                (Endpoint::Chat, true) => {
+                    Plan::Sse(restyle::chat_stream(view, out, meta, self.chunks, styles))
+                }
+                (_, false) => Plan::Json(restyle::json_body(
+                    &render::responses_json(body, view, out, meta),
+                    false,
+                    styles,
+                )),
+                (_, true) => Plan::Sse(restyle::responses_stream(
+                    &render::responses_events(body, view, out, meta, self.chunks),
+                    styles,
+                )),
+            };
+        }
         match (view.endpoint, view.stream) {
             (Endpoint::Chat, false) => Plan::Json(render::chat_json(view, out, meta)),
             (Endpoint::Chat, true) => Plan::Sse(render::chat_events(view, out, meta, self.chunks)),
@@ -396,8 +441,8 @@ impl Shared {
                     StatusCode::BAD_REQUEST,
                     &bad.message,
                     "invalid_request_error",
-                    bad.param,
-                    None,
+                    bad.param.as_deref(),
+                    bad.code,
                 )));
             }
         };
@@ -411,8 +456,26 @@ impl Shared {
         }
         self.stats.count_model(view.model);
 
+        let header_styles = match style::from_header(headers) {
+            Ok(s) => s,
+            Err(message) => {
+                inc(&self.stats.bad_requests);
+                self.log(info);
+                return Err(Box::new(error_response(
+                    StatusCode::BAD_REQUEST,
+                    &message,
+                    "invalid_request_error",
+                    Some(style::STYLE_HEADER),
+                    None,
+                )));
+            }
+        };
         let rules = self.rules();
         let rule = rules.find(&view).and_then(|i| rules.rules.get(i));
+        // Precedence: header, then the rule's styles, then the global ones.
+        let styles = header_styles
+            .or_else(|| rule.and_then(|r| r.rule.styles.as_deref()).map(Styles::new))
+            .unwrap_or(self.styles);
         info.rule = rule.map(|r| r.name.as_str());
         let reply = rule.map_or(&Reply::Default, |r| &r.rule.reply);
         if let Reply::Fault(fault) = reply {
@@ -436,7 +499,7 @@ impl Shared {
                 self.stats.count_fault(fault.kind());
                 let normal = if matches!(fault, Fault::TruncatedStream { .. }) {
                     let out = self.default_output(&view, n);
-                    self.render(&body, &view, &out, meta)
+                    self.render(&body, &view, &out, meta, styles)
                 } else {
                     Plan::Json(Bytes::new())
                 };
@@ -450,7 +513,7 @@ impl Shared {
             }
             _ => {
                 let out = self.output(&view, reply, n);
-                self.render(&body, &view, &out, meta)
+                self.render(&body, &view, &out, meta, styles)
             }
         };
         Ok(Prepared {
@@ -755,6 +818,20 @@ fn fault_response(
                 None,
             ),
         },
+        Fault::Raw {
+            status,
+            content_type,
+            body,
+            repeat,
+        } => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut headers = api_headers(n, latency, JSON);
+            if let Ok(v) = HeaderValue::from_str(content_type) {
+                headers.insert(header::CONTENT_TYPE, v);
+            }
+            let body = body.repeat((*repeat).max(1));
+            (status, headers, body).into_response()
+        }
         Fault::Hang => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             "mock: hang",

@@ -50,6 +50,9 @@ pub struct Stats {
     pub structured: u64,
     /// Replies that were MCP approval requests.
     pub mcp_approval_requests: u64,
+    /// Replies with hosted tool items (scripted or `[[use_hosted]]`).
+    #[serde(default)]
+    pub hosted_replies: u64,
     /// Faults served.
     pub faults: u64,
     /// Faults served per kind (`rate_limit`, `server_error`, `error`, `hang`,
@@ -117,6 +120,7 @@ pub(crate) struct Counters {
     pub tool_calls: AtomicU64,
     pub structured: AtomicU64,
     pub mcp_approval_requests: AtomicU64,
+    pub hosted_replies: AtomicU64,
     pub faults: AtomicU64,
     pub faults_by_kind: [AtomicU64; 6],
     pub per_model: Mutex<HashMap<String, u64>>,
@@ -182,6 +186,7 @@ impl Counters {
             tool_calls: get(&self.tool_calls),
             structured: get(&self.structured),
             mcp_approval_requests: get(&self.mcp_approval_requests),
+            hosted_replies: get(&self.hosted_replies),
             faults: get(&self.faults),
             faults_by_kind,
         }
@@ -202,6 +207,7 @@ impl Counters {
             &self.tool_calls,
             &self.structured,
             &self.mcp_approval_requests,
+            &self.hosted_replies,
             &self.faults,
         ] {
             counter.store(0, Ordering::Relaxed);
