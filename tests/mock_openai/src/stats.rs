@@ -56,7 +56,7 @@ pub struct Stats {
     /// Faults served.
     pub faults: u64,
     /// Faults served per kind (`rate_limit`, `server_error`, `error`, `hang`,
-    /// `malformed`, `truncated_stream`).
+    /// `malformed`, `truncated_stream`, `raw`).
     pub faults_by_kind: BTreeMap<String, u64>,
 }
 
@@ -94,13 +94,14 @@ pub struct LoggedRequest {
     pub offset: Duration,
 }
 
-pub(crate) const FAULT_KINDS: [&str; 6] = [
+pub(crate) const FAULT_KINDS: [&str; 7] = [
     "rate_limit",
     "server_error",
     "error",
     "hang",
     "malformed",
     "truncated_stream",
+    "raw",
 ];
 
 #[derive(Default)]
@@ -122,7 +123,7 @@ pub(crate) struct Counters {
     pub mcp_approval_requests: AtomicU64,
     pub hosted_replies: AtomicU64,
     pub faults: AtomicU64,
-    pub faults_by_kind: [AtomicU64; 6],
+    pub faults_by_kind: [AtomicU64; 7],
     pub per_model: Mutex<HashMap<String, u64>>,
 }
 
