@@ -27,8 +27,10 @@ use std::time::Duration;
 
 mod config;
 mod hosted;
+mod mock_server;
 mod render;
 mod request;
+mod respond;
 mod restyle;
 mod schema;
 mod server;
@@ -39,7 +41,7 @@ pub use config::{
     ApprovalMatch, Endpoint, Fault, Match, McpApprovalSpec, MockConfig, Reply, Rule, ToolCallSpec,
 };
 pub use hosted::{HostedCallSpec, HostedKind, HostedReply, TINY_PNG_BASE64};
-pub use server::MockServer;
+pub use mock_server::MockServer;
 pub use stats::{LoggedRequest, Stats};
 pub use style::{STYLE_HEADER, Style, UnknownStyle};
 
