@@ -130,7 +130,15 @@ fn chat_object(obj: &mut Value, st: Styles) {
         return;
     };
     if st.has(Style::Minimal) {
-        retain(map, &["model", "choices", "usage"]);
+        // The official Python SDK's `chat.completions.stream` helper drops
+        // chunks whose `object` is not "chat.completion.chunk": keep it there.
+        let chunk = map.get("object").and_then(Value::as_str) == Some("chat.completion.chunk");
+        let keep: &[&str] = if chunk {
+            &["object", "model", "choices", "usage"]
+        } else {
+            &["model", "choices", "usage"]
+        };
+        retain(map, keep);
     }
     usage_field(map, st);
     if let Some(Value::Array(choices)) = map.get_mut("choices") {
