@@ -89,3 +89,61 @@ except RateLimitError as e:
     print("429 ok", e.response.headers.get("retry-after"), e.body)
 models = c.models.list()
 print("models ok", [m.id for m in models.data][:2])
+
+# Reply styles (x-mock-style): every style must still give the same text and
+# tool call through the SDK's create / stream helpers.
+STYLES = ["no_usage", "bare_usage", "minimal", "extra", "data_only", "responses_done", "no_done",
+          "usage_in_choice", "whole_tool_call", "split_tool_args", "role_in_content",
+          "finish_on_content", "keepalive", "crlf"]
+want = "reply 0ef48f27d74c5551"
+for style in STYLES:
+    s = c.with_options(default_headers={"x-mock-style": style})
+    r = s.responses.create(model="gpt-4.1-mini", input="topic #0")
+    assert r.output_text == want, (style, r)
+    with s.responses.stream(model="gpt-4.1-mini", input="topic #0") as st:
+        for _ in st: pass
+        assert st.get_final_response().output_text == want, style
+    with s.responses.stream(model="gpt-4.1-mini", input="q", instructions="[[use_tool]]", tools=tools_resp) as st:
+        for _ in st: pass
+        fr = st.get_final_response()
+    calls = [o for o in fr.output if o.type == "function_call"]
+    assert calls and json.loads(calls[0].arguments) == args, (style, fr.output)
+    cc = s.chat.completions.create(model="gpt-4.1-mini", messages=[{"role": "user", "content": "topic #0"}])
+    assert cc.choices[0].message.content == want, (style, cc)
+    with s.chat.completions.stream(model="gpt-4.1-mini", messages=[{"role": "user", "content": "topic #0"}],
+                                   stream_options={"include_usage": True}) as st:
+        for _ in st: pass
+        assert st.get_final_completion().choices[0].message.content == want, style
+    with s.chat.completions.stream(model="gpt-4.1-mini", messages=[{"role": "system", "content": "[[use_tool]]"}, {"role": "user", "content": "q"}], tools=tools_chat) as st:
+        for _ in st: pass
+        fc = st.get_final_completion()
+    assert fc.choices[0].message.tool_calls[0].function.arguments == tc.function.arguments, style
+    p = s.responses.parse(model="gpt-4.1-mini", input="notes", text_format=Report)
+    assert isinstance(p.output_parsed, Report), (style, p)
+    pc = s.chat.completions.parse(model="gpt-4.1-mini", messages=[{"role": "user", "content": "notes"}], response_format=Report)
+    assert isinstance(pc.choices[0].message.parsed, Report), style
+    print("style ok", style)
+
+# Hosted tools ([[use_hosted]]) and the MCP approval round trip.
+hosted = [{"type": "web_search_preview"}, {"type": "file_search", "vector_store_ids": ["vs_1"]},
+          {"type": "code_interpreter", "container": {"type": "auto"}}, {"type": "image_generation"},
+          {"type": "mcp", "server_label": "deepwiki", "server_url": "https://mcp.deepwiki.com/mcp",
+           "require_approval": "never"}]
+r = c.responses.create(model="gpt-4.1-mini", input="weather [[use_hosted]]", tools=hosted)
+assert [o.type for o in r.output] == ["web_search_call", "file_search_call", "code_interpreter_call",
+                                      "image_generation_call", "mcp_call", "message"], r.output
+assert r.output[3].result.startswith("iVBORw0KGgo") and r.output_text.startswith("reply ")
+with c.responses.stream(model="gpt-4.1-mini", input="weather [[use_hosted]]", tools=hosted) as st:
+    types = [e.type for e in st]
+    final = st.get_final_response()
+assert "response.web_search_call.searching" in types and "response.mcp_call.completed" in types, types
+assert [o.type for o in final.output] == [o.type for o in r.output]
+mcp = [{"type": "mcp", "server_label": "deepwiki", "server_url": "https://mcp.deepwiki.com/mcp"}]
+r = c.responses.create(model="gpt-4.1-mini", input="ask [[use_hosted]]", tools=mcp)
+req = r.output[0]
+assert req.type == "mcp_approval_request", r.output
+r2 = c.responses.create(model="gpt-4.1-mini", tools=mcp, input=[
+    {"role": "user", "content": "ask [[use_hosted]]"}, req.model_dump(exclude_none=True),
+    {"type": "mcp_approval_response", "approval_request_id": req.id, "approve": True}])
+assert r2.output[0].type == "mcp_call" and r2.output[0].approval_request_id == req.id, r2.output
+print("hosted ok", [o.type for o in r.output], [o.type for o in r2.output])

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::MockError;
+use crate::hosted::{HostedCallSpec, HostedReply};
+use crate::style::{self, Style};
 
 /// Server configuration. The JSON form uses the same field names, except
 /// that durations are given in milliseconds (`latency_ms`).
@@ -31,6 +33,10 @@ pub struct MockConfig {
     pub log_bodies: bool,
     /// Model ids listed by `GET /v1/models`.
     pub models: Vec<String>,
+    /// Reply styles for every answer (overridden by a rule's `styles`, and
+    /// per request by the `x-mock-style` header).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub styles: Vec<Style>,
 }
 
 impl Default for MockConfig {
@@ -52,6 +58,7 @@ impl Default for MockConfig {
             .into_iter()
             .map(String::from)
             .collect(),
+            styles: Vec::new(),
         }
     }
 }
@@ -93,8 +100,17 @@ impl MockConfig {
         self
     }
 
+    /// Builder helper: sets the global reply styles.
+    #[must_use]
+    pub fn with_styles(mut self, styles: impl IntoIterator<Item = Style>) -> Self {
+        self.styles = styles.into_iter().collect();
+        self
+    }
+
     /// Checks the configuration for mistakes that cannot be expressed in types.
     pub fn validate(&self) -> Result<(), MockError> {
+        style::check(&self.styles)
+            .map_err(|msg| MockError::InvalidConfig(format!("styles: {msg}")))?;
         for (index, rule) in self.rules.iter().enumerate() {
             rule.validate()
                 .map_err(|msg| MockError::InvalidConfig(format!("rule {index}: {msg}")))?;
@@ -152,6 +168,10 @@ pub struct Rule {
     /// Overrides [`MockConfig::spread_stream_latency`] for this rule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spread_stream_latency: Option<bool>,
+    /// Reply styles for this rule's answers, replacing the global ones
+    /// (`Some(vec![])`: none); the `x-mock-style` header still wins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub styles: Option<Vec<Style>>,
 }
 
 impl Rule {
@@ -184,7 +204,17 @@ impl Rule {
         self
     }
 
+    /// Sets the rule's reply styles (replacing the global ones).
+    #[must_use]
+    pub fn with_styles(mut self, styles: impl IntoIterator<Item = Style>) -> Self {
+        self.styles = Some(styles.into_iter().collect());
+        self
+    }
+
     fn validate(&self) -> Result<(), String> {
+        if let Some(styles) = &self.styles {
+            style::check(styles)?;
+        }
         match &self.reply {
             Reply::ToolCalls(calls) if calls.is_empty() => {
                 Err("tool_calls needs at least one call".into())
@@ -194,6 +224,16 @@ impl Rule {
             }
             Reply::Fault(Fault::Error { status, .. }) if !(400..=599).contains(status) => {
                 Err(format!("error status {status} is not 4xx/5xx"))
+            }
+            Reply::Fault(Fault::Raw { status, .. }) if !(200..=599).contains(status) => {
+                Err(format!("raw status {status} is not in 200..=599"))
+            }
+            Reply::Fault(Fault::Raw { content_type, .. })
+                if axum::http::HeaderValue::from_str(content_type).is_err() =>
+            {
+                Err(format!(
+                    "raw content_type {content_type:?} is not a header value"
+                ))
             }
             _ => Ok(()),
         }
@@ -241,6 +281,10 @@ pub struct Match {
     /// Whether the request asks for a stream.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream: Option<bool>,
+    /// The request offers a hosted tool of this type (`web_search` also
+    /// matches `web_search_preview`; the exact type sent matches too).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub has_hosted_tool: Option<String>,
     /// Skip the first `after` requests that satisfy the other conditions.
     #[serde(skip_serializing_if = "is_zero")]
     pub after: u64,
@@ -306,6 +350,12 @@ impl Match {
         self.stream = Some(stream);
         self
     }
+    /// The request must offer a hosted tool of type `kind`.
+    #[must_use]
+    pub fn has_hosted_tool(mut self, kind: impl Into<String>) -> Self {
+        self.has_hosted_tool = Some(kind.into());
+        self
+    }
     /// Skip the first `n` otherwise-matching requests.
     #[must_use]
     pub fn after(mut self, n: u64) -> Self {
@@ -367,8 +417,11 @@ pub struct McpApprovalSpec {
 }
 
 /// What a rule answers.
+///
+/// In JSON, externally tagged (`{"text": "..."}`), except
+/// [`Reply::Hosted`], which is the flat object `{"hosted": [...], "text": "..."}`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(remote = "Self", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Reply {
     /// The default behaviour (deterministic text / `[[use_tool]]` / schema JSON).
     #[default]
@@ -383,6 +436,32 @@ pub enum Reply {
     McpApprovalRequest(McpApprovalSpec),
     /// A fault instead of a reply.
     Fault(Fault),
+    /// Hosted tool output items (Responses API), then an assistant message.
+    /// Chat Completions gets the text only.
+    #[serde(skip)]
+    Hosted(HostedReply),
+}
+
+impl Serialize for Reply {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Reply::Hosted(hosted) => hosted.serialize(s),
+            other => Reply::serialize(other, s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Reply {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = Value::deserialize(d)?;
+        if value.get("hosted").is_some() {
+            return serde_json::from_value(value)
+                .map(Reply::Hosted)
+                .map_err(D::Error::custom);
+        }
+        Reply::deserialize(value).map_err(D::Error::custom)
+    }
 }
 
 impl Reply {
@@ -393,6 +472,13 @@ impl Reply {
     /// A single function call.
     pub fn tool_call(name: impl Into<String>, arguments: Value) -> Self {
         Reply::ToolCalls(vec![ToolCallSpec::new(name, arguments)])
+    }
+    /// [`Reply::Hosted`]: hosted tool items, then `text` (if any).
+    pub fn hosted(items: impl IntoIterator<Item = HostedCallSpec>, text: Option<&str>) -> Self {
+        Reply::Hosted(HostedReply {
+            hosted: items.into_iter().collect(),
+            text: text.map(str::to_owned),
+        })
     }
 }
 
@@ -437,6 +523,21 @@ pub enum Fault {
     /// `200` with a body that is not valid JSON (for streams: an SSE event
     /// whose data is not valid JSON).
     Malformed,
+    /// Any status with a raw body and content type (for non-JSON error
+    /// bodies such as an HTML 413 page or Go's `404 page not found`).
+    Raw {
+        /// HTTP status (200..=599).
+        status: u16,
+        /// `Content-Type` (default `text/plain; charset=utf-8`).
+        #[serde(default = "text_plain")]
+        content_type: String,
+        /// The body, sent verbatim.
+        #[serde(default)]
+        body: String,
+        /// Send the body this many times in a row (for long bodies; default 1).
+        #[serde(default = "one", skip_serializing_if = "is_one")]
+        repeat: usize,
+    },
     /// Start the answer, then close the connection mid-body: SSE stops before
     /// the completion events / `[DONE]`; JSON stops halfway.
     TruncatedStream {
@@ -457,8 +558,21 @@ impl Fault {
             Fault::Hang => "hang",
             Fault::Malformed => "malformed",
             Fault::TruncatedStream { .. } => "truncated_stream",
+            Fault::Raw { .. } => "raw",
         }
     }
+}
+
+fn text_plain() -> String {
+    "text/plain; charset=utf-8".to_owned()
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 fn ms_to_duration<E: serde::de::Error>(ms: f64) -> Result<Duration, E> {

@@ -26,20 +26,31 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 mod config;
+mod hosted;
+mod mock_server;
 mod render;
 mod request;
+mod respond;
+mod restyle;
 mod schema;
 mod server;
 mod stats;
+mod style;
 
 pub use config::{
     ApprovalMatch, Endpoint, Fault, Match, McpApprovalSpec, MockConfig, Reply, Rule, ToolCallSpec,
 };
-pub use server::MockServer;
+pub use hosted::{HostedCallSpec, HostedKind, HostedReply, TINY_PNG_BASE64};
+pub use mock_server::MockServer;
 pub use stats::{LoggedRequest, Stats};
+pub use style::{STYLE_HEADER, Style, UnknownStyle};
 
 /// The marker that makes the default behaviour answer with a tool call.
 pub const USE_TOOL_MARKER: &str = request::USE_TOOL_MARKER;
+
+/// The marker that makes the default behaviour use the offered hosted tools
+/// (Responses API).
+pub const USE_HOSTED_MARKER: &str = hosted::USE_HOSTED_MARKER;
 
 /// Text of the default reply to a request whose last user message is
 /// `last_user`: `reply <first 16 hex digits of sha256(last_user)>`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use mock_openai::{MockConfig, MockServer};
+use mock_openai::{MockConfig, MockServer, Style};
 
 /// Deterministic, scriptable mock of the OpenAI API (loopback only).
 #[derive(Debug, Parser)]
@@ -34,6 +34,10 @@ struct Args {
     /// Do not keep request bodies in the log.
     #[arg(long)]
     no_log_bodies: bool,
+    /// Reply style for every answer (repeatable; replaces the config file's
+    /// `styles`). See the README for the names.
+    #[arg(long = "style", value_name = "NAME")]
+    styles: Vec<Style>,
 }
 
 #[tokio::main]
@@ -61,6 +65,10 @@ async fn main() -> anyhow::Result<()> {
     }
     if args.no_log_bodies {
         config.log_bodies = false;
+    }
+    if !args.styles.is_empty() {
+        config.styles = args.styles;
+        config.validate()?;
     }
     let server = MockServer::start_on(SocketAddr::new(args.host, args.port), config).await?;
     {

@@ -10,10 +10,11 @@
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::hosted::HostedItem;
 use crate::request::ReqView;
 
 /// A JSON string literal (quoted, escaped).
-fn js(text: &str) -> String {
+pub(crate) fn js(text: &str) -> String {
     Value::from(text).to_string()
 }
 
@@ -37,6 +38,11 @@ pub(crate) enum Output {
         arguments: String,
         server_label: String,
     },
+    /// Hosted tool items, then a message when `text` is set.
+    Hosted {
+        items: Vec<HostedItem>,
+        text: Option<String>,
+    },
 }
 
 impl Output {
@@ -47,11 +53,15 @@ impl Output {
             Output::Approval {
                 name, arguments, ..
             } => name.len() + arguments.len(),
+            Output::Hosted { items, text } => {
+                items.iter().map(HostedItem::chars).sum::<usize>()
+                    + text.as_ref().map_or(0, String::len)
+            }
         }
     }
 
     /// Chat Completions has no MCP approval items: those become JSON text.
-    fn chat_text(&self) -> Option<String> {
+    pub(crate) fn chat_text(&self) -> Option<String> {
         match self {
             Output::Text(t) => Some(t.clone()),
             Output::Calls(_) => None,
@@ -65,6 +75,7 @@ impl Output {
                         "arguments": arguments, "server_label": server_label}})
                 .to_string(),
             ),
+            Output::Hosted { text, .. } => Some(text.clone().unwrap_or_default()),
         }
     }
 }
@@ -77,7 +88,7 @@ pub(crate) struct Meta {
 }
 
 /// Cuts `text` into at most `parts` pieces on char boundaries.
-fn split(text: &str, parts: usize) -> Vec<&str> {
+pub(crate) fn split(text: &str, parts: usize) -> Vec<&str> {
     let count = text.chars().count();
     if count == 0 {
         return Vec::new();
@@ -180,6 +191,17 @@ fn items_json(out: &Output, meta: Meta) -> String {
             "[{}]",
             approval_item_json(id, name, arguments, server_label)
         ),
+        Output::Hosted { items, text } => {
+            let mut all: Vec<String> = items.iter().map(|i| i.json(true)).collect();
+            if let Some(text) = text {
+                all.push(message_item_json(
+                    &message_id(meta),
+                    "completed",
+                    &text_part_json(&js(text)),
+                ));
+            }
+            format!("[{}]", all.join(","))
+        }
     }
 }
 
@@ -271,7 +293,7 @@ pub(crate) fn responses_json(body: &Value, view: &ReqView<'_>, out: &Output, met
     ))
 }
 
-struct SseWriter {
+pub(crate) struct SseWriter {
     seq: u64,
     events: Vec<Bytes>,
 }
@@ -285,7 +307,7 @@ impl SseWriter {
     }
 
     /// A Responses event: `event: <type>`, then data `{"type", "sequence_number", fields...}`.
-    fn typed(&mut self, event_type: &str, fields: &str) {
+    pub(crate) fn typed(&mut self, event_type: &str, fields: &str) {
         let seq = self.seq;
         self.seq += 1;
         self.events.push(Bytes::from(format!(
@@ -303,6 +325,45 @@ impl SseWriter {
     }
 }
 
+/// The events of an assistant text message at output `index`.
+fn text_events(w: &mut SseWriter, text: &str, id: &str, index: usize, chunks: usize) {
+    let at = format!("\"item_id\":{id},\"output_index\":{index},\"content_index\":0");
+    let text_literal = js(text);
+    w.typed(
+        "response.output_item.added",
+        &format!(
+            "\"output_index\":{index},\"item\":{}",
+            message_item_json(id, "in_progress", "")
+        ),
+    );
+    w.typed(
+        "response.content_part.added",
+        &format!("{at},\"part\":{}", text_part_json("\"\"")),
+    );
+    for delta in split(text, chunks) {
+        w.typed(
+            "response.output_text.delta",
+            &format!("{at},\"delta\":{},\"logprobs\":[]", js(delta)),
+        );
+    }
+    w.typed(
+        "response.output_text.done",
+        &format!("{at},\"text\":{text_literal},\"logprobs\":[]"),
+    );
+    let part = text_part_json(&text_literal);
+    w.typed(
+        "response.content_part.done",
+        &format!("{at},\"part\":{part}"),
+    );
+    w.typed(
+        "response.output_item.done",
+        &format!(
+            "\"output_index\":{index},\"item\":{}",
+            message_item_json(id, "completed", &part)
+        ),
+    );
+}
+
 /// SSE events of a streamed `POST /v1/responses`, one `Bytes` per event.
 pub(crate) fn responses_events(
     body: &Value,
@@ -316,44 +377,7 @@ pub(crate) fn responses_events(
     w.typed("response.created", &format!("\"response\":{start}"));
     w.typed("response.in_progress", &format!("\"response\":{start}"));
     match out {
-        Output::Text(text) => {
-            let id = message_id(meta);
-            let at = format!("\"item_id\":{id},\"output_index\":0,\"content_index\":0");
-            let text_literal = js(text);
-            w.typed(
-                "response.output_item.added",
-                &format!(
-                    "\"output_index\":0,\"item\":{}",
-                    message_item_json(&id, "in_progress", "")
-                ),
-            );
-            w.typed(
-                "response.content_part.added",
-                &format!("{at},\"part\":{}", text_part_json("\"\"")),
-            );
-            for delta in split(text, chunks) {
-                w.typed(
-                    "response.output_text.delta",
-                    &format!("{at},\"delta\":{},\"logprobs\":[]", js(delta)),
-                );
-            }
-            w.typed(
-                "response.output_text.done",
-                &format!("{at},\"text\":{text_literal},\"logprobs\":[]"),
-            );
-            let part = text_part_json(&text_literal);
-            w.typed(
-                "response.content_part.done",
-                &format!("{at},\"part\":{part}"),
-            );
-            w.typed(
-                "response.output_item.done",
-                &format!(
-                    "\"output_index\":0,\"item\":{}",
-                    message_item_json(&id, "completed", &part)
-                ),
-            );
-        }
+        Output::Text(text) => text_events(&mut w, text, &message_id(meta), 0, chunks),
         Output::Calls(calls) => {
             for (index, call) in calls.iter().enumerate() {
                 let item_id = js(&call.item_id);
@@ -406,6 +430,14 @@ pub(crate) fn responses_events(
                 &format!("\"output_index\":0,\"item\":{item}"),
             );
         }
+        Output::Hosted { items, text } => {
+            for (index, item) in items.iter().enumerate() {
+                item.events(&mut w, index, chunks);
+            }
+            if let Some(text) = text {
+                text_events(&mut w, text, &message_id(meta), items.len(), chunks);
+            }
+        }
     }
     let usage = responses_usage(view, out);
     let done = response_json(body, view, meta, true, &items_json(out, meta), &usage);
@@ -415,7 +447,7 @@ pub(crate) fn responses_events(
 
 // ------------------------------------------------------------ Chat Completions
 
-fn chat_usage(view: &ReqView<'_>, out: &Output) -> String {
+pub(crate) fn chat_usage(view: &ReqView<'_>, out: &Output) -> String {
     let prompt = tokens(view.input_chars);
     let completion = tokens(out.chars());
     let total = prompt + completion;

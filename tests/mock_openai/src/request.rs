@@ -6,9 +6,26 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use crate::config::{ApprovalMatch, Endpoint, Match};
+use crate::hosted::{HOSTED_TOOL_TYPES, USE_HOSTED_MARKER};
 
 /// The marker that makes the default behaviour call the first tool.
 pub(crate) const USE_TOOL_MARKER: &str = "[[use_tool]]";
+
+/// A hosted tool offered by a Responses request.
+#[derive(Debug)]
+pub(crate) struct HostedTool<'a> {
+    /// `web_search` (also for `web_search_preview*`), `file_search`,
+    /// `code_interpreter`, `image_generation` or `mcp`.
+    pub kind: &'a str,
+    /// The type as sent.
+    pub raw_type: &'a str,
+    /// MCP: `server_label` (default `mcp`).
+    pub server_label: &'a str,
+    /// MCP: the first of `allowed_tools` (default `mock_tool`).
+    pub mcp_name: &'a str,
+    /// MCP: `require_approval` is not `"never"` (absent: required, as OpenAI).
+    pub needs_approval: bool,
+}
 
 /// A function tool offered by the request.
 #[derive(Debug)]
@@ -45,6 +62,12 @@ pub(crate) struct ReqView<'a> {
     pub tool_results: Vec<Option<String>>,
     /// `approve` of each `mcp_approval_response` item, in order.
     pub approvals: Vec<bool>,
+    /// `approval_request_id` of the last `mcp_approval_response` item.
+    pub last_approval_id: Option<&'a str>,
+    /// Hosted tools offered (Responses API).
+    pub hosted_tools: Vec<HostedTool<'a>>,
+    /// Whether `[[use_hosted]]` occurs in the instructions or a user message.
+    pub hosted_marker: bool,
     pub format: Format<'a>,
 }
 
@@ -52,13 +75,15 @@ pub(crate) struct ReqView<'a> {
 #[derive(Debug)]
 pub(crate) struct BadRequest {
     pub message: String,
-    pub param: Option<&'static str>,
+    pub param: Option<String>,
+    pub code: Option<&'static str>,
 }
 
-fn bad(message: impl Into<String>, param: &'static str) -> BadRequest {
+fn bad(message: impl Into<String>, param: &str) -> BadRequest {
     BadRequest {
         message: message.into(),
-        param: Some(param),
+        param: Some(param.to_owned()),
+        code: None,
     }
 }
 
@@ -95,6 +120,35 @@ fn tool_result_names(
         .collect()
 }
 
+/// A Responses request tool that is a hosted tool.
+fn hosted_tool(tool: &Value) -> Option<HostedTool<'_>> {
+    let raw_type = str_field(tool, "type")?;
+    if !HOSTED_TOOL_TYPES.contains(&raw_type) {
+        return None;
+    }
+    let kind = if raw_type.starts_with("web_search") {
+        "web_search"
+    } else {
+        raw_type
+    };
+    let mcp_name = match tool.get("allowed_tools") {
+        Some(Value::Array(names)) => names.first().and_then(Value::as_str),
+        Some(Value::Object(filter)) => filter
+            .get("tool_names")
+            .and_then(Value::as_array)
+            .and_then(|names| names.first())
+            .and_then(Value::as_str),
+        _ => None,
+    };
+    Some(HostedTool {
+        kind,
+        raw_type,
+        server_label: str_field(tool, "server_label").unwrap_or("mcp"),
+        mcp_name: mcp_name.unwrap_or("mock_tool"),
+        needs_approval: str_field(tool, "require_approval") != Some("never"),
+    })
+}
+
 fn str_field<'a>(value: &'a Value, key: &str) -> Option<&'a str> {
     value.get(key).and_then(Value::as_str)
 }
@@ -111,6 +165,7 @@ impl<'a> ReqView<'a> {
             return Err(BadRequest {
                 message: "Request body must be a JSON object.".into(),
                 param: None,
+                code: None,
             });
         }
         let model = match body.get("model") {
@@ -142,6 +197,9 @@ impl<'a> ReqView<'a> {
             tools: Vec::new(),
             tool_results: Vec::new(),
             approvals: Vec::new(),
+            last_approval_id: None,
+            hosted_tools: Vec::new(),
+            hosted_marker: false,
             format: Format::Text,
         };
         match endpoint {
@@ -149,6 +207,7 @@ impl<'a> ReqView<'a> {
             _ => view.read_responses(body, known_calls)?,
         }
         view.marker = view.marker || view.instructions.contains(USE_TOOL_MARKER);
+        view.hosted_marker = view.hosted_marker || view.instructions.contains(USE_HOSTED_MARKER);
         Ok(view)
     }
 
@@ -166,6 +225,7 @@ impl<'a> ReqView<'a> {
     fn add_user(&mut self, text: String) {
         self.input_chars += text.len();
         self.marker = self.marker || text.contains(USE_TOOL_MARKER);
+        self.hosted_marker = self.hosted_marker || text.contains(USE_HOSTED_MARKER);
         self.last_user = text;
     }
 
@@ -219,6 +279,7 @@ impl<'a> ReqView<'a> {
                         Some("mcp_approval_response") => {
                             let approve = item.get("approve").and_then(Value::as_bool);
                             self.approvals.push(approve.unwrap_or(false));
+                            self.last_approval_id = str_field(item, "approval_request_id");
                         }
                         Some("message") | None => {
                             let text = content_text(item.get("content"));
@@ -250,6 +311,9 @@ impl<'a> ReqView<'a> {
                         name,
                         parameters: tool.get("parameters"),
                     });
+                }
+                if let Some(hosted) = hosted_tool(tool) {
+                    self.hosted_tools.push(hosted);
                 }
             }
         }
@@ -327,7 +391,19 @@ impl<'a> ReqView<'a> {
         }
         self.tool_results = tool_result_names(outputs, &call_names, known_calls);
         if let Some(tools) = body.get("tools").and_then(Value::as_array) {
-            for tool in tools {
+            for (index, tool) in tools.iter().enumerate() {
+                if let Some(kind) = str_field(tool, "type")
+                    && HOSTED_TOOL_TYPES.contains(&kind)
+                {
+                    // What OpenAI answers: hosted tools are a Responses feature.
+                    return Err(BadRequest {
+                        message: format!(
+                            "Invalid value: '{kind}'. Supported values are: 'function' and 'custom'."
+                        ),
+                        param: Some(format!("tools[{index}].type")),
+                        code: Some("invalid_value"),
+                    });
+                }
                 if str_field(tool, "type") == Some("function")
                     && let Some(function) = tool.get("function")
                     && let Some(name) = str_field(function, "name")
@@ -412,6 +488,14 @@ impl<'a> ReqView<'a> {
             }
         }
         if m.stream.is_some_and(|s| s != self.stream) {
+            return false;
+        }
+        if let Some(kind) = m.has_hosted_tool.as_deref()
+            && !self
+                .hosted_tools
+                .iter()
+                .any(|t| t.kind == kind || t.raw_type == kind)
+        {
             return false;
         }
         true

@@ -1,7 +1,6 @@
 //! The HTTP server: routing, rules, latency, faults.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -9,26 +8,25 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use bytes::Bytes;
 use serde_json::{Value, json};
-use tokio::net::TcpSocket;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::config::{Endpoint, Fault, MockConfig, Reply, Rule};
+use crate::hosted;
 use crate::render::{self, Call, Meta, Output};
 use crate::request::{Format, ReqView};
+use crate::respond::{JSON, SSE, api_headers, error_response, event_body, fault_response};
+use crate::restyle;
 use crate::schema::{generate, short_hash};
 use crate::stats::{Counters, InFlight, LoggedRequest, Stats, inc};
-use crate::{MockError, Result};
+use crate::style::{self, Styles};
 
 const MAX_BODY: usize = 64 << 20;
 const MAX_KNOWN_CALLS: usize = 100_000;
-const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 struct CompiledRule {
     rule: Rule,
@@ -37,12 +35,12 @@ struct CompiledRule {
     hits: AtomicU64,
 }
 
-struct RuleSet {
+pub(crate) struct RuleSet {
     rules: Vec<CompiledRule>,
 }
 
 impl RuleSet {
-    fn new(rules: Vec<Rule>) -> Self {
+    pub(crate) fn new(rules: Vec<Rule>) -> Self {
         let rules = rules
             .into_iter()
             .enumerate()
@@ -98,9 +96,10 @@ pub(crate) struct Shared {
     log_capacity: usize,
     log_bodies: bool,
     models: Vec<String>,
-    rules: RwLock<Arc<RuleSet>>,
+    styles: Styles,
+    pub(crate) rules: RwLock<Arc<RuleSet>>,
     pub(crate) stats: Counters,
-    log: Mutex<VecDeque<LoggedRequest>>,
+    pub(crate) log: Mutex<VecDeque<LoggedRequest>>,
     log_seq: AtomicU64,
     ids: AtomicU64,
     calls: Mutex<HashMap<String, String>>,
@@ -108,7 +107,7 @@ pub(crate) struct Shared {
     started: Instant,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -149,7 +148,7 @@ struct LogInfo<'a> {
 }
 
 /// What to send, decided synchronously before any sleep.
-enum Plan {
+pub(crate) enum Plan {
     Json(Bytes),
     Sse(Vec<Bytes>),
     Fault {
@@ -169,7 +168,7 @@ struct Prepared {
 }
 
 impl Shared {
-    fn new(config: MockConfig, shutdown: watch::Receiver<bool>) -> Self {
+    pub(crate) fn new(config: MockConfig, shutdown: watch::Receiver<bool>) -> Self {
         Self {
             latency: config.latency,
             spread: config.spread_stream_latency,
@@ -177,6 +176,7 @@ impl Shared {
             log_capacity: config.log_capacity,
             log_bodies: config.log_bodies,
             models: config.models,
+            styles: Styles::new(&config.styles),
             rules: RwLock::new(Arc::new(RuleSet::new(config.rules))),
             stats: Counters::default(),
             log: Mutex::new(VecDeque::new()),
@@ -253,6 +253,11 @@ impl Shared {
     }
 
     fn default_output(&self, view: &ReqView<'_>, n: u64) -> Output {
+        if let Some((items, text)) = hosted::default_items(view, n) {
+            inc(&self.stats.hosted_replies);
+            let text = text.then(|| format!("reply {}", short_hash(&view.last_user)));
+            return Output::Hosted { items, text };
+        }
         let hash = short_hash(&view.last_user);
         if view.marker
             && view.tool_results.is_empty()
@@ -315,6 +320,13 @@ impl Shared {
                 self.remember_calls(&calls);
                 Output::Calls(calls)
             }
+            Reply::Hosted(reply) => {
+                inc(&self.stats.hosted_replies);
+                Output::Hosted {
+                    items: hosted::items_from_specs(&reply.hosted, &view.last_user, n),
+                    text: reply.text.clone(),
+                }
+            }
             Reply::McpApprovalRequest(spec) => {
                 inc(&self.stats.mcp_approval_requests);
                 Output::Approval {
@@ -327,7 +339,35 @@ impl Shared {
         }
     }
 
-    fn render(&self, body: &Value, view: &ReqView<'_>, out: &Output, meta: Meta) -> Plan {
+    fn render(
+        &self,
+        body: &Value,
+        view: &ReqView<'_>,
+        out: &Output,
+        meta: Meta,
+        styles: Styles,
+    ) -> Plan {
+        if !styles.is_empty() {
+            return match (view.endpoint, view.stream) {
+                (Endpoint::Chat, false) => Plan::Json(restyle::json_body(
+                    &render::chat_json(view, out, meta),
+                    true,
+                    styles,
+                )),
+                (Endpoint::Chat, true) => {
+                    Plan::Sse(restyle::chat_stream(view, out, meta, self.chunks, styles))
+                }
+                (_, false) => Plan::Json(restyle::json_body(
+                    &render::responses_json(body, view, out, meta),
+                    false,
+                    styles,
+                )),
+                (_, true) => Plan::Sse(restyle::responses_stream(
+                    &render::responses_events(body, view, out, meta, self.chunks),
+                    styles,
+                )),
+            };
+        }
         match (view.endpoint, view.stream) {
             (Endpoint::Chat, false) => Plan::Json(render::chat_json(view, out, meta)),
             (Endpoint::Chat, true) => Plan::Sse(render::chat_events(view, out, meta, self.chunks)),
@@ -396,8 +436,8 @@ impl Shared {
                     StatusCode::BAD_REQUEST,
                     &bad.message,
                     "invalid_request_error",
-                    bad.param,
-                    None,
+                    bad.param.as_deref(),
+                    bad.code,
                 )));
             }
         };
@@ -411,8 +451,26 @@ impl Shared {
         }
         self.stats.count_model(view.model);
 
+        let header_styles = match style::from_header(headers) {
+            Ok(s) => s,
+            Err(message) => {
+                inc(&self.stats.bad_requests);
+                self.log(info);
+                return Err(Box::new(error_response(
+                    StatusCode::BAD_REQUEST,
+                    &message,
+                    "invalid_request_error",
+                    Some(style::STYLE_HEADER),
+                    None,
+                )));
+            }
+        };
         let rules = self.rules();
         let rule = rules.find(&view).and_then(|i| rules.rules.get(i));
+        // Precedence: header, then the rule's styles, then the global ones.
+        let styles = header_styles
+            .or_else(|| rule.and_then(|r| r.rule.styles.as_deref()).map(Styles::new))
+            .unwrap_or(self.styles);
         info.rule = rule.map(|r| r.name.as_str());
         let reply = rule.map_or(&Reply::Default, |r| &r.rule.reply);
         if let Reply::Fault(fault) = reply {
@@ -436,7 +494,7 @@ impl Shared {
                 self.stats.count_fault(fault.kind());
                 let normal = if matches!(fault, Fault::TruncatedStream { .. }) {
                     let out = self.default_output(&view, n);
-                    self.render(&body, &view, &out, meta)
+                    self.render(&body, &view, &out, meta, styles)
                 } else {
                     Plan::Json(Bytes::new())
                 };
@@ -450,7 +508,7 @@ impl Shared {
             }
             _ => {
                 let out = self.output(&view, reply, n);
-                self.render(&body, &view, &out, meta)
+                self.render(&body, &view, &out, meta, styles)
             }
         };
         Ok(Prepared {
@@ -475,98 +533,6 @@ fn header_latency(headers: &HeaderMap) -> Option<Duration> {
     } else {
         None
     }
-}
-
-fn error_response(
-    status: StatusCode,
-    message: &str,
-    error_type: &str,
-    param: Option<&str>,
-    code: Option<&str>,
-) -> Response {
-    let body = render::error_body(message, error_type, param, code);
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
-}
-
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const PROCESSING_MS: HeaderName = HeaderName::from_static("openai-processing-ms");
-const OPENAI_VERSION: HeaderName = HeaderName::from_static("openai-version");
-const LIMIT_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-limit-requests");
-const REMAINING_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-requests");
-const RESET_REQUESTS: HeaderName = HeaderName::from_static("x-ratelimit-reset-requests");
-const LIMIT_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-limit-tokens");
-const REMAINING_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-remaining-tokens");
-const RESET_TOKENS: HeaderName = HeaderName::from_static("x-ratelimit-reset-tokens");
-
-fn api_headers(n: u64, latency: Duration, content_type: &'static str) -> HeaderMap {
-    let mut h = HeaderMap::with_capacity(16);
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(&format!("req_mock{n}")) {
-        h.insert(X_REQUEST_ID, v);
-    }
-    let ms = u64::try_from(latency.as_millis()).unwrap_or(u64::MAX);
-    h.insert(PROCESSING_MS, HeaderValue::from(ms));
-    h.insert(OPENAI_VERSION, HeaderValue::from_static("2020-10-01"));
-    h.insert(LIMIT_REQUESTS, HeaderValue::from_static("30000"));
-    h.insert(REMAINING_REQUESTS, HeaderValue::from_static("29999"));
-    h.insert(RESET_REQUESTS, HeaderValue::from_static("2ms"));
-    h.insert(LIMIT_TOKENS, HeaderValue::from_static("150000000"));
-    h.insert(REMAINING_TOKENS, HeaderValue::from_static("149999000"));
-    h.insert(RESET_TOKENS, HeaderValue::from_static("0s"));
-    h
-}
-
-const JSON: &str = "application/json";
-const SSE: &str = "text/event-stream; charset=utf-8";
-
-/// A body sending `events` (optionally `delay` apart), optionally cut with an
-/// I/O error after `cut` events; holds `guard` until done.
-fn event_body(events: Vec<Bytes>, delay: Duration, cut: Option<usize>, guard: InFlight) -> Body {
-    let keep = cut.unwrap_or(events.len()).min(events.len());
-    let truncated = cut.is_some();
-    let mut events = events;
-    events.truncate(keep);
-    let chunks: Vec<Bytes> = if delay.is_zero() {
-        let mut all = Vec::with_capacity(events.iter().map(Bytes::len).sum());
-        for e in &events {
-            all.extend_from_slice(e);
-        }
-        vec![Bytes::from(all)]
-    } else {
-        events
-    };
-    let state = (chunks.into_iter(), guard, false);
-    let stream = futures::stream::unfold(state, move |(mut it, guard, done)| async move {
-        if done {
-            return None;
-        }
-        match it.next() {
-            Some(chunk) => {
-                if !delay.is_zero() {
-                    tokio::time::sleep(delay).await;
-                }
-                Some((Ok::<Bytes, std::io::Error>(chunk), (it, guard, false)))
-            }
-            None if truncated => {
-                // Let the kept events reach the client, then drop the connection.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                Some((
-                    Err(std::io::Error::other("mock: truncated stream")),
-                    (it, guard, true),
-                ))
-            }
-            None => None,
-        }
-    });
-    Body::from_stream(stream)
 }
 
 async fn serve_model(
@@ -642,126 +608,6 @@ async fn serve_model(
             model,
             normal,
         } => fault_response(&fault, n, latency, stream, chat, &model, *normal, guard),
-    }
-}
-
-#[expect(clippy::too_many_arguments, reason = "internal plumbing")]
-fn fault_response(
-    fault: &Fault,
-    n: u64,
-    latency: Duration,
-    stream: bool,
-    chat: bool,
-    model: &str,
-    normal: Plan,
-    guard: InFlight,
-) -> Response {
-    let meta = Meta { n, created: 0 };
-    match fault {
-        Fault::RateLimit {
-            retry_after_secs,
-            message,
-        } => {
-            let default_message = format!(
-                "Rate limit reached for {model} in organization org-mock on requests per min (RPM): Limit 3, Used 3, Requested 1. Please try again in {retry_after_secs}s. Visit https://platform.openai.com/account/rate-limits to learn more."
-            );
-            let body = render::error_body(
-                message.as_deref().unwrap_or(&default_message),
-                "requests",
-                None,
-                Some("rate_limit_exceeded"),
-            );
-            let mut headers = api_headers(n, latency, JSON);
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
-            headers.insert(REMAINING_REQUESTS, HeaderValue::from_static("0"));
-            if let Ok(v) = HeaderValue::from_str(&format!("{retry_after_secs}s")) {
-                headers.insert(RESET_REQUESTS, v);
-            }
-            (StatusCode::TOO_MANY_REQUESTS, headers, body).into_response()
-        }
-        Fault::ServerError { message } => {
-            let body = render::error_body(
-                message.as_deref().unwrap_or(
-                    "The server had an error while processing your request. Sorry about that!",
-                ),
-                "server_error",
-                None,
-                None,
-            );
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                api_headers(n, latency, JSON),
-                body,
-            )
-                .into_response()
-        }
-        Fault::Error {
-            status,
-            message,
-            error_type,
-            code,
-        } => {
-            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
-            let default_type = if status.is_server_error() {
-                "server_error"
-            } else {
-                "invalid_request_error"
-            };
-            let body = render::error_body(
-                message.as_deref().unwrap_or("Mock error."),
-                error_type.as_deref().unwrap_or(default_type),
-                None,
-                code.as_deref(),
-            );
-            (status, api_headers(n, latency, JSON), body).into_response()
-        }
-        Fault::Malformed if stream => (
-            api_headers(n, latency, SSE),
-            event_body(
-                render::malformed_events(chat, meta),
-                Duration::ZERO,
-                None,
-                guard,
-            ),
-        )
-            .into_response(),
-        Fault::Malformed => {
-            (api_headers(n, latency, JSON), render::malformed_json(meta)).into_response()
-        }
-        Fault::TruncatedStream { after_events } => match normal {
-            Plan::Sse(events) => {
-                // Never send the completion events (the last two).
-                let limit = events.len().saturating_sub(2).max(1);
-                let keep = after_events.unwrap_or(events.len() / 2).clamp(1, limit);
-                (
-                    api_headers(n, latency, SSE),
-                    event_body(events, Duration::ZERO, Some(keep), guard),
-                )
-                    .into_response()
-            }
-            Plan::Json(bytes) => {
-                let half = bytes.slice(..bytes.len() / 2);
-                (
-                    api_headers(n, latency, JSON),
-                    event_body(vec![half], Duration::ZERO, Some(1), guard),
-                )
-                    .into_response()
-            }
-            Plan::Fault { .. } => error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "mock: nested fault",
-                "server_error",
-                None,
-                None,
-            ),
-        },
-        Fault::Hang => error_response(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "mock: hang",
-            "server_error",
-            None,
-            None,
-        ),
     }
 }
 
@@ -863,7 +709,7 @@ async fn not_found(
     )
 }
 
-fn router(shared: Arc<Shared>) -> Router {
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/responses", post(responses))
         .route("/responses", post(responses))
@@ -881,148 +727,14 @@ fn router(shared: Arc<Shared>) -> Router {
 }
 
 impl Shared {
-    fn snapshot(&self) -> Stats {
+    pub(crate) fn snapshot(&self) -> Stats {
         self.stats.snapshot(self.rules().hits())
     }
 
-    fn reset(&self) {
+    pub(crate) fn reset(&self) {
         self.stats.reset();
         self.rules().reset();
         lock(&self.log).clear();
         self.log_seq.store(0, Ordering::Relaxed);
-    }
-}
-
-// ------------------------------------------------------------------ server
-
-/// A running mock server on a loopback port. Dropping it stops the server
-/// (without waiting); [`MockServer::shutdown`] stops it gracefully.
-pub struct MockServer {
-    addr: SocketAddr,
-    shared: Arc<Shared>,
-    shutdown: watch::Sender<bool>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl std::fmt::Debug for MockServer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MockServer")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
-    }
-}
-
-impl MockServer {
-    /// Starts a server on `127.0.0.1` with an ephemeral port.
-    pub async fn start(config: MockConfig) -> Result<Self> {
-        Self::start_on(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)), config).await
-    }
-
-    /// Starts a server on `addr`, which must be a loopback address.
-    pub async fn start_on(addr: SocketAddr, config: MockConfig) -> Result<Self> {
-        if !addr.ip().is_loopback() {
-            return Err(MockError::NotLoopback(addr));
-        }
-        config.validate()?;
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()?
-        } else {
-            TcpSocket::new_v6()?
-        };
-        socket.set_reuseaddr(true)?;
-        socket.bind(addr)?;
-        let listener = socket.listen(4096)?;
-        let addr = listener.local_addr()?;
-        let (tx, rx) = watch::channel(false);
-        let shared = Arc::new(Shared::new(config, rx.clone()));
-        let app = router(Arc::clone(&shared));
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!("set_nodelay failed: {e}");
-            }
-        });
-        let mut stop = rx;
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        });
-        Ok(Self {
-            addr,
-            shared,
-            shutdown: tx,
-            task: Some(task),
-        })
-    }
-
-    /// The socket address the server listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// `http://127.0.0.1:PORT` (no path).
-    pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// `http://127.0.0.1:PORT/v1`, the API base for OpenAI clients.
-    pub fn base_url(&self) -> String {
-        format!("http://{}/v1", self.addr)
-    }
-
-    /// A snapshot of the counters.
-    pub fn stats(&self) -> Stats {
-        self.shared.snapshot()
-    }
-
-    /// The request log (oldest first, at most `log_capacity` entries).
-    pub fn requests(&self) -> Vec<LoggedRequest> {
-        lock(&self.shared.log).iter().cloned().collect()
-    }
-
-    /// Zeroes counters (except `in_flight`), rule counters and the log.
-    pub fn reset(&self) {
-        self.shared.reset();
-    }
-
-    /// Replaces the rules (their counters start from zero).
-    pub fn set_rules(&self, rules: Vec<Rule>) -> Result<()> {
-        let config = MockConfig {
-            rules,
-            ..MockConfig::default()
-        };
-        config.validate()?;
-        let set = Arc::new(RuleSet::new(config.rules));
-        *self
-            .shared
-            .rules
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = set;
-        Ok(())
-    }
-
-    /// Stops accepting, releases hung requests, waits for in-flight ones
-    /// (at most 10 s, then aborts).
-    pub async fn shutdown(mut self) -> Result<()> {
-        self.shutdown.send_replace(true);
-        let Some(mut task) = self.task.take() else {
-            return Ok(());
-        };
-        match tokio::time::timeout(SHUTDOWN_TIMEOUT, &mut task).await {
-            Ok(Ok(result)) => result.map_err(MockError::Io),
-            Ok(Err(join)) => Err(MockError::Task(join.to_string())),
-            Err(_) => {
-                task.abort();
-                Err(MockError::ShutdownTimeout(SHUTDOWN_TIMEOUT))
-            }
-        }
-    }
-}
-
-impl Drop for MockServer {
-    fn drop(&mut self) {
-        self.shutdown.send_replace(true);
     }
 }

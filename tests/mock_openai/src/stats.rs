@@ -50,10 +50,13 @@ pub struct Stats {
     pub structured: u64,
     /// Replies that were MCP approval requests.
     pub mcp_approval_requests: u64,
+    /// Replies with hosted tool items (scripted or `[[use_hosted]]`).
+    #[serde(default)]
+    pub hosted_replies: u64,
     /// Faults served.
     pub faults: u64,
     /// Faults served per kind (`rate_limit`, `server_error`, `error`, `hang`,
-    /// `malformed`, `truncated_stream`).
+    /// `malformed`, `truncated_stream`, `raw`).
     pub faults_by_kind: BTreeMap<String, u64>,
 }
 
@@ -91,13 +94,14 @@ pub struct LoggedRequest {
     pub offset: Duration,
 }
 
-pub(crate) const FAULT_KINDS: [&str; 6] = [
+pub(crate) const FAULT_KINDS: [&str; 7] = [
     "rate_limit",
     "server_error",
     "error",
     "hang",
     "malformed",
     "truncated_stream",
+    "raw",
 ];
 
 #[derive(Default)]
@@ -117,8 +121,9 @@ pub(crate) struct Counters {
     pub tool_calls: AtomicU64,
     pub structured: AtomicU64,
     pub mcp_approval_requests: AtomicU64,
+    pub hosted_replies: AtomicU64,
     pub faults: AtomicU64,
-    pub faults_by_kind: [AtomicU64; 6],
+    pub faults_by_kind: [AtomicU64; 7],
     pub per_model: Mutex<HashMap<String, u64>>,
 }
 
@@ -182,6 +187,7 @@ impl Counters {
             tool_calls: get(&self.tool_calls),
             structured: get(&self.structured),
             mcp_approval_requests: get(&self.mcp_approval_requests),
+            hosted_replies: get(&self.hosted_replies),
             faults: get(&self.faults),
             faults_by_kind,
         }
@@ -202,6 +208,7 @@ impl Counters {
             &self.tool_calls,
             &self.structured,
             &self.mcp_approval_requests,
+            &self.hosted_replies,
             &self.faults,
         ] {
             counter.store(0, Ordering::Relaxed);

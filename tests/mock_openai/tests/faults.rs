@@ -315,3 +315,71 @@ async fn rule_latency_spread_over_stream_and_header_override() {
     assert_eq!(raw.status, 200);
     assert!(started.elapsed() < Duration::from_millis(150));
 }
+
+#[tokio::test]
+async fn raw_fault_sends_any_status_body_and_content_type() {
+    let config = ok!(MockConfig::from_json(
+        r#"[
+          {"match": {"user_contains": "big"}, "reply": {"fault": {"kind": "raw", "status": 413,
+            "content_type": "text/html",
+            "body": "<html>413 Request Entity Too Large</html>"}}},
+          {"match": {"user_contains": "ollama"}, "reply": {"fault": {"kind": "raw", "status": 404,
+            "body": "404 page not found"}}},
+          {"match": {"user_contains": "long"}, "reply": {"fault": {"kind": "raw", "status": 502,
+            "content_type": "application/json", "body": "{\"detail\":\"upstream\"} ", "repeat": 2000}}}
+        ]"#
+    ));
+    let server = start(config).await;
+    let ask = |text: &str| json!({"model": MODEL, "input": text});
+    let raw = ok!(post_json(&server, "/v1/responses", &ask("big")).await);
+    assert_eq!(raw.status, 413);
+    assert_eq!(raw.header("content-type"), Some("text/html"));
+    assert_eq!(raw.text(), "<html>413 Request Entity Too Large</html>");
+    let raw = ok!(post_json(&server, "/v1/responses", &ask("ollama")).await);
+    assert_eq!(raw.status, 404);
+    assert_eq!(
+        raw.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert_eq!(raw.text(), "404 page not found");
+    let raw = ok!(post_json(
+        &server,
+        "/v1/chat/completions",
+        &json!({"model": MODEL,
+        "messages": [{"role": "user", "content": "long"}]})
+    )
+    .await);
+    assert_eq!(raw.status, 502);
+    assert_eq!(raw.body.len(), 2000 * "{\"detail\":\"upstream\"} ".len());
+    assert!(
+        raw.text()
+            .starts_with("{\"detail\":\"upstream\"} {\"detail\"")
+    );
+    assert_eq!(server.stats().faults_by_kind.get("raw"), Some(&3));
+    // The SDK sees a plain API error with the raw body.
+    let openai = client(&server);
+    assert!(
+        openai
+            .responses()
+            .create(response_request("ollama"))
+            .await
+            .is_err()
+    );
+    // Invalid statuses / content types are config errors.
+    assert!(
+        MockConfig::from_json(r#"[{"reply": {"fault": {"kind": "raw", "status": 99}}}]"#).is_err()
+    );
+    assert!(
+        MockConfig::from_json(
+            r#"[{"reply": {"fault": {"kind": "raw", "status": 500, "content_type": "a\nb"}}}]"#
+        )
+        .is_err()
+    );
+    let rust = Fault::Raw {
+        status: 404,
+        content_type: "text/plain".into(),
+        body: "404 page not found".into(),
+        repeat: 1,
+    };
+    assert_eq!(rust.kind(), "raw");
+}

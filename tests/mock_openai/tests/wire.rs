@@ -216,7 +216,8 @@ async fn binary_serves_rules_file() {
         r#"{"rules": [{"match": {"user_contains": "ping"}, "reply": {"text": "pong"}}]}"#
     ));
     let mut child = ok!(Command::new(env!("CARGO_BIN_EXE_mock-openai"))
-        .args(["--port", "0", "--latency-ms", "5", "--rules"])
+        .args(["--port", "0", "--latency-ms", "5", "--style", "no_usage"])
+        .args(["--style", "bare_usage", "--rules"])
         .arg(&rules)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -260,4 +261,14 @@ async fn binary_serves_rules_file() {
     let raw = ok!(result);
     assert_eq!(raw.status, 200);
     assert_eq!(raw.json()["choices"][0]["message"]["content"], "pong");
+    // --style applies globally.
+    assert!(raw.json().get("usage").is_none(), "{}", raw.text());
+    // Unknown style names are refused at startup.
+    let refused = ok!(Command::new(env!("CARGO_BIN_EXE_mock-openai"))
+        .args(["--port", "0", "--style", "shiny"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output());
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("shiny"));
 }
