@@ -26,3 +26,4 @@ mod run;
 mod secrets;
 mod sinks;
 mod wire_sent;
+mod wire_styles;
