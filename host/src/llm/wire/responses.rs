@@ -229,6 +229,15 @@ mod tests {
             assert_eq!(input[1][key], with_tool["input"][1][key], "{key}");
         }
         assert_eq!(input[2], with_tool["input"][2]);
+        // What differs from the SDK (no `type` on the message, no `id` or
+        // `status` on the replayed call) is valid in OpenAI's schema as
+        // async-openai types it from OpenAI's OpenAPI document.
+        let typed: CreateResponse = serde_json::from_value(body.clone()).expect("OpenAI's schema");
+        assert_eq!(
+            serde_json::to_value(typed).unwrap()["input"][1]["call_id"],
+            "call_mock4"
+        );
+        assert!(input[1].get("id").is_none() && input[0].get("type").is_none());
         assert!(body.get("stream").is_none());
 
         let request = ModelRequest {
