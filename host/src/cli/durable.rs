@@ -510,6 +510,16 @@ async fn show(store: &dyn Store, run_id: &str, json_out: bool) -> Result<ExitCod
                 &digest[..digest.floor_char_boundary(16)]
             )?;
         }
+        for h in &s.hosted {
+            writeln!(
+                out,
+                "      hosted {}({}) → {}{}",
+                host::sinks::escape_controls(&h.tool),
+                host::sinks::escape_controls(&h.input),
+                host::sinks::escape_controls(&h.output),
+                if h.failed { " (failed)" } else { "" }
+            )?;
+        }
         if let Some(e) = &s.error {
             writeln!(out, "      error: {e}")?;
         }

@@ -1,7 +1,8 @@
 //! A journal read back as its steps: what `host runs show` lists and what
 //! a replay compares against.
 
-use super::{Key, StepDone, StepFailed, StepKey, Unreadable, decode, served_by};
+use super::{Key, ModelCall, StepDone, StepFailed, StepKey, Unreadable, decode, served_by};
+use crate::llm::{HostedCallSummary, Item};
 use crate::store::{JournalKind, JournalRecord};
 use std::collections::BTreeMap;
 
@@ -35,6 +36,9 @@ pub struct StepSummary {
     /// The plugins that served its hooks and tools, by name: the SHA-256
     /// of the build each one ran.
     pub plugins: BTreeMap<String, String>,
+    /// The tools its provider ran itself (Responses API hosted tools), in
+    /// the order of its model calls.
+    pub hosted: Vec<HostedCallSummary>,
 }
 
 /// Every step the journal has a result for.
@@ -58,6 +62,7 @@ pub fn step_summaries(records: &[JournalRecord]) -> Result<Vec<StepSummary>, Unr
                     error: None,
                     done: None,
                     plugins: BTreeMap::new(),
+                    hosted: Vec::new(),
                 });
                 steps.len() - 1
             }
@@ -87,6 +92,26 @@ pub fn step_summaries(records: &[JournalRecord]) -> Result<Vec<StepSummary>, Unr
             && let Some(summary) = steps.iter_mut().find(|s| &s.step == step)
         {
             summary.plugins.insert(plugin, digest.to_owned());
+        }
+    }
+    for r in records {
+        if r.entry.kind != JournalKind::ModelResponse {
+            continue;
+        }
+        let Ok(key) = r.entry.key.parse::<Key>() else {
+            continue;
+        };
+        let Some(summary) = key
+            .step()
+            .and_then(|step| steps.iter_mut().find(|s| &s.step == step))
+        else {
+            continue;
+        };
+        let call: ModelCall = decode(r)?;
+        for item in &call.response.output {
+            if let Item::HostedToolCall { kind, item, .. } = item {
+                summary.hosted.push(HostedCallSummary::of(kind, item));
+            }
         }
     }
     Ok(steps)
