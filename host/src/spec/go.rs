@@ -23,7 +23,7 @@
 //! | `display_name`, `instructions`, `handoff` (singular key), `handoff_description`, `output_type` | `display_name`, `instructions`, `handoffs`, `handoff_description`, `output_schema` (inline `schema`, or `json_object`) |
 //! | `model` (absent: [`DEFAULT_MODEL`]) | provider `openai`; `model`, `temperature`, `top_p`, `max_tokens`, `reasoning.effort`, `extra_headers` honoured |
 //! | `tools[j]` of type `web_search`, `file_search`, `code_interpreter`, `image_generation`, `hosted_mcp` | `hosted_tools` ([`HostedTool`](super::HostedTool)) |
-//! | `tools[j]` of type `plugin` (extension) | `tools`: the WASM plugin `name`, with `config` |
+//! | `tools[j]` of type `plugin` (extension) | `tools`: the WASM plugin `name`, with `config`; `require_approval: always` makes each call wait for a human |
 //! | `mcp[k]` | a hosted MCP tool (`server_url` = `address`; label defaults to `<workflow>_<agent>`; `additional.headers` / `.allowed_tools`) |
 //! | `input_guardrails`, `output_guardrails` | guardrail references by `name`, with `config`: a plugin of that name, else the host's built-in preset |
 //!
