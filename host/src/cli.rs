@@ -4,6 +4,7 @@ mod approvals;
 mod config;
 mod durable;
 mod error;
+mod go_state;
 mod outbox;
 mod plugins;
 mod run;

@@ -8,10 +8,12 @@
 //! naming the plugin, never the host.
 
 mod bindings;
+mod builtin;
 mod cache;
 mod call;
 mod error;
 mod exports;
+mod guardrail;
 mod lift;
 mod load;
 mod loaded;
@@ -25,8 +27,10 @@ mod types;
 /// The kinds of entry a plugin offers: one enum, owned by `spec` (which
 /// checks references against them) and re-exported for plugin callers.
 pub use crate::spec::Kind;
+pub use builtin::{DEFAULT_PHONE_PATTERN, MAX_PATTERN_BYTES, Preset};
 pub use cache::{CacheOutcome, default_cache_dir, wasmtime_version};
 pub use error::{CallError, CallErrorKind, LoadError, ResolveError, SlotShortage};
+pub use guardrail::Guardrail;
 pub use lift::{MAX_ENTRIES, MAX_LIFT_BYTES};
 pub use load::{MAX_DESCRIPTION_CHARS, MAX_TOOL_DESCRIPTION_CHARS};
 pub use loaded::Plugin;

@@ -16,6 +16,8 @@
 //! failing endpoint cannot hold the run up.
 
 mod escape;
+pub mod go_events;
+mod go_printer;
 mod http;
 mod jsonl;
 mod lines;
@@ -23,6 +25,7 @@ mod live;
 mod verbose;
 
 pub use escape::{Escaped, escape_controls};
+pub use go_printer::{GoPrinter, go_duration};
 pub use http::{HttpSink, OutboxSink};
 pub use jsonl::JsonlSink;
 pub use lines::{LinesSink, tokens, write_line};
@@ -31,7 +34,7 @@ pub use verbose::VerboseSink;
 
 use crate::events::Event;
 use crate::secret::Secret;
-use crate::spec::{Callback, Escape, confine};
+use crate::spec::{Callback, Escape, EventFormat, confine};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io;
@@ -86,9 +89,9 @@ impl SinkError {
     /// A line of advice for the user, when there is one.
     pub fn hint(&self) -> Option<&'static str> {
         match self {
-            SinkError::Unknown(_) | SinkError::UnexpectedTarget { .. } => {
-                Some("write `stdout`, `stdout_verbose`, `jsonl:PATH`, `jsonl:-` or `http:URL`")
-            }
+            SinkError::Unknown(_) | SinkError::UnexpectedTarget { .. } => Some(
+                "write `stdout`, `stdout_verbose`, `jsonl:PATH`, `jsonl:-` or `http:URL` (with `go:` before it for the Go runner's format)",
+            ),
             SinkError::MissingPath => Some("write `jsonl:PATH`, or `jsonl:-` for stdout"),
             SinkError::MissingUrl | SinkError::BadUrl(_) => {
                 Some("write `http:https://example.com/hook`")
@@ -114,6 +117,9 @@ pub enum SinkSpec {
     /// Every event with its data, streamed model text and the final output,
     /// on stdout.
     StdoutVerbose,
+    /// The Go runner's console printer on stdout (`go:stdout`,
+    /// `go:stdout_verbose`).
+    GoStdout { verbose: bool },
     /// One JSON event per line.
     Jsonl(JsonlTarget),
     /// POST each event to a URL, from the run database's outbox.
@@ -136,6 +142,8 @@ pub struct HttpTarget {
     pub headers: BTreeMap<String, String>,
     /// From the Go runner's request shape only; prints as `***`.
     pub secret: Option<Secret>,
+    /// What each POST carries: this host's event or the Go runner's.
+    pub format: EventFormat,
 }
 
 impl SinkSpec {
@@ -145,8 +153,18 @@ impl SinkSpec {
     /// line's `jsonl:PATH` may name any file.
     pub fn from_callback(callback: &Callback, base_dir: &Path) -> Result<SinkSpec, Escape> {
         Ok(match callback {
-            Callback::Stdout {} => SinkSpec::Stdout,
-            Callback::StdoutVerbose {} => SinkSpec::StdoutVerbose,
+            Callback::Stdout {
+                format: EventFormat::Host,
+            } => SinkSpec::Stdout,
+            Callback::StdoutVerbose {
+                format: EventFormat::Host,
+            } => SinkSpec::StdoutVerbose,
+            Callback::Stdout {
+                format: EventFormat::Go,
+            } => SinkSpec::GoStdout { verbose: false },
+            Callback::StdoutVerbose {
+                format: EventFormat::Go,
+            } => SinkSpec::GoStdout { verbose: true },
             Callback::Jsonl { path } if path == "-" => SinkSpec::Jsonl(JsonlTarget::Stdout),
             Callback::Jsonl { path } => {
                 SinkSpec::Jsonl(JsonlTarget::File(confine(base_dir, Path::new(path))?))
@@ -155,12 +173,14 @@ impl SinkSpec {
                 url,
                 secret_env,
                 headers,
+                format,
                 secret,
             } => SinkSpec::Http(HttpTarget {
                 url: url.clone(),
                 secret_env: secret_env.clone(),
                 headers: headers.clone(),
                 secret: secret.clone(),
+                format: *format,
             }),
         })
     }
@@ -169,7 +189,10 @@ impl SinkSpec {
     pub fn writes_stdout(&self) -> bool {
         matches!(
             self,
-            SinkSpec::Stdout | SinkSpec::StdoutVerbose | SinkSpec::Jsonl(JsonlTarget::Stdout)
+            SinkSpec::Stdout
+                | SinkSpec::StdoutVerbose
+                | SinkSpec::GoStdout { .. }
+                | SinkSpec::Jsonl(JsonlTarget::Stdout)
         )
     }
 
@@ -190,12 +213,24 @@ impl SinkSpec {
 }
 
 /// The command-line syntax: `stdout`, `stdout_verbose`, `jsonl:PATH`,
-/// `jsonl:-`, `http:URL`.
+/// `jsonl:-`, `http:URL`; `go:stdout`, `go:stdout_verbose` and `go:http:URL`
+/// for the Go runner's printer and callback events.
 impl FromStr for SinkSpec {
     type Err = SinkError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let s = s.trim();
+        if let Some(rest) = s.strip_prefix("go:") {
+            return match rest.parse::<SinkSpec>()? {
+                SinkSpec::Stdout => Ok(SinkSpec::GoStdout { verbose: false }),
+                SinkSpec::StdoutVerbose => Ok(SinkSpec::GoStdout { verbose: true }),
+                SinkSpec::Http(target) => Ok(SinkSpec::Http(HttpTarget {
+                    format: EventFormat::Go,
+                    ..target
+                })),
+                _ => Err(SinkError::Unknown(s.into())),
+            };
+        }
         // `http://…` alone is taken as `http:http://…`.
         if s.starts_with("http://") || s.starts_with("https://") {
             return http(s);
@@ -236,6 +271,7 @@ fn http(url: &str) -> Result<SinkSpec, SinkError> {
         secret_env: None,
         headers: BTreeMap::new(),
         secret: None,
+        format: EventFormat::Host,
     }))
 }
 
@@ -245,8 +281,13 @@ impl fmt::Display for SinkSpec {
         match self {
             SinkSpec::Stdout => f.write_str("stdout"),
             SinkSpec::StdoutVerbose => f.write_str("stdout_verbose"),
+            SinkSpec::GoStdout { verbose: false } => f.write_str("go:stdout"),
+            SinkSpec::GoStdout { verbose: true } => f.write_str("go:stdout_verbose"),
             SinkSpec::Jsonl(JsonlTarget::Stdout) => f.write_str("jsonl:-"),
             SinkSpec::Jsonl(JsonlTarget::File(path)) => write!(f, "jsonl:{}", path.display()),
+            SinkSpec::Http(target) if target.format == EventFormat::Go => {
+                write!(f, "go:http:{}", target.url)
+            }
             SinkSpec::Http(target) => write!(f, "http:{}", target.url),
         }
     }
@@ -311,6 +352,9 @@ pub struct SinkOptions {
     pub offline: bool,
     /// Where `http` sinks enqueue their events; without it they cannot open.
     pub outbox: Option<OutboxSink>,
+    /// Agent key → the name people see (the spec's `display_name`), for
+    /// the Go printer and Go callback events.
+    pub display_names: BTreeMap<String, String>,
 }
 
 /// Opens one sink: creates or appends to its file, takes stdout, or
@@ -323,10 +367,20 @@ pub fn open(spec: &SinkSpec, options: &SinkOptions) -> Result<Box<dyn Sink>, Sin
             "stdout_verbose",
             options.clone(),
         )),
+        SinkSpec::GoStdout { verbose } => Box::new(GoPrinter::new(
+            io::stdout(),
+            spec.to_string(),
+            *verbose,
+            options,
+        )),
         SinkSpec::Jsonl(JsonlTarget::Stdout) => Box::new(JsonlSink::new(io::stdout(), "jsonl:-")),
         SinkSpec::Jsonl(JsonlTarget::File(path)) => Box::new(JsonlSink::append(path)?),
         SinkSpec::Http(target) => match &options.outbox {
-            Some(outbox) => Box::new(HttpSink::new(target, outbox.clone())),
+            Some(outbox) => Box::new(HttpSink::new(
+                target,
+                outbox.clone(),
+                options.display_names.clone(),
+            )),
             None => {
                 return Err(SinkError::NoOutbox {
                     url: target.url.clone(),

@@ -45,10 +45,12 @@ mod confine;
 mod destinations;
 mod error;
 mod go;
+mod hosted;
 mod locate;
 mod parse;
 mod paths;
 mod redact;
+mod run;
 mod types;
 mod validate;
 
@@ -59,13 +61,17 @@ pub use confine::{Escape, confine};
 /// `base.key` or `base['key']`: a JSON path as spec errors write it.
 pub(crate) use error::key as json_key;
 pub use error::{SpecError, SpecErrors};
-pub use go::{GoAgent, GoCallback, GoRequest, GoSession, GoWorkflow};
+pub use go::{
+    DEFAULT_MODEL as GO_DEFAULT_MODEL, GoAgent, GoAgentTool, GoCallback, GoCallbackMode,
+    GoCallbackObject, GoCredentials, GoGuardrail, GoMcp, GoModel, GoOutputType, GoReasoning,
+    GoRequest, GoSession, GoTool, GoWorkflow,
+};
 pub use redact::{REDACTED, Redacted, redact};
 pub use types::{
     Agent, Api, Approval, Callback, Credentials, DEFAULT_API_KEY_ENV, DEFAULT_OPENAI_BASE_URL,
-    DEFAULT_PROVIDER_TIMEOUT_MS, Kind, MAX_PLUGIN_MEMORY_MIB, Memory, Mode, Model, OnBranchError,
-    PluginLimits, PluginRef, Provider, ReasoningEffort, Retry, Run, SHORTHAND_STAGE, Secret,
-    Session, Stage, Step, Workflow,
+    DEFAULT_PROVIDER_TIMEOUT_MS, EventFormat, HostedTool, Kind, MAX_PLUGIN_MEMORY_MIB, McpApproval,
+    Memory, Mode, Model, OnBranchError, PluginLimits, PluginRef, Provider, ReasoningEffort, Retry,
+    Run, SHORTHAND_STAGE, Secret, Session, Stage, Step, Workflow,
 };
 pub use validate::{PluginCatalog, PluginUse};
 
@@ -106,11 +112,19 @@ enum Origin {
     Native,
     /// `workflow.steps` was given and became the stage `main`.
     NativeSteps,
-    /// The Go runner's request; agent name → (index in `workflow.agents`,
-    /// the key its output schema came from).
-    Go {
-        agents: BTreeMap<String, (usize, &'static str)>,
-    },
+    /// The Go runner's request: where each agent came from.
+    Go { agents: BTreeMap<String, GoOrigin> },
+}
+
+/// Where a converted agent is in the Go request.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct GoOrigin {
+    /// Its index in `workflow.agents`.
+    index: usize,
+    /// The index in its `tools` of each of the spec's `tools`.
+    tools: Vec<usize>,
+    /// The path of each of the spec's `hosted_tools` (a `tools` or `mcp` entry).
+    hosted: Vec<String>,
 }
 
 impl Spec {

@@ -13,6 +13,7 @@ mod cli_plugins;
 mod durable;
 mod egress;
 mod engine;
+mod go;
 mod guests;
 mod hostile;
 mod hostile_limits;

@@ -31,22 +31,22 @@ const SECRET: &str = "s3cr3t-for-the-outbox-test";
 
 /// One request the server read, and what it answered.
 #[derive(Debug, Clone)]
-struct Received {
-    path: String,
-    headers: BTreeMap<String, String>,
-    body: Vec<u8>,
-    status: u16,
+pub(crate) struct Received {
+    pub(crate) path: String,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) body: Vec<u8>,
+    pub(crate) status: u16,
 }
 
 impl Received {
-    fn key(&self) -> &str {
+    pub(crate) fn key(&self) -> &str {
         self.headers
             .get("idempotency-key")
             .map(String::as_str)
             .unwrap_or("")
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or_else(|e| {
             panic!(
                 "body is not JSON ({e}): {}",
@@ -57,16 +57,16 @@ impl Received {
 }
 
 /// What to answer the `n`th request (0-based): status and a delay.
-type Script = Arc<dyn Fn(usize) -> (u16, Duration) + Send + Sync>;
+pub(crate) type Script = Arc<dyn Fn(usize) -> (u16, Duration) + Send + Sync>;
 
 #[derive(Clone)]
-struct Server {
+pub(crate) struct Server {
     received: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Server {
     /// Serves on `addr` (which must be free) until the test ends.
-    async fn start(addr: &str, script: Script) -> Server {
+    pub(crate) async fn start(addr: &str, script: Script) -> Server {
         let listener = TcpListener::bind(addr)
             .await
             .expect("bind the callback port");
@@ -129,13 +129,13 @@ impl Server {
         }
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().expect("lock").clone()
     }
 }
 
 /// A port nothing listens on (yet): connections to it are refused.
-fn free_addr() -> String {
+pub(crate) fn free_addr() -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").to_string()
 }

@@ -160,9 +160,11 @@ async fn a_go_request_with_only_a_base_url_gets_no_operator_key() {
     let attacker = Listener::start().await;
     let request = json!({
         "query": "hi",
-        "session": {"id": "s", "credentials": {"base_url": attacker.url}},
+        "session": {"session_id": "s", "credentials": {"user_id": "u", "account_id": "a",
+            "base_url": attacker.url}},
+        "callback": {"mode": "stdout"},
         "workflow": {"name": "x", "starting_agent": "a",
-            "agents": [{"name": "a", "model": "gpt-4o"}]}
+            "agents": [{"name": "a", "model": {"model": "gpt-4o"}}]}
     });
     let ran = run(&cx, &request, &[], &[]).await;
     refused_at(&ran, "$.session.credentials.base_url");
@@ -176,10 +178,11 @@ async fn a_go_request_s_own_key_goes_to_its_own_base_url() {
     let endpoint = Listener::start().await;
     let request = json!({
         "query": "hi",
-        "session": {"id": "s", "credentials": {"base_url": endpoint.url,
-            "api_key": "sk-request-own-key"}},
+        "session": {"session_id": "s", "credentials": {"user_id": "u", "account_id": "a",
+            "base_url": endpoint.url, "api_key": "sk-request-own-key"}},
+        "callback": {"mode": "stdout"},
         "workflow": {"name": "x", "starting_agent": "a",
-            "agents": [{"name": "a", "model": "gpt-4o"}]}
+            "agents": [{"name": "a", "model": {"model": "gpt-4o"}}]}
     });
     let ran = run(&cx, &request, &[], &[]).await;
     assert_eq!(
@@ -269,15 +272,21 @@ fn db_holds_none(db: &Path, secrets: &[&str]) {
     assert!(files > 0, "no database file at {}", db.display());
 }
 
-/// `examples/simple_assistant` (a Go request, offline) in `dir`, changed
-/// by `edit`; returns the spec's path.
+/// `examples/simple_assistant` (a Go request, offline) with the calculator
+/// tool in `dir`, changed by `edit`; returns the spec's path.
 fn go_example(dir: &Path, edit: impl FnOnce(&mut Value)) -> std::path::PathBuf {
     let example = e2e::repo_root().join("examples/simple_assistant");
     let mut spec: Value =
         serde_json::from_str(&std::fs::read_to_string(example.join("spec.json")).expect("spec"))
             .expect("spec json");
+    spec["workflow"]["agents"][0]["tools"] = json!([{"type": "plugin", "name": "calculator"}]);
     edit(&mut spec);
-    std::fs::copy(example.join("script.json"), dir.join("script.json")).expect("script");
+    let script = json!({"replies": [
+        {"when": {"agent": "assistant", "has_tool_result": false},
+         "reply": {"tool_calls": [{"name": "evaluate", "arguments": {"expression": "12 * 7 + 5"}}]}},
+        {"when": {"agent": "assistant"}, "reply": {"text": "12 × 7 + 5 = {{tool_output}}."}}
+    ]});
+    std::fs::write(dir.join("script.json"), script.to_string()).expect("script");
     let path = dir.join("spec.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&spec).expect("json")).expect("write");
     path
@@ -290,11 +299,11 @@ async fn header_values_and_inline_keys_are_not_in_the_run_database() {
     // A Go request with its own key, a signed callback with a header, and
     // a model header.
     let spec = go_example(cx.dir(), |spec| {
-        spec["session"]["credentials"] = json!({"api_key": "sk-inline-SECRET-1"});
-        spec["callback"] = json!({"url": format!("{}/hook", hook.url),
+        spec["session"]["credentials"]["api_key"] = json!("sk-inline-SECRET-1");
+        spec["callback"] = json!({"target": format!("{}/hook", hook.url),
             "secret": "hook-SECRET-2", "headers": {"Authorization": "Bearer cb-SECRET-3"}});
         spec["workflow"]["agents"][0]["model"] =
-            json!({"name": "gpt-4.1-mini", "extra_headers": {"api-key": "xh-SECRET-4"}});
+            json!({"model": "gpt-4.1-mini", "extra_headers": {"api-key": "xh-SECRET-4"}});
     });
     let ran = cx
         .host()
@@ -364,9 +373,9 @@ async fn header_values_and_inline_keys_are_not_in_the_run_database() {
 async fn a_resume_needs_the_secrets_the_database_does_not_hold() {
     let cx = e2e::test_context!();
     let spec = go_example(cx.dir(), |spec| {
-        spec["session"]["credentials"] = json!({"api_key": "sk-inline-SECRET-7"});
+        spec["session"]["credentials"]["api_key"] = json!("sk-inline-SECRET-7");
         spec["workflow"]["agents"][0]["tools"] =
-            json!([{"plugin": "calculator", "approval": "always"}]);
+            json!([{"type": "plugin", "name": "calculator", "require_approval": "always"}]);
     });
     let original = cx.dir().join("original.json");
     std::fs::copy(&spec, &original).expect("keep the original");

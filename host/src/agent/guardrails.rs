@@ -26,15 +26,15 @@ pub(super) async fn check_guardrails(
         if let Some(check) = cx.journal.recorded::<GuardrailCheck>(&key)? {
             return Ok::<_, AgentError>(check.verdict);
         }
-        let plugin = cx
-            .registry
-            .get(&g.plugin)
-            .ok_or_else(|| AgentError::PluginMissing {
-                plugin: g.plugin.clone(),
-            })?;
+        let guardrail =
+            cx.registry
+                .guardrail(&g.plugin)
+                .ok_or_else(|| AgentError::PluginMissing {
+                    plugin: g.plugin.clone(),
+                })?;
         let call = cx.call.for_entry(&g.entry, &g.config);
-        let served = plugin
-            .check_guardrail(cx.registry.runtime(), &call, phase, payload)
+        let served = guardrail
+            .check(cx.registry.runtime(), &call, phase, payload)
             .await
             .map_err(AgentError::Guardrail)?;
         let check = GuardrailCheck {

@@ -474,6 +474,10 @@ async fn show(store: &dyn Store, run_id: &str, json_out: bool) -> Result<ExitCod
         v["steps"] = json!(steps_json(&steps));
         v["pending_approvals"] = serde_json::to_value(&pending)?;
         v["journal_entries"] = json!(journal.len());
+        // The Go runner's run summary and execution state, per run.
+        let (summary, state) = super::go_state::of(&run, &workflow_name(&run, &journal), &pending);
+        v["summary"] = serde_json::to_value(&summary)?;
+        v["execution_state"] = serde_json::to_value(&state)?;
         v["outbox"] = json!({
             "pending": outbox.pending,
             "delivered": outbox.delivered,
@@ -556,6 +560,20 @@ async fn show(store: &dyn Store, run_id: &str, json_out: bool) -> Result<ExitCod
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The spec's `workflow.name` as the run stored it, else the workflow key.
+fn workflow_name(run: &RunRecord, journal: &[JournalRecord]) -> String {
+    journal::run_started(journal)
+        .and_then(Result::ok)
+        .and_then(|started| serde_json::from_value::<RunMetadata>(started.metadata).ok())
+        .and_then(|meta| {
+            meta.spec
+                .pointer("/workflow/name")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| run.workflow_key.clone())
 }
 
 fn write_run(out: &mut impl Write, run: &RunRecord) -> std::io::Result<()> {

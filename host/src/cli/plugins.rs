@@ -3,14 +3,15 @@
 use super::error::CliError;
 use super::{GlobalArgs, plugin_runtime};
 use anyhow::Context;
-use host::plugin::{LoadOptions, Plugin, Registry};
+use host::plugin::{LoadOptions, Plugin, Preset, Registry};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum PluginsCommand {
-    /// List the plugins of a directory: name, kinds, entries, WIT version, size, digest
+    /// List the plugins of a directory: name, kinds, entries, WIT version, size, digest;
+    /// then the host's built-in guardrails that no plugin of the folder replaces
     List {
         /// The plugins directory (every top-level *.wasm is a plugin)
         #[arg(long, value_name = "DIR", default_value = "plugins")]
@@ -42,6 +43,7 @@ pub(super) async fn run(global: &GlobalArgs, cmd: PluginsCommand) -> Result<Exit
             if json {
                 let out = json!({
                     "plugins": loaded.iter().map(|p| plugin_json(p)).collect::<Vec<_>>(),
+                    "builtin": builtins(&registry).map(builtin_json).collect::<Vec<_>>(),
                     "errors": report.failed.iter().map(|e| json!({
                         "file": e.path().map(|p| p.display().to_string()),
                         "error": e.to_string(),
@@ -52,7 +54,10 @@ pub(super) async fn run(global: &GlobalArgs, cmd: PluginsCommand) -> Result<Exit
                     serde_json::to_string_pretty(&out).context("failed to encode JSON")?
                 );
             } else {
-                print!("{}", table(&loaded));
+                print!(
+                    "{}",
+                    table(&loaded, &builtins(&registry).collect::<Vec<_>>())
+                );
             }
             // Every plugin that failed, after the table of those that loaded.
             let mut code = ExitCode::SUCCESS;
@@ -106,7 +111,22 @@ fn plugin_json(p: &Plugin) -> Value {
     })
 }
 
-fn table(plugins: &[std::sync::Arc<Plugin>]) -> String {
+/// The built-in guardrails no loaded plugin replaces.
+fn builtins(registry: &Registry) -> impl Iterator<Item = Preset> + '_ {
+    Preset::all().filter(|p| registry.get(p.name()).is_none())
+}
+
+fn builtin_json(p: Preset) -> Value {
+    json!({
+        "name": p.name(),
+        "builtin": true,
+        "kinds": ["guardrail"],
+        "entries": [{"name": p.name(), "kind": "guardrail", "description": p.description()}],
+        "sha256": p.digest(),
+    })
+}
+
+fn table(plugins: &[std::sync::Arc<Plugin>], builtins: &[Preset]) -> String {
     let mut rows = vec![[
         "NAME".to_string(),
         "KINDS".into(),
@@ -124,6 +144,16 @@ fn table(plugins: &[std::sync::Arc<Plugin>]) -> String {
             entries.join(","),
             p.wit_version().to_string(),
             human_size(p.size()),
+            p.digest()[..12].to_string(),
+        ]);
+    }
+    for p in builtins {
+        rows.push([
+            p.name().to_string(),
+            "guardrail".into(),
+            p.name().to_string(),
+            "built-in".into(),
+            "-".into(),
             p.digest()[..12].to_string(),
         ]);
     }

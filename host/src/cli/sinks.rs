@@ -12,11 +12,14 @@ use host::events::Event;
 use host::sinks::{self, Dispatch, HttpTarget, OutboxSink, Sink, SinkError, SinkOptions, SinkSpec};
 use host::spec::Spec;
 use host::util::error_chain;
+use std::collections::BTreeMap;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// The sinks a run will get, checked but not opened.
 pub(super) struct SinkPlan {
     sinks: Vec<SinkSpec>,
+    /// Agent key → display name, for the Go printer and Go callback events.
+    display_names: BTreeMap<String, String>,
     quiet: bool,
     no_progress: bool,
 }
@@ -49,6 +52,11 @@ impl SinkPlan {
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SinkPlan {
             sinks: sinks::check(from_spec.into_iter().chain(from_cli))?,
+            display_names: spec
+                .agents
+                .iter()
+                .filter_map(|(key, a)| Some((key.clone(), a.display_name.clone()?)))
+                .collect(),
             quiet,
             no_progress,
         })
@@ -78,9 +86,15 @@ impl SinkPlan {
         offline: bool,
         outbox: Option<OutboxSink>,
     ) -> Result<Opened, SinkError> {
-        let options = SinkOptions { offline, outbox };
+        let options = SinkOptions {
+            offline,
+            outbox,
+            display_names: self.display_names.clone(),
+        };
         let on_stdout = match self.sinks.iter().find(|s| s.writes_stdout()) {
-            Some(SinkSpec::Stdout | SinkSpec::StdoutVerbose) => OnStdout::Lines,
+            Some(SinkSpec::Stdout | SinkSpec::StdoutVerbose | SinkSpec::GoStdout { .. }) => {
+                OnStdout::Lines
+            }
             Some(_) => OnStdout::Data,
             None => OnStdout::Nothing,
         };

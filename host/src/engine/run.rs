@@ -188,7 +188,7 @@ impl Runner {
             let Some((plugin, digest)) = journal::served_by(r) else {
                 continue;
             };
-            let current = self.registry.get(&plugin).map(|p| p.digest().to_owned());
+            let current = self.registry.current_digest(&plugin);
             if current.as_deref() != Some(digest) && seen.insert(plugin.clone()) {
                 emitter.emit(
                     &Scope::default(),

@@ -142,12 +142,20 @@ pub fn compile(
             input_guardrails: hooks(&a.input_guardrails, "input_guardrails")?,
             output_guardrails: hooks(&a.output_guardrails, "output_guardrails")?,
             tool_guardrails: hooks(&a.tool_guardrails, "tool_guardrails")?,
+            hosted_tools: a.hosted_tools.clone(),
             handoffs: a.handoffs.clone(),
             handoff_description: a.handoff_description.clone(),
             memory: a.memory.clone(),
             output_schema: schema(a.output_schema.as_ref(), &format!("{path}.output_schema"))?,
             stream: options.stream,
         };
+        if !agent.hosted_tools.is_empty() {
+            tracing::warn!(
+                agent = %key,
+                hosted_tools = agent.hosted_tools.len(),
+                "hosted tools are validated but not sent to the model yet"
+            );
+        }
         agents.insert(key.clone(), Arc::new(agent));
     }
 
@@ -413,15 +421,21 @@ fn hook(
     kind: Kind,
     path: &str,
 ) -> Result<HookRef, CompileError> {
-    let (plugin, entry) =
+    let invalid = |e: crate::plugin::ResolveError| CompileError::Invalid {
+        path: path.to_string(),
+        message: e.to_string(),
+    };
+    // A guardrail may be one of the host's built-in presets.
+    let (plugin, entry) = if kind == Kind::Guardrail {
         registry
-            .resolve(&r.reference(), kind)
-            .map_err(|e| CompileError::Invalid {
-                path: path.to_string(),
-                message: e.to_string(),
-            })?;
+            .resolve_guardrail(&r.reference())
+            .map_err(invalid)?
+    } else {
+        let (plugin, entry) = registry.resolve(&r.reference(), kind).map_err(invalid)?;
+        (plugin.name().to_string(), entry)
+    };
     Ok(HookRef {
-        plugin: plugin.name().to_string(),
+        plugin,
         entry,
         config: r.config.clone(),
     })

@@ -1,12 +1,15 @@
 //! The set of loaded plugins, by name, swappable one plugin at a time while
 //! calls are in flight.
 
+use super::builtin::Preset;
 use super::error::{LoadError, ResolveError};
+use super::guardrail::Guardrail;
 use super::loaded::Plugin;
 use super::runtime::Runtime;
 use super::types::Limits;
 use crate::spec::{Kind, PluginCatalog, Spec};
 use arc_swap::ArcSwap;
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -84,6 +87,8 @@ impl Registry {
     /// for: a file it does not name is never read, so an unrelated (broken,
     /// huge or hostile) file in the folder costs a run nothing. Unknown
     /// names are left to validation, whose hints list every file of `dir`.
+    /// A missing `dir` is no error when the spec names only built-in
+    /// guardrails (or nothing).
     pub async fn load_for(
         &self,
         dir: &Path,
@@ -91,6 +96,10 @@ impl Registry {
         options: &LoadOptions,
     ) -> Result<LoadReport, LoadError> {
         let wanted = plugins_named(spec);
+        // Built-in guardrails need no folder.
+        if !dir.exists() && wanted.iter().all(|n| Preset::named(n).is_some()) {
+            return Ok(LoadReport::default());
+        }
         let files = self.scan(dir)?;
         self.load_files(
             files
@@ -201,6 +210,47 @@ impl Registry {
         self.plugins.load().get(name).cloned()
     }
 
+    /// The guardrail called `name`: the loaded plugin, else the built-in
+    /// preset of that name.
+    pub fn guardrail(&self, name: &str) -> Option<Guardrail> {
+        match self.get(name) {
+            Some(plugin) => Some(Guardrail::Plugin(plugin)),
+            None => Preset::named(name).map(Guardrail::Builtin),
+        }
+    }
+
+    /// The SHA-256 of the build that would serve `name` now: the loaded
+    /// plugin's, else a built-in preset's stand-in digest.
+    pub fn current_digest(&self, name: &str) -> Option<String> {
+        match self.get(name) {
+            Some(plugin) => Some(plugin.digest().to_owned()),
+            None => Preset::named(name).map(Preset::digest),
+        }
+    }
+
+    /// Resolves a guardrail reference to (plugin or preset name, entry): as
+    /// [`Self::resolve`], falling back to the built-in presets when no
+    /// plugin has the name.
+    pub fn resolve_guardrail(&self, reference: &str) -> Result<(String, String), ResolveError> {
+        let (name, entry) = split_reference(reference)?;
+        if self.get(name).is_none()
+            && let Some(preset) = Preset::named(name)
+        {
+            return match entry {
+                None => Ok((name.to_string(), preset.name().to_string())),
+                Some(e) if e == preset.name() => Ok((name.to_string(), e.to_string())),
+                Some(e) => Err(ResolveError::UnknownEntry {
+                    plugin: name.to_string(),
+                    entry: e.to_string(),
+                    kind: Kind::Guardrail,
+                    offers: format!("guardrail {}", preset.name()),
+                }),
+            };
+        }
+        let (plugin, entry) = self.resolve(reference, Kind::Guardrail)?;
+        Ok((plugin.name().to_string(), entry))
+    }
+
     /// Every loaded plugin, sorted by name.
     pub fn plugins(&self) -> Vec<Arc<Plugin>> {
         self.plugins.load().values().cloned().collect()
@@ -291,21 +341,35 @@ impl Registry {
 
 /// The one catalog `host run` and `host validate` check specs against, so
 /// both give the same "did you mean" hints for plugin names.
+/// A built-in guardrail counts as a plugin with one guardrail entry, until
+/// a plugin of its name is loaded.
 impl PluginCatalog for Registry {
     fn entries(&self, plugin: &str) -> Option<Vec<(String, Kind)>> {
-        self.get(plugin).map(|p| {
-            p.entries()
-                .iter()
-                .map(|e| (e.name.clone(), e.kind))
-                .collect()
-        })
+        match self.get(plugin) {
+            Some(p) => Some(
+                p.entries()
+                    .iter()
+                    .map(|e| (e.name.clone(), e.kind))
+                    .collect(),
+            ),
+            None => Preset::named(plugin).map(|p| vec![(p.name().to_string(), Kind::Guardrail)]),
+        }
     }
 
-    /// The loaded plugins and every file the directory offers.
+    /// The loaded plugins, every file the directory offers, and the
+    /// built-in guardrails.
     fn names(&self) -> Vec<String> {
         let mut names: BTreeSet<String> = self.plugins.load().keys().cloned().collect();
         names.extend(self.offered.load().iter().cloned());
+        names.extend(Preset::all().map(|p| p.name().to_string()));
         names.into_iter().collect()
+    }
+
+    fn config_problems(&self, plugin: &str, _entry: &str, config: &Value) -> Vec<(String, String)> {
+        match (self.get(plugin), Preset::named(plugin)) {
+            (None, Some(preset)) => preset.config_problems(config),
+            _ => Vec::new(),
+        }
     }
 }
 

@@ -3,10 +3,17 @@
 //! events that arrive together are written in one store call, from the
 //! sink's own thread, so the run never waits for the database or the
 //! endpoint.
+//!
+//! With `format: go` each entry's body is a Go runner callback event
+//! ([`super::go_events`]) instead; the entries of a run are numbered in the
+//! order they are made, after what an earlier process of the run enqueued.
 
+use super::go_events::GoTranslator;
 use super::{HttpTarget, Sink};
 use crate::events::Event;
+use crate::spec::EventFormat;
 use crate::store::{NewOutboxEntry, OutboxTarget, Store};
+use std::collections::BTreeMap;
 use std::io;
 use std::sync::Arc;
 use tokio::runtime::Handle;
@@ -35,10 +42,17 @@ pub struct HttpSink {
     /// and continue after the entries its earlier process enqueued.
     offset: Option<u64>,
     batch: Vec<NewOutboxEntry>,
+    /// `format: go`: the translator, and the entries made so far.
+    go: Option<(GoTranslator, u64)>,
 }
 
 impl HttpSink {
-    pub fn new(target: &HttpTarget, outbox: OutboxSink) -> Self {
+    /// `display_names` (agent key → shown name) are for `format: go`.
+    pub fn new(
+        target: &HttpTarget,
+        outbox: OutboxSink,
+        display_names: BTreeMap<String, String>,
+    ) -> Self {
         HttpSink {
             outbox,
             // Header values may be secrets: the row keeps their names, the
@@ -52,6 +66,7 @@ impl HttpSink {
             },
             offset: None,
             batch: Vec::new(),
+            go: (target.format == EventFormat::Go).then(|| (GoTranslator::new(display_names), 0)),
         }
     }
 
@@ -88,6 +103,19 @@ impl Sink for HttpSink {
                 offset
             }
         };
+        if let Some((translator, made)) = &mut self.go {
+            for go in translator.translate(event) {
+                *made += 1;
+                self.batch.push(NewOutboxEntry {
+                    run_id: event.run_id.clone(),
+                    target: self.target.clone(),
+                    seq: offset + *made,
+                    event_type: go.kind.as_str().to_owned(),
+                    body: serde_json::to_string(&go)?,
+                });
+            }
+            return Ok(());
+        }
         let mut event = event.clone();
         event.seq += offset;
         let body = serde_json::to_string(&event)?;

@@ -1,7 +1,7 @@
 use super::*;
 use crate::events::data::{
-    LlmDelta, LlmRequest, RunCompleted, RunStarted, StageMode, StageStarted, StepCompleted,
-    ToolCalled, UsageByModel,
+    Handoff, LlmDelta, LlmRequest, LlmResponse, RunCompleted, RunFailed, RunStarted, StageMode,
+    StageStarted, StepCompleted, ToolCalled, ToolResult, UsageByModel,
 };
 use crate::events::{Data, SCHEMA_VERSION};
 use crate::llm::Usage;
@@ -145,6 +145,7 @@ fn check_vets_http_callbacks() {
             secret_env: secret_env.map(Into::into),
             headers: BTreeMap::from([("x-team".to_owned(), team.to_owned())]),
             secret: None,
+            format: EventFormat::Host,
         })
     };
     let set = |var: &str| var == "HOOK_SECRET";
@@ -443,4 +444,216 @@ fn tokens_sum_over_models() {
     let usage = UsageByModel::from([("a".to_owned(), u(1, 2)), ("b".to_owned(), u(10, 20))]);
     assert_eq!(tokens(&usage), (11, 22));
     assert_eq!(tokens(&UsageByModel::new()), (0, 0));
+}
+
+#[test]
+fn the_go_formats_have_a_command_line_syntax() {
+    assert_eq!(
+        parse("go:stdout").ok(),
+        Some(SinkSpec::GoStdout { verbose: false })
+    );
+    assert_eq!(
+        parse("go:stdout_verbose").ok(),
+        Some(SinkSpec::GoStdout { verbose: true })
+    );
+    match parse("go:http:https://example.com/hook") {
+        Ok(SinkSpec::Http(t)) => {
+            assert_eq!(t.url, "https://example.com/hook");
+            assert_eq!(t.format, EventFormat::Go);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(parse("go:jsonl:-").is_err());
+    for spec in [
+        "go:stdout",
+        "go:stdout_verbose",
+        "go:http:https://example.com/hook",
+    ] {
+        assert_eq!(
+            parse(spec).map(|s| s.to_string()).ok().as_deref(),
+            Some(spec)
+        );
+    }
+    let cb = |v: Value| serde_json::from_value::<Callback>(v).expect("callback");
+    let base = Path::new(".");
+    assert_eq!(
+        SinkSpec::from_callback(&cb(json!({"type": "stdout", "format": "go"})), base),
+        Ok(SinkSpec::GoStdout { verbose: false })
+    );
+    match SinkSpec::from_callback(
+        &cb(json!({"type": "http", "url": "http://127.0.0.1:9/", "format": "go"})),
+        base,
+    ) {
+        Ok(SinkSpec::Http(t)) => assert_eq!(t.format, EventFormat::Go),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A run of one agent that calls a tool, hands off and answers.
+fn go_run() -> Vec<Event> {
+    let mut started = event(
+        1,
+        None,
+        RunStarted {
+            input: json!("What is 2+2?"),
+            session: Some("s1".into()),
+            workflow_name: "Math".into(),
+            ..RunStarted::default()
+        },
+    );
+    started.stage = None;
+    let step = |seq, data: Data| {
+        let mut e = event(seq, Some(0), data);
+        e.branch_index = None;
+        e.agent = Some("calc".into());
+        e
+    };
+    vec![
+        started,
+        step(2, Data::StepStarted),
+        step(
+            3,
+            LlmResponse {
+                response_id: Some("resp_1".into()),
+                ..LlmResponse::default()
+            }
+            .into(),
+        ),
+        step(
+            4,
+            ToolCalled {
+                tool: "add".into(),
+                arguments: "{}".into(),
+                ..ToolCalled::default()
+            }
+            .into(),
+        ),
+        step(
+            5,
+            ToolResult {
+                tool: "add".into(),
+                output: "4".into(),
+                ..ToolResult::default()
+            }
+            .into(),
+        ),
+        step(
+            6,
+            Handoff {
+                from: "calc".into(),
+                to: "writer".into(),
+                call_id: "c1".into(),
+            }
+            .into(),
+        ),
+        step(7, LlmDelta { text: "Fo".into() }.into()),
+        step(
+            8,
+            LlmResponse {
+                response_id: Some("resp_2".into()),
+                ..LlmResponse::default()
+            }
+            .into(),
+        ),
+        step(
+            9,
+            StepCompleted {
+                output: json!("Four."),
+                ..StepCompleted::default()
+            }
+            .into(),
+        ),
+        step(
+            10,
+            RunCompleted {
+                output: json!("Four."),
+                ..RunCompleted::default()
+            }
+            .into(),
+        ),
+    ]
+}
+
+#[test]
+fn go_events_follow_the_go_runner() {
+    let names = BTreeMap::from([("writer".to_string(), "Writer Bot".to_string())]);
+    let mut translator = go_events::GoTranslator::new(names);
+    let out: Vec<Value> = go_run()
+        .iter()
+        .flat_map(|e| translator.translate(e))
+        .map(|e| serde_json::to_value(e).expect("json"))
+        .collect();
+    let payloads: Vec<Value> = out
+        .iter()
+        .map(|e| json!([e["type"], e["payload"]]))
+        .collect();
+    assert_eq!(
+        payloads,
+        [
+            json!(["run.started", {"workflow": "Math", "session": "s1", "query": "What is 2+2?"}]),
+            json!(["run.event", {"event_kind": "agent_updated", "agent_name": "calc"}]),
+            json!(["run.event", {"event_kind": "run_item", "name": "tool_called", "item": {
+                "type": "tool_call_item", "agent": "calc",
+                "tool_call": "responses.ResponseFunctionToolCall", "function_name": "add"}}]),
+            json!(["run.event", {"event_kind": "run_item", "name": "tool_output", "item": {
+                "type": "tool_call_output_item", "agent": "calc", "output": "4"}}]),
+            json!(["run.event", {"event_kind": "run_item", "name": "handoff_occured", "item": {
+                "type": "handoff_output_item", "agent": "calc", "source_agent": "calc",
+                "target_agent": "Writer Bot"}}]),
+            json!(["run.event", {"event_kind": "agent_updated", "agent_name": "Writer Bot"}]),
+            json!(["run.event", {"event_kind": "raw", "type": "response.output_text.delta",
+                "data": {"type": "response.output_text.delta", "delta": "Fo"}}]),
+            json!(["run.event", {"event_kind": "run_item", "name": "message_output_created",
+                "item": {"type": "message_output_item", "agent": "calc", "text": "Four."}}]),
+            json!(["run.completed", {"final_output": "Four.", "last_response_id": "resp_2"}]),
+        ]
+    );
+    assert_eq!(out[0]["timestamp"], "2026-01-01T00:00:00.000Z");
+    assert_eq!(out[0]["metadata"], json!({"run_id": "01RUN", "seq": 1}));
+    let failed = event(
+        3,
+        None,
+        RunFailed {
+            error: "boom".into(),
+            ..RunFailed::default()
+        },
+    );
+    let failed = serde_json::to_value(&translator.translate(&failed)[0]).expect("json");
+    assert_eq!(failed["type"], "run.failed");
+    assert_eq!(failed["payload"], json!({"error": "boom"}));
+}
+
+#[test]
+fn the_go_printer_prints_like_the_go_runner() {
+    for verbose in [false, true] {
+        let mut sink = GoPrinter::new(Vec::new(), "go:stdout", verbose, &SinkOptions::default());
+        for e in go_run() {
+            sink.event(&e).expect("write");
+        }
+        let text = String::from_utf8(sink.into_inner()).expect("utf-8");
+        let text: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("  runtime: "))
+            .collect();
+        let mut want = vec![
+            "user: What is 2+2?",
+            "[agent switch] -> calc",
+            "tool add called by calc",
+            "tool function_call_output output: 4",
+            "handoff calc -> writer",
+            "[agent switch] -> writer",
+            "agent calc: Four.",
+            "---",
+            "Session summary",
+            "  turns: 1",
+            "  starting agent: calc",
+            "  final agent: calc",
+            "  tools: add",
+            "  final output: Four.",
+        ];
+        if !verbose {
+            want.retain(|l| !l.starts_with("[agent switch]") && !l.starts_with("  final output"));
+        }
+        assert_eq!(text, want, "verbose: {verbose}");
+    }
 }

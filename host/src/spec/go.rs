@@ -1,237 +1,61 @@
-//! The Go runner's request shape, accepted as a spec.
+//! The Go workflow runner's request (`WorkflowRequest` of the Go design
+//! this product comes from), accepted as a spec exactly as its users send
+//! it: its JSON field names, its validation rules (reported at paths of the
+//! Go document: `$.workflow.agents[1].handoff[0]`), its callback modes.
 //!
 //! A document is taken for this shape when it has a top-level `query` or a
-//! `workflow.starting_agent`. It becomes a [`Spec`] like this:
+//! `workflow.starting_agent`. [`GoRequest`] (in `types.rs`) is the shape;
+//! `convert.rs` turns it into a native [`Spec`](super::Spec); `tools.rs`
+//! maps its `tools` and `mcp` entries. Every Go field is either honoured or
+//! refused with its path — none is dropped. docs/SPEC.md has the full
+//! field-by-field table; in short:
 //!
-//! | Go request | spec |
+//! | Go request | here |
 //! |---|---|
-//! | `query` | `run.input` |
-//! | `session.{id,user_id,account_id,history_size,max_turns}` | `run.session.*` |
-//! | `session.credentials` (`api_key`, `base_url`) | `run.session.credentials` (a [`Secret`] key, redacted), and `base_url` also becomes the `openai` provider's `base_url`; compiling refuses a `base_url` without `api_key` (the server's key never goes to a URL a request names) |
-//! | — | `providers`: one `openai` provider (Responses API, key from `OPENAI_API_KEY` for the OpenAI API or the operator's `OPENAI_BASE_URL`, unless the credentials carry one) |
-//! | `callback.{url,secret,headers}` | `run.callback[0]`: an `http` callback whose `secret` is a [`Secret`] |
-//! | `workflow.name`, `description` | `workflow.name`, `description`; `workflow.key` is a slug of the name |
-//! | `workflow.agents[i]` (`name`, `instructions`, `model`, `tools`, `handoffs`, `handoff_description`, `output_type` or `output_schema`) | `agents.<name>` |
-//! | `workflow.starting_agent` | one sequential stage `main` with one step running it |
-//! | `workflow.max_turns` | that step's `max_turns` |
-//! | — | `workflow.allow_handoff_agents: true`: the other agents are reachable as handoffs |
+//! | `query` (required) | `run.input` |
+//! | `session.session_id`, `credentials.user_id`, `credentials.account_id` (all required) | `run.session.{id,user_id,account_id}` |
+//! | `session.history_size` (≥ 0; 0 = all) | `run.session.history_size` |
+//! | `session.max_turns` (≥ 0; 0 = default) | the step's `max_turns` (the run's turn budget) |
+//! | `credentials.capabilities`, `.metadata`, `metadata`, `context`, `workflow.metadata`, agents' `annotations` | kept with the run's stored request; `metadata` also in `run.metadata`, `annotations` in the agent's |
+//! | `callback` (`{target, mode}` or a bare target) | `http` (default; needs an http(s) `target`) → an `http` callback with `format: go`; `stdout` / `stdout_verbose` → that callback with `format: go` (the Go printer) |
+//! | `workflow.name` (required), `starting_agent` (must name an agent) | `workflow.name` (key: its slug); one sequential stage `main` with one step running it |
+//! | `workflow.agents[i]` | `agents.<name>` (names unique), with `allow_handoff_agents` |
+//! | `display_name`, `instructions`, `handoff` (singular key), `handoff_description`, `output_type` | `display_name`, `instructions`, `handoffs`, `handoff_description`, `output_schema` (inline `schema`, or `json_object`) |
+//! | `model` (absent: [`DEFAULT_MODEL`]) | provider `openai`; `model`, `temperature`, `top_p`, `max_tokens`, `reasoning.effort`, `extra_headers` honoured |
+//! | `tools[j]` of type `web_search`, `file_search`, `code_interpreter`, `image_generation`, `hosted_mcp` | `hosted_tools` ([`HostedTool`](super::HostedTool)) |
+//! | `tools[j]` of type `plugin` (extension) | `tools`: the WASM plugin `name`, with `config`; `require_approval: always` makes each call wait for a human |
+//! | `mcp[k]` | a hosted MCP tool (`server_url` = `address`; label defaults to `<workflow>_<agent>`; `additional.headers` / `.allowed_tools`) |
+//! | `input_guardrails`, `output_guardrails` | guardrail references by `name`, with `config`: a plugin of that name, else the host's built-in preset |
 //!
-//! Validation errors of a converted spec name paths of the Go document
-//! (`$.workflow.agents[1].tools[0]`, `$.workflow.starting_agent`).
+//! Refused with their path (the host has no such feature yet): `prompt_id`,
+//! `agent_tools` (once their names resolve), a guardrail's `target`, model
+//! `reasoning.summary`, `verbosity`, `metadata`, `extra_query`,
+//! `tool_choice`, a provider other than `openai`, MCP types other than
+//! hosted, and any tool `config` key the host does not read.
+//!
+//! Extensions (not in the Go runner, harmless to its requests):
+//! `credentials.api_key` / `base_url` (a [`Secret`](super::Secret) key for
+//! this request and where it goes; compiling refuses a `base_url` without
+//! `api_key`), `callback.secret` / `headers` (signing and headers of the
+//! POSTs), `callback.format: host` (this host's envelope instead of the Go
+//! one), and `{"type": "plugin", "name": …}` tools.
 
-use super::error::{SpecError, SpecErrors, index, key};
-use super::types::{
-    Agent, Callback, Credentials, Mode, Model, PluginRef, Provider, Run, SHORTHAND_STAGE, Secret,
-    Session, Stage, Step, Workflow,
+mod convert;
+mod tools;
+mod types;
+
+pub use types::{
+    GoAgent, GoAgentTool, GoCallback, GoCallbackMode, GoCallbackObject, GoCredentials, GoGuardrail,
+    GoMcp, GoModel, GoOutputType, GoReasoning, GoRequest, GoSession, GoTool, GoWorkflow,
 };
-use super::{Origin, Spec};
-use schemars::JsonSchema;
-use serde::Deserialize;
+
+use super::GoOrigin;
 use serde_json::Value;
-use std::collections::BTreeMap;
 
-/// The Go runner's request.
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-#[schemars(title = "Go runner request")]
-pub struct GoRequest {
-    /// The user's input (text, or any JSON).
-    #[serde(default)]
-    pub query: Value,
-    #[serde(default)]
-    pub session: Option<GoSession>,
-    #[serde(default)]
-    pub callback: Option<GoCallback>,
-    pub workflow: GoWorkflow,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GoSession {
-    #[serde(default)]
-    pub id: String,
-    #[serde(default)]
-    pub user_id: Option<String>,
-    #[serde(default)]
-    pub account_id: Option<String>,
-    #[serde(default)]
-    pub history_size: Option<u32>,
-    #[serde(default)]
-    pub max_turns: Option<u32>,
-    #[serde(default)]
-    pub credentials: Option<Credentials>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GoCallback {
-    #[serde(default)]
-    pub url: String,
-    #[serde(default)]
-    pub secret: Option<Secret>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GoWorkflow {
-    #[serde(default)]
-    pub name: String,
-    #[serde(default)]
-    pub description: Option<String>,
-    pub starting_agent: String,
-    #[serde(default)]
-    pub max_turns: Option<u32>,
-    #[serde(default)]
-    pub agents: Vec<GoAgent>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GoAgent {
-    pub name: String,
-    #[serde(default)]
-    pub instructions: String,
-    pub model: Model,
-    #[serde(default)]
-    pub tools: Vec<PluginRef>,
-    #[serde(default)]
-    pub handoffs: Vec<String>,
-    #[serde(default)]
-    pub handoff_description: Option<String>,
-    /// JSON Schema of the final output (alias of `output_schema`).
-    #[serde(default)]
-    pub output_type: Option<Value>,
-    #[serde(default)]
-    pub output_schema: Option<Value>,
-}
+/// The model of a Go agent without `model`: what the Agents SDK defaults to.
+pub const DEFAULT_MODEL: &str = "gpt-4.1";
 
 /// Whether `doc` is in the Go runner's request shape.
 pub(super) fn is_go_request(doc: &Value) -> bool {
     doc.get("query").is_some() || doc.pointer("/workflow/starting_agent").is_some()
-}
-
-impl GoRequest {
-    /// Converts to a native spec (not yet normalized). Fails on duplicate or
-    /// empty agent names and on both `output_type` and `output_schema`.
-    pub(super) fn into_spec(self) -> Result<Spec, SpecErrors> {
-        let mut errors = Vec::new();
-        let mut agents = BTreeMap::new();
-        let mut origin = BTreeMap::new();
-        for (i, a) in self.workflow.agents.into_iter().enumerate() {
-            let path = index("$.workflow.agents", i);
-            if a.name.is_empty() {
-                errors.push(SpecError::new(
-                    key(&path, "name"),
-                    "agent name must not be empty",
-                ));
-                continue;
-            }
-            if let Some((first, _)) = origin.get(&a.name) {
-                errors.push(
-                    SpecError::new(
-                        key(&path, "name"),
-                        format!("duplicate agent name `{}`", a.name),
-                    )
-                    .with_hint(Some(format!("workflow.agents[{first}] has the same name"))),
-                );
-                continue;
-            }
-            let (output_schema, schema_key) = match (a.output_type, a.output_schema) {
-                (Some(_), Some(s)) => {
-                    errors.push(SpecError::new(
-                        key(&path, "output_schema"),
-                        "give either `output_type` or `output_schema`, not both",
-                    ));
-                    (Some(s), "output_schema")
-                }
-                (Some(t), None) => (Some(t), "output_type"),
-                (None, s) => (s, "output_schema"),
-            };
-            origin.insert(a.name.clone(), (i, schema_key));
-            agents.insert(
-                a.name,
-                Agent {
-                    instructions: a.instructions,
-                    model: a.model,
-                    tools: a.tools,
-                    input_guardrails: Vec::new(),
-                    output_guardrails: Vec::new(),
-                    tool_guardrails: Vec::new(),
-                    handoffs: a.handoffs,
-                    handoff_description: a.handoff_description,
-                    output_schema,
-                    memory: None,
-                },
-            );
-        }
-        if !errors.is_empty() {
-            return Err(SpecErrors::new(errors));
-        }
-
-        let credentials = self.session.as_ref().and_then(|s| s.credentials.clone());
-        let base_url = credentials.as_ref().and_then(|c| c.base_url.clone());
-        let providers = BTreeMap::from([(
-            "openai".to_string(),
-            Provider::Openai {
-                base_url,
-                api_key_env: None,
-                api: None,
-                timeout_ms: None,
-                retry: None,
-            },
-        )]);
-
-        let mut step = Step::new(self.workflow.starting_agent);
-        step.max_turns = self.workflow.max_turns;
-        let workflow = Workflow {
-            key: String::new(),
-            name: Some(self.workflow.name).filter(|n| !n.is_empty()),
-            description: self.workflow.description,
-            steps: Vec::new(),
-            stages: vec![Stage {
-                name: SHORTHAND_STAGE.to_string(),
-                mode: Mode::Sequential,
-                steps: vec![step],
-                reducer: None,
-                on_branch_error: None,
-            }],
-            output_schema: None,
-            allow_handoff_agents: true,
-        };
-
-        let run = Run {
-            input: self.query,
-            session: self.session.map(|s| Session {
-                id: s.id,
-                user_id: s.user_id,
-                account_id: s.account_id,
-                history_size: s.history_size,
-                max_turns: s.max_turns,
-                credentials: s.credentials,
-            }),
-            callback: self
-                .callback
-                .map(|c| Callback::Http {
-                    url: c.url,
-                    secret_env: None,
-                    headers: c.headers,
-                    secret: c.secret,
-                })
-                .into_iter()
-                .collect(),
-            metadata: BTreeMap::new(),
-        };
-
-        Ok(Spec {
-            providers,
-            plugins: BTreeMap::new(),
-            agents,
-            workflow,
-            run,
-            base_dir: Default::default(),
-            origin: Origin::Go { agents: origin },
-        })
-    }
 }

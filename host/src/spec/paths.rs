@@ -11,19 +11,48 @@ impl Paths<'_> {
     pub(super) fn agent(&self, name: &str) -> String {
         match self.0 {
             Origin::Go { agents } => match agents.get(name) {
-                Some((i, _)) => index("$.workflow.agents", *i),
+                Some(o) => index("$.workflow.agents", o.index),
                 None => key("$.agents", name),
             },
             _ => key("$.agents", name),
         }
     }
 
+    /// A field of an agent, by its native name (`handoffs`).
+    pub(super) fn agent_field(&self, name: &str, field: &str) -> String {
+        let agent = self.agent(name);
+        match (self.0, field) {
+            (Origin::Go { .. }, "handoffs") => key(&agent, "handoff"),
+            (Origin::Go { .. }, "output_schema") => key(&key(&agent, "output_type"), "schema"),
+            _ => key(&agent, field),
+        }
+    }
+
+    /// Item `i` of an agent's list `field` (`tools`, `hosted_tools`, …), by
+    /// native names and indices.
+    pub(super) fn agent_item(&self, name: &str, field: &str, i: usize) -> String {
+        if let Origin::Go { agents } = self.0
+            && let Some(o) = agents.get(name)
+        {
+            match field {
+                "tools" => {
+                    if let Some(j) = o.tools.get(i) {
+                        return index(&key(&self.agent(name), "tools"), *j);
+                    }
+                }
+                "hosted_tools" => {
+                    if let Some(path) = o.hosted.get(i) {
+                        return path.clone();
+                    }
+                }
+                _ => {}
+            }
+        }
+        index(&self.agent_field(name, field), i)
+    }
+
     pub(super) fn agent_output_schema(&self, name: &str) -> String {
-        let field = match self.0 {
-            Origin::Go { agents } => agents.get(name).map_or("output_schema", |(_, f)| f),
-            _ => "output_schema",
-        };
-        key(&self.agent(name), field)
+        self.agent_field(name, "output_schema")
     }
 
     pub(super) fn stage(&self, s: usize) -> String {
@@ -44,7 +73,7 @@ impl Paths<'_> {
     pub(super) fn step_field(&self, s: usize, i: usize, field: &str) -> String {
         match (self.0, field) {
             (Origin::Go { .. }, "agent") => "$.workflow.starting_agent".into(),
-            (Origin::Go { .. }, "max_turns") => "$.workflow.max_turns".into(),
+            (Origin::Go { .. }, "max_turns") => "$.session.max_turns".into(),
             _ => key(&self.step(s, i), field),
         }
     }

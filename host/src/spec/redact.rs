@@ -4,7 +4,8 @@
 //! `host replay`). Some values in it may be secrets and are never stored in
 //! clear: a Go request's `session.credentials.api_key` and
 //! `callback.secret`, and the values of custom HTTP headers (a callback's
-//! `headers`, a model's `extra_headers`: `Authorization`, `api-key`, …).
+//! `headers`, a model's `extra_headers`, a hosted MCP server's `headers`:
+//! `Authorization`, `api-key`, …).
 //! [`redact`] replaces each with [`REDACTED`] and lists where it did, so a
 //! resume knows it needs the original document (see `host resume --spec`).
 //! Header names stay.
@@ -32,6 +33,10 @@ pub fn redact(doc: &Value) -> Redacted {
             model(agent.get_mut("model"), &format!("{at}.model"), &mut paths);
             let memory = agent.get_mut("memory").and_then(|m| m.get_mut("model"));
             model(memory, &format!("{at}.memory.model"), &mut paths);
+            each(agent.get_mut("hosted_tools"), |k, tool| {
+                let at = format!("{at}.hosted_tools[{k}].headers");
+                values(tool.get_mut("headers"), &at, &mut paths);
+            });
         }
     }
     if let Some(callbacks) = doc
@@ -49,8 +54,24 @@ pub fn redact(doc: &Value) -> Redacted {
         .and_then(Value::as_array_mut)
     {
         for (i, agent) in agents.iter_mut().enumerate() {
-            let at = format!("$.workflow.agents[{i}].model");
-            model(agent.get_mut("model"), &at, &mut paths);
+            let at = format!("$.workflow.agents[{i}]");
+            model(agent.get_mut("model"), &format!("{at}.model"), &mut paths);
+            each(agent.get_mut("tools"), |j, tool| {
+                let headers = tool.get_mut("config").and_then(|c| c.get_mut("headers"));
+                values(
+                    headers,
+                    &format!("{at}.tools[{j}].config.headers"),
+                    &mut paths,
+                );
+            });
+            each(agent.get_mut("mcp"), |k, mcp| {
+                let headers = mcp.get_mut("additional").and_then(|c| c.get_mut("headers"));
+                values(
+                    headers,
+                    &format!("{at}.mcp[{k}].additional.headers"),
+                    &mut paths,
+                );
+            });
         }
     }
     if let Some(credentials) = doc.pointer_mut("/session/credentials") {
@@ -79,6 +100,15 @@ fn model(model: Option<&mut Value>, at: &str, paths: &mut Vec<String>) {
             &format!("{at}.extra_headers"),
             paths,
         );
+    }
+}
+
+/// `f(index, item)` for every item of an array.
+fn each(array: Option<&mut Value>, mut f: impl FnMut(usize, &mut Value)) {
+    if let Some(items) = array.and_then(Value::as_array_mut) {
+        for (i, item) in items.iter_mut().enumerate() {
+            f(i, item);
+        }
     }
 }
 
@@ -136,18 +166,34 @@ mod tests {
 
         let go = json!({
             "query": "q",
-            "session": {"id": "s", "credentials": {"api_key": "sk-4", "base_url": "http://b"}},
-            "callback": {"url": "http://x", "secret": "hs-5", "headers": {"X-K": "h-6"}},
+            "session": {"session_id": "s", "credentials": {"user_id": "u", "account_id": "a",
+                "api_key": "sk-4", "base_url": "http://b"}},
+            "callback": {"target": "http://x", "secret": "hs-5", "headers": {"X-K": "h-6"}},
             "workflow": {"starting_agent": "a", "agents": [{"name": "a",
-                "model": {"name": "m", "extra_headers": {"K": "xh-7"}}}]}
+                "model": {"model": "m", "extra_headers": {"K": "xh-7"}},
+                "tools": [{"type": "hosted_mcp", "config": {"server_url": "http://m",
+                    "headers": {"Authorization": "Bearer mcp-8"}}}],
+                "mcp": [{"address": "http://m", "additional": {"headers": {"X-Key": "mcp-9"}}}]}]}
         });
         let r = redact(&go);
         let text = r.doc.to_string();
-        for secret in ["sk-4", "hs-5", "h-6", "xh-7"] {
+        for secret in ["sk-4", "hs-5", "h-6", "xh-7", "mcp-8", "mcp-9"] {
             assert!(!text.contains(secret), "{text}");
         }
         assert_eq!(r.doc["session"]["credentials"]["base_url"], "http://b");
-        assert_eq!(r.paths.len(), 4, "{:?}", r.paths);
+        assert_eq!(r.paths.len(), 6, "{:?}", r.paths);
+        assert!(
+            r.paths
+                .contains(&"$.workflow.agents[0].mcp[0].additional.headers.X-Key".to_string())
+        );
+        let native = json!({"agents": {"a": {"hosted_tools": [{"type": "mcp",
+            "headers": {"Authorization": "Bearer mcp-10"}}]}}});
+        let r = redact(&native);
+        assert!(!r.doc.to_string().contains("mcp-10"));
+        assert_eq!(
+            r.paths,
+            ["$.agents.a.hosted_tools[0].headers.Authorization"]
+        );
         assert!(redact(&json!({"workflow": {}})).paths.is_empty());
     }
 }

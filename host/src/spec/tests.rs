@@ -73,17 +73,18 @@ fn full_example() -> Value {
 fn go_example() -> Value {
     json!({
       "query": "What is 2+2?",
-      "session": {"id": "s1", "user_id": "u1", "account_id": "a1",
-                  "credentials": {"api_key": "sk-SECRET-123", "base_url": "https://proxy.test/v1"}},
-      "callback": {"url": "http://127.0.0.1:9/hook", "secret": "hook-SECRET-456"},
+      "session": {"session_id": "s1", "credentials": {"user_id": "u1", "account_id": "a1",
+                  "api_key": "sk-SECRET-123", "base_url": "https://proxy.test/v1"}},
+      "callback": {"target": "http://127.0.0.1:9/hook", "secret": "hook-SECRET-456"},
       "workflow": {
         "name": "Math Helper",
         "starting_agent": "assistant",
         "agents": [
-          {"name": "assistant", "instructions": "Help with math.", "model": "gpt-4.1-mini",
-           "tools": ["calculator"], "handoffs": ["other"]},
-          {"name": "other", "instructions": "Answer in prose.", "model": "gpt-4.1-mini",
-           "handoff_description": "For non-math questions", "output_type": {"type": "object"}}
+          {"name": "assistant", "instructions": "Help with math.", "model": {"model": "gpt-4.1-mini"},
+           "tools": [{"type": "plugin", "name": "calculator"}], "handoff": ["other"]},
+          {"name": "other", "instructions": "Answer in prose.", "model": {"model": "gpt-4.1-mini"},
+           "handoff_description": "For non-math questions",
+           "output_type": {"name": "answer", "schema": {"type": "object"}}}
         ]
       }
     })

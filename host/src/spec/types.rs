@@ -2,6 +2,8 @@
 //! `host schema` can print the whole document's schema, and most deny unknown
 //! fields so that a typo is an error with a path instead of a silent default.
 
+pub use super::hosted::{HostedTool, McpApproval};
+pub use super::run::{Callback, Credentials, EventFormat, Run, Session};
 use crate::util::empty_object;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
 use serde::{Deserialize, Serialize};
@@ -200,12 +202,20 @@ impl PluginLimits {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Agent {
+    /// The name people see (printers, Go callbacks); the model and every
+    /// reference still use the agent's key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
     #[serde(default)]
     pub instructions: String,
     pub model: Model,
     /// Tool plugins: a bare `plugin` means every tool it offers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<PluginRef>,
+    /// Tools the model provider runs itself (web search, file search, code
+    /// interpreter, image generation, remote MCP servers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosted_tools: Vec<HostedTool>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub input_guardrails: Vec<PluginRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -224,6 +234,9 @@ pub struct Agent {
     pub output_schema: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<Memory>,
+    /// Free-form notes kept with the spec; never sent anywhere.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, Value>,
 }
 
 /// How an agent's conversation history is kept within bounds.
@@ -618,80 +631,4 @@ impl Step {
     pub fn name(&self) -> &str {
         self.name.as_deref().unwrap_or(&self.agent)
     }
-}
-
-/// The run's input, session and event sinks.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Run {
-    /// Text or any JSON; the command line's `--input` overrides it.
-    #[serde(default)]
-    pub input: Value,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session: Option<Session>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub callback: Vec<Callback>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub metadata: BTreeMap<String, Value>,
-}
-
-/// Conversation history kept across runs, per session id.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Session {
-    pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub account_id: Option<String>,
-    /// Messages of history to load.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub history_size: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_turns: Option<u32>,
-    /// Only from the Go runner's request shape: a key for this run that
-    /// overrides the provider's env var. Never read from a native spec;
-    /// redacted in Debug and serialized output.
-    #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
-    #[schemars(skip)]
-    pub credentials: Option<Credentials>,
-}
-
-/// Where run events go.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum Callback {
-    /// Progress lines on stdout.
-    Stdout {},
-    /// Every event on stdout, model deltas included.
-    StdoutVerbose {},
-    /// One JSON event per line to `path` (`-` is stdout).
-    Jsonl {
-        #[serde(default)]
-        path: String,
-    },
-    /// POST each event to `url`, signed with the key in `secret_env`.
-    Http {
-        #[serde(default)]
-        url: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        secret_env: Option<String>,
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        headers: BTreeMap<String, String>,
-        /// Only from the Go runner's request shape (its `callback.secret`);
-        /// redacted in Debug and serialized output.
-        #[serde(default, skip_deserializing, skip_serializing_if = "Option::is_none")]
-        #[schemars(skip)]
-        secret: Option<Secret>,
-    },
-}
-
-/// Per-run credentials of the Go runner's request shape.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Credentials {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub api_key: Option<Secret>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub base_url: Option<String>,
 }

@@ -22,6 +22,20 @@ pub trait PluginCatalog {
     /// Every plugin name, for "did you mean" hints. Required, so that no
     /// catalog silently drops the hints.
     fn names(&self) -> Vec<String>;
+
+    /// What is wrong with `config` as the per-use configuration of entry
+    /// `entry` of `plugin`, as (path under `config`, e.g. `.pattern`, and
+    /// message). Plugins check their own configuration when called; a
+    /// catalog answers for the entries the host itself implements (the
+    /// built-in guardrails). Default: nothing.
+    fn config_problems(
+        &self,
+        _plugin: &str,
+        _entry: &str,
+        _config: &Value,
+    ) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Plugin name → entries, e.g. for tests.
@@ -59,7 +73,6 @@ impl Spec {
             })
         };
         for (name, agent) in &self.agents {
-            let base = paths.agent(name);
             for (field, kind, refs) in [
                 ("tools", Kind::Tool, &agent.tools),
                 ("input_guardrails", Kind::Guardrail, &agent.input_guardrails),
@@ -71,7 +84,7 @@ impl Spec {
                 ("tool_guardrails", Kind::Guardrail, &agent.tool_guardrails),
             ] {
                 for (i, r) in refs.iter().enumerate() {
-                    add(index(&key(&base, field), i), kind, r);
+                    add(paths.agent_item(name, field, i), kind, r);
                 }
             }
         }
@@ -286,7 +299,18 @@ impl Checker<'_> {
             if let Some(schema) = &agent.output_schema {
                 self.schema(self.paths.agent_output_schema(name), schema);
             }
-            self.handoffs(name, agent, &path);
+            self.handoffs(name, agent);
+            for (i, tool) in agent.hosted_tools.iter().enumerate() {
+                let at = self.paths.agent_item(name, "hosted_tools", i);
+                for p in tool.problems() {
+                    let at = if p.field.is_empty() {
+                        at.clone()
+                    } else {
+                        key(&at, p.field)
+                    };
+                    self.error(at, p.message);
+                }
+            }
             if let Some(memory) = &agent.memory {
                 let mp = key(&path, "memory");
                 match memory {
@@ -315,11 +339,11 @@ impl Checker<'_> {
         }
     }
 
-    fn handoffs(&mut self, name: &str, agent: &Agent, path: &str) {
+    fn handoffs(&mut self, name: &str, agent: &Agent) {
         if agent.handoffs.is_empty() {
             return;
         }
-        let hp = key(path, "handoffs");
+        let hp = self.paths.agent_field(name, "handoffs");
         if !self.spec.workflow.allow_handoff_agents {
             self.error_hint(
                 &hp,
@@ -510,7 +534,7 @@ impl Checker<'_> {
         for (i, callback) in run.callback.iter().enumerate() {
             let cp = self.paths.callback(i);
             match callback {
-                Callback::Stdout {} | Callback::StdoutVerbose {} => {}
+                Callback::Stdout { .. } | Callback::StdoutVerbose { .. } => {}
                 Callback::Jsonl { path } => {
                     if path.is_empty() {
                         self.error_hint(
@@ -590,9 +614,18 @@ impl Checker<'_> {
             .filter(|(_, k)| *k == kind)
             .map(|(n, _)| n.as_str())
             .collect();
+        let config_problems = |entry: &str| {
+            catalog
+                .config_problems(&r.plugin, entry, &r.config)
+                .into_iter()
+                .map(|(at, message)| SpecError::new(format!("{path}.config{at}"), message))
+                .collect::<Vec<_>>()
+        };
         match &r.entry {
             Some(entry) => {
                 if of_kind.contains(&entry.as_str()) {
+                    let problems = config_problems(entry);
+                    self.errors.extend(problems);
                     return;
                 }
                 if let Some((_, other)) = entries.iter().find(|(n, _)| n == entry) {
@@ -619,7 +652,10 @@ impl Checker<'_> {
                     format!("plugin `{}` offers no {kind}", r.plugin),
                     Some(format!("it offers {offers}")),
                 ),
-                [_] => {}
+                [entry] => {
+                    let problems = config_problems(entry);
+                    self.errors.extend(problems);
+                }
                 many if kind != Kind::Tool => self.error_hint(
                     path,
                     format!(

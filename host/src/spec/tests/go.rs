@@ -53,6 +53,7 @@ fn go_request_becomes_a_single_agent_workflow() {
             Callback::Http {
                 url,
                 secret: Some(secret),
+                format: EventFormat::Go,
                 ..
             },
         ] => {
@@ -104,26 +105,41 @@ fn go_shape_errors_use_go_paths() {
     assert_eq!(paths(&errors), ["$.workflow.agents[1].modle"]);
     let mut doc = go_example();
     doc["workflow"]["agents"][1]["name"] = json!("assistant");
-    doc["workflow"]["agents"][0]["output_type"] = json!({});
-    doc["workflow"]["agents"][0]["output_schema"] = json!({});
+    doc["workflow"]["agents"][0]["output_type"] = json!({"name": "nope"});
     let errors = shape_errors(&doc);
     assert_eq!(
         paths(&errors),
         [
-            "$.workflow.agents[0].output_schema",
+            "$.workflow.agents[0].handoff[0]",
+            "$.workflow.agents[0].output_type.name",
             "$.workflow.agents[1].name"
-        ]
+        ],
+        "{errors:#?}"
+    );
+    // The old shape's names are unknown fields now.
+    let mut doc = go_example();
+    doc["session"]["id"] = json!("s");
+    doc["workflow"]["agents"][0]["handoffs"] = json!([]);
+    let errors = shape_errors(&doc);
+    assert_eq!(
+        paths(&errors),
+        ["$.session.id", "$.workflow.agents[0].handoffs"],
+        "{errors:#?}"
     );
 }
 
 #[test]
 fn go_validation_errors_use_go_paths() {
     let mut doc = go_example();
-    doc["workflow"]["starting_agent"] = json!("asistant");
-    doc["workflow"]["agents"][0]["tools"] = json!(["calculater"]);
-    doc["workflow"]["agents"][1]["output_type"] = json!({"type": "objekt"});
-    doc["workflow"]["max_turns"] = json!(0);
+    doc["workflow"]["agents"][0]["tools"] = json!([{"type": "plugin", "name": "calculater"}]);
+    doc["workflow"]["agents"][1]["output_type"]["schema"] = json!({"type": "objekt"});
+    doc["workflow"]["agents"][1]["model"]["temperature"] = json!(3);
+    doc["session"]["max_turns"] = json!(0);
     let spec = parse(&doc);
+    assert_eq!(
+        spec.workflow.stages[0].steps[0].max_turns, None,
+        "0 = default"
+    );
     let errors = spec
         .validate(Some(&catalog()))
         .expect_err("invalid")
@@ -132,9 +148,8 @@ fn go_validation_errors_use_go_paths() {
         paths(&errors),
         [
             "$.workflow.agents[0].tools[0]",
-            "$.workflow.agents[1].output_type",
-            "$.workflow.max_turns",
-            "$.workflow.starting_agent",
+            "$.workflow.agents[1].model.temperature",
+            "$.workflow.agents[1].output_type.schema",
         ],
         "{errors:#?}"
     );
@@ -142,5 +157,142 @@ fn go_validation_errors_use_go_paths() {
         errors[0].hint.as_deref(),
         Some("did you mean `calculator`?")
     );
-    assert_eq!(errors[3].hint.as_deref(), Some("did you mean `assistant`?"));
+}
+
+#[test]
+fn a_plugin_tool_keeps_its_go_index_among_hosted_tools() {
+    let mut doc = go_example();
+    doc["workflow"]["agents"][0]["tools"] = json!([
+        {"type": "web_search"},
+        {"type": "plugin", "name": "calculater"},
+        {"type": "code_interpreter"}
+    ]);
+    let spec = parse(&doc);
+    assert_eq!(spec.agents["assistant"].hosted_tools.len(), 2);
+    let errors = spec
+        .validate(Some(&catalog()))
+        .expect_err("invalid")
+        .into_errors();
+    assert_eq!(paths(&errors), ["$.workflow.agents[0].tools[1]"]);
+}
+
+#[test]
+fn every_go_field_lands_where_the_table_says() {
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/data/go/valid/every_field.json"),
+    )
+    .expect("corpus");
+    let spec = Spec::from_json_str(&text, Path::new(".")).unwrap_or_else(|e| panic!("{e}"));
+    let session = spec.run.session.as_ref().expect("session");
+    assert_eq!(session.id, "corpus-every-field");
+    assert_eq!(session.user_id.as_deref(), Some("user-1"));
+    assert_eq!(session.account_id.as_deref(), Some("acct-1"));
+    assert_eq!(session.history_size, Some(5));
+    assert_eq!(session.credentials, None);
+    assert_eq!(spec.workflow.stages[0].steps[0].max_turns, Some(6));
+    assert_eq!(spec.workflow.stages[0].steps[0].agent, "triage");
+    assert_eq!(spec.workflow.key, "every_field");
+    assert_eq!(spec.run.metadata["requested_by"], "corpus");
+    assert_eq!(
+        spec.run.callback,
+        [Callback::StdoutVerbose {
+            format: EventFormat::Go
+        }]
+    );
+    let triage = &spec.agents["triage"];
+    assert_eq!(triage.display_name.as_deref(), Some("Triage Desk"));
+    assert_eq!(triage.model.name, "gpt-4.1-mini");
+    assert_eq!(triage.model.temperature, Some(0.2));
+    assert_eq!(triage.model.top_p, Some(0.9));
+    assert_eq!(triage.model.max_output_tokens, Some(400));
+    assert_eq!(triage.model.reasoning_effort, Some(ReasoningEffort::Low));
+    assert_eq!(triage.model.extra_headers["X-Team"], "a");
+    assert_eq!(triage.handoffs, ["writer"]);
+    assert_eq!(
+        triage.handoff_description.as_deref(),
+        Some("Routes requests")
+    );
+    assert_eq!(triage.tools, [PluginRef::parse("calculator")]);
+    assert_eq!(
+        triage.input_guardrails,
+        [
+            PluginRef::parse("math_homework_input"),
+            PluginRef::parse("basic_profanity_input")
+        ]
+    );
+    assert_eq!(triage.annotations["reviewed"], true);
+    let writer = &spec.agents["writer"];
+    assert_eq!(
+        writer.output_guardrails[1].config,
+        json!({"pattern": "\\bSECRET-\\d+\\b"})
+    );
+    assert_eq!(
+        writer
+            .output_schema
+            .as_ref()
+            .and_then(|s| s.get("required")),
+        Some(&json!(["title"]))
+    );
+    let types: Vec<&str> = writer
+        .hosted_tools
+        .iter()
+        .map(HostedTool::type_name)
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "web_search",
+            "file_search",
+            "code_interpreter",
+            "image_generation",
+            "mcp",
+            "mcp",
+            "mcp"
+        ]
+    );
+    match &writer.hosted_tools[4..] {
+        [
+            HostedTool::Mcp {
+                server_label: wiki,
+                allowed_tools: Some(wiki_tools),
+                ..
+            },
+            HostedTool::Mcp {
+                server_label,
+                server_url,
+                require_approval: McpApproval::Always,
+                headers,
+                allowed_tools: Some(allowed),
+            },
+            HostedTool::Mcp {
+                server_label: unlabelled,
+                require_approval: McpApproval::Never,
+                ..
+            },
+        ] => {
+            assert_eq!(wiki, "wiki");
+            assert_eq!(wiki_tools, &["lookup"]);
+            assert_eq!(server_label, "docs");
+            assert_eq!(server_url, "https://mcp.example.com/sse");
+            assert_eq!(headers["Authorization"].expose(), "Bearer corpus-mcp-token");
+            assert_eq!(allowed, &["search"]);
+            assert_eq!(unlabelled, "every_field_writer");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        writer.hosted_tools[3],
+        HostedTool::ImageGeneration {
+            options: BTreeMap::from([("quality".to_string(), json!("low"))])
+        }
+    );
+    assert_eq!(
+        spec.agents["json_helper"].model.name,
+        crate::spec::GO_DEFAULT_MODEL
+    );
+    assert_eq!(
+        spec.agents["json_helper"].output_schema,
+        Some(json!({"type": "object"}))
+    );
+    assert!(!format!("{spec:?}").contains("corpus-mcp-token"));
 }
