@@ -94,9 +94,6 @@ pub struct Agent {
     pub input_guardrails: Vec<HookRef>,
     pub output_guardrails: Vec<HookRef>,
     pub tool_guardrails: Vec<HookRef>,
-    /// Tools the model provider runs (validated by the spec; the model
-    /// layer does not send them yet).
-    pub hosted_tools: Vec<crate::spec::HostedTool>,
     pub handoffs: Vec<String>,
     pub handoff_description: Option<String>,
     pub output_schema: Option<Arc<Schema>>,

@@ -15,6 +15,7 @@ mod egress;
 mod engine;
 mod go;
 mod guests;
+mod hosted;
 mod hostile;
 mod hostile_limits;
 mod hostile_load;

@@ -138,24 +138,16 @@ pub fn compile(
                 extra_headers: a.model.extra_headers.clone(),
             },
             tools,
-            hosted_tools: Vec::new(),
+            hosted_tools: hosted_tools(spec, a, &path)?,
             input_guardrails: hooks(&a.input_guardrails, "input_guardrails")?,
             output_guardrails: hooks(&a.output_guardrails, "output_guardrails")?,
             tool_guardrails: hooks(&a.tool_guardrails, "tool_guardrails")?,
-            hosted_tools: a.hosted_tools.clone(),
             handoffs: a.handoffs.clone(),
             handoff_description: a.handoff_description.clone(),
             memory: a.memory.clone(),
             output_schema: schema(a.output_schema.as_ref(), &format!("{path}.output_schema"))?,
             stream: options.stream,
         };
-        if !agent.hosted_tools.is_empty() {
-            tracing::warn!(
-                agent = %key,
-                hosted_tools = agent.hosted_tools.len(),
-                "hosted tools are validated but not sent to the model yet"
-            );
-        }
         agents.insert(key.clone(), Arc::new(agent));
     }
 
@@ -297,6 +289,72 @@ fn inline_key(spec: &Spec) -> Option<Secret> {
         .as_ref()
         .and_then(|s| s.credentials.as_ref())
         .and_then(|c| c.api_key.clone())
+}
+
+/// The agent's hosted tools for the model layer. They need the Responses
+/// API: an agent whose provider speaks Chat Completions is refused here,
+/// before any call. (An offline provider ignores them.)
+fn hosted_tools(
+    spec: &Spec,
+    a: &spec::Agent,
+    path: &str,
+) -> Result<Vec<llm::HostedTool>, CompileError> {
+    if a.hosted_tools.is_empty() {
+        return Ok(Vec::new());
+    }
+    let api = spec.providers.get(&a.model.provider).and_then(|p| p.api());
+    if api == Some(spec::Api::Chat) {
+        return Err(refused(
+            format!("{path}.hosted_tools"),
+            format!(
+                "hosted tools need the Responses API, and provider `{}` speaks Chat Completions",
+                a.model.provider
+            ),
+            "set `api: \"responses\"` on the provider (if the server serves it), or remove the hosted tools".into(),
+        ));
+    }
+    Ok(a.hosted_tools.iter().map(hosted_tool).collect())
+}
+
+fn hosted_tool(tool: &spec::HostedTool) -> llm::HostedTool {
+    match tool.clone() {
+        spec::HostedTool::WebSearch {
+            user_location,
+            search_context_size,
+        } => llm::HostedTool::WebSearch {
+            user_location,
+            search_context_size,
+        },
+        spec::HostedTool::FileSearch {
+            vector_store_ids,
+            max_num_results,
+        } => llm::HostedTool::FileSearch {
+            vector_store_ids,
+            max_num_results,
+        },
+        spec::HostedTool::CodeInterpreter { container } => {
+            llm::HostedTool::CodeInterpreter { container }
+        }
+        spec::HostedTool::ImageGeneration { options } => {
+            llm::HostedTool::ImageGeneration { options }
+        }
+        spec::HostedTool::Mcp {
+            server_label,
+            server_url,
+            require_approval,
+            headers,
+            allowed_tools,
+        } => llm::HostedTool::Mcp {
+            server_label,
+            server_url,
+            require_approval: match require_approval {
+                spec::McpApproval::Never => llm::McpApproval::Never,
+                spec::McpApproval::Always => llm::McpApproval::Always,
+            },
+            headers,
+            allowed_tools,
+        },
+    }
 }
 
 /// A spec error at `path` with the operator's way out as its hint.
