@@ -7,62 +7,72 @@
 
 use std::collections::BTreeMap;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::secret::Secret;
 use crate::util::clip_chars;
 
-/// When a hosted MCP server's tool calls need a person's approval.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum McpApproval {
-    /// Calls run without asking (the Go runner's default).
-    #[default]
-    Never,
-    /// Every call waits for an approval (an `mcp_approval_request`).
-    Always,
-}
-
-/// A tool the provider runs itself (Responses API only).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+/// A tool the model provider runs, selected by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum HostedTool {
+    /// Web search. `user_location` is the API's approximate location object
+    /// (`{"type": "approximate", "city": …, "country": …}`).
     WebSearch {
-        /// `{"type": "approximate", "city", "country", "region", "timezone"}`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         user_location: Option<Value>,
         /// `low`, `medium` or `high`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         search_context_size: Option<String>,
     },
+    /// Search over the provider's vector stores.
     FileSearch {
         vector_store_ids: Vec<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         max_num_results: Option<u32>,
     },
+    /// A sandboxed code interpreter. `container` is a container id or the
+    /// API's container object; absent means `{"type": "auto"}`.
     CodeInterpreter {
-        /// A container id, or `{"type": "auto", …}` (the default).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         container: Option<Value>,
     },
+    /// Image generation, with the API's tool settings in `options`.
     ImageGeneration {
-        /// OpenAI's `image_generation` options (`size`, `quality`, …), sent
-        /// as they are.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         options: BTreeMap<String, Value>,
     },
+    /// A remote MCP server the provider calls.
     Mcp {
         server_label: String,
         server_url: String,
-        #[serde(default)]
+        #[serde(default, skip_serializing_if = "McpApproval::is_never")]
         require_approval: McpApproval,
-        /// Sent to the MCP server by the provider; never journaled or shown.
+        /// Sent to the server; values are secrets (redacted when printed,
+        /// serialized or stored).
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         headers: BTreeMap<String, Secret>,
+        /// Only these of the server's tools; absent means all.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         allowed_tools: Option<Vec<String>>,
     },
+}
+
+/// Whether the provider asks before calling an MCP server's tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum McpApproval {
+    #[default]
+    Never,
+    Always,
+}
+
+impl McpApproval {
+    pub fn is_never(&self) -> bool {
+        *self == McpApproval::Never
+    }
 }
 
 impl HostedTool {
@@ -143,7 +153,7 @@ impl HostedTool {
     }
 
     /// Its `type` in the spec and on the wire (`web_search`, `mcp`, …).
-    pub fn kind(&self) -> &'static str {
+    pub fn type_name(&self) -> &'static str {
         match self {
             HostedTool::WebSearch { .. } => "web_search",
             HostedTool::FileSearch { .. } => "file_search",

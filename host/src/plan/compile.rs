@@ -313,48 +313,7 @@ fn hosted_tools(
             "set `api: \"responses\"` on the provider (if the server serves it), or remove the hosted tools".into(),
         ));
     }
-    Ok(a.hosted_tools.iter().map(hosted_tool).collect())
-}
-
-fn hosted_tool(tool: &spec::HostedTool) -> llm::HostedTool {
-    match tool.clone() {
-        spec::HostedTool::WebSearch {
-            user_location,
-            search_context_size,
-        } => llm::HostedTool::WebSearch {
-            user_location,
-            search_context_size,
-        },
-        spec::HostedTool::FileSearch {
-            vector_store_ids,
-            max_num_results,
-        } => llm::HostedTool::FileSearch {
-            vector_store_ids,
-            max_num_results,
-        },
-        spec::HostedTool::CodeInterpreter { container } => {
-            llm::HostedTool::CodeInterpreter { container }
-        }
-        spec::HostedTool::ImageGeneration { options } => {
-            llm::HostedTool::ImageGeneration { options }
-        }
-        spec::HostedTool::Mcp {
-            server_label,
-            server_url,
-            require_approval,
-            headers,
-            allowed_tools,
-        } => llm::HostedTool::Mcp {
-            server_label,
-            server_url,
-            require_approval: match require_approval {
-                spec::McpApproval::Never => llm::McpApproval::Never,
-                spec::McpApproval::Always => llm::McpApproval::Always,
-            },
-            headers,
-            allowed_tools,
-        },
-    }
+    Ok(a.hosted_tools.clone())
 }
 
 /// A spec error at `path` with the operator's way out as its hint.

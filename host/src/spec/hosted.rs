@@ -2,7 +2,8 @@
 //! (`agents.<name>.hosted_tools`, or a Go request's `tools` entries of the
 //! hosted types and its `mcp` entries).
 //!
-//! This module owns their shape and their checks. [`HostedTool::problems`]
+//! Their shape is the model layer's ([`crate::llm::HostedTool`], one type
+//! from the spec to the wire); this module owns their checks. [`HostedTool::problems`]
 //! returns each problem with the field it concerns, so the native spec and
 //! the Go request can both report it at a path of the document the user
 //! wrote. Sending them to a model is the model layer's business; the spec
@@ -13,72 +14,7 @@
 //! an unknown field); they are the Responses API's `image_generation` tool
 //! fields (`quality`, `size`, …), passed through as given.
 
-use super::types::Secret;
-use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::collections::BTreeMap;
-
-/// A tool the model provider runs, selected by `type`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
-pub enum HostedTool {
-    /// Web search. `user_location` is the API's approximate location object
-    /// (`{"type": "approximate", "city": …, "country": …}`).
-    WebSearch {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        user_location: Option<Value>,
-        /// `low`, `medium` or `high`.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        search_context_size: Option<String>,
-    },
-    /// Search over the provider's vector stores.
-    FileSearch {
-        vector_store_ids: Vec<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        max_num_results: Option<u32>,
-    },
-    /// A sandboxed code interpreter. `container` is a container id or the
-    /// API's container object; absent means `{"type": "auto"}`.
-    CodeInterpreter {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        container: Option<Value>,
-    },
-    /// Image generation, with the API's tool settings in `options`.
-    ImageGeneration {
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        options: BTreeMap<String, Value>,
-    },
-    /// A remote MCP server the provider calls.
-    Mcp {
-        server_label: String,
-        server_url: String,
-        #[serde(default, skip_serializing_if = "McpApproval::is_never")]
-        require_approval: McpApproval,
-        /// Sent to the server; values are secrets (redacted when printed,
-        /// serialized or stored).
-        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-        headers: BTreeMap<String, Secret>,
-        /// Only these of the server's tools; absent means all.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        allowed_tools: Option<Vec<String>>,
-    },
-}
-
-/// Whether the provider asks before calling an MCP server's tool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum McpApproval {
-    #[default]
-    Never,
-    Always,
-}
-
-impl McpApproval {
-    pub fn is_never(&self) -> bool {
-        *self == McpApproval::Never
-    }
-}
+pub use crate::llm::{HostedTool, McpApproval};
 
 /// One problem of a hosted tool: the field it is about (`""` for the tool
 /// itself) and what is wrong.
@@ -89,17 +25,6 @@ pub struct Problem {
 }
 
 impl HostedTool {
-    /// The `type` string.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            HostedTool::WebSearch { .. } => "web_search",
-            HostedTool::FileSearch { .. } => "file_search",
-            HostedTool::CodeInterpreter { .. } => "code_interpreter",
-            HostedTool::ImageGeneration { .. } => "image_generation",
-            HostedTool::Mcp { .. } => "mcp",
-        }
-    }
-
     /// Everything wrong with this tool, by field.
     pub fn problems(&self) -> Vec<Problem> {
         let mut out = Vec::new();
@@ -195,7 +120,7 @@ pub(crate) fn is_http_url(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn tool(v: Value) -> HostedTool {
         serde_json::from_value(v).expect("hosted tool")

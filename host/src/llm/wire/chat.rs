@@ -125,7 +125,7 @@ pub(crate) fn build_request(
     if let Some(tool) = request.hosted_tools.first() {
         return Err(Failure::Invalid(format!(
             "the hosted tool `{}` needs the Responses API (set `api: responses`)",
-            tool.kind()
+            tool.type_name()
         )));
     }
     let mut args = CreateChatCompletionRequestArgs::default();
