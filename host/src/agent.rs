@@ -2,6 +2,7 @@
 //! final output or `max_turns`; guardrails around input, output and every
 //! tool call; handoffs as `transfer_to_<agent>` tools.
 
+mod agent_tools;
 mod approval;
 mod error;
 mod guardrails;
@@ -9,6 +10,7 @@ mod history;
 mod model;
 mod tools;
 
+use agent_tools::{Called, call_agent_tool};
 use approval::approval_gate;
 pub use error::AgentError;
 use guardrails::check_guardrails;
@@ -22,6 +24,7 @@ use crate::journal::{Journal, StepKey};
 use crate::llm::{Item, ModelRequest, OutputSchema, Role, ToolSpec, Usage};
 use crate::plan::{Agent, Schema, Workflow};
 use crate::plugin::{CallContext, Phase, Registry};
+use futures::future::BoxFuture;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -231,8 +234,9 @@ pub(crate) async fn run(
         // Tool calls of one turn run concurrently; results go back in the
         // order the model made the calls.
         let mut handoff: Option<Arc<Agent>> = None;
-        let mut futures = Vec::with_capacity(calls.len());
-        for (call_id, name, arguments) in &calls {
+        let mut futures: Vec<BoxFuture<'_, Result<Called, AgentError>>> =
+            Vec::with_capacity(calls.len());
+        for (position, (call_id, name, arguments)) in calls.iter().enumerate() {
             let target = name
                 .strip_prefix(HANDOFF_PREFIX)
                 .filter(|t| cx.workflow.allow_handoffs && agent.handoffs.iter().any(|h| h == t));
@@ -248,25 +252,38 @@ pub(crate) async fn run(
                         },
                     );
                     handoff = Some(next);
-                    futures.push(futures::future::Either::Left(futures::future::ready(Ok(
-                        json!({ "assistant": target }).to_string(),
-                    ))));
+                    futures.push(Called::ready(json!({ "assistant": target }).to_string()));
                 }
-                Some(_) => futures.push(futures::future::Either::Left(futures::future::ready(Ok(
+                Some(_) => futures.push(Called::ready(
                     "error: only the first handoff of a turn is followed".to_string(),
-                )))),
-                None => futures.push(futures::future::Either::Right(call_tool(
-                    cx, &scope, &agent, turn, call_id, name, arguments,
-                ))),
+                )),
+                None => match agent_tools::find(&agent, name) {
+                    Some(tool) => futures.push(Box::pin(call_agent_tool(
+                        cx, &scope, tool, turn, position, call_id, arguments, max_turns,
+                    ))),
+                    None => {
+                        let call = call_tool(cx, &scope, &agent, turn, call_id, name, arguments);
+                        futures.push(Box::pin(async move {
+                            call.await.map(|output| Called {
+                                output,
+                                usage: BTreeMap::new(),
+                            })
+                        }));
+                    }
+                },
             }
         }
         let outputs = futures::future::join_all(futures)
             .instrument(turn_span)
             .await;
-        for ((call_id, _, _), output) in calls.iter().zip(outputs) {
+        for ((call_id, _, _), called) in calls.iter().zip(outputs) {
+            let called = called?;
+            for (model, used) in called.usage {
+                *usage.entry(model).or_default() += used;
+            }
             items.push(Item::FunctionCallOutput {
                 call_id: call_id.clone(),
-                output: output?,
+                output: called.output,
             });
         }
         if let Some(next) = handoff {
@@ -299,10 +316,17 @@ pub(crate) fn agent_of(workflow: &Workflow, key: &str) -> Result<Arc<Agent>, Age
         })
 }
 
-/// The tools offered to the model: the agent's tool plugins plus one
-/// `transfer_to_<agent>` per allowed handoff.
+/// The tools offered to the model: the agent's tool plugins, the agents
+/// offered to it as tools, and one `transfer_to_<agent>` per allowed
+/// handoff.
 fn tool_specs(workflow: &Workflow, agent: &Agent) -> Vec<ToolSpec> {
     let mut specs: Vec<ToolSpec> = agent.tools.iter().map(|t| t.spec.clone()).collect();
+    specs.extend(agent.agent_tools.iter().map(|t| ToolSpec {
+        name: t.name.clone(),
+        description: t.description.clone(),
+        parameters: agent_tools::parameters(),
+        strict: true,
+    }));
     if workflow.allow_handoffs {
         for target in &agent.handoffs {
             let description = workflow

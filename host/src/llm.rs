@@ -57,11 +57,11 @@ mod http;
 mod limits;
 mod sample;
 mod scripted;
+mod settings;
 mod span;
 mod sse;
 mod wire;
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +80,7 @@ pub use hosted::{HostedCallSummary, HostedTool, McpApproval};
 pub use limits::ReplyLimits;
 pub use sample::sample_value;
 pub use scripted::ScriptedProvider;
+pub use settings::{ModelSettings, ReasoningSummary, StoredPrompt, ToolChoice, Verbosity};
 
 // The provider defaults. The spec re-uses them, so a spec that leaves a
 // field out gets exactly what a provider built without it does.
@@ -335,34 +336,6 @@ pub struct OutputSchema {
     pub name: String,
     pub schema: serde_json::Value,
     pub strict: bool,
-}
-
-/// Model and sampling settings of a request.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ModelSettings {
-    pub model: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<f32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_output_tokens: Option<u32>,
-    /// `none`, `minimal`, `low`, `medium`, `high`, `xhigh` (as the API).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reasoning_effort: Option<String>,
-    /// Sent with every request of these settings.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub extra_headers: BTreeMap<String, String>,
-}
-
-impl ModelSettings {
-    /// Settings for `model` with the server's defaults.
-    pub fn new(model: impl Into<String>) -> Self {
-        Self {
-            model: model.into(),
-            ..Self::default()
-        }
-    }
 }
 
 /// One model call.

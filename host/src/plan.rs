@@ -63,11 +63,35 @@ pub struct HookRef {
     pub plugin: String,
     pub entry: String,
     pub config: Value,
+    /// Guardrails only: the part of the checked value they see (a field
+    /// name or a JSON pointer).
+    pub target: Option<String>,
 }
 
 impl HookRef {
     pub fn label(&self) -> String {
         format!("{}#{}", self.plugin, self.entry)
+    }
+
+    /// What a guardrail with a `target` checks of `value`: the field (a
+    /// name) or the value at the JSON pointer (`/a/b`) of a JSON object or
+    /// array, `null` when it has none; a plain value (the text of an
+    /// unstructured answer) has no parts and is checked whole, so a
+    /// `target` never lets text pass unchecked.
+    pub fn narrow<'v>(&self, value: &'v Value) -> std::borrow::Cow<'v, Value> {
+        use std::borrow::Cow;
+        let Some(target) = &self.target else {
+            return Cow::Borrowed(value);
+        };
+        if !(value.is_object() || value.is_array()) {
+            return Cow::Borrowed(value);
+        }
+        let found = if target.starts_with('/') {
+            value.pointer(target)
+        } else {
+            value.get(target.as_str())
+        };
+        found.map_or(Cow::Owned(Value::Null), Cow::Borrowed)
     }
 }
 
@@ -89,6 +113,8 @@ pub struct Agent {
     pub provider: Arc<dyn Provider>,
     pub settings: ModelSettings,
     pub tools: Vec<ToolRef>,
+    /// Other agents offered to this one as tools.
+    pub agent_tools: Vec<AgentToolRef>,
     /// Tools the provider runs itself (Responses API only).
     pub hosted_tools: Vec<crate::llm::HostedTool>,
     pub input_guardrails: Vec<HookRef>,
@@ -101,6 +127,14 @@ pub struct Agent {
     pub stream: bool,
     /// How session history is kept within bounds (with a session).
     pub memory: Option<crate::spec::Memory>,
+}
+
+/// Another agent offered as a tool: the model calls `name` with an
+/// `input` text and receives `agent`'s final output.
+pub struct AgentToolRef {
+    pub name: String,
+    pub agent: String,
+    pub description: String,
 }
 
 /// One step of a stage.
@@ -145,3 +179,33 @@ mod compile;
 pub mod credentials;
 pub use compile::{CompileError, CompileOptions, compile, load_options};
 pub use credentials::{BASE_URL_ENV, CredentialPair, CredentialPolicy};
+
+#[cfg(test)]
+mod tests {
+    use super::HookRef;
+    use serde_json::{Value, json};
+
+    fn guardrail(target: Option<&str>) -> HookRef {
+        HookRef {
+            plugin: "g".into(),
+            entry: "g".into(),
+            config: json!({}),
+            target: target.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_target_narrows_structured_values_and_never_plain_text() {
+        let output = json!({"response": "call 555-123-4567", "meta": {"note": "n"}});
+        assert_eq!(*guardrail(None).narrow(&output), output);
+        assert_eq!(
+            *guardrail(Some("response")).narrow(&output),
+            json!("call 555-123-4567")
+        );
+        assert_eq!(*guardrail(Some("/meta/note")).narrow(&output), json!("n"));
+        assert_eq!(*guardrail(Some("missing")).narrow(&output), Value::Null);
+        // Text has no fields: checked whole.
+        let text = json!("call 555-123-4567");
+        assert_eq!(*guardrail(Some("response")).narrow(&text), text);
+    }
+}

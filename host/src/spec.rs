@@ -47,6 +47,7 @@ mod error;
 mod go;
 mod hosted;
 mod locate;
+mod model;
 mod parse;
 mod paths;
 mod redact;
@@ -66,12 +67,14 @@ pub use go::{
     GoCallbackObject, GoCredentials, GoGuardrail, GoMcp, GoModel, GoOutputType, GoReasoning,
     GoRequest, GoSession, GoTool, GoWorkflow,
 };
+pub use model::{ReasoningSummary, StoredPrompt, ToolChoice, Verbosity};
 pub use redact::{REDACTED, Redacted, redact};
 pub use types::{
-    Agent, Api, Approval, Callback, Credentials, DEFAULT_API_KEY_ENV, DEFAULT_OPENAI_BASE_URL,
-    DEFAULT_PROVIDER_TIMEOUT_MS, EventFormat, HostedTool, Kind, MAX_PLUGIN_MEMORY_MIB, McpApproval,
-    Memory, Mode, Model, OnBranchError, PluginLimits, PluginRef, Provider, ReasoningEffort, Retry,
-    Run, SHORTHAND_STAGE, Secret, Session, Stage, Step, Workflow,
+    Agent, AgentTool, Api, Approval, Callback, Credentials, DEFAULT_API_KEY_ENV,
+    DEFAULT_OPENAI_BASE_URL, DEFAULT_PROVIDER_TIMEOUT_MS, EventFormat, HostedTool, Kind,
+    MAX_PLUGIN_MEMORY_MIB, McpApproval, Memory, Mode, Model, OnBranchError, PluginLimits,
+    PluginRef, Provider, ReasoningEffort, Retry, Run, SHORTHAND_STAGE, Secret, Session, Stage,
+    Step, Workflow,
 };
 pub use validate::{PluginCatalog, PluginUse};
 

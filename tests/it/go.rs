@@ -201,6 +201,9 @@ async fn the_go_corpus_runs_offline() {
                 for line in [
                     "user: Write a short research note about Mars.",
                     "[agent switch] -> Triage Desk",
+                    // An agent offered as a tool, called and answering.
+                    "tool ask_json_helper called by Triage Desk",
+                    "tool function_call_output output: {\"facts\":5}",
                     "handoff Triage Desk -> Writer",
                     "[agent switch] -> Writer",
                     "agent Writer: {\"title\":\"Mars in five facts\"}",
@@ -536,4 +539,39 @@ async fn a_plugin_of_the_same_name_replaces_a_built_in_guardrail() {
         table.stdout,
         table.stderr
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_guardrail_target_checks_one_field_of_a_structured_output() {
+    let none = Path::new("no-such-plugins-folder");
+    let schema = json!({
+        "type": "object",
+        "properties": {"response": {"type": "string"}, "reasoning": {"type": "string"}},
+        "required": ["response", "reasoning"],
+        "additionalProperties": false
+    });
+    for (reply, trips) in [
+        (
+            json!({"response": "Call the front desk.", "reasoning": "its line is 555-123-4567"}),
+            false,
+        ),
+        (
+            json!({"response": "Call 555-123-4567.", "reasoning": "the front desk"}),
+            true,
+        ),
+    ] {
+        let cx = e2e::test_context!();
+        let path = guarded(&cx, "Who do I call?", &reply.to_string(), |agent| {
+            agent["output_type"] = json!({"name": "answer", "strict": true, "schema": schema});
+            agent["output_guardrails"] =
+                json!([{"name": "phone_number_output", "target": "response"}]);
+        });
+        let ran = run(&cx, &path, none, &[]).await;
+        if trips {
+            tripped(&ran, "output", "phone_number_output");
+        } else {
+            ran.ok();
+            assert!(ran.stdout.contains("front desk"), "{}", ran.stdout);
+        }
+    }
 }

@@ -9,6 +9,7 @@
 
 mod common;
 
+mod agent_tools;
 mod cli_plugins;
 mod durable;
 mod egress;
@@ -20,6 +21,7 @@ mod hostile;
 mod hostile_limits;
 mod hostile_load;
 mod llm;
+mod model_settings;
 mod otlp;
 mod outbox;
 mod plugins;

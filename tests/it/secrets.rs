@@ -253,7 +253,7 @@ async fn a_pair_the_operator_declares_sends_the_key() {
 
 /// Every file of the run database (`-wal` too) is free of `secrets`.
 #[track_caller]
-fn db_holds_none(db: &Path, secrets: &[&str]) {
+pub(crate) fn db_holds_none(db: &Path, secrets: &[&str]) {
     let name = db.file_name().and_then(|n| n.to_str()).expect("db name");
     let dir = db.parent().expect("db dir");
     let mut files = 0;

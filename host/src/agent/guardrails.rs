@@ -34,7 +34,7 @@ pub(super) async fn check_guardrails(
                 })?;
         let call = cx.call.for_entry(&g.entry, &g.config);
         let served = guardrail
-            .check(cx.registry.runtime(), &call, phase, payload)
+            .check(cx.registry.runtime(), &call, phase, &g.narrow(payload))
             .await
             .map_err(AgentError::Guardrail)?;
         let check = GuardrailCheck {

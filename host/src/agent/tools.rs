@@ -138,6 +138,8 @@ pub(super) async fn call_tool(
                     output,
                     error,
                     plugin: tool.map(|t| t.plugin.clone()),
+                    agent: None,
+                    usage: BTreeMap::new(),
                 };
                 cx.journal
                     .commit(&key, &call, digest.as_deref(), None)

@@ -360,6 +360,23 @@ mod tests {
     }
 
     #[test]
+    fn keys_of_an_agent_tool_s_nested_loop_parse_back() {
+        let nested = StepKey::new("main/0/t1/agent0", 0);
+        assert_eq!(nested.to_string(), "main/0/t1/agent0/0");
+        for key in [
+            Key::model(&nested, 2),
+            Key::tool(&nested, 1, "call_a"),
+            Key::approval(&nested, 1, "call_a"),
+            Key::guardrail(&nested, "t0/input", 0),
+            Key::guardrail(&nested, "t1/call_a/tool_output", 1),
+        ] {
+            let text = key.to_string();
+            assert_eq!(text.parse::<Key>(), Ok(key.clone()), "{text}");
+            assert_eq!(key.step(), Some(&nested));
+        }
+    }
+
+    #[test]
     fn a_string_that_is_no_key_is_an_error() {
         for text in [
             "",

@@ -88,6 +88,13 @@ pub struct ToolCall {
     /// The plugin that serves the tool (none for an unknown tool).
     #[serde(default)]
     pub plugin: Option<String>,
+    /// An agent offered as a tool: the agent that ran, and the tokens its
+    /// model calls took (its calls are journaled under the call, so an
+    /// interrupted one resumes where it stopped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub usage: BTreeMap<String, Usage>,
 }
 
 /// `plugin_output`: a guard's, input mapper's or reducer's result.
@@ -278,6 +285,8 @@ mod tests {
                     output: "3".into(),
                     error: false,
                     plugin: Some("calculator".into()),
+                    agent: None,
+                    usage: BTreeMap::new(),
                 }),
                 json!({"tool": "add", "call_id": "c1", "output": "3", "error": false, "plugin": "calculator"}),
             ),

@@ -138,6 +138,20 @@ impl OpenAiProvider {
         })
     }
 
+    /// The endpoint with the request's `extra_query` parameters.
+    fn url_for(&self, request: &ModelRequest) -> Result<std::borrow::Cow<'_, str>, LlmError> {
+        let query = &request.settings.extra_query;
+        if query.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(&self.url));
+        }
+        let mut url = reqwest::Url::parse(&self.url).map_err(|e| LlmError::InvalidRequest {
+            provider: self.name.clone(),
+            message: format!("the endpoint is not a URL: {e}"),
+        })?;
+        url.query_pairs_mut().extend_pairs(query);
+        Ok(std::borrow::Cow::Owned(url.to_string()))
+    }
+
     fn headers(&self, request: &ModelRequest) -> Result<HeaderMap, LlmError> {
         let mut headers = HeaderMap::with_capacity(2 + request.settings.extra_headers.len());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -181,15 +195,16 @@ impl OpenAiProvider {
     ) -> Result<ModelResponse, LlmError> {
         let headers = self.headers(request)?;
         let body = self.body(request)?;
+        let url = self.url_for(request)?;
         let mut tap = DeltaTap::new(on_event);
         let mut attempt = 0u32;
         loop {
             attempt += 1;
             let started = Instant::now();
             let result = if request.stream {
-                self.attempt_stream(&headers, &body, &mut tap).await
+                self.attempt_stream(&url, &headers, &body, &mut tap).await
             } else {
-                self.attempt_whole(&headers, &body).await
+                self.attempt_whole(&url, &headers, &body).await
             };
             let error = match result {
                 Ok(answer) => {
@@ -244,10 +259,15 @@ impl OpenAiProvider {
 
     /// Sends the request and checks the status; an error status becomes the
     /// matching error (with the server's message and `Retry-After`).
-    async fn send(&self, headers: &HeaderMap, body: &Bytes) -> Result<reqwest::Response, LlmError> {
+    async fn send(
+        &self,
+        url: &str,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<reqwest::Response, LlmError> {
         let response = self
             .http
-            .post(&self.url)
+            .post(url)
             .headers(headers.clone())
             .body(body.clone())
             .send()
@@ -292,9 +312,14 @@ impl OpenAiProvider {
     }
 
     /// One non-streamed attempt, bounded by the timeout as a whole.
-    async fn attempt_whole(&self, headers: &HeaderMap, body: &Bytes) -> Result<Answer, LlmError> {
+    async fn attempt_whole(
+        &self,
+        url: &str,
+        headers: &HeaderMap,
+        body: &Bytes,
+    ) -> Result<Answer, LlmError> {
         let exchange = async {
-            let mut response = self.send(headers, body).await?;
+            let mut response = self.send(url, headers, body).await?;
             limits::read_body(&mut response, &self.limits)
                 .await
                 .map_err(|e| match e {
@@ -320,12 +345,13 @@ impl OpenAiProvider {
     /// stream's bytes and duration, and its lines and events.
     async fn attempt_stream(
         &self,
+        url: &str,
         headers: &HeaderMap,
         body: &Bytes,
         tap: &mut DeltaTap<'_>,
     ) -> Result<Answer, LlmError> {
         let deadline = tokio::time::Instant::now() + self.limits.max_stream();
-        let mut response = tokio::time::timeout(self.timeout, self.send(headers, body))
+        let mut response = tokio::time::timeout(self.timeout, self.send(url, headers, body))
             .await
             .map_err(|_| self.timeout_error("waiting for the response headers"))??;
         let mut decoder = SseDecoder::new(self.limits);
@@ -371,7 +397,9 @@ impl OpenAiProvider {
     /// `error` with the API key and the request's extra header values
     /// replaced by `***`.
     fn redact(&self, error: LlmError, request: &ModelRequest) -> LlmError {
-        let extra = request.settings.extra_headers.values().map(String::as_str);
+        let extra = (request.settings.extra_headers.values())
+            .chain(request.settings.extra_query.values())
+            .map(String::as_str);
         self.key
             .iter()
             .map(Secret::expose)

@@ -60,3 +60,48 @@ pub(crate) fn reasoning_effort(effort: &str) -> Result<ReasoningEffort, Failure>
         },
     )
 }
+
+/// Sets the field at `path` (objects created on the way) to `verbosity`:
+/// `text.verbosity` on the Responses API, `verbosity` on Chat Completions,
+/// as the official SDKs send it (no `text.format` when there is no schema).
+pub(crate) fn set_verbosity(
+    body: &mut serde_json::Value,
+    path: &[&str],
+    verbosity: super::Verbosity,
+) {
+    let mut at = body;
+    for (i, field) in path.iter().enumerate() {
+        let Some(object) = at.as_object_mut() else {
+            return;
+        };
+        if i + 1 == path.len() {
+            object.insert(
+                (*field).to_string(),
+                serde_json::Value::String(verbosity.as_str().into()),
+            );
+            return;
+        }
+        at = object
+            .entry(*field)
+            .or_insert_with(|| serde_json::Value::Object(Default::default()));
+    }
+}
+
+/// Sets `tool_choice`: `auto`, `required` and `none` as strings, a named
+/// tool as the object `named` makes for the API.
+pub(crate) fn set_tool_choice(
+    body: &mut serde_json::Value,
+    choice: &super::ToolChoice,
+    named: impl FnOnce(&str) -> serde_json::Value,
+) {
+    use super::ToolChoice;
+    let value = match choice {
+        ToolChoice::Auto => serde_json::Value::String("auto".into()),
+        ToolChoice::Required => serde_json::Value::String("required".into()),
+        ToolChoice::None => serde_json::Value::String("none".into()),
+        ToolChoice::Named(name) => named(name),
+    };
+    if let Some(object) = body.as_object_mut() {
+        object.insert("tool_choice".into(), value);
+    }
+}

@@ -135,8 +135,15 @@ pub fn compile(
                         .and_then(|v| v.as_str().map(str::to_string))
                         .unwrap_or_default()
                 }),
+                reasoning_summary: a.model.reasoning_summary,
+                verbosity: a.model.verbosity,
+                metadata: a.model.metadata.clone(),
+                tool_choice: a.model.tool_choice.clone(),
+                prompt: a.prompt.clone(),
                 extra_headers: a.model.extra_headers.clone(),
+                extra_query: a.model.extra_query.clone(),
             },
+            agent_tools: agent_tools(spec, a, &tools, &path)?,
             tools,
             hosted_tools: hosted_tools(spec, a, &path)?,
             input_guardrails: hooks(&a.input_guardrails, "input_guardrails")?,
@@ -294,6 +301,44 @@ fn inline_key(spec: &Spec) -> Option<Secret> {
 /// The agent's hosted tools for the model layer. They need the Responses
 /// API: an agent whose provider speaks Chat Completions is refused here,
 /// before any call. (An offline provider ignores them.)
+/// The agents offered to `a` as tools, named apart from its plugin tools.
+fn agent_tools(
+    spec: &Spec,
+    a: &spec::Agent,
+    tools: &[plan::ToolRef],
+    path: &str,
+) -> Result<Vec<plan::AgentToolRef>, CompileError> {
+    a.agent_tools
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let name = t.name().to_string();
+            if tools.iter().any(|tool| tool.name == name) {
+                return Err(CompileError::Invalid {
+                    path: format!("{path}.agent_tools[{i}]"),
+                    message: format!(
+                        "a plugin tool is also named `{name}`; the model could not tell them apart"
+                    ),
+                });
+            }
+            let description = t
+                .description
+                .clone()
+                .or_else(|| {
+                    spec.agents
+                        .get(&t.agent)
+                        .and_then(|target| target.handoff_description.clone())
+                })
+                .unwrap_or_default();
+            Ok(plan::AgentToolRef {
+                name,
+                agent: t.agent.clone(),
+                description,
+            })
+        })
+        .collect()
+}
+
 fn hosted_tools(
     spec: &Spec,
     a: &spec::Agent,
@@ -455,6 +500,7 @@ fn hook(
         plugin,
         entry,
         config: r.config.clone(),
+        target: r.target.clone(),
     })
 }
 

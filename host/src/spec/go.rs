@@ -21,17 +21,17 @@
 //! | `workflow.name` (required), `starting_agent` (must name an agent) | `workflow.name` (key: its slug); one sequential stage `main` with one step running it |
 //! | `workflow.agents[i]` | `agents.<name>` (names unique), with `allow_handoff_agents` |
 //! | `display_name`, `instructions`, `handoff` (singular key), `handoff_description`, `output_type` | `display_name`, `instructions`, `handoffs`, `handoff_description`, `output_schema` (inline `schema`, or `json_object`) |
-//! | `model` (absent: [`DEFAULT_MODEL`]) | provider `openai`; `model`, `temperature`, `top_p`, `max_tokens`, `reasoning.effort`, `extra_headers` honoured |
+//! | `model` (absent: [`DEFAULT_MODEL`]) | provider `openai`; `model`, `temperature`, `top_p`, `max_tokens`, `reasoning.effort`, `reasoning.summary`, `verbosity`, `metadata`, `extra_headers`, `extra_query`, `tool_choice` honoured |
+//! | `prompt_id` | the agent's stored `prompt` |
+//! | `agent_tools[j]` | `agent_tools`: another agent offered as a tool |
 //! | `tools[j]` of type `web_search`, `file_search`, `code_interpreter`, `image_generation`, `hosted_mcp` | `hosted_tools` ([`HostedTool`](super::HostedTool)) |
 //! | `tools[j]` of type `plugin` (extension) | `tools`: the WASM plugin `name`, with `config`; `require_approval: always` makes each call wait for a human |
 //! | `mcp[k]` | a hosted MCP tool (`server_url` = `address`; label defaults to `<workflow>_<agent>`; `additional.headers` / `.allowed_tools`) |
-//! | `input_guardrails`, `output_guardrails` | guardrail references by `name`, with `config`: a plugin of that name, else the host's built-in preset |
+//! | `input_guardrails`, `output_guardrails` | guardrail references by `name`, with `config` and `target`: a plugin of that name, else the host's built-in preset |
 //!
-//! Refused with their path (the host has no such feature yet): `prompt_id`,
-//! `agent_tools` (once their names resolve), a guardrail's `target`, model
-//! `reasoning.summary`, `verbosity`, `metadata`, `extra_query`,
-//! `tool_choice`, a provider other than `openai`, MCP types other than
-//! hosted, and any tool `config` key the host does not read.
+//! Refused with their path: a provider other than `openai`, MCP types other
+//! than hosted (stdio servers), and any tool `config` key the host does not
+//! read.
 //!
 //! Extensions (not in the Go runner, harmless to its requests):
 //! `credentials.api_key` / `base_url` (a [`Secret`](super::Secret) key for

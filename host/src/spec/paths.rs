@@ -8,6 +8,33 @@ use super::error::{index, key};
 pub(super) struct Paths<'a>(pub(super) &'a Origin);
 
 impl Paths<'_> {
+    /// Whether the document is a Go request.
+    pub(super) fn is_go(&self) -> bool {
+        matches!(self.0, Origin::Go { .. })
+    }
+
+    /// The field of an agent tool that names the agent.
+    pub(super) fn agent_tool_agent_field(&self) -> &'static str {
+        if self.is_go() { "agent_name" } else { "agent" }
+    }
+
+    /// An agent's stored prompt (`prompt_id` in a Go request).
+    pub(super) fn agent_prompt(&self, name: &str) -> String {
+        key(
+            &self.agent(name),
+            if self.is_go() { "prompt_id" } else { "prompt" },
+        )
+    }
+
+    /// A model field by its native name (`reasoning_summary` is
+    /// `reasoning.summary` in a Go request).
+    pub(super) fn model_field(&self, model: &str, field: &str) -> String {
+        match (self.is_go(), field) {
+            (true, "reasoning_summary") => key(&key(model, "reasoning"), "summary"),
+            _ => key(model, field),
+        }
+    }
+
     pub(super) fn agent(&self, name: &str) -> String {
         match self.0 {
             Origin::Go { agents } => match agents.get(name) {

@@ -5,7 +5,8 @@
 //! clear: a Go request's `session.credentials.api_key` and
 //! `callback.secret`, and the values of custom HTTP headers (a callback's
 //! `headers`, a model's `extra_headers`, a hosted MCP server's `headers`:
-//! `Authorization`, `api-key`, …).
+//! `Authorization`, `api-key`, …), and of a model's `extra_query`
+//! parameters (`?key=…`).
 //! [`redact`] replaces each with [`REDACTED`] and lists where it did, so a
 //! resume knows it needs the original document (see `host resume --spec`).
 //! Header names stay.
@@ -92,14 +93,13 @@ pub fn redact(doc: &Value) -> Redacted {
     Redacted { doc, paths }
 }
 
-/// A model object's `extra_headers` (a model given as a name has none).
+/// A model object's `extra_headers` and `extra_query` (a model given as a
+/// name has none): a query parameter may carry a key (`?key=…`).
 fn model(model: Option<&mut Value>, at: &str, paths: &mut Vec<String>) {
     if let Some(model) = model.filter(|m| m.is_object()) {
-        values(
-            model.get_mut("extra_headers"),
-            &format!("{at}.extra_headers"),
-            paths,
-        );
+        for field in ["extra_headers", "extra_query"] {
+            values(model.get_mut(field), &format!("{at}.{field}"), paths);
+        }
     }
 }
 

@@ -3,6 +3,8 @@
 //! fields so that a typo is an error with a path instead of a silent default.
 
 pub use super::hosted::{HostedTool, McpApproval};
+use super::model::StoredPrompt;
+pub use super::model::{AgentTool, Model, ReasoningEffort};
 pub use super::run::{Callback, Credentials, EventFormat, Run, Session};
 use crate::util::empty_object;
 use schemars::{JsonSchema, Schema, SchemaGenerator};
@@ -208,6 +210,10 @@ pub struct Agent {
     pub display_name: Option<String>,
     #[serde(default)]
     pub instructions: String,
+    /// A prompt template stored with the provider (Responses API only),
+    /// sent beside `instructions`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt: Option<StoredPrompt>,
     pub model: Model,
     /// Tool plugins: a bare `plugin` means every tool it offers.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -222,6 +228,9 @@ pub struct Agent {
     pub output_guardrails: Vec<PluginRef>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tool_guardrails: Vec<PluginRef>,
+    /// Other agents offered to this one as tools.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agent_tools: Vec<AgentTool>,
     /// Agents this one may hand the conversation to (needs
     /// `workflow.allow_handoff_agents`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -257,111 +266,6 @@ pub enum Memory {
     Compact { max_tokens: u32 },
 }
 
-/// A model reference: a bare name (`"gpt-4.1-mini"`, on the default
-/// provider) or an object with settings. After [`Spec::from_json_str`]
-/// `provider` is filled in with the default provider's name when one exists.
-///
-/// [`Spec::from_json_str`]: super::Spec::from_json_str
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(from = "ModelRepr")]
-pub struct Model {
-    /// Key into `providers`; empty means the default provider.
-    pub provider: String,
-    pub name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub temperature: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub top_p: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub max_output_tokens: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reasoning_effort: Option<ReasoningEffort>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub extra_headers: BTreeMap<String, String>,
-}
-
-impl Model {
-    /// A model by name on the default provider.
-    pub fn named(name: impl Into<String>) -> Self {
-        Model {
-            name: name.into(),
-            ..Default::default()
-        }
-    }
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(untagged)]
-#[allow(clippy::large_enum_variant)]
-enum ModelRepr {
-    /// A model name on the default provider.
-    Name(String),
-    Full(ModelObject),
-}
-
-/// A model with its settings.
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-struct ModelObject {
-    /// Key into `providers`; defaults to the single provider, else the one
-    /// named `default`, else `openai`.
-    #[serde(default)]
-    provider: String,
-    name: String,
-    /// 0 to 2.
-    #[serde(default)]
-    temperature: Option<f64>,
-    /// 0 to 1.
-    #[serde(default)]
-    top_p: Option<f64>,
-    #[serde(default)]
-    max_output_tokens: Option<u32>,
-    #[serde(default)]
-    reasoning_effort: Option<ReasoningEffort>,
-    /// Extra HTTP headers sent with each request.
-    #[serde(default)]
-    extra_headers: BTreeMap<String, String>,
-}
-
-impl From<ModelRepr> for Model {
-    fn from(repr: ModelRepr) -> Self {
-        match repr {
-            ModelRepr::Name(name) => Model::named(name),
-            ModelRepr::Full(m) => Model {
-                provider: m.provider,
-                name: m.name,
-                temperature: m.temperature,
-                top_p: m.top_p,
-                max_output_tokens: m.max_output_tokens,
-                reasoning_effort: m.reasoning_effort,
-                extra_headers: m.extra_headers,
-            },
-        }
-    }
-}
-
-impl JsonSchema for Model {
-    fn schema_name() -> Cow<'static, str> {
-        "Model".into()
-    }
-
-    fn json_schema(generator: &mut SchemaGenerator) -> Schema {
-        ModelRepr::json_schema(generator)
-    }
-}
-
-/// Reasoning effort of reasoning models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ReasoningEffort {
-    None,
-    Minimal,
-    Low,
-    Medium,
-    High,
-    Xhigh,
-}
-
 /// A reference to a plugin entry, written `"plugin"`, `"plugin#entry"` or
 /// `{"plugin": "plugin#entry", "config": {...}}`. All three become this one
 /// shape; `config` is `{}` when absent and reaches the plugin as its
@@ -374,6 +278,9 @@ pub struct PluginRef {
     pub config: Value,
     /// Tools only: whether a call waits for a human's approval.
     pub approval: Approval,
+    /// Guardrails only: the part of the checked value the guardrail sees —
+    /// a field name (`response`) or a JSON pointer (`/answer/text`).
+    pub target: Option<String>,
 }
 
 /// Whether a tool call needs a human's approval before it runs.
@@ -400,6 +307,7 @@ impl PluginRef {
             entry,
             config: empty_object(),
             approval: Approval::Never,
+            target: None,
         }
     }
 
@@ -444,6 +352,10 @@ struct PluginRefObject {
     /// Tools only: `always` makes every call wait for a human's approval.
     #[serde(default, skip_serializing_if = "is_never")]
     approval: Approval,
+    /// Guardrails only: the part of the checked value the guardrail sees —
+    /// a field name (`response`) or a JSON pointer (`/answer/text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    target: Option<String>,
 }
 
 fn is_never(a: &Approval) -> bool {
@@ -457,6 +369,7 @@ impl From<PluginRefRepr> for PluginRef {
             PluginRefRepr::Full(o) => {
                 let mut r = PluginRef::parse(&o.plugin).with_config(o.config);
                 r.approval = o.approval;
+                r.target = o.target;
                 r
             }
         }
@@ -465,13 +378,17 @@ impl From<PluginRefRepr> for PluginRef {
 
 impl From<PluginRef> for PluginRefRepr {
     fn from(r: PluginRef) -> Self {
-        if r.config.as_object().is_some_and(|o| o.is_empty()) && r.approval == Approval::Never {
+        if r.config.as_object().is_some_and(|o| o.is_empty())
+            && r.approval == Approval::Never
+            && r.target.is_none()
+        {
             PluginRefRepr::Short(r.reference())
         } else {
             PluginRefRepr::Full(PluginRefObject {
                 plugin: r.reference(),
                 config: r.config,
                 approval: r.approval,
+                target: r.target,
             })
         }
     }

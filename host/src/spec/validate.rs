@@ -1,6 +1,8 @@
 //! Semantic checks of a parsed spec: every problem at once, each with the
 //! JSONPath of the value the user wrote.
 
+mod extras;
+
 use super::Spec;
 use super::destinations;
 use super::error::{SpecError, SpecErrors, index, key, nearest, suggestion};
@@ -300,6 +302,8 @@ impl Checker<'_> {
                 self.schema(self.paths.agent_output_schema(name), schema);
             }
             self.handoffs(name, agent);
+            self.agent_tools(name, agent);
+            self.request_settings(name, agent);
             for (i, tool) in agent.hosted_tools.iter().enumerate() {
                 let at = self.paths.agent_item(name, "hosted_tools", i);
                 for p in tool.problems() {
@@ -590,6 +594,7 @@ impl Checker<'_> {
                 Some("remove `approval`, or move the plugin to the agent's `tools`".into()),
             );
         }
+        self.guardrail_target(path, kind, r.target.as_deref());
         if r.entry.as_deref() == Some("") {
             self.error_hint(
                 path,

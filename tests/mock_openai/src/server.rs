@@ -138,6 +138,7 @@ const LOGGED_HEADERS: [&str; 7] = [
 struct LogInfo<'a> {
     method: &'a Method,
     path: &'a str,
+    query: Option<&'a str>,
     headers: &'a HeaderMap,
     endpoint: Option<Endpoint>,
     model: Option<&'a str>,
@@ -229,6 +230,7 @@ impl Shared {
             seq: self.log_seq.fetch_add(1, Ordering::Relaxed) + 1,
             method: info.method.to_string(),
             path: info.path.to_owned(),
+            query: info.query.map(str::to_owned),
             endpoint: info.endpoint,
             model: info.model.map(str::to_owned),
             stream: info.stream,
@@ -382,10 +384,11 @@ impl Shared {
         &self,
         endpoint: Endpoint,
         method: &Method,
-        path: &str,
+        uri: &Uri,
         headers: &HeaderMap,
         raw: &[u8],
     ) -> std::result::Result<Prepared, Box<Response>> {
+        let path = uri.path();
         inc(&self.stats.requests);
         match endpoint {
             Endpoint::Chat => inc(&self.stats.chat),
@@ -394,6 +397,7 @@ impl Shared {
         let mut info = LogInfo {
             method,
             path,
+            query: uri.query(),
             headers,
             endpoint: Some(endpoint),
             model: None,
@@ -544,7 +548,7 @@ async fn serve_model(
     raw: Bytes,
 ) -> Response {
     let guard = InFlight::enter(&shared);
-    let prepared = match shared.prepare(endpoint, &method, uri.path(), &headers, &raw) {
+    let prepared = match shared.prepare(endpoint, &method, &uri, &headers, &raw) {
         Ok(p) => p,
         Err(response) => return *response,
     };
@@ -641,6 +645,7 @@ fn log_simple(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap) 
     shared.log(LogInfo {
         method,
         path: uri.path(),
+        query: uri.query(),
         headers,
         endpoint: None,
         model: None,

@@ -69,6 +69,9 @@ pub struct LoggedRequest {
     pub method: String,
     /// Request path (without query).
     pub path: String,
+    /// The query string, if any (`api-version=1`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
     /// API, for model requests.
     pub endpoint: Option<Endpoint>,
     /// `model` of the body, when readable.

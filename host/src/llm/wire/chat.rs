@@ -15,7 +15,7 @@ use async_openai::types::chat::{
     FunctionCall, FunctionObject, ResponseFormat, ResponseFormatJsonSchema,
 };
 
-use super::reasoning_effort;
+use super::{reasoning_effort, set_tool_choice, set_verbosity};
 use crate::llm::error::Failure;
 use crate::llm::{Item, ModelRequest, Role};
 
@@ -38,6 +38,16 @@ pub(crate) fn body(request: &ModelRequest) -> Result<serde_json::Value, Failure>
                 message.insert("content".into(), serde_json::Value::Null);
             }
         }
+    }
+    if let Some(verbosity) = request.settings.verbosity {
+        set_verbosity(&mut body, &["verbosity"], verbosity);
+    }
+    if let Some(choice) = &request.settings.tool_choice {
+        set_tool_choice(
+            &mut body,
+            choice,
+            |name| serde_json::json!({"type": "function", "function": {"name": name}}),
+        );
     }
     Ok(body)
 }
@@ -128,8 +138,23 @@ pub(crate) fn build_request(
             tool.type_name()
         )));
     }
+    if settings.reasoning_summary.is_some() {
+        return Err(Failure::Invalid(
+            "`reasoning_summary` needs the Responses API (set `api: responses`)".into(),
+        ));
+    }
+    if settings.prompt.is_some() {
+        return Err(Failure::Invalid(
+            "a stored `prompt` needs the Responses API (set `api: responses`)".into(),
+        ));
+    }
     let mut args = CreateChatCompletionRequestArgs::default();
     args.model(settings.model.clone()).messages(messages);
+    if !settings.metadata.is_empty() {
+        args.metadata(async_openai::types::Metadata::from(serde_json::json!(
+            settings.metadata
+        )));
+    }
     if !request.tools.is_empty() {
         args.tools(
             request

@@ -5,14 +5,14 @@
 use async_openai::types::responses::{
     CreateResponse, CreateResponseArgs, EasyInputContent, EasyInputMessage, FunctionCallOutput,
     FunctionCallOutputItemParam, FunctionTool, FunctionToolCall, InputItem, InputParam,
-    Item as WireItem, MCPApprovalRequest, MCPApprovalResponse, MessageType, Reasoning,
-    ResponseFormatJsonSchema, ResponseTextParam, Role as WireRole, TextResponseFormatConfiguration,
-    Tool,
+    Item as WireItem, MCPApprovalRequest, MCPApprovalResponse, MessageType, Prompt, Reasoning,
+    ReasoningSummary as WireSummary, ResponseFormatJsonSchema, ResponseTextParam, Role as WireRole,
+    TextResponseFormatConfiguration, Tool,
 };
 
-use super::reasoning_effort;
+use super::{reasoning_effort, set_tool_choice, set_verbosity};
 use crate::llm::error::Failure;
-use crate::llm::{Item, ModelRequest, Role};
+use crate::llm::{Item, ModelRequest, ReasoningSummary, Role};
 
 /// The request body as the official SDKs send it: the typed request, with
 /// `include` and `tools` always present and input messages without the
@@ -27,6 +27,21 @@ pub(crate) fn body(request: &ModelRequest) -> Result<serde_json::Value, Failure>
             .and_then(serde_json::Value::as_array_mut)
     {
         tools.extend(request.hosted_tools.iter().map(|tool| tool.wire()));
+    }
+    if let Some(verbosity) = request.settings.verbosity {
+        set_verbosity(&mut body, &["text", "verbosity"], verbosity);
+    }
+    if let Some(choice) = &request.settings.tool_choice {
+        set_tool_choice(&mut body, choice, |name| {
+            let hosted = request.hosted_tools.iter().find_map(|tool| match tool {
+                crate::llm::HostedTool::Mcp { server_label, .. } if server_label == name => {
+                    Some(serde_json::json!({"type": "mcp", "server_label": name}))
+                }
+                tool if tool.type_name() == name => Some(serde_json::json!({"type": name})),
+                _ => None,
+            });
+            hosted.unwrap_or_else(|| serde_json::json!({"type": "function", "name": name}))
+        });
     }
     if let Some(input) = body
         .get_mut("input")
@@ -93,10 +108,35 @@ pub(crate) fn build_request(request: &ModelRequest) -> Result<CreateResponse, Fa
     if let Some(n) = settings.max_output_tokens {
         args.max_output_tokens(n);
     }
-    if let Some(effort) = &settings.reasoning_effort {
+    if settings.reasoning_effort.is_some() || settings.reasoning_summary.is_some() {
         args.reasoning(Reasoning {
-            effort: Some(reasoning_effort(effort)?),
+            effort: settings
+                .reasoning_effort
+                .as_deref()
+                .map(reasoning_effort)
+                .transpose()?,
+            summary: settings.reasoning_summary.map(|s| match s {
+                ReasoningSummary::Auto => WireSummary::Auto,
+                ReasoningSummary::Concise => WireSummary::Concise,
+                ReasoningSummary::Detailed => WireSummary::Detailed,
+            }),
             ..Reasoning::default()
+        });
+    }
+    if !settings.metadata.is_empty() {
+        args.metadata(
+            settings
+                .metadata
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect::<std::collections::HashMap<_, _>>(),
+        );
+    }
+    if let Some(prompt) = &settings.prompt {
+        args.prompt(Prompt {
+            id: prompt.id.clone(),
+            version: prompt.version.clone(),
+            variables: None,
         });
     }
     if request.stream {
@@ -315,5 +355,69 @@ mod tests {
         let mut bad = request.clone();
         bad.settings.reasoning_effort = Some("extreme".into());
         assert!(matches!(build_request(&bad), Err(Failure::Invalid(_))));
+    }
+
+    #[test]
+    fn request_settings_as_the_api_documents_them() {
+        use crate::llm::{ReasoningSummary, StoredPrompt, ToolChoice, Verbosity};
+        let mut settings = ModelSettings::new("gpt-5");
+        settings.reasoning_summary = Some(ReasoningSummary::Detailed);
+        settings.verbosity = Some(Verbosity::High);
+        settings.prompt = Some(StoredPrompt {
+            id: "pmpt_1".into(),
+            version: None,
+        });
+        settings.tool_choice = Some(ToolChoice::Named("web_search".into()));
+        let mut request = ModelRequest {
+            settings,
+            input: vec![Item::user("hi")],
+            output_schema: Some(OutputSchema {
+                name: "final_output".into(),
+                schema: json!({"type": "object"}),
+                strict: true,
+            }),
+            hosted_tools: vec![
+                crate::llm::HostedTool::WebSearch {
+                    search_context_size: None,
+                    user_location: None,
+                },
+                crate::llm::HostedTool::Mcp {
+                    server_label: "wiki".into(),
+                    server_url: "https://mcp.example.com".into(),
+                    require_approval: Default::default(),
+                    headers: Default::default(),
+                    allowed_tools: None,
+                },
+            ],
+            ..ModelRequest::default()
+        };
+        let body = super::body(&request).unwrap();
+        // A summary without an effort; verbosity beside the schema's format.
+        assert_eq!(body["reasoning"], json!({"summary": "detailed"}));
+        assert_eq!(body["text"]["verbosity"], "high");
+        assert_eq!(body["text"]["format"]["type"], "json_schema");
+        assert_eq!(body["prompt"], json!({"id": "pmpt_1"}));
+        assert_eq!(body["tool_choice"], json!({"type": "web_search"}));
+        assert!(body.get("metadata").is_none());
+
+        for (choice, want) in [
+            (
+                ToolChoice::Named("wiki".into()),
+                json!({"type": "mcp", "server_label": "wiki"}),
+            ),
+            (
+                ToolChoice::Named("add".into()),
+                json!({"type": "function", "name": "add"}),
+            ),
+            (ToolChoice::None, json!("none")),
+            (ToolChoice::Required, json!("required")),
+        ] {
+            request.settings.tool_choice = Some(choice);
+            assert_eq!(super::body(&request).unwrap()["tool_choice"], want);
+        }
+        // Still a valid request in OpenAI's schema.
+        let typed: Result<CreateResponse, _> =
+            serde_json::from_value(super::body(&request).unwrap());
+        assert!(typed.is_ok(), "{typed:?}");
     }
 }

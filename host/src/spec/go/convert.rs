@@ -10,9 +10,10 @@ use super::types::{
 use super::{DEFAULT_MODEL, GoOrigin};
 use crate::spec::error::{SpecError, SpecErrors, index, key, suggestion};
 use crate::spec::hosted::is_http_url;
+use crate::spec::model::{ReasoningSummary, StoredPrompt, ToolChoice, Verbosity};
 use crate::spec::types::{
-    Agent, Callback, Credentials, EventFormat, Mode, Model, PluginRef, Provider, ReasoningEffort,
-    Run, SHORTHAND_STAGE, Session, Stage, Step, Workflow,
+    Agent, AgentTool, Callback, Credentials, EventFormat, Mode, Model, PluginRef, Provider,
+    ReasoningEffort, Run, SHORTHAND_STAGE, Session, Stage, Step, Workflow,
 };
 use crate::spec::{Origin, Spec};
 use serde_json::{Value, json};
@@ -35,15 +36,6 @@ impl Problems {
     ) {
         self.0
             .push(SpecError::new(path, message).with_hint(Some(hint.into())));
-    }
-
-    /// A Go field this host cannot honour.
-    fn unsupported(&mut self, path: String, what: &str) {
-        self.hint(
-            path,
-            format!("{what} is not supported by this host"),
-            "remove it; docs/SPEC.md lists what each Go field does here",
-        );
     }
 }
 
@@ -121,8 +113,10 @@ impl GoRequest {
             }
             for (k, t) in a.agent_tools.iter().enumerate() {
                 let tp = index(&key(&path, "agent_tools"), k);
-                if reference(key(&tp, "agent_name"), &t.agent_name, &mut p) {
-                    p.unsupported(tp, "an agent offered as a tool (`agent_tools`)");
+                if t.agent_name.trim().is_empty() {
+                    p.add(key(&tp, "agent_name"), "agent_name is required");
+                } else {
+                    reference(key(&tp, "agent_name"), &t.agent_name, &mut p);
                 }
             }
         }
@@ -318,9 +312,21 @@ fn agent(
     p: &mut Problems,
 ) -> (Agent, GoOrigin) {
     let model = model(a.model.as_ref(), &key(path, "model"), p);
-    if !a.prompt_id.is_empty() {
-        p.unsupported(key(path, "prompt_id"), "`prompt_id` (a stored prompt)");
-    }
+    let prompt = Some(a.prompt_id.trim())
+        .filter(|id| !id.is_empty())
+        .map(|id| StoredPrompt {
+            id: id.to_string(),
+            version: None,
+        });
+    let agent_tools = a
+        .agent_tools
+        .iter()
+        .map(|t| AgentTool {
+            agent: t.agent_name.clone(),
+            tool_name: Some(t.tool_name.clone()).filter(|n| !n.trim().is_empty()),
+            description: Some(t.description.clone()).filter(|d| !d.trim().is_empty()),
+        })
+        .collect();
     let mut origin = GoOrigin {
         index: i,
         ..Default::default()
@@ -356,11 +362,10 @@ fn agent(
                 p.add(key(&gp, "name"), "guardrail missing name");
                 continue;
             }
-            if !g.target.is_empty() {
-                p.unsupported(key(&gp, "target"), "a guardrail `target`");
-            }
             let config = Value::Object(g.config.clone().into_iter().collect());
-            out.push(PluginRef::parse(&g.name).with_config(config));
+            let mut r = PluginRef::parse(&g.name).with_config(config);
+            r.target = Some(g.target.clone()).filter(|t| !t.trim().is_empty());
+            out.push(r);
         }
         out
     };
@@ -373,12 +378,14 @@ fn agent(
     let agent = Agent {
         display_name: Some(a.display_name.clone()).filter(|n| !n.trim().is_empty()),
         instructions: a.instructions.clone(),
+        prompt,
         model,
         tools: plugin_tools,
         hosted_tools: hosted,
         input_guardrails,
         output_guardrails,
         tool_guardrails: Vec::new(),
+        agent_tools,
         handoffs: a.handoffs.clone(),
         handoff_description: Some(a.handoff_description.clone()).filter(|d| !d.is_empty()),
         output_schema,
@@ -420,6 +427,7 @@ fn model(m: Option<&GoModel>, path: &str, p: &mut Problems) -> Model {
         }
     });
     let mut reasoning_effort = None;
+    let mut reasoning_summary = None;
     if let Some(r) = &m.reasoning {
         let rp = key(path, "reasoning");
         let effort = r.effort.trim().to_ascii_lowercase();
@@ -436,28 +444,41 @@ fn model(m: Option<&GoModel>, path: &str, p: &mut Problems) -> Model {
             }
         }
         if !r.summary.is_empty() {
-            p.unsupported(key(&rp, "summary"), "`reasoning.summary`");
+            let summary = r.summary.trim().to_ascii_lowercase();
+            match serde_json::from_value::<ReasoningSummary>(json!(summary)) {
+                Ok(s) => reasoning_summary = Some(s),
+                Err(_) => p.add(
+                    key(&rp, "summary"),
+                    format!(
+                        "`summary` is `auto`, `concise` or `detailed`, not `{}`",
+                        r.summary
+                    ),
+                ),
+            }
         }
     }
+    let mut verbosity = None;
     if !m.verbosity.is_empty() {
-        if ["low", "medium", "high"].contains(&m.verbosity.to_ascii_lowercase().as_str()) {
-            p.unsupported(key(path, "verbosity"), "`verbosity`");
-        } else {
-            p.add(
+        match serde_json::from_value::<Verbosity>(json!(m.verbosity.to_ascii_lowercase())) {
+            Ok(v) => verbosity = Some(v),
+            Err(_) => p.add(
                 key(path, "verbosity"),
                 format!("unsupported verbosity `{}`", m.verbosity),
-            );
+            ),
         }
     }
-    if !m.metadata.is_empty() {
-        p.unsupported(key(path, "metadata"), "model `metadata`");
-    }
-    if !m.extra_query.is_empty() {
-        p.unsupported(key(path, "extra_query"), "`extra_query`");
-    }
-    if m.tool_choice.as_ref().is_some_and(|c| !c.is_null()) {
-        p.unsupported(key(path, "tool_choice"), "`tool_choice`");
-    }
+    let tool_choice = match &m.tool_choice {
+        None | Some(Value::Null) => None,
+        Some(Value::String(c)) if c.is_empty() => None,
+        Some(Value::String(c)) => Some(ToolChoice::from(c.clone())),
+        Some(_) => {
+            p.add(
+                key(path, "tool_choice"),
+                "`tool_choice` is a string: `auto`, `required`, `none` or a tool's name",
+            );
+            None
+        }
+    };
     Model {
         provider: "openai".into(),
         name: m.model.clone(),
@@ -465,7 +486,12 @@ fn model(m: Option<&GoModel>, path: &str, p: &mut Problems) -> Model {
         top_p: m.top_p,
         max_output_tokens,
         reasoning_effort,
+        reasoning_summary,
+        verbosity,
+        metadata: m.metadata.clone(),
+        tool_choice,
         extra_headers: m.extra_headers.clone(),
+        extra_query: m.extra_query.clone(),
     }
 }
 

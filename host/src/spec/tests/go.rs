@@ -213,15 +213,42 @@ fn every_go_field_lands_where_the_table_says() {
         Some("Routes requests")
     );
     assert_eq!(triage.tools, [PluginRef::parse("calculator")]);
+    let mut targeted = PluginRef::parse("math_homework_input");
+    targeted.target = Some("query".into());
     assert_eq!(
         triage.input_guardrails,
-        [
-            PluginRef::parse("math_homework_input"),
-            PluginRef::parse("basic_profanity_input")
-        ]
+        [targeted, PluginRef::parse("basic_profanity_input")]
+    );
+    // Stored prompt, request settings and an agent offered as a tool.
+    assert_eq!(
+        triage.prompt,
+        Some(crate::spec::StoredPrompt {
+            id: "pmpt_triage".into(),
+            version: None
+        })
+    );
+    assert_eq!(
+        triage.model.reasoning_summary,
+        Some(crate::spec::ReasoningSummary::Auto)
+    );
+    assert_eq!(triage.model.verbosity, Some(crate::spec::Verbosity::Low));
+    assert_eq!(triage.model.metadata["team"], "a");
+    assert_eq!(triage.model.extra_query["api-version"], "2025-01-01");
+    assert_eq!(
+        triage.model.tool_choice,
+        Some(crate::spec::ToolChoice::Auto)
+    );
+    assert_eq!(
+        triage.agent_tools,
+        [crate::spec::AgentTool {
+            agent: "json_helper".into(),
+            tool_name: Some("ask_json_helper".into()),
+            description: Some("Ask for facts as a JSON object.".into()),
+        }]
     );
     assert_eq!(triage.annotations["reviewed"], true);
     let writer = &spec.agents["writer"];
+    assert_eq!(writer.output_guardrails[1].target.as_deref(), Some("title"));
     assert_eq!(
         writer.output_guardrails[1].config,
         json!({"pattern": "\\bSECRET-\\d+\\b"})

@@ -105,6 +105,7 @@ fn plugin_refs_normalize_to_one_shape() {
             entry: None,
             config: empty.clone(),
             approval: Default::default(),
+            target: None,
         }
     );
     assert_eq!(tools[1], PluginRef::parse("calculator#add"));
@@ -117,6 +118,7 @@ fn plugin_refs_normalize_to_one_shape() {
             entry: Some("sub".into()),
             config: json!({"precision": 2}),
             approval: Default::default(),
+            target: None,
         }
     );
     assert_eq!(tools[3], tools[0]);
