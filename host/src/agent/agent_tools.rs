@@ -11,11 +11,12 @@
 //! recorded one is served without running the agent again.
 
 use super::*;
-use crate::events::data::{ToolCalled, ToolResult};
+use crate::events::data::ToolResult;
 use crate::journal::{Key, Mode, ToolCall, decode};
 use crate::plan::AgentToolRef;
 use crate::store::JournalKind;
 use futures::future::BoxFuture;
+use tracing::Instrument;
 
 /// The parameters every agent tool takes (as the Agents SDK's `as_tool`).
 pub(super) fn parameters() -> Value {
@@ -61,15 +62,33 @@ pub(super) async fn call_agent_tool(
     arguments: &str,
     max_turns: u32,
 ) -> Result<Called, AgentError> {
-    cx.emitter.emit(
-        scope,
-        ToolCalled {
-            arguments: clip(arguments),
-            call_id: call_id.to_owned(),
-            hosted: false,
-            tool: tool.name.clone(),
-        },
+    let span = tracing::info_span!(
+        "tool_call",
+        otel.name = %format_args!("execute_tool {}", tool.name),
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = %tool.name,
+        gen_ai.tool.call.id = call_id,
+        gen_ai.tool.type = "agent",
     );
+    call_agent_tool_in_span(
+        cx, scope, tool, turn, position, call_id, arguments, max_turns,
+    )
+    .instrument(span)
+    .await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn call_agent_tool_in_span(
+    cx: &AgentContext,
+    scope: &Scope,
+    tool: &AgentToolRef,
+    turn: u32,
+    position: usize,
+    call_id: &str,
+    arguments: &str,
+    max_turns: u32,
+) -> Result<Called, AgentError> {
+    super::tools::emit_called(cx, scope, call_id, &tool.name, arguments);
     let key = Key::tool(&cx.step_key, turn, call_id);
     let (call, recorded) = match cx.journal.record(JournalKind::ToolResult, &key) {
         Some(record) => (decode::<ToolCall>(record)?, true),

@@ -74,15 +74,7 @@ pub(super) async fn call_tool(
         error.type = tracing::field::Empty,
     );
     async {
-        cx.emitter.emit(
-            scope,
-            ToolCalled {
-                arguments: clip(arguments),
-                call_id: call_id.to_owned(),
-                hosted: false,
-                tool: name.to_owned(),
-            },
-        );
+        emit_called(cx, scope, call_id, name, arguments);
         let key = Key::tool(&cx.step_key, turn, call_id);
         let (output, error, digest, recorded) =
             if let Some(record) = cx.journal.record(JournalKind::ToolResult, &key) {
@@ -167,6 +159,25 @@ pub(super) async fn call_tool(
     }
     .instrument(span)
     .await
+}
+
+/// `tool.called` for a call the host runs (a plugin tool or an agent).
+pub(super) fn emit_called(
+    cx: &AgentContext,
+    scope: &Scope,
+    call_id: &str,
+    name: &str,
+    arguments: &str,
+) {
+    cx.emitter.emit(
+        scope,
+        ToolCalled {
+            arguments: clip(arguments),
+            call_id: call_id.to_owned(),
+            hosted: false,
+            tool: name.to_owned(),
+        },
+    );
 }
 
 pub(super) async fn invoke(
