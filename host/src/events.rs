@@ -148,6 +148,10 @@ pub struct Event {
     pub branch_index: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// Set on the events of an agent offered as a tool: the id of the call
+    /// it runs for (its turns are numbered from 1 within that call).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
     pub data: Data,
 }
 
@@ -173,6 +177,8 @@ struct Envelope {
     #[serde(default)]
     agent: Option<String>,
     #[serde(default)]
+    tool_call_id: Option<String>,
+    #[serde(default)]
     data: Value,
 }
 
@@ -194,6 +200,7 @@ impl<'de> Deserialize<'de> for Event {
             step_index: e.step_index,
             branch_index: e.branch_index,
             agent: e.agent,
+            tool_call_id: e.tool_call_id,
             data,
         })
     }
@@ -207,6 +214,8 @@ pub struct Scope {
     pub step_index: Option<u32>,
     pub branch_index: Option<u32>,
     pub agent: Option<String>,
+    /// Inside an agent offered as a tool: the call it runs for.
+    pub tool_call_id: Option<String>,
 }
 
 /// Assigns sequence numbers and timestamps and delivers events in order.
@@ -280,6 +289,7 @@ impl Emitter {
             step_index: scope.step_index,
             branch_index: scope.branch_index,
             agent: scope.agent.clone(),
+            tool_call_id: scope.tool_call_id.clone(),
             data,
         };
         // A receiver that went away must not fail the run.
@@ -403,6 +413,7 @@ mod tests {
                 step_index: None,
                 branch_index: None,
                 agent: None,
+                tool_call_id: None,
                 data,
             };
             let kind = event.kind;
@@ -420,6 +431,7 @@ mod tests {
             event.step_index = Some(1);
             event.branch_index = Some(2);
             event.agent = Some("a".into());
+            event.tool_call_id = Some("call_1".into());
             let text = serde_json::to_string(&event).expect("serialize");
             let back: Event = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
             assert_eq!(back, event);

@@ -101,7 +101,7 @@ async fn call_agent_tool_in_span(
             let (output, error, usage) = match input_of(arguments) {
                 Err(message) => (message, true, BTreeMap::new()),
                 Ok(input) => {
-                    let nested = nested_context(cx, scope, turn, position);
+                    let nested = nested_context(cx, scope, turn, position, call_id);
                     match run_boxed(&nested, &tool.agent, Value::String(input), max_turns).await {
                         Ok(out) => (input_text(&out.output), false, out.usage),
                         Err(e) if returns_to_model(&e) => {
@@ -166,12 +166,21 @@ fn returns_to_model(e: &AgentError) -> bool {
 }
 
 /// The context of the nested loop: its own journal keys, no session.
-fn nested_context(cx: &AgentContext, scope: &Scope, turn: u32, position: usize) -> AgentContext {
+fn nested_context(
+    cx: &AgentContext,
+    scope: &Scope,
+    turn: u32,
+    position: usize,
+    call_id: &str,
+) -> AgentContext {
     AgentContext {
         workflow: cx.workflow.clone(),
         registry: cx.registry.clone(),
         emitter: cx.emitter.clone(),
-        scope: scope.clone(),
+        scope: Scope {
+            tool_call_id: Some(call_id.to_owned()),
+            ..scope.clone()
+        },
         call: cx.call.clone(),
         journal: cx.journal.clone(),
         step_key: StepKey::new(format!("{}/t{turn}/agent{position}", cx.step_key), 0),

@@ -257,6 +257,7 @@ impl Runner {
                 step_index: Some(index),
                 branch_index: branch,
                 agent: Some(step.agent.clone()),
+                tool_call_id: None,
             },
             call: CallContext {
                 run_id: state.run_id.clone(),

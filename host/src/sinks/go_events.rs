@@ -17,7 +17,10 @@
 //! | `run.completed` | `run.completed` | `{final_output, last_response_id}` |
 //! | `run.failed` / `run.cancelled` | `run.failed` | `{error}` |
 //!
-//! Other host events have no Go counterpart and are not sent. Agent names
+//! Events of an agent offered as a tool (`tool_call_id` set) are not sent,
+//! as the Go runner does not stream that run, except its approvals (a
+//! person must see them). Other host events have no Go counterpart and are
+//! not sent. Agent names
 //! are display names where the spec gives one (as the Go runner names
 //! agents by `display_name`). `metadata` carries `run_id` and the host
 //! event's `seq`, which Go consumers ignore.
@@ -165,10 +168,25 @@ impl GoTranslator {
 
     /// The Go events for `e`, in order; none for most host events.
     pub fn translate(&mut self, e: &Event) -> Vec<GoEvent> {
-        if let Some(agent) = &e.agent {
-            self.agent = agent.clone();
+        // The Go runner does not stream the run of an agent offered as a
+        // tool, only its result; its approvals still need a person.
+        let nested = e.tool_call_id.is_some();
+        if nested
+            && !matches!(
+                e.data,
+                Data::ApprovalRequested(_) | Data::ApprovalResolved(_)
+            )
+        {
+            return Vec::new();
         }
-        let agent = self.name(&self.agent);
+        let agent = match (&e.agent, nested) {
+            (Some(agent), false) => {
+                self.agent = agent.clone();
+                self.name(agent)
+            }
+            (Some(agent), true) => self.name(agent),
+            (None, _) => self.name(&self.agent),
+        };
         let item = |name: &str, item: GoItem| {
             GoPayload::Stream(GoStreamEvent::RunItem {
                 name: name.into(),

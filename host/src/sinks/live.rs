@@ -223,6 +223,7 @@ mod tests {
             step_index: step.map(|(_, b)| b),
             branch_index: step.map(|(_, b)| b),
             agent: step.map(|(s, _)| s.to_string()),
+            tool_call_id: None,
             data: Data::partial(kind, data),
         }
     }

@@ -22,6 +22,7 @@ fn event(seq: u64, branch: Option<u32>, data: impl Into<Data>) -> Event {
         step_index: branch,
         branch_index: branch,
         agent: branch.map(|b| format!("a{b}")),
+        tool_call_id: None,
         data,
     }
 }
