@@ -1282,3 +1282,27 @@ async fn runs_list_show_and_cancel() {
     );
     server.shutdown().await.expect("shutdown");
 }
+
+/// PostgreSQL is not supported yet: a URL given as the database is refused
+/// (from the flag and from `HOST_DB`) instead of becoming a SQLite file in
+/// a folder named `postgres:`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_url_is_refused_not_taken_for_a_path() {
+    let url = "postgres://app:pw-not-shown@localhost:5432/runs";
+    let dir = tempfile::tempdir().expect("tempdir");
+    for cmd in [
+        e2e::host!().args(["runs", "list", "--db", url]),
+        e2e::host!().db(url).args(["runs", "list"]),
+    ] {
+        let out = cmd.current_dir(dir.path()).output().await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("`postgres://…` is a URL") && stderr.contains("SQLite file"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("pw-not-shown"), "{stderr}");
+        let created: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").collect();
+        assert!(created.is_empty(), "created {created:?}");
+    }
+}

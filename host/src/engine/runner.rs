@@ -285,9 +285,14 @@ impl Runner {
                 otel.status_description = tracing::field::Empty,
                 workflow.run.id = %id,
                 workflow.key = %runner.workflow.key,
+                session.id = tracing::field::Empty,
             );
             let run = async {
                 let prepared = prepare.await?;
+                if let Some(session) = &prepared.session {
+                    tracing::Span::current()
+                        .record("session.id", session.scope.session_id.as_str());
+                }
                 runner.execute(id.clone(), prepared, emitter.clone()).await
             };
             tokio::select! {
