@@ -7,6 +7,7 @@ mod error;
 mod go_state;
 mod outbox;
 mod plugins;
+mod replay;
 mod run;
 mod sinks;
 mod spec;
@@ -110,8 +111,9 @@ pub(crate) enum Command {
     /// Continue interrupted runs from their journals (nothing done is redone)
     Resume(durable::ResumeArgs),
     /// Re-execute a recorded run with the current plugins, models and tools
-    /// served from its journal (zero model calls); show what changed
-    Replay(durable::ReplayArgs),
+    /// served from its journal (zero model calls until its input changes);
+    /// show what changed
+    Replay(replay::ReplayArgs),
     /// List, inspect and cancel runs
     #[command(subcommand)]
     Runs(durable::RunsCommand),
@@ -169,7 +171,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Validate(args) => spec::validate(&cli.global, args).await,
             Command::Schema(args) => spec::schema(args),
             Command::Resume(args) => durable::resume(&cli.global, args).await,
-            Command::Replay(args) => durable::replay(&cli.global, args).await,
+            Command::Replay(args) => replay::replay(&cli.global, args).await,
             Command::Runs(cmd) => durable::runs(&cli.global, cmd).await,
             Command::Approvals(cmd) => approvals::approvals(&cli.global, cmd).await,
             Command::Approve(args) => approvals::approve(&cli.global, args).await,

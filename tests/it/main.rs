@@ -23,6 +23,7 @@ mod llm;
 mod otlp;
 mod outbox;
 mod plugins;
+mod replay;
 mod replies;
 mod run;
 mod secrets;
