@@ -960,6 +960,12 @@ async fn replay_with_a_changed_reducer_makes_no_model_call() {
     let report: Value = serde_json::from_str(&ok(&changed)).expect("json");
     assert_eq!(report["output_changed"], true, "{report}");
     assert_eq!(report["output"]["count"], 2, "{report}");
+    // The parallel stage is last: no step changed, the reducer did, and the
+    // report says so.
+    assert_eq!(report["changed_steps"], json!([]), "{report}");
+    assert_eq!(report["changed_hooks"][0]["kind"], "reducer", "{report}");
+    assert_eq!(report["changed_hooks"][0]["key"], "fan/reduce", "{report}");
+    assert_eq!(report["divergence"], Value::Null, "{report}");
     assert!(report["output"]["results"]["b"].is_string(), "{report}");
     assert_eq!(server.requests().len(), 0, "a replay never calls the model");
     // The human-readable form says what changed; the recorded run is untouched.

@@ -222,3 +222,92 @@ fn result_of(skipped: bool, output: Value) -> Value {
         output
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::JournalEntry;
+
+    fn workflow() -> Workflow {
+        Workflow {
+            key: "w".into(),
+            name: "w".into(),
+            stages: Vec::new(),
+            agents: Default::default(),
+            output_schema: None,
+            allow_handoffs: false,
+            replies: Default::default(),
+        }
+    }
+
+    fn verdict(tripwire: bool) -> Value {
+        json!({"plugin": "pii", "guardrail": "pii", "phase": "output",
+               "verdict": {"tripwire": tripwire, "message": "", "info": null}})
+    }
+
+    fn recorded(kind: JournalKind, key: &str, data: Value) -> JournalRecord {
+        JournalRecord {
+            seq: 1,
+            at_ms: 0,
+            entry: JournalEntry::new(kind, key, data),
+        }
+    }
+
+    fn replayed(kind: JournalKind, key: &str, data: Value) -> Replayed {
+        Replayed {
+            kind,
+            key: key.to_owned(),
+            data,
+        }
+    }
+
+    #[test]
+    fn a_changed_guardrail_verdict_and_a_hook_that_no_longer_ran_are_reported() {
+        let guardrail = "main/0/t1/output/guardrail/0";
+        let records = vec![
+            recorded(JournalKind::GuardrailVerdict, guardrail, verdict(false)),
+            recorded(
+                JournalKind::PluginOutput,
+                "main/1/guard",
+                json!({"plugin": "gate", "entry": "gate", "value": true}),
+            ),
+        ];
+        let replay = vec![replayed(
+            JournalKind::GuardrailVerdict,
+            guardrail,
+            verdict(true),
+        )];
+        let workflow = workflow();
+        let diff = Diff::new(&records, &replay, &workflow).expect("diff");
+        let hooks = diff.hooks(true);
+        assert_eq!(hooks.len(), 2, "{hooks:?}");
+        assert_eq!(hooks[0].kind, HookKind::Guardrail);
+        assert_eq!(hooks[0].plugin, "pii");
+        assert_eq!(
+            (
+                hooks[0].before["tripwire"].clone(),
+                hooks[0].after["tripwire"].clone()
+            ),
+            (json!(false), json!(true))
+        );
+        assert_eq!(
+            (hooks[0].stage.as_str(), hooks[0].step_index),
+            ("main", Some(0))
+        );
+        assert_eq!(hooks[1].kind, HookKind::Guard);
+        assert_eq!(
+            (hooks[1].before.clone(), hooks[1].after.clone()),
+            (json!(true), Value::Null)
+        );
+        // A replay that stopped before step 1 says nothing of its guard.
+        assert_eq!(diff.hooks(false).len(), 1);
+        // The same verdict again is no change.
+        let same = vec![replayed(
+            JournalKind::GuardrailVerdict,
+            guardrail,
+            verdict(false),
+        )];
+        let diff = Diff::new(&records[..1], &same, &workflow).expect("diff");
+        assert!(diff.hooks(true).is_empty());
+    }
+}
