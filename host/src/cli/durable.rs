@@ -89,8 +89,8 @@ pub(crate) enum RunsCommand {
 /// The spec file a resume reads when the run's stored spec lacks secret
 /// values: the one given (`--spec`), and the SHA-256 the run started with.
 pub(super) struct Original<'a> {
-    given: Option<&'a Path>,
-    digest: &'a str,
+    pub(super) given: Option<&'a Path>,
+    pub(super) digest: &'a str,
 }
 
 /// Rebuilds the runner a recorded run started with (spec, plugins, options

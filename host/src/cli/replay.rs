@@ -2,7 +2,7 @@
 //! its model answers served from the journal until the replay diverges;
 //! the report of what changed, readable or as JSON.
 
-use super::durable::{OPERATOR, clip, no_such_run, rebuild};
+use super::durable::{OPERATOR, Original, clip, no_such_run, rebuild};
 use super::error::CliError;
 use super::{GlobalArgs, open_store};
 use host::engine::{ReplayAfter, ReplayReport};
@@ -27,6 +27,12 @@ pub(crate) struct ReplayArgs {
     /// answer instead of stopping there
     #[arg(long)]
     pub offline: bool,
+    /// With --live or --offline: the spec file the run started from, when
+    /// its stored spec lacks secret values (an inline API key, header
+    /// values) [default: the path it was run from]. Its SHA-256 must be the
+    /// run's
+    #[arg(long, value_name = "FILE")]
+    pub spec: Option<PathBuf>,
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
@@ -38,16 +44,24 @@ pub(super) async fn replay(global: &GlobalArgs, args: ReplayArgs) -> Result<Exit
         return Err(no_such_run(&args.run_id));
     };
     let journal = store.journal(OPERATOR, &args.run_id).await?;
+    let calls = args.live || args.offline;
+    // A replay that may call a model needs the secret values a stored spec
+    // lacks (read from the original file, or refused); one that stops at its
+    // divergence calls nothing and does not.
+    let original = calls.then_some(Original {
+        given: args.spec.as_deref(),
+        digest: &record.spec_digest,
+    });
     let (_, runner) = rebuild(
         global,
         &args.run_id,
         &journal,
         args.plugins.as_deref(),
-        None,
+        original,
         args.offline,
     )
     .await?;
-    let after = if args.live || args.offline {
+    let after = if calls {
         AfterDivergence::CallModel
     } else {
         AfterDivergence::Stop
