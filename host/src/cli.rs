@@ -7,6 +7,7 @@ mod error;
 mod go_state;
 mod outbox;
 mod plugins;
+mod replay;
 mod run;
 mod sinks;
 mod spec;
@@ -110,8 +111,9 @@ pub(crate) enum Command {
     /// Continue interrupted runs from their journals (nothing done is redone)
     Resume(durable::ResumeArgs),
     /// Re-execute a recorded run with the current plugins, models and tools
-    /// served from its journal (zero model calls); show what changed
-    Replay(durable::ReplayArgs),
+    /// served from its journal (zero model calls until its input changes);
+    /// show what changed
+    Replay(replay::ReplayArgs),
     /// List, inspect and cancel runs
     #[command(subcommand)]
     Runs(durable::RunsCommand),
@@ -143,7 +145,13 @@ pub(crate) fn main() -> ExitCode {
     // --allow-egress adds to the file's allowances.
     let allowed = cli.global.allow_egress.clone();
     cli.global.host_config.egress.allow.extend(allowed);
-    let telemetry = match init_tracing(&cli.global) {
+    // `--quiet` is "errors only": warnings (a model call retried, say) too.
+    let quiet = match &cli.command {
+        Command::Run(args) => args.quiet,
+        Command::Resume(args) => args.quiet,
+        _ => false,
+    };
+    let telemetry = match init_tracing(&cli.global, quiet) {
         Ok(telemetry) => telemetry,
         Err(e) => return CliError::bad_input(e.to_string()).report(),
     };
@@ -163,7 +171,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Validate(args) => spec::validate(&cli.global, args).await,
             Command::Schema(args) => spec::schema(args),
             Command::Resume(args) => durable::resume(&cli.global, args).await,
-            Command::Replay(args) => durable::replay(&cli.global, args).await,
+            Command::Replay(args) => replay::replay(&cli.global, args).await,
             Command::Runs(cmd) => durable::runs(&cli.global, cmd).await,
             Command::Approvals(cmd) => approvals::approvals(&cli.global, cmd).await,
             Command::Approve(args) => approvals::approve(&cli.global, args).await,
@@ -183,16 +191,18 @@ pub(crate) fn main() -> ExitCode {
     code
 }
 
-/// Logs go to stderr; data goes to stdout. Colour only on a terminal and
-/// never with `NO_COLOR` set. With an OTLP endpoint (`--otlp` or the `OTEL_*`
+/// Logs go to stderr; data goes to stdout; warnings and errors unless
+/// `quiet` (errors only) or `--log`/`RUST_LOG` say otherwise. Colour only on
+/// a terminal and never with `NO_COLOR` set. With an OTLP endpoint (`--otlp` or the `OTEL_*`
 /// variables) spans are also exported, filtered on their own so that the log
 /// filter does not decide what a trace contains.
-fn init_tracing(global: &GlobalArgs) -> Result<Option<Telemetry>, TelemetryError> {
+fn init_tracing(global: &GlobalArgs, quiet: bool) -> Result<Option<Telemetry>, TelemetryError> {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::prelude::*;
+    let default = if quiet { "error" } else { "warn" };
     let filter = match global.log.as_deref() {
         Some(f) => EnvFilter::new(f),
-        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),
     };
     let telemetry = OtlpConfig::resolve(global.otlp.as_deref(), |var| std::env::var(var).ok())?
         .map(|config| Telemetry::start(&config))
@@ -212,17 +222,36 @@ pub(crate) fn use_color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
-/// The run database from `--db` / `HOST_DB`, else the default path.
-pub(crate) fn open_store(
-    global: &GlobalArgs,
-) -> anyhow::Result<std::sync::Arc<dyn host::store::Store>> {
+/// The run database from `--db` / `HOST_DB`, else the default path. Only
+/// SQLite files are supported: a URL (`postgres://…`) is refused rather
+/// than taken for a file path.
+fn open_store(global: &GlobalArgs) -> Result<std::sync::Arc<dyn host::store::Store>, CliError> {
     let path = match &global.db {
         Some(p) => p.clone(),
         None => host::store::default_db_path().ok_or_else(|| {
-            anyhow::anyhow!("no home directory for the run database: give --db FILE or set HOST_DB")
+            CliError::failed(
+                "no home directory for the run database: give --db FILE or set HOST_DB",
+            )
         })?,
     };
+    if let Some(scheme) = url_scheme(&path) {
+        return Err(CliError::bad_input(format!(
+            "--db: `{scheme}://…` is a URL, but the run database can only be a SQLite file \
+             (PostgreSQL and other servers are not supported yet)"
+        ))
+        .with_hint(Some("give --db a file path, e.g. --db runs.db")));
+    }
     Ok(std::sync::Arc::new(host::store::SqliteStore::open(&path)?))
+}
+
+/// The scheme of a `--db` value that looks like a URL (`SCHEME://…`).
+fn url_scheme(path: &std::path::Path) -> Option<&str> {
+    let (scheme, _) = path.to_str()?.split_once("://")?;
+    let mut chars = scheme.chars();
+    let first = chars.next()?;
+    (first.is_ascii_alphabetic()
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')))
+    .then_some(scheme)
 }
 
 /// Which environment keys may go to which base URLs: the host config's
@@ -250,4 +279,24 @@ pub(crate) fn plugin_runtime(
         options.cache_dir = Some(dir.clone());
     }
     Ok(host::plugin::Runtime::new(options)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::url_scheme;
+    use std::path::Path;
+
+    #[test]
+    fn urls_are_told_from_paths() {
+        fn scheme(s: &str) -> Option<&str> {
+            url_scheme(Path::new(s))
+        }
+        assert_eq!(scheme("postgres://u:p@localhost/db"), Some("postgres"));
+        assert_eq!(scheme("postgresql://localhost"), Some("postgresql"));
+        assert_eq!(scheme("sqlite:///tmp/x.db"), Some("sqlite"));
+        assert_eq!(scheme("runs.db"), None);
+        assert_eq!(scheme("/var/lib/host/runs.db"), None);
+        assert_eq!(scheme("C:\\runs.db"), None);
+        assert_eq!(scheme("./odd://name"), None);
+    }
 }

@@ -23,5 +23,8 @@ mod step;
 pub use crate::agent::SessionConfig;
 pub use caller::Caller;
 pub use error::{PendingApproval, RunError, StepError};
-pub use replay::{ChangedStep, ReplayReport};
+pub use replay::{
+    ChangedHook, ChangedStep, HookKind, ModelCalls, ReplayAfter, ReplayDivergence, ReplayReport,
+    StepRef,
+};
 pub use runner::{ResumeRequest, RunCanceller, RunHandle, RunOutput, RunRequest, Runner};

@@ -30,10 +30,14 @@
 //! A replay ([`Mode::Replay`]) is served only what costs money or touches
 //! the world — model responses, tool results, approval decisions, session
 //! reads — and runs every plugin hook (guards, mappers, reducers,
-//! guardrails) again with the current plugins. It writes nothing.
+//! guardrails) again with the current plugins. It writes nothing: what it
+//! would have recorded goes to its [`ReplayLog`], with where it first
+//! diverged from the recording (a model call whose input is not the
+//! recorded one), after which no recorded answer is served.
 
 mod keys;
 mod records;
+mod replay;
 mod steps;
 
 pub use keys::{BadKey, Key, Owner, StepKey};
@@ -41,6 +45,10 @@ pub use records::{
     ApprovalAnswer, ApprovalRequest, Decision, GuardrailCheck, HookOutput, ModelCall, Payload,
     RunFinished, RunStarted, SessionRead, SessionRecord, SessionWrite, StepDone, StepFailed,
     ToolCall, call_digest,
+};
+pub(crate) use replay::ModelServed;
+pub use replay::{
+    AfterDivergence, Divergence, DivergenceCause, ReplayLog, Replayed, request_digest,
 };
 pub use steps::{StepStatus, StepSummary, step_summaries};
 
@@ -131,6 +139,8 @@ pub(crate) struct Journal {
     checked: Mutex<Option<Instant>>,
     /// Writes queued by `commit`, not yet known to be committed.
     pending: Mutex<Pending>,
+    /// A replay's log (always set in [`Mode::Replay`]).
+    replay: Option<Arc<ReplayLog>>,
 }
 
 /// A queued write; every barrier that needs it can wait for it.
@@ -153,6 +163,7 @@ impl Journal {
             recorded: HashMap::new(),
             checked: Mutex::new(None),
             pending: Mutex::new(Pending::default()),
+            replay: None,
         }
     }
 
@@ -167,11 +178,12 @@ impl Journal {
             recorded: index(records),
             checked: Mutex::new(Some(Instant::now())),
             pending: Mutex::new(Pending::default()),
+            replay: None,
         }
     }
 
-    /// A replay of a run recorded in `records`.
-    pub(crate) fn replay(run_id: &str, records: Vec<JournalRecord>) -> Self {
+    /// A replay of a run recorded in `records`, logging to `log`.
+    pub(crate) fn replay(run_id: &str, records: Vec<JournalRecord>, log: Arc<ReplayLog>) -> Self {
         Journal {
             store: None,
             run_id: run_id.to_owned(),
@@ -179,6 +191,7 @@ impl Journal {
             recorded: index(records),
             checked: Mutex::new(None),
             pending: Mutex::new(Pending::default()),
+            replay: Some(log),
         }
     }
 
@@ -205,7 +218,63 @@ impl Journal {
         if self.mode == Mode::Replay && !served_in_replay(kind) {
             return None;
         }
+        // After a divergence, recorded model answers and tool results no
+        // longer apply: they are asked for again.
+        if self.calls_again()
+            && matches!(kind, JournalKind::ModelResponse | JournalKind::ToolResult)
+        {
+            return None;
+        }
         self.recorded.get(&(kind, key.to_string()))
+    }
+
+    /// A replay that diverged and calls the model (and tools) from there.
+    fn calls_again(&self) -> bool {
+        self.replay.as_ref().is_some_and(|log| {
+            log.after_divergence() == AfterDivergence::CallModel && log.diverged()
+        })
+    }
+
+    /// Whether a call the journal does not serve may be made: always in a
+    /// live run; in a replay, only after it diverged with
+    /// [`AfterDivergence::CallModel`].
+    pub(crate) fn may_call(&self) -> bool {
+        self.mode == Mode::Live || self.calls_again()
+    }
+
+    /// What the model call at `key` by `agent`, with the model input of
+    /// digest `request_digest` ([`request_digest`]), gets: the recorded
+    /// answer while a replay matches the recording (a recording without a
+    /// digest, from an older `host`, is taken to match), else a call or,
+    /// in a replay that stops at its divergence, nothing.
+    pub(crate) fn model_call(
+        &self,
+        key: &Key,
+        agent: &str,
+        request_digest: &str,
+    ) -> Result<ModelServed, Unreadable> {
+        let recorded = self.recorded::<ModelCall>(key)?;
+        let Some(log) = self.replay.as_ref().filter(|_| self.mode == Mode::Replay) else {
+            return Ok(recorded.map_or(ModelServed::Call, |r| ModelServed::Recorded(Box::new(r))));
+        };
+        match recorded {
+            Some(call)
+                if !log.diverged()
+                    && call
+                        .request_digest
+                        .as_deref()
+                        .is_none_or(|d| d == request_digest) =>
+            {
+                return Ok(ModelServed::Recorded(Box::new(call)));
+            }
+            Some(_) => log.diverge(DivergenceCause::InputChanged, key, agent),
+            None => log.diverge(DivergenceCause::NotRecorded, key, agent),
+        }
+        Ok(if self.calls_again() {
+            ModelServed::Call
+        } else {
+            ModelServed::Diverged
+        })
     }
 
     /// The recorded payload at `key`, if this run already produced it and
@@ -216,7 +285,7 @@ impl Journal {
 
     /// Queues a result (and `update` to the run, in the same transaction);
     /// it is durable after the next [`Journal::barrier`]. A no-op without a
-    /// store or in a replay.
+    /// store; in a replay it goes to the replay's log.
     pub(crate) async fn commit<T: Payload>(
         &self,
         key: &Key,
@@ -224,6 +293,15 @@ impl Journal {
         plugin_digest: Option<&str>,
         update: Option<RunUpdate>,
     ) -> Result<(), StoreError> {
+        if let Some(log) = self.replay.as_ref().filter(|_| self.mode == Mode::Replay) {
+            let entry = entry(key, payload)?;
+            log.push(Replayed {
+                kind: entry.kind,
+                key: entry.key,
+                data: entry.data,
+            });
+            return Ok(());
+        }
         let Some(store) = self.store.as_ref().filter(|_| self.mode == Mode::Live) else {
             return Ok(());
         };

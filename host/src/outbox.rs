@@ -4,16 +4,20 @@
 //! batches, from its own thread); a [`Deliverer`] sends them. Guarantees:
 //!
 //! - **In order per lane.** A lane is one run's events for one URL. Its
-//!   entry `n + 1` is not sent before `n` is delivered or dead. Lanes run in
-//!   parallel. A lease in the store ([`Store::outbox_claim`]) keeps two
+//!   entry `n + 1` is not sent before `n` is delivered or dead: later
+//!   events of a run wait behind a failing one. Lanes run in parallel, so
+//!   one run's failing endpoint holds no other run. A lease in the store ([`Store::outbox_claim`]) keeps two
 //!   deliverers (two `host` processes on one database) off the same lane.
 //! - **At least once.** An entry is marked delivered only after a 2xx; a
 //!   process that dies mid-request leaves it pending, and it is sent again
 //!   with the same body and `Idempotency-Key: RUN_ID:SEQ`.
 //! - **Retries.** Connection errors, timeouts, 408, 429 and 5xx are retried
-//!   with exponential backoff and full jitter (the shared [`RetryPolicy`],
-//!   see [`OutboxConfig::retry_policy`]); after
-//!   [`OutboxConfig::max_attempts`] attempts the entry is dead. Any other
+//!   with exponential backoff and full jitter (the shared
+//!   [`crate::retry::RetryPolicy`], see [`OutboxConfig::retry_policy`])
+//!   capped at [`OutboxConfig::backoff_cap`] (default 5 min), until
+//!   [`OutboxConfig::give_up_after`] (default 24 h) has passed since the
+//!   event was enqueued; a failure after that makes the entry dead
+//!   ([`OutboxConfig::after_failure`]). Any other
 //!   status (a 4xx: the endpoint refuses this request, and would refuse it
 //!   again) makes it dead at once. A dead entry stays in the store with its
 //!   last error (`host runs show`).
@@ -27,13 +31,16 @@
 //!   inline-secret entries pending for the process that holds theirs.
 //! - **Egress.** Each destination gets a client that follows no redirect
 //!   (a 3xx is a refusal) and connects only where the operator's
-//!   [`Egress`] policy allows; a refused destination makes the entry dead
+//!   [`crate::egress::Egress`] policy allows; a refused destination makes the entry dead
 //!   at once. URLs are logged by origin only (webhook URLs are secrets).
 
-use crate::egress::{Egress, display_url, is_reserved_header, refusal};
-use crate::retry::RetryPolicy;
+mod config;
+
+pub use config::{NextAttempt, OutboxConfig, OutboxError};
+
+use crate::egress::{display_url, is_reserved_header, refusal};
 use crate::secret::Secret;
-use crate::store::{OutboxClaim, OutboxRecord, OutboxTarget, Scope, Store, StoreError};
+use crate::store::{OutboxClaim, OutboxRecord, OutboxTarget, Scope, Store};
 use crate::util::{error_chain, millis, now_ms};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -48,94 +55,6 @@ use tokio::task::JoinSet;
 pub const SIGNATURE_HEADER: &str = "X-Host-Signature";
 /// The header carrying `RUN_ID:SEQ`, equal on every attempt of an event.
 pub const IDEMPOTENCY_HEADER: &str = "Idempotency-Key";
-
-/// What can go wrong setting a deliverer up.
-#[derive(Debug, thiserror::Error)]
-pub enum OutboxError {
-    #[error("{var}: expected a whole number, got `{value}`")]
-    BadEnv { var: &'static str, value: String },
-    #[error("cannot create the HTTP client for event callbacks")]
-    Client(#[source] reqwest::Error),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Delivery settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutboxConfig {
-    /// The first retry waits up to this long; each further one up to twice
-    /// as long as the one before, up to `backoff_cap`.
-    pub backoff_base: Duration,
-    pub backoff_cap: Duration,
-    /// Attempts (the first one included) before an entry is dead.
-    pub max_attempts: u32,
-    /// One request, connection included.
-    pub timeout: Duration,
-    /// How often to look for entries enqueued by other processes.
-    pub poll: Duration,
-    /// Where callbacks may go (the operator's allowances).
-    pub egress: Egress,
-}
-
-impl Default for OutboxConfig {
-    fn default() -> Self {
-        OutboxConfig {
-            backoff_base: Duration::from_millis(500),
-            backoff_cap: Duration::from_secs(60),
-            max_attempts: 8,
-            timeout: Duration::from_secs(5),
-            poll: Duration::from_secs(1),
-            egress: Egress::default(),
-        }
-    }
-}
-
-impl OutboxConfig {
-    /// The defaults, overridden by `HOST_OUTBOX_BASE_MS`, `HOST_OUTBOX_CAP_MS`,
-    /// `HOST_OUTBOX_MAX_ATTEMPTS` and `HOST_OUTBOX_TIMEOUT_MS` when set.
-    pub fn from_env() -> Result<Self, OutboxError> {
-        Self::from_lookup(|var| std::env::var(var).ok())
-    }
-
-    /// [`OutboxConfig::from_env`] with another source of variables.
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, OutboxError> {
-        let number = |var: &'static str| -> Result<Option<u64>, OutboxError> {
-            match get(var).filter(|v| !v.trim().is_empty()) {
-                None => Ok(None),
-                Some(value) => value
-                    .trim()
-                    .parse::<u64>()
-                    .map(Some)
-                    .map_err(|_| OutboxError::BadEnv { var, value }),
-            }
-        };
-        let mut config = OutboxConfig::default();
-        if let Some(ms) = number("HOST_OUTBOX_BASE_MS")? {
-            config.backoff_base = Duration::from_millis(ms);
-        }
-        if let Some(ms) = number("HOST_OUTBOX_CAP_MS")? {
-            config.backoff_cap = Duration::from_millis(ms);
-        }
-        if let Some(n) = number("HOST_OUTBOX_MAX_ATTEMPTS")? {
-            config.max_attempts = u32::try_from(n).unwrap_or(u32::MAX).max(1);
-        }
-        if let Some(ms) = number("HOST_OUTBOX_TIMEOUT_MS")? {
-            config.timeout = Duration::from_millis(ms.max(1));
-        }
-        Ok(config)
-    }
-
-    /// The retry policy of these settings: doubling from `backoff_base` up
-    /// to `backoff_cap`, `max_attempts` in all.
-    pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy::doubling(self.max_attempts, self.backoff_base, self.backoff_cap)
-    }
-
-    /// How long a claimed entry stays leased: longer than any request.
-    fn lease(&self) -> Duration {
-        self.timeout + Duration::from_secs(10)
-    }
-}
 
 /// `t=TIMESTAMP,v1=HEX`: the HMAC-SHA256 with `secret` of the timestamp
 /// (Unix seconds), a dot and `body`.
@@ -413,7 +332,6 @@ impl Deliverer {
     async fn lane(&self, run_id: &str, url: &str) -> Option<u64> {
         let inner = &self.inner;
         let config = &inner.config;
-        let retry = config.retry_policy();
         // For logs: webhook URLs often carry a secret in their path or query.
         let url_shown = display_url(url);
         let shown = url_shown.as_str();
@@ -452,16 +370,18 @@ impl Deliverer {
                 Attempt::Retry(error) => {
                     inner.failed.fetch_add(1, Ordering::Relaxed);
                     let attempts = record.attempts.saturating_add(1);
-                    let retry_at = (attempts < retry.max_attempts)
-                        .then(|| now_ms() + millis(retry.delay(attempts, None)));
-                    if retry_at.is_none() {
-                        inner.dead.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(run_id, url = shown, seq, %error, attempts, "event callback dead");
-                    }
-                    let error = if retry_at.is_none() {
-                        format!("{error} (gave up after {attempts} attempts)")
-                    } else {
-                        error
+                    let (error, retry_at) = match config.after_failure(
+                        attempts,
+                        record.created_at_ms,
+                        now_ms(),
+                        fastrand::f64(),
+                    ) {
+                        NextAttempt::At(at) => (error, Some(at)),
+                        NextAttempt::GiveUp(why) => {
+                            inner.dead.fetch_add(1, Ordering::Relaxed);
+                            tracing::warn!(run_id, url = shown, seq, %error, attempts, "event callback dead");
+                            (format!("{error} ({why})"), None)
+                        }
                     };
                     inner
                         .store
@@ -644,23 +564,6 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_exponentially_under_a_cap_with_full_jitter() {
-        let config = OutboxConfig {
-            backoff_base: Duration::from_millis(100),
-            backoff_cap: Duration::from_millis(1000),
-            ..OutboxConfig::default()
-        };
-        let backoff = |attempts, unit| config.retry_policy().backoff(attempts, unit);
-        assert_eq!(backoff(1, 1.0), Duration::from_millis(100));
-        assert_eq!(backoff(2, 1.0), Duration::from_millis(200));
-        assert_eq!(backoff(4, 1.0), Duration::from_millis(800));
-        assert_eq!(backoff(5, 1.0), Duration::from_millis(1000));
-        assert_eq!(backoff(60, 1.0), Duration::from_millis(1000));
-        assert_eq!(backoff(3, 0.0), Duration::ZERO);
-        assert_eq!(backoff(3, 0.5), Duration::from_millis(200));
-    }
-
-    #[test]
     fn statuses_are_sorted() {
         assert_eq!(classify(200), Attempt::Delivered);
         assert_eq!(classify(204), Attempt::Delivered);
@@ -670,25 +573,5 @@ mod tests {
         for s in [301, 400, 401, 404, 410] {
             assert!(matches!(classify(s), Attempt::Refused(_)), "{s}");
         }
-    }
-
-    #[test]
-    fn config_from_variables() {
-        let vars = HashMap::from([
-            ("HOST_OUTBOX_BASE_MS", "20"),
-            ("HOST_OUTBOX_CAP_MS", "80"),
-            ("HOST_OUTBOX_MAX_ATTEMPTS", "3"),
-        ]);
-        let config =
-            OutboxConfig::from_lookup(|v| vars.get(v).map(|s| s.to_string())).expect("config");
-        assert_eq!(config.backoff_base, Duration::from_millis(20));
-        assert_eq!(config.backoff_cap, Duration::from_millis(80));
-        assert_eq!(config.max_attempts, 3);
-        assert_eq!(config.timeout, OutboxConfig::default().timeout);
-        let bad = OutboxConfig::from_lookup(|v| (v == "HOST_OUTBOX_CAP_MS").then(|| "soon".into()));
-        assert_eq!(
-            bad.map(|_| ()).map_err(|e| e.to_string()),
-            Err("HOST_OUTBOX_CAP_MS: expected a whole number, got `soon`".to_owned())
-        );
     }
 }

@@ -960,6 +960,12 @@ async fn replay_with_a_changed_reducer_makes_no_model_call() {
     let report: Value = serde_json::from_str(&ok(&changed)).expect("json");
     assert_eq!(report["output_changed"], true, "{report}");
     assert_eq!(report["output"]["count"], 2, "{report}");
+    // The parallel stage is last: no step changed, the reducer did, and the
+    // report says so.
+    assert_eq!(report["changed_steps"], json!([]), "{report}");
+    assert_eq!(report["changed_hooks"][0]["kind"], "reducer", "{report}");
+    assert_eq!(report["changed_hooks"][0]["key"], "fan/reduce", "{report}");
+    assert_eq!(report["divergence"], Value::Null, "{report}");
     assert!(report["output"]["results"]["b"].is_string(), "{report}");
     assert_eq!(server.requests().len(), 0, "a replay never calls the model");
     // The human-readable form says what changed; the recorded run is untouched.
@@ -1281,4 +1287,28 @@ async fn runs_list_show_and_cancel() {
         "the tool's answer was never asked for"
     );
     server.shutdown().await.expect("shutdown");
+}
+
+/// PostgreSQL is not supported yet: a URL given as the database is refused
+/// (from the flag and from `HOST_DB`) instead of becoming a SQLite file in
+/// a folder named `postgres:`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_url_is_refused_not_taken_for_a_path() {
+    let url = "postgres://app:pw-not-shown@localhost:5432/runs";
+    let dir = tempfile::tempdir().expect("tempdir");
+    for cmd in [
+        e2e::host!().args(["runs", "list", "--db", url]),
+        e2e::host!().db(url).args(["runs", "list"]),
+    ] {
+        let out = cmd.current_dir(dir.path()).output().await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("`postgres://…` is a URL") && stderr.contains("SQLite file"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("pw-not-shown"), "{stderr}");
+        let created: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").collect();
+        assert!(created.is_empty(), "created {created:?}");
+    }
 }

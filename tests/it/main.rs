@@ -25,6 +25,7 @@ mod model_settings;
 mod otlp;
 mod outbox;
 mod plugins;
+mod replay;
 mod replies;
 mod run;
 mod secrets;

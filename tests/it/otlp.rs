@@ -728,3 +728,54 @@ async fn a_bad_endpoint_is_bad_input() {
         ran.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_span_names_its_session_and_attempts_are_integers() {
+    // The first request fails with a 500, the retry is answered: the chat
+    // span's `llm.attempts` is 2, as an integer.
+    let server = e2e::mock(json!({"rules": [
+        {"match": {"times": 1}, "reply": {"fault": {"kind": "error", "status": 500}}},
+        {"reply": {"text": "hello"}}
+    ]}))
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = json!({
+        "providers": {"mock": {
+            "type": "openai_compatible", "base_url": server.base_url(), "api": "chat",
+            "api_key_env": "MOCK_API_KEY", "timeout_ms": 5000,
+            "retry": {"max_attempts": 3, "initial_backoff_ms": 1, "max_backoff_ms": 5}
+        }},
+        "agents": {"a": {"instructions": "Say hello", "model": {"provider": "mock", "name": "m"}}},
+        "workflow": {"key": "sessioned", "steps": [{"agent": "a"}]},
+        "run": {"input": "hello"}
+    });
+    let path = e2e::write_spec(dir.path(), &spec);
+    let receiver = Receiver::start().await;
+    let ran = run(
+        &path,
+        &["--session", "s-42", "--otlp", &receiver.endpoint()],
+        &[],
+    )
+    .await;
+    ran.ok();
+    let trace = receiver.trace();
+    // Shown when the test fails.
+    eprintln!("{}", trace.render());
+    let root = trace.check_shape();
+    assert_eq!(root.attr("session.id"), "s-42");
+    assert_eq!(trace.one("chat m").int("llm.attempts"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_without_a_session_has_no_session_attribute() {
+    let receiver = Receiver::start().await;
+    let ran = run(
+        &example("analysis_parallel"),
+        &["--offline", "--otlp", &receiver.endpoint()],
+        &[],
+    )
+    .await;
+    ran.ok();
+    let trace = receiver.trace();
+    assert_eq!(trace.check_shape().attr("session.id"), &Value::Null);
+}

@@ -648,3 +648,108 @@ async fn events_an_endpoint_keeps_failing_end_dead_and_runs_show_says_why() {
     assert_eq!(outbox["dead"], json!(keys.len()), "{outbox}");
     assert_eq!(outbox["dead_entries"][0]["last_error"], "HTTP 410");
 }
+
+/// The outage: the receiver refuses connections for 10 s, then
+/// answers 500 for 10 s, then recovers. Retries are bounded by time, not
+/// by a count of attempts, so every event arrives, in order (small backoff
+/// caps keep the test short; the default cap is minutes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_outage_of_twenty_seconds_loses_no_event() {
+    const DOWN: Duration = Duration::from_secs(10);
+    const FAILING: Duration = Duration::from_secs(10);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = e2e::fresh_db();
+    let plugins = e2e::plugins_dir();
+    let plugins = plugins.to_str().expect("utf-8");
+    let addr = free_addr();
+    let spec = spec_with_callback(tmp.path(), &format!("http://{addr}/hook"));
+    let spec = spec.to_str().expect("utf-8");
+    let events = tmp.path().join("events.jsonl");
+    let sink = format!("jsonl:{}", events.display());
+    let env = [
+        ("HOST_OUTBOX_BASE_MS", "100"),
+        ("HOST_OUTBOX_CAP_MS", "1000"),
+    ];
+
+    let healthy_at = Instant::now() + DOWN + FAILING;
+    let script: Script = Arc::new(move |_| {
+        if Instant::now() < healthy_at {
+            (500, Duration::ZERO)
+        } else {
+            (200, Duration::ZERO)
+        }
+    });
+    let server_addr = addr.clone();
+    let server = tokio::spawn(async move {
+        tokio::time::sleep(DOWN).await;
+        Server::start(&server_addr, script).await
+    });
+    let out = host(
+        &db,
+        &run_args(
+            spec,
+            plugins,
+            &["--callback", &sink, "--deliver-timeout", "90"],
+        ),
+        &env,
+    )
+    .await;
+    ok(&out);
+    let server = server.await.expect("server task");
+
+    let expected = parse_jsonl(&events);
+    let received = server.received();
+    let failed = received.iter().filter(|r| r.status == 500).count();
+    assert!(failed > 0, "the endpoint answered 500 while failing");
+    let requests: Vec<&Received> = received.iter().collect();
+    check_run(&requests, &expected);
+    let run_id = expected[0]["run_id"].as_str().expect("run id");
+    let outbox = &show(&db, run_id).await["outbox"];
+    assert_eq!(
+        outbox,
+        &json!({"pending": 0, "delivered": expected.len(), "dead": 0, "dead_entries": []}),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// `host outbox deliver --wait` says whether everything arrived: an event
+/// that ended dead makes it exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deliver_wait_fails_when_an_event_ends_dead() {
+    let db = e2e::fresh_db();
+    let plugins = e2e::plugins_dir();
+    let plugins = plugins.to_str().expect("utf-8");
+    let env = [("HOST_OUTBOX_BASE_MS", "20"), ("HOST_OUTBOX_CAP_MS", "50")];
+    let addr = free_addr();
+    let example = e2e::repo_root().join("examples/analysis_parallel/spec.json");
+    // Nothing listens while the run runs: its events stay pending.
+    let out = host(
+        &db,
+        &run_args(
+            example.to_str().expect("utf-8"),
+            plugins,
+            &[
+                "--callback",
+                &format!("http:http://{addr}/hook"),
+                "--deliver-timeout",
+                "0",
+            ],
+        ),
+        &env,
+    )
+    .await;
+    ok(&out);
+    // The endpoint comes up and refuses every event (410: dead at once).
+    let server = Server::start(&addr, Arc::new(|_| (410, Duration::ZERO))).await;
+    let out = host(
+        &db,
+        &["outbox", "deliver", "--wait", "--timeout", "30"],
+        &env,
+    )
+    .await;
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("0 still pending"), "{stderr}");
+    assert!(!server.received().is_empty(), "the events were sent");
+}

@@ -731,3 +731,41 @@ async fn examples_run_against_a_server_given_by_openai_base_url() {
         "no key was set, none may be sent"
     );
 }
+
+/// `--quiet` is "errors only": a retried model call's warning is not
+/// printed with it (and is without it).
+#[tokio::test(flavor = "multi_thread")]
+async fn quiet_prints_no_retry_warnings() {
+    for quiet in [false, true] {
+        let server = mock(json!({"rules": [
+            {"match": {"times": 1}, "reply": {"fault": {"kind": "error", "status": 500}}},
+            {"reply": {"text": "hello"}}
+        ]}))
+        .await;
+        let s = single(&server, agent("Say hello"));
+        let cx = e2e::test_context!();
+        let path = cx.write_spec(&s);
+        let extra: &[&str] = if quiet {
+            &["--input", "hi", "--quiet"]
+        } else {
+            &["--input", "hi", "--no-progress"]
+        };
+        let ran = e2e::host!()
+            .arg("run")
+            .arg(&path)
+            .arg("--plugins")
+            .arg(e2e::plugins_dir())
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .ran()
+            .await;
+        ran.ok();
+        assert_eq!(server.stats().requests, 2, "one retry");
+        assert_eq!(
+            ran.stderr.contains("retrying"),
+            !quiet,
+            "quiet: {quiet}\n{}",
+            ran.stderr
+        );
+    }
+}

@@ -42,7 +42,7 @@ pub enum AgentError {
     #[error(transparent)]
     Journal(#[from] Unreadable),
     #[error(
-        "replay diverged: `{key}` was never recorded (a changed guard or mapper took a path the original run did not)"
+        "replay diverged at `{key}`: the recorded answer no longer applies (its input changed, or a changed guard or mapper took a path the original run did not)"
     )]
     ReplayDiverged { key: String },
     #[error("session: {0}")]

@@ -325,6 +325,7 @@ async fn summarize(
                 agent: agent.key.clone(),
                 turn: None,
                 purpose: Some("session_summary".to_owned()),
+                request_digest: None,
                 response: agent.provider.respond(&request, None).await?,
             };
             cx.journal.commit(&key, &call, None, None).await?;

@@ -4,7 +4,7 @@
 use super::*;
 use crate::events::Scope;
 use crate::events::data::{LlmDelta, LlmRequest, LlmResponse, Tokens, ToolCalled, ToolResult};
-use crate::journal::{Key, Mode, ModelCall};
+use crate::journal::{Key, ModelCall, ModelServed, request_digest};
 use crate::llm::{HostedCallSummary, Item, ModelRequest, ModelResponse, StreamEvent};
 use crate::plan::Agent;
 
@@ -17,14 +17,18 @@ pub(super) async fn model_call(
     turn: u32,
 ) -> Result<ModelResponse, AgentError> {
     let key = Key::model(&cx.step_key, turn);
-    if let Some(recorded) = cx.journal.recorded::<ModelCall>(&key)? {
-        emit_response(cx, scope, turn, &recorded.response, true);
-        return Ok(recorded.response);
-    }
-    if cx.journal.mode() == Mode::Replay {
-        return Err(AgentError::ReplayDiverged {
-            key: key.to_string(),
-        });
+    let request_digest = request_digest(request);
+    match cx.journal.model_call(&key, &agent.key, &request_digest)? {
+        ModelServed::Recorded(recorded) => {
+            emit_response(cx, scope, turn, &recorded.response, true);
+            return Ok(recorded.response);
+        }
+        ModelServed::Diverged => {
+            return Err(AgentError::ReplayDiverged {
+                key: key.to_string(),
+            });
+        }
+        ModelServed::Call => {}
     }
     if cx.journal.cancelled().await? {
         return Err(AgentError::Cancelled);
@@ -67,6 +71,7 @@ pub(super) async fn model_call(
         agent: agent.key.clone(),
         turn: Some(turn),
         purpose: None,
+        request_digest: Some(request_digest),
         response,
     };
     cx.journal.commit(&key, &call, None, None).await?;

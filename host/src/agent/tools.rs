@@ -4,7 +4,7 @@
 use super::*;
 use crate::events::Scope;
 use crate::events::data::{ToolCalled, ToolResult};
-use crate::journal::{Decision, Key, Mode, ToolCall, decode};
+use crate::journal::{Decision, Key, ToolCall, decode};
 use crate::llm::ReplyLimits;
 use crate::plan::{Agent, ToolRef};
 use crate::plugin::{CallError, Phase};
@@ -85,7 +85,7 @@ pub(super) async fn call_tool(
                     record.entry.plugin_digest.clone(),
                     true,
                 )
-            } else if cx.journal.mode() == Mode::Replay {
+            } else if !cx.journal.may_call() {
                 return Err(AgentError::ReplayDiverged {
                     key: key.to_string(),
                 });

@@ -5,7 +5,6 @@
 use super::durable::clip;
 use super::error::CliError;
 use super::{GlobalArgs, open_store};
-use anyhow::Context;
 use host::approvals::{self, ApprovalError};
 use host::journal::Decision;
 use host::store::{Scope, Store};
@@ -124,7 +123,7 @@ pub(super) async fn approve(global: &GlobalArgs, args: ApproveArgs) -> Result<Ex
 }
 
 pub(super) async fn reject(global: &GlobalArgs, args: RejectArgs) -> Result<ExitCode, CliError> {
-    let store = open_store(global).context("reject")?;
+    let store = open_store(global)?;
     decide(
         store.as_ref(),
         &args.run_id,

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// The scope of every store query the CLI makes: the operator's.
-const OPERATOR: &Scope = &Scope::Operator;
+pub(super) const OPERATOR: &Scope = &Scope::Operator;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct ResumeArgs {
@@ -62,18 +62,6 @@ pub(crate) struct ResumeArgs {
     pub no_progress: bool,
 }
 
-#[derive(Debug, clap::Args)]
-pub(crate) struct ReplayArgs {
-    /// The recorded run
-    pub run_id: String,
-    /// The plugins directory [default: the one the run started with]
-    #[arg(long, value_name = "DIR")]
-    pub plugins: Option<PathBuf>,
-    /// Print the report as JSON
-    #[arg(long)]
-    pub json: bool,
-}
-
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum RunsCommand {
     /// Runs, newest first
@@ -100,9 +88,9 @@ pub(crate) enum RunsCommand {
 
 /// The spec file a resume reads when the run's stored spec lacks secret
 /// values: the one given (`--spec`), and the SHA-256 the run started with.
-struct Original<'a> {
-    given: Option<&'a Path>,
-    digest: &'a str,
+pub(super) struct Original<'a> {
+    pub(super) given: Option<&'a Path>,
+    pub(super) digest: &'a str,
 }
 
 /// Rebuilds the runner a recorded run started with (spec, plugins, options
@@ -111,12 +99,13 @@ struct Original<'a> {
 /// resume (`original`) of a run whose stored spec had secret values
 /// redacted reads them from the original spec file, or refuses: it never
 /// runs without them (a Go request's own key never becomes the operator's).
-async fn rebuild(
+pub(super) async fn rebuild(
     global: &GlobalArgs,
     run_id: &str,
     journal: &[JournalRecord],
     plugins: Option<&Path>,
     original: Option<Original<'_>>,
+    offline: bool,
 ) -> Result<(Spec, Runner), CliError> {
     let meta = journal::run_started(journal)
         .and_then(Result::ok)
@@ -148,7 +137,7 @@ async fn rebuild(
         })
     });
     let options = CompileOptions {
-        offline: meta.offline,
+        offline: meta.offline || offline,
         stream: meta.stream,
         replies: global.host_config.models,
         credentials: super::credential_policy(global),
@@ -279,6 +268,7 @@ async fn resume_one(
         &journal,
         args.plugins.as_deref(),
         Some(original),
+        false,
     )
     .await?;
     let runner = runner.with_store(store.clone());
@@ -300,65 +290,8 @@ async fn resume_one(
 }
 
 /// `no run … in the run database`: a bad run id.
-fn no_such_run(run_id: &str) -> CliError {
+pub(super) fn no_such_run(run_id: &str) -> CliError {
     CliError::bad_input(format!("no run {run_id} in the run database"))
-}
-
-pub(super) async fn replay(global: &GlobalArgs, args: ReplayArgs) -> Result<ExitCode, CliError> {
-    let store = open_store(global)?;
-    let Some(record) = store.get_run(OPERATOR, &args.run_id).await? else {
-        return Err(no_such_run(&args.run_id));
-    };
-    let journal = store.journal(OPERATOR, &args.run_id).await?;
-    let (_, runner) = rebuild(
-        global,
-        &args.run_id,
-        &journal,
-        args.plugins.as_deref(),
-        None,
-    )
-    .await?;
-    let report = runner
-        .replay_report(&record, journal)
-        .await
-        .map_err(|e| CliError::failed(format!("replay of run {} failed: {e}", args.run_id)))?;
-    let mut stdout = std::io::stdout().lock();
-    if args.json {
-        writeln!(stdout, "{}", serde_json::to_string_pretty(&report)?)?;
-    } else {
-        writeln!(stdout, "{}", display(&report.output))?;
-        drop(stdout);
-        eprintln!(
-            "replayed run {} with zero model calls: final output {}",
-            args.run_id,
-            if report.output_changed {
-                "CHANGED"
-            } else {
-                "unchanged"
-            }
-        );
-        if report.changed_steps.is_empty() {
-            eprintln!("no step output changed");
-        }
-        for c in &report.changed_steps {
-            eprintln!(
-                "  changed: {}/{} ({})\n    before: {}\n    after:  {}",
-                c.stage,
-                c.step_index,
-                c.agent,
-                clip(&c.before.to_string()),
-                clip(&c.after.to_string()),
-            );
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn display(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => serde_json::to_string_pretty(other).unwrap_or_default(),
-    }
 }
 
 /// JSON and arguments on one screen line or so.

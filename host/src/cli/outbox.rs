@@ -35,7 +35,8 @@ pub(crate) enum OutboxCommand {
     /// Deliver pending entries of every run: what is due now, or with
     /// --wait until every entry is delivered or dead
     Deliver {
-        /// Keep going through retries until nothing is pending
+        /// Keep going through retries until nothing is pending; exit 1 if
+        /// an event ended dead or is still pending at --timeout
         #[arg(long)]
         wait: bool,
         /// Give up after this many seconds (entries left stay pending)
@@ -190,7 +191,9 @@ async fn deliver(
     if tally.dead > 0 {
         eprintln!("  hint: `host outbox list --state dead` shows why");
     }
-    Ok(if pending > 0 && wait {
+    // With --wait the command's answer is whether everything arrived: an
+    // event that ended dead (or is still pending at the timeout) did not.
+    Ok(if wait && (pending > 0 || tally.dead > 0) {
         ExitCode::from(EXIT_FAILED)
     } else {
         ExitCode::SUCCESS

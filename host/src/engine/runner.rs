@@ -5,7 +5,7 @@ use super::run::{Prepared, started_of};
 use super::{Caller, RunError};
 use crate::agent::SessionConfig;
 use crate::events::{Data, Emitter, Event, Scope};
-use crate::journal::{self, Journal, Key, RunStarted, SessionRecord};
+use crate::journal::{self, AfterDivergence, Journal, Key, ReplayLog, RunStarted, SessionRecord};
 use crate::llm::Usage;
 use crate::plan::Workflow;
 use crate::plugin::{Registry, StepResult};
@@ -244,13 +244,29 @@ impl Runner {
 
     /// Executes a recorded run again with the current plugins, serving model
     /// responses, tool results, approvals and session reads from `records`
-    /// (its journal) — no model call is made — and recording nothing.
+    /// (its journal) — no model call is made — and recording nothing. It
+    /// stops at its first divergence (see [`Runner::replay_logged`]).
     pub fn replay(&self, run_id: &str, records: Vec<JournalRecord>, events: bool) -> RunHandle {
+        let log = Arc::new(ReplayLog::new(AfterDivergence::Stop));
+        self.replay_logged(run_id, records, events, log)
+    }
+
+    /// [`Runner::replay`] with a log: where the replay diverged (a model
+    /// call whose input is not the recorded one, or was never made), what it
+    /// does from there (`log`'s [`AfterDivergence`]), and what it would have
+    /// recorded.
+    pub fn replay_logged(
+        &self,
+        run_id: &str,
+        records: Vec<JournalRecord>,
+        events: bool,
+        log: Arc<ReplayLog>,
+    ) -> RunHandle {
         let id = run_id.to_owned();
         let prepare = async move {
             let started = started_of(&id, &records)?;
             Ok(Prepared {
-                journal: Journal::replay(&id, records),
+                journal: Journal::replay(&id, records, log),
                 input: started.input,
                 session: started.session.map(SessionConfig::from),
                 wait_approval: false,
@@ -285,9 +301,14 @@ impl Runner {
                 otel.status_description = tracing::field::Empty,
                 workflow.run.id = %id,
                 workflow.key = %runner.workflow.key,
+                session.id = tracing::field::Empty,
             );
             let run = async {
                 let prepared = prepare.await?;
+                if let Some(session) = &prepared.session {
+                    tracing::Span::current()
+                        .record("session.id", session.scope.session_id.as_str());
+                }
                 runner.execute(id.clone(), prepared, emitter.clone()).await
             };
             tokio::select! {

@@ -71,6 +71,11 @@ pub struct ModelCall {
     /// Why a call outside the agent loop was made (`session_summary`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub purpose: Option<String>,
+    /// SHA-256 of the model input the call was made with
+    /// ([`super::request_digest`]): a replay whose input differs has
+    /// diverged. Absent in runs recorded before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_digest: Option<String>,
     pub response: ModelResponse,
 }
 
@@ -368,10 +373,15 @@ mod tests {
             agent: "a".into(),
             turn: Some(1),
             purpose: None,
+            request_digest: None,
             response: ModelResponse::default(),
         };
         let value = serde_json::to_value(&call).expect("serializes");
         assert_eq!(value["turn"], 1);
         assert!(value.get("purpose").is_none());
+        // Runs recorded before the digest was kept read back without one.
+        assert!(value.get("request_digest").is_none());
+        let old: ModelCall = serde_json::from_value(value).expect("decodes");
+        assert_eq!(old.request_digest, None);
     }
 }

@@ -208,7 +208,7 @@ impl OpenAiProvider {
             };
             let error = match result {
                 Ok(answer) => {
-                    span.record("llm.attempts", attempt);
+                    span.record("llm.attempts", i64::from(attempt));
                     return Ok(ModelResponse {
                         id: answer.id,
                         model: answer
@@ -222,7 +222,7 @@ impl OpenAiProvider {
                 }
                 Err(error) => error,
             };
-            span.record("llm.attempts", attempt);
+            span.record("llm.attempts", i64::from(attempt));
             if !error.is_retryable() || tap.text_emitted {
                 return Err(error);
             }

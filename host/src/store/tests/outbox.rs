@@ -164,3 +164,53 @@ async fn outbox_lanes(store: Arc<dyn Store>) -> TestResult {
     Ok(())
 }
 for_each_store!(outbox_lanes_claims_and_states, outbox_lanes);
+
+/// What the deliverer's retry horizon rests on: a failing head keeps the
+/// rest of its run's lane waiting but no other run's, and a retried entry
+/// keeps the time it was enqueued (the horizon counts from it).
+async fn outbox_failing_heads(store: Arc<dyn Store>) -> TestResult {
+    const A: &str = "http://a.test/hook";
+    store
+        .outbox_enqueue(vec![
+            outbox_entry("r1", A, 1),
+            outbox_entry("r1", A, 2),
+            outbox_entry("r2", A, 1),
+        ])
+        .await?;
+    let now = now_ms();
+    let OutboxClaim::Claimed(head) = store.outbox_claim(ALL, "r1", A, "me", now, now + 1).await?
+    else {
+        panic!("r1's head");
+    };
+    assert_eq!(head.seq, 1);
+    for attempt in 1..=3u64 {
+        let at = now + attempt * 1_000;
+        store
+            .outbox_failed("r1", A, 1, "HTTP 500".to_owned(), Some(at + 1_000))
+            .await?;
+        // r1's seq 2 waits behind its failing seq 1…
+        assert_eq!(
+            store.outbox_claim(ALL, "r1", A, "me", at, at + 1).await?,
+            OutboxClaim::NotDue(at + 1_000)
+        );
+        let OutboxClaim::Claimed(retry) = store
+            .outbox_claim(ALL, "r1", A, "me", at + 1_000, at + 1_001)
+            .await?
+        else {
+            panic!("r1's seq 1 again");
+        };
+        assert_eq!((retry.seq, retry.attempts), (1, attempt as u32));
+        assert_eq!(retry.created_at_ms, head.created_at_ms, "enqueue time kept");
+    }
+    // … while r2 is not held by it.
+    let OutboxClaim::Claimed(other) = store.outbox_claim(ALL, "r2", A, "me", now, now + 1).await?
+    else {
+        panic!("r2 is held by r1's failure");
+    };
+    assert_eq!(other.seq, 1);
+    Ok(())
+}
+for_each_store!(
+    outbox_a_failing_head_holds_only_its_run,
+    outbox_failing_heads
+);
