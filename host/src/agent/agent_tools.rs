@@ -8,7 +8,9 @@
 //! `<step>/t<turn>/agent<k>` (`k`: the call's position in the turn), so an
 //! interrupted call resumes where it stopped; the caller's `tool_result`
 //! entry records the output and the tokens the nested calls took, and a
-//! recorded one is served without running the agent again.
+//! resume serves a recorded one without running the agent again. A replay
+//! runs the agent again (its model answers come from the recording while
+//! its input matches), so a changed hook inside it is seen.
 
 use super::*;
 use crate::events::data::ToolResult;
@@ -90,13 +92,15 @@ async fn call_agent_tool_in_span(
 ) -> Result<Called, AgentError> {
     super::tools::emit_called(cx, scope, call_id, &tool.name, arguments);
     let key = Key::tool(&cx.step_key, turn, call_id);
-    let (call, recorded) = match cx.journal.record(JournalKind::ToolResult, &key) {
+    // A resume serves the recorded result; a replay runs the agent again,
+    // so its hooks run with the current plugins and its model calls are
+    // checked against the recording (served, or the replay diverges).
+    let recorded = match cx.journal.mode() {
+        Mode::Replay => None,
+        _ => cx.journal.record(JournalKind::ToolResult, &key),
+    };
+    let (call, recorded) = match recorded {
         Some(record) => (decode::<ToolCall>(record)?, true),
-        None if cx.journal.mode() == Mode::Replay => {
-            return Err(AgentError::ReplayDiverged {
-                key: key.to_string(),
-            });
-        }
         None => {
             let (output, error, usage) = match input_of(arguments) {
                 Err(message) => (message, true, BTreeMap::new()),

@@ -135,9 +135,12 @@ pub(crate) enum ModelServed {
 }
 
 /// The SHA-256 of what a model is given: model and sampling settings,
-/// instructions, input items, function tools and output schema. Not the
-/// transport (streaming), the hosted tools nor the extra headers (whose
-/// values may be secrets), so a change there is not seen as a divergence.
+/// the request settings (reasoning summary, verbosity, metadata, tool
+/// choice, stored prompt), instructions, input items, function tools and
+/// output schema. Not the transport (streaming), the hosted tools nor the
+/// extra headers and query parameters (whose values may be secrets), so a
+/// change there is not seen as a divergence. Unset request settings leave
+/// the digest as it was before they existed.
 pub fn request_digest(request: &ModelRequest) -> String {
     #[derive(Serialize)]
     struct ModelInput<'a> {
@@ -146,6 +149,16 @@ pub fn request_digest(request: &ModelRequest) -> String {
         top_p: Option<f32>,
         max_output_tokens: Option<u32>,
         reasoning_effort: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reasoning_summary: Option<crate::llm::ReasoningSummary>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        verbosity: Option<crate::llm::Verbosity>,
+        #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        metadata: &'a std::collections::BTreeMap<String, String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tool_choice: Option<&'a crate::llm::ToolChoice>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        prompt: Option<&'a crate::llm::StoredPrompt>,
         instructions: Option<&'a str>,
         input: &'a [crate::llm::Item],
         tools: &'a [crate::llm::ToolSpec],
@@ -158,6 +171,11 @@ pub fn request_digest(request: &ModelRequest) -> String {
         top_p: settings.top_p,
         max_output_tokens: settings.max_output_tokens,
         reasoning_effort: settings.reasoning_effort.as_deref(),
+        reasoning_summary: settings.reasoning_summary,
+        verbosity: settings.verbosity,
+        metadata: &settings.metadata,
+        tool_choice: settings.tool_choice.as_ref(),
+        prompt: settings.prompt.as_ref(),
         instructions: request.instructions.as_deref(),
         input: &request.input,
         tools: &request.tools,
