@@ -481,23 +481,14 @@ async fn compiling_past_the_budget_fails_the_load() {
 #[test]
 pub(crate) fn a_flooding_guest_leaves_the_host_log_bounded() {
     let guest = e2e::guest("hostile_flood");
-    let check = || {
-        e2e::host!()
-            .args(["--no-cache", "plugins", "check"])
-            .arg(&guest)
-            .env("RUST_LOG", "warn,plugin=trace")
-            .output_blocking()
-    };
-    // Flooding takes most of describe's 1 s deadline in a debug build; on
-    // a machine busy with the rest of the suite a call can run out of it,
-    // which is the deadline working, not the property under test: retried.
-    let mut out = check();
-    for _ in 0..3 {
-        if out.status.success() || !e2e::stderr(&out).contains("deadline of 1000 ms exceeded") {
-            break;
-        }
-        out = check();
-    }
+    // Flooding takes most of describe's default 1 s deadline in a debug
+    // build, and all of it on a machine busy with the rest of the suite:
+    // the deadline is not what this test is about.
+    let out = e2e::host!()
+        .args(["--no-cache", "plugins", "check", "--timeout-ms", "20000"])
+        .arg(&guest)
+        .env("RUST_LOG", "warn,plugin=trace")
+        .output_blocking();
     let stderr = e2e::stderr(&out);
     assert!(
         out.status.success(),

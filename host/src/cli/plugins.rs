@@ -3,10 +3,11 @@
 use super::error::CliError;
 use super::{GlobalArgs, plugin_runtime};
 use anyhow::Context;
-use host::plugin::{LoadOptions, Plugin, Preset, Registry};
+use host::plugin::{Limits, LoadOptions, Plugin, Preset, Registry};
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum PluginsCommand {
@@ -27,6 +28,10 @@ pub(crate) enum PluginsCommand {
         /// Print JSON instead of text
         #[arg(long)]
         json: bool,
+        /// Deadline of each call the check makes into the plugin (its
+        /// `describe`), in milliseconds; default the host's 1000
+        #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+        timeout_ms: Option<u64>,
     },
 }
 
@@ -66,8 +71,16 @@ pub(super) async fn run(global: &GlobalArgs, cmd: PluginsCommand) -> Result<Exit
             }
             Ok(code)
         }
-        PluginsCommand::Check { file, json } => {
-            match registry.load_file(&file, Default::default()).await {
+        PluginsCommand::Check {
+            file,
+            json,
+            timeout_ms,
+        } => {
+            let limits = Limits {
+                timeout: timeout_ms.map_or(Limits::DEFAULT_TIMEOUT, Duration::from_millis),
+                ..Limits::default()
+            };
+            match registry.load_file(&file, limits).await {
                 Ok(plugin) => {
                     if json {
                         println!(
