@@ -181,9 +181,26 @@ pub fn request_digest(request: &ModelRequest) -> String {
         tools: &request.tools,
         output_schema: request.output_schema.as_ref(),
     };
-    // These types serialize infallibly (no maps with non-string keys).
-    let bytes = serde_json::to_vec(&input).unwrap_or_default();
-    hex::encode(Sha256::digest(bytes))
+    // Serialized straight into the hash: no copy of the request is built
+    // (it is computed for every model call). These types serialize
+    // infallibly (no maps with non-string keys).
+    let mut hasher = Hashing(Sha256::new());
+    let _ = serde_json::to_writer(&mut hasher, &input);
+    hex::encode(hasher.0.finalize())
+}
+
+/// An `io::Write` that feeds a SHA-256.
+struct Hashing(Sha256);
+
+impl std::io::Write for Hashing {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
