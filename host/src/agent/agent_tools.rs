@@ -72,78 +72,65 @@ pub(super) async fn call_agent_tool(
         gen_ai.tool.call.id = call_id,
         gen_ai.tool.type = "agent",
     );
-    call_agent_tool_in_span(
-        cx, scope, tool, turn, position, call_id, arguments, max_turns,
-    )
+    async {
+        super::tools::emit_called(cx, scope, call_id, &tool.name, arguments);
+        let key = Key::tool(&cx.step_key, turn, call_id);
+        // A resume serves the recorded result; a replay runs the agent again,
+        // so its hooks run with the current plugins and its model calls are
+        // checked against the recording (served, or the replay diverges).
+        let recorded = match cx.journal.mode() {
+            Mode::Replay => None,
+            _ => cx.journal.record(JournalKind::ToolResult, &key),
+        };
+        let (call, recorded) = match recorded {
+            Some(record) => (decode::<ToolCall>(record)?, true),
+            None => {
+                let (output, error, usage) = match input_of(arguments) {
+                    Err(message) => (message, true, BTreeMap::new()),
+                    Ok(input) => {
+                        let nested = nested_context(cx, scope, turn, position, call_id);
+                        match run_boxed(&nested, &tool.agent, Value::String(input), max_turns).await
+                        {
+                            Ok(out) => (input_text(&out.output), false, out.usage),
+                            Err(e) if returns_to_model(&e) => {
+                                (format!("error: {e}"), true, BTreeMap::new())
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                };
+                let call = ToolCall {
+                    tool: tool.name.clone(),
+                    call_id: call_id.to_owned(),
+                    output,
+                    error,
+                    plugin: None,
+                    agent: Some(tool.agent.clone()),
+                    usage,
+                };
+                cx.journal.commit(&key, &call, None, None).await?;
+                (call, false)
+            }
+        };
+        cx.emitter.emit(
+            scope,
+            ToolResult {
+                call_id: call_id.to_owned(),
+                error: call.error,
+                hosted: false,
+                output: clip(&call.output),
+                plugin_digest: None,
+                recorded,
+                tool: tool.name.clone(),
+            },
+        );
+        Ok(Called {
+            output: call.output,
+            usage: call.usage,
+        })
+    }
     .instrument(span)
     .await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn call_agent_tool_in_span(
-    cx: &AgentContext,
-    scope: &Scope,
-    tool: &AgentToolRef,
-    turn: u32,
-    position: usize,
-    call_id: &str,
-    arguments: &str,
-    max_turns: u32,
-) -> Result<Called, AgentError> {
-    super::tools::emit_called(cx, scope, call_id, &tool.name, arguments);
-    let key = Key::tool(&cx.step_key, turn, call_id);
-    // A resume serves the recorded result; a replay runs the agent again,
-    // so its hooks run with the current plugins and its model calls are
-    // checked against the recording (served, or the replay diverges).
-    let recorded = match cx.journal.mode() {
-        Mode::Replay => None,
-        _ => cx.journal.record(JournalKind::ToolResult, &key),
-    };
-    let (call, recorded) = match recorded {
-        Some(record) => (decode::<ToolCall>(record)?, true),
-        None => {
-            let (output, error, usage) = match input_of(arguments) {
-                Err(message) => (message, true, BTreeMap::new()),
-                Ok(input) => {
-                    let nested = nested_context(cx, scope, turn, position, call_id);
-                    match run_boxed(&nested, &tool.agent, Value::String(input), max_turns).await {
-                        Ok(out) => (input_text(&out.output), false, out.usage),
-                        Err(e) if returns_to_model(&e) => {
-                            (format!("error: {e}"), true, BTreeMap::new())
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            };
-            let call = ToolCall {
-                tool: tool.name.clone(),
-                call_id: call_id.to_owned(),
-                output,
-                error,
-                plugin: None,
-                agent: Some(tool.agent.clone()),
-                usage,
-            };
-            cx.journal.commit(&key, &call, None, None).await?;
-            (call, false)
-        }
-    };
-    cx.emitter.emit(
-        scope,
-        ToolResult {
-            call_id: call_id.to_owned(),
-            error: call.error,
-            hosted: false,
-            output: clip(&call.output),
-            plugin_digest: None,
-            recorded,
-            tool: tool.name.clone(),
-        },
-    );
-    Ok(Called {
-        output: call.output,
-        usage: call.usage,
-    })
 }
 
 /// The `input` argument, or the error the model receives.
