@@ -319,6 +319,14 @@ impl Item {
     }
 }
 
+/// A function tool name the model APIs accept: `^[a-zA-Z0-9_-]{1,64}$`.
+pub fn is_tool_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// A function tool offered to the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolSpec {

@@ -11,23 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
-/// A folder with the named plugins (from `plugins/` or the test guests).
-fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for name in names {
-        let file = format!("{name}.wasm");
-        let from = [
-            e2e::plugins_dir().join(&file),
-            e2e::guests_dir().join(&file),
-        ]
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{file} is not built (run .ci/test)"));
-        std::fs::copy(&from, dir.path().join(&file)).expect("copy plugin");
-    }
-    dir
-}
-
 fn provider(server: &MockServer, api: &str) -> Value {
     json!({"mock": {
         "type": "openai_compatible", "base_url": server.base_url(), "api": api,
@@ -203,7 +186,7 @@ fn crash_mock_config() -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 pub(crate) async fn kill_9_anywhere_then_resume_completes_without_paying_twice() {
     let server = mock(crash_mock_config()).await;
-    let plugins = plugin_dir(&["slow_tool", "concat"]);
+    let plugins = e2e::plugin_dir(&["slow_tool", "concat"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = write_spec(dir.path(), &crash_spec(&server));
     let spec_arg = spec.display().to_string();
@@ -386,7 +369,7 @@ async fn pending_calls(db: &Path) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn approval_pauses_the_run_and_another_process_approves() {
     let server = mock(approval_mock()).await;
-    let plugins = plugin_dir(&["calculator"]);
+    let plugins = e2e::plugin_dir(&["calculator"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = write_spec(dir.path(), &approval_spec(&server));
     let db = e2e::fresh_db();
@@ -449,7 +432,7 @@ async fn approval_pauses_the_run_and_another_process_approves() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejection_reaches_the_model_with_its_reason() {
     let server = mock(approval_mock()).await;
-    let plugins = plugin_dir(&["calculator"]);
+    let plugins = e2e::plugin_dir(&["calculator"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = write_spec(dir.path(), &approval_spec(&server));
     let db = e2e::fresh_db();
@@ -503,7 +486,7 @@ impl WaitingRun {
 
     /// With more `host run` arguments.
     async fn start_with(server: &MockServer, extra: &[&str]) -> WaitingRun {
-        let plugins = plugin_dir(&["calculator"]);
+        let plugins = e2e::plugin_dir(&["calculator"]);
         let dir = tempfile::tempdir().expect("tempdir");
         let spec = write_spec(dir.path(), &approval_spec(server));
         let db = e2e::fresh_db();
@@ -575,7 +558,7 @@ async fn hosted_mcp_approval_requests_take_the_same_path() {
         {"name": "no", "match": {"mcp_approval": "denied"}, "reply": {"text": "the MCP tool was refused"}}
     ]}))
     .await;
-    let plugins = plugin_dir(&["calculator"]);
+    let plugins = e2e::plugin_dir(&["calculator"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = json!({
         "providers": provider(&server, "responses"),
@@ -704,7 +687,7 @@ impl Session<'_> {
 #[tokio::test(flavor = "multi_thread")]
 async fn sessions_are_isolated_by_account() {
     let server = mock(json!({})).await;
-    let plugins = plugin_dir(&["calculator"]);
+    let plugins = e2e::plugin_dir(&["calculator"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Session {
         db: e2e::fresh_db(),
@@ -737,7 +720,7 @@ async fn sessions_are_isolated_by_account() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_spec_cannot_name_another_accounts_session() {
     let server = mock(json!({})).await;
-    let plugins = plugin_dir(&["calculator"]);
+    let plugins = e2e::plugin_dir(&["calculator"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Session {
         db: e2e::fresh_db(),
@@ -790,7 +773,7 @@ async fn a_spec_cannot_name_another_accounts_session() {
 #[tokio::test(flavor = "multi_thread")]
 async fn trim_keeps_the_last_user_turns() {
     let server = mock(json!({})).await;
-    let plugins = plugin_dir(&["calculator"]);
+    let plugins = e2e::plugin_dir(&["calculator"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let memory = json!({"strategy": "trim", "max_turns": 2});
     let s = Session {
@@ -815,7 +798,7 @@ async fn summarize_replaces_older_turns_with_a_stored_summary() {
         "reply": {"text": "SUMMARY: the user asked q1."}
     }]}))
     .await;
-    let plugins = plugin_dir(&["calculator"]);
+    let plugins = e2e::plugin_dir(&["calculator"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let memory = json!({"strategy": "summarize", "keep_last": 1, "max_summary_tokens": 64});
     let s = Session {
@@ -874,7 +857,7 @@ async fn compact_drops_tool_items_past_the_token_budget() {
         "reply": {"tool_calls": [{"name": "slow_echo", "arguments": {"text": long, "ms": 0}}]}
     }]}))
     .await;
-    let plugins = plugin_dir(&["slow_tool"]);
+    let plugins = e2e::plugin_dir(&["slow_tool"]);
     for (memory, tool_items_kept) in [
         (json!({"strategy": "compact", "max_tokens": 80}), false),
         (Value::Null, true),
@@ -908,7 +891,7 @@ async fn compact_drops_tool_items_past_the_token_budget() {
 #[tokio::test(flavor = "multi_thread")]
 async fn replay_with_a_changed_reducer_makes_no_model_call() {
     let server = mock(json!({})).await;
-    let plugins = plugin_dir(&[]);
+    let plugins = e2e::plugin_dir(&[]);
     std::fs::copy(
         e2e::plugins_dir().join("concat.wasm"),
         plugins.path().join("merge.wasm"),
@@ -1060,7 +1043,7 @@ async fn parallel_branches_write_the_session_in_branch_order() {
         {"name": "c", "match": {"instructions_contains": "AGENT c:"}, "reply": {"text": "from c"}}
     ]}))
     .await;
-    let plugins = plugin_dir(&["concat"]);
+    let plugins = e2e::plugin_dir(&["concat"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let agent = |n: &str| json!({"instructions": format!("AGENT {n}: go."), "model": {"provider": "mock", "name": "gpt-4.1-mini"}});
     let spec = json!({
@@ -1114,7 +1097,7 @@ fn rebuilt(wasm: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_plugin_changed_before_resume_is_reported_and_serves_only_new_calls() {
     let server = mock(approval_mock()).await;
-    let plugins = plugin_dir(&["calculator", "template_mapper"]);
+    let plugins = e2e::plugin_dir(&["calculator", "template_mapper"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let mut spec = approval_spec(&server);
     spec["workflow"]["steps"][0]["input_mapper"] =
@@ -1200,7 +1183,7 @@ async fn ctrl_c_cancels_the_run() {
 
     // In the middle of a model call that would take a minute.
     let server = mock(json!({"latency_ms": 60_000})).await;
-    let plugins = plugin_dir(&["calculator"]);
+    let plugins = e2e::plugin_dir(&["calculator"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let spec = write_spec(dir.path(), &approval_spec(&server));
     let db = e2e::fresh_db();

@@ -8,24 +8,6 @@ use mock_openai::MockServer;
 use serde_json::{Value, json};
 use std::path::Path;
 
-/// A folder with copies of built plugins and test guests: `(file name in
-/// the folder, plugin or guest built as)`.
-fn plugins(pairs: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for (name, built) in pairs {
-        let file = format!("{built}.wasm");
-        let from = [
-            e2e::plugins_dir().join(&file),
-            e2e::guests_dir().join(&file),
-        ]
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{file} is not built (run .ci/test)"));
-        std::fs::copy(&from, dir.path().join(format!("{name}.wasm"))).expect("copy plugin");
-    }
-    dir
-}
-
 /// `host ARGS` on `db`, the example's OpenAI provider pointed at `server`.
 async fn host(db: &Path, server: &MockServer, args: &[&str]) -> e2e::Ran {
     e2e::host!()
@@ -73,7 +55,7 @@ async fn an_unchanged_replay_reports_nothing_changed() {
     let server = mock(json!({})).await;
     let db = e2e::fresh_db();
     let spec = e2e::repo_root().join("examples/analysis_parallel/spec.json");
-    let dir = plugins(&[("concat", "concat")]);
+    let dir = e2e::plugin_folder(&[("concat", "concat")]);
     let run_id = run(&db, &server, &spec, dir.path()).await;
     assert_eq!(requests(&server), 3);
     server.reset();
@@ -117,10 +99,10 @@ async fn a_swapped_reducer_is_reported_and_the_synthesizer_diverges() {
     let server = mock(json!({})).await;
     let db = e2e::fresh_db();
     let spec = e2e::repo_root().join("examples/analysis_parallel/spec.json");
-    let original = plugins(&[("concat", "concat")]);
+    let original = e2e::plugin_folder(&[("concat", "concat")]);
     let run_id = run(&db, &server, &spec, original.path()).await;
     server.reset();
-    let swapped = plugins(&[("concat", "js_collect")]);
+    let swapped = e2e::plugin_folder(&[("concat", "js_collect")]);
 
     let report = replay(&db, &server, &run_id, swapped.path(), &[]).await;
     assert_eq!(requests(&server), 0, "no model call without --live");
@@ -263,11 +245,11 @@ async fn a_swapped_guard_that_skips_a_step_is_reported() {
     let db = e2e::fresh_db();
     let tmp = tempfile::tempdir().expect("tempdir");
     let spec = e2e::write_spec(tmp.path(), &gated_spec(&server));
-    let original = plugins(&[("gate", "py_regex_guard"), ("shape", "template_mapper")]);
+    let original = e2e::plugin_folder(&[("gate", "py_regex_guard"), ("shape", "template_mapper")]);
     let run_id = run(&db, &server, &spec, original.path()).await;
     assert_eq!(requests(&server), 2);
     server.reset();
-    let swapped = plugins(&[("gate", "keyword_guard"), ("shape", "template_mapper")]);
+    let swapped = e2e::plugin_folder(&[("gate", "keyword_guard"), ("shape", "template_mapper")]);
     let report = replay(&db, &server, &run_id, swapped.path(), &[]).await;
     assert_eq!(requests(&server), 0);
     let hooks = report["changed_hooks"].as_array().expect("hooks");
@@ -303,11 +285,11 @@ async fn a_changed_mapper_is_reported_and_its_step_diverges() {
     let db = e2e::fresh_db();
     let tmp = tempfile::tempdir().expect("tempdir");
     let spec = e2e::write_spec(tmp.path(), &gated_spec(&server));
-    let original = plugins(&[("gate", "py_regex_guard"), ("shape", "template_mapper")]);
+    let original = e2e::plugin_folder(&[("gate", "py_regex_guard"), ("shape", "template_mapper")]);
     let run_id = run(&db, &server, &spec, original.path()).await;
     server.reset();
     // The `counter` test guest renders every input as a number.
-    let changed = plugins(&[("gate", "py_regex_guard"), ("shape", "counter")]);
+    let changed = e2e::plugin_folder(&[("gate", "py_regex_guard"), ("shape", "counter")]);
     let report = replay(&db, &server, &run_id, changed.path(), &[]).await;
     assert_eq!(requests(&server), 0);
     let hooks = report["changed_hooks"].as_array().expect("hooks");

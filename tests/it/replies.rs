@@ -293,23 +293,6 @@ async fn a_stream_that_never_ends_is_cut_at_the_duration_cap() {
 // ---------------------------------------------------------------------------
 // Through the `host` binary, offline
 
-/// A folder with `names` (built example plugins or test guests).
-fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().expect("tempdir");
-    for name in names {
-        let file = format!("{name}.wasm");
-        let from = [
-            e2e::plugins_dir().join(&file),
-            e2e::guests_dir().join(&file),
-        ]
-        .into_iter()
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| panic!("{file} is not built"));
-        std::fs::copy(&from, dir.path().join(&file)).expect("copy plugin");
-    }
-    dir
-}
-
 /// A spec beside `script.json` whose agent `a` has `tool` (with approval
 /// when asked) and whose script answers the first turn with `calls`, later
 /// turns with the last tool output.
@@ -375,7 +358,7 @@ async fn more_tool_calls_than_the_operator_allows_run_none() {
     let spec = offline_spec(&cx, "calculator#add", false, calls);
     let config = cx.dir().join("host.toml");
     std::fs::write(&config, "[models]\nmax_tool_calls_per_turn = 2\n").expect("config");
-    let plugins = plugin_dir(&["calculator"]);
+    let plugins = e2e::plugin_dir(&["calculator"]);
     let ran = cx
         .host()
         .args(["run", arg(&spec), "--plugins", arg(plugins.path())])
@@ -414,7 +397,7 @@ fn duplicate_calls() -> Value {
 async fn two_calls_sharing_a_call_id_are_refused_before_any_approval() {
     let cx = e2e::test_context!();
     let spec = offline_spec(&cx, "calculator#add", true, duplicate_calls());
-    let plugins = plugin_dir(&["calculator"]);
+    let plugins = e2e::plugin_dir(&["calculator"]);
     let ran = cx
         .host()
         .args(["run", arg(&spec), "--plugins", arg(plugins.path())])
@@ -444,7 +427,7 @@ async fn a_decision_applies_only_to_the_call_it_was_made_on() {
     let cx = e2e::test_context!();
     let calls = json!([{"name": "add", "arguments": {"numbers": [1000000, 1]}, "call_id": "x"}]);
     let spec = offline_spec(&cx, "calculator#add", true, calls);
-    let plugins = plugin_dir(&["calculator"]);
+    let plugins = e2e::plugin_dir(&["calculator"]);
     let run = |args: Vec<String>| {
         let cx = &cx;
         async move { cx.host().args(args).ran().await }
@@ -511,7 +494,7 @@ async fn approving_by_key_runs_exactly_that_call() {
     let cx = e2e::test_context!();
     let calls = json!([{"name": "add", "arguments": {"numbers": [2, 3]}, "call_id": "x"}]);
     let spec = offline_spec(&cx, "calculator#add", true, calls);
-    let plugins = plugin_dir(&["calculator"]);
+    let plugins = e2e::plugin_dir(&["calculator"]);
     let paused = cx
         .host()
         .args(["run", arg(&spec), "--plugins", arg(plugins.path())])
@@ -552,7 +535,7 @@ async fn each_tool_call_gets_its_own_idempotency_key() {
         {"name": "whoami", "arguments": {"note": "same"}, "call_id": "c2"}
     ]);
     let spec = offline_spec(&cx, "idempotency_key#whoami", false, calls);
-    let plugins = plugin_dir(&["idempotency_key"]);
+    let plugins = e2e::plugin_dir(&["idempotency_key"]);
     cx.host()
         .args(["run", arg(&spec), "--plugins", arg(plugins.path())])
         .ran()
@@ -572,7 +555,7 @@ pub(crate) async fn the_idempotency_key_survives_a_crash_and_resume() {
     let cx = e2e::test_context!();
     let calls = json!([{"name": "whoami", "arguments": {"ms": 4000}, "call_id": "slow"}]);
     let spec = offline_spec(&cx, "idempotency_key#whoami", false, calls);
-    let plugins = plugin_dir(&["idempotency_key"]);
+    let plugins = e2e::plugin_dir(&["idempotency_key"]);
 
     // Killed while the tool runs, after it logged the key it was given.
     let mut child = cx
@@ -617,7 +600,7 @@ pub(crate) async fn the_idempotency_key_survives_a_crash_and_resume() {
 async fn components_of_both_wit_versions_load() {
     let rt = crate::common::runtime();
     let registry = host::plugin::Registry::new(rt);
-    let dir = plugin_dir(&["idempotency_key"]);
+    let dir = e2e::plugin_dir(&["idempotency_key"]);
     // A component exporting the 0.1.0 interfaces, built from WAT: the
     // example plugins are rebuilt against 0.1.1 by plugins/build.sh.
     crate::hostile_limits::hostile_tool(dir.path(), "ok_tool", "lookup", 100);

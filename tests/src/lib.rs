@@ -117,6 +117,28 @@ pub fn guest(name: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("no test guest `{name}` in tests/guests/"))
 }
 
+/// A temporary plugins folder holding, for each `(name, built)`, the built
+/// example plugin or test guest `built` as `<name>.wasm`; panics with the
+/// command to run when one is not built.
+pub fn plugin_folder(pairs: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, built) in pairs {
+        let file = format!("{built}.wasm");
+        let from = [plugins_dir().join(&file), guests_dir().join(&file)]
+            .into_iter()
+            .find(|p| p.is_file())
+            .unwrap_or_else(|| panic!("{file} is not built (run .ci/test)"));
+        std::fs::copy(&from, dir.path().join(format!("{name}.wasm"))).expect("copy plugin");
+    }
+    dir
+}
+
+/// [`plugin_folder`] with each plugin or guest under its own name.
+pub fn plugin_dir(names: &[&str]) -> tempfile::TempDir {
+    let pairs: Vec<(&str, &str)> = names.iter().map(|n| (*n, *n)).collect();
+    plugin_folder(&pairs)
+}
+
 /// A new, unique run-database path under `target/test-db/` (the file does
 /// not exist yet), so concurrent tests never share a database.
 pub fn fresh_db() -> PathBuf {

@@ -83,16 +83,6 @@ impl Verbosity {
     }
 }
 
-impl ReasoningSummary {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReasoningSummary::Auto => "auto",
-            ReasoningSummary::Concise => "concise",
-            ReasoningSummary::Detailed => "detailed",
-        }
-    }
-}
-
 /// `tool_choice`, written as a string: `auto` (the model decides), `required`
 /// (some tool), `none` (no tool), or the name of one tool of the agent — a
 /// plugin tool, `transfer_to_<agent>`, an agent offered as a tool, a hosted

@@ -254,14 +254,6 @@ pub const MAX_DESCRIPTION_CHARS: usize = 4096;
 /// OpenAI API accepts for a function's description.
 pub const MAX_TOOL_DESCRIPTION_CHARS: usize = 1024;
 
-/// A tool name model APIs accept: `^[a-zA-Z0-9_-]{1,64}$`.
-fn is_tool_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
-
 /// A name as quoted in an error: a rejected one may be megabytes long.
 fn clip(name: &str) -> String {
     crate::util::clip(name, 80).escape_debug().to_string()
@@ -283,7 +275,7 @@ fn validate_entries(
     }
     let mut seen = std::collections::HashSet::new();
     for e in &entries {
-        if e.kind == Kind::Tool && !is_tool_name(&e.name) {
+        if e.kind == Kind::Tool && !crate::llm::is_tool_name(&e.name) {
             return Err(bad(format!(
                 "describe.describe: tool entry `{}` has a name model APIs refuse (1-64 characters of a-z, A-Z, 0-9, `_` and `-`)",
                 clip(&e.name)

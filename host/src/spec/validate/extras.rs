@@ -2,25 +2,16 @@
 //! (`tool_choice`, `metadata`, `extra_query`, the Responses-only ones).
 
 use super::Checker;
+use crate::llm::HANDOFF_PREFIX;
 use crate::spec::error::key;
 use crate::spec::types::{Agent, Api, Kind};
 use crate::spec::{HostedTool, ToolChoice};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// The prefix of handoff tools (`transfer_to_<agent>`).
-const HANDOFF_PREFIX: &str = crate::llm::HANDOFF_PREFIX;
 /// OpenAI's limits on `metadata`.
 const METADATA_PAIRS: usize = 16;
 const METADATA_KEY_CHARS: usize = 64;
 const METADATA_VALUE_CHARS: usize = 512;
-
-/// Whether `name` is a function name the APIs accept.
-pub(super) fn is_tool_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
 
 impl Checker<'_> {
     /// `agent_tools`: each names another agent, under a valid tool name no
@@ -45,7 +36,7 @@ impl Checker<'_> {
             } else {
                 agent_path.clone()
             };
-            if !is_tool_name(tool_name) {
+            if !crate::llm::is_tool_name(tool_name) {
                 self.error_hint(
                     name_path,
                     format!("`{tool_name}` is not a tool name the model can call"),
