@@ -20,12 +20,26 @@ async fn host(db: &Path, server: &MockServer, args: &[&str]) -> e2e::Ran {
 
 /// `host replay RUN --plugins DIR --json EXTRA`: the report.
 async fn replay(db: &Path, server: &MockServer, run: &str, dir: &Path, extra: &[&str]) -> Value {
+    let mut extra = extra.to_vec();
+    extra.push("--json");
+    let ran = replay_text(db, server, run, dir, &extra).await;
+    serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {}", ran.stdout))
+}
+
+/// `host replay RUN --plugins DIR EXTRA`, succeeded: its readable report.
+async fn replay_text(
+    db: &Path,
+    server: &MockServer,
+    run: &str,
+    dir: &Path,
+    extra: &[&str],
+) -> e2e::Ran {
     let dir = dir.to_str().expect("utf-8");
-    let mut args = vec!["replay", run, "--plugins", dir, "--json"];
+    let mut args = vec!["replay", run, "--plugins", dir];
     args.extend(extra);
     let ran = host(db, server, &args).await;
     ran.ok();
-    serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("{e}: {}", ran.stdout))
+    ran
 }
 
 /// Runs `spec` with the plugins of `dir`; the run's id.
@@ -68,18 +82,7 @@ async fn an_unchanged_replay_reports_nothing_changed() {
     assert_eq!(report["output"], report["original_output"], "{report}");
     assert_eq!(report["model_calls"]["calls"], 0, "{report}");
     assert_eq!(requests(&server), 0, "a replay that matches pays nothing");
-    let ran = host(
-        &db,
-        &server,
-        &[
-            "replay",
-            &run_id,
-            "--plugins",
-            dir.path().to_str().expect("utf-8"),
-        ],
-    )
-    .await;
-    ran.ok();
+    let ran = replay_text(&db, &server, &run_id, dir.path(), &[]).await;
     assert!(
         ran.stderr.contains("final output unchanged")
             && ran.stderr.contains("no step output changed")
@@ -133,18 +136,7 @@ async fn a_swapped_reducer_is_reported_and_the_synthesizer_diverges() {
     assert_eq!(report["output"], Value::Null, "{report}");
     assert_eq!(report["output_changed"], Value::Null, "{report}");
     assert_eq!(report["changed_steps"], json!([]), "{report}");
-    let ran = host(
-        &db,
-        &server,
-        &[
-            "replay",
-            &run_id,
-            "--plugins",
-            swapped.path().to_str().expect("utf-8"),
-        ],
-    )
-    .await;
-    ran.ok();
+    let ran = replay_text(&db, &server, &run_id, swapped.path(), &[]).await;
     assert!(
         ran.stderr.contains("final output UNKNOWN")
             && ran
@@ -171,19 +163,7 @@ async fn a_swapped_reducer_is_reported_and_the_synthesizer_diverges() {
     assert_eq!(report["divergence"]["stage"], "synthesize");
     assert!(report["output"].is_string(), "{report}");
     assert!(report["output_changed"].is_boolean(), "{report}");
-    let ran = host(
-        &db,
-        &server,
-        &[
-            "replay",
-            &run_id,
-            "--plugins",
-            swapped.path().to_str().expect("utf-8"),
-            "--live",
-        ],
-    )
-    .await;
-    ran.ok();
+    let ran = replay_text(&db, &server, &run_id, swapped.path(), &["--live"]).await;
     assert!(
         ran.stderr
             .contains("with 1 model call(s) after the divergence"),
