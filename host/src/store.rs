@@ -4,9 +4,10 @@
 //! [`Store`] is the one interface the engine talks to. It is deliberately free
 //! of SQL: ids are strings, payloads are JSON values, timestamps are unix
 //! milliseconds, and ordering (`seq`) is assigned by the store. Like Spin's
-//! factors, it is three smaller traits, one per kind of state:
-//! [`RunStore`] (runs and their journals), [`SessionStore`] and
-//! [`OutboxStore`]; `Store` is all three, implemented for any type that
+//! factors, it is smaller traits, one per kind of state:
+//! [`RunStore`] (runs and their journals), [`SessionStore`],
+//! [`OutboxStore`] and [`EventStore`] (events kept for live streams);
+//! `Store` is all four, implemented for any type that
 //! implements them, so `Arc<dyn Store>` is what callers hold. Two
 //! implementations ship:
 //!
@@ -36,6 +37,7 @@
 //!
 //! Timestamps (`*_at_ms`) are unix epoch milliseconds (UTC).
 
+mod events;
 mod memory;
 mod outbox;
 mod runs;
@@ -49,6 +51,7 @@ mod tests;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use events::{EventRecord, EventStore, NewEvent};
 pub use memory::MemoryStore;
 pub use outbox::{
     NewOutboxEntry, OutboxClaim, OutboxRecord, OutboxState, OutboxStore, OutboxSummary,
@@ -160,12 +163,12 @@ const fn all_variants<T: Copy, const N: usize>(variants: &[T]) -> [T; N] {
 
 pub use crate::usage::Usage;
 
-/// Durable state for runs, journals, sessions and the outbox: all three
-/// store traits. Object-safe: use it as `Arc<dyn Store>` (and bring the
+/// Durable state for runs, journals, sessions, the outbox and stored
+/// events: all four store traits. Object-safe: use it as `Arc<dyn Store>` (and bring the
 /// trait whose methods you call into scope).
-pub trait Store: RunStore + SessionStore + OutboxStore {}
+pub trait Store: RunStore + SessionStore + OutboxStore + EventStore {}
 
-impl<T: RunStore + SessionStore + OutboxStore + ?Sized> Store for T {}
+impl<T: RunStore + SessionStore + OutboxStore + EventStore + ?Sized> Store for T {}
 
 /// The default database file: `$HOST_DB` if set, else `host.db` in the
 /// user's data directory (e.g. `~/.local/share/host/host.db` on Linux).

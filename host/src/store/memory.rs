@@ -5,6 +5,7 @@
 //!
 //! One file per store trait, as in `sqlite`: `runs`, `sessions`, `outbox`.
 
+mod events;
 mod outbox;
 mod runs;
 mod sessions;
@@ -16,7 +17,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use super::{
-    JournalRecord, OutboxRecord, RunRecord, SessionItem, SessionScope, SessionSummary, StoreError,
+    EventRecord, JournalRecord, OutboxRecord, RunRecord, SessionItem, SessionScope, SessionSummary,
+    StoreError,
 };
 
 /// An in-memory [`Store`](super::Store). Data lives as long as the value.
@@ -34,6 +36,8 @@ struct State {
     /// Keyed by (run, target URL, seq): a lane's entries are adjacent and
     /// in `seq` order.
     outbox: BTreeMap<(String, String, u64), OutboxEntry>,
+    /// Each run's stored events, in `id` order.
+    events: HashMap<String, Vec<EventRecord>>,
 }
 
 #[derive(Debug)]

@@ -190,6 +190,11 @@ impl RunUpdate {
 pub struct RunFilter {
     pub status: Option<RunStatus>,
     pub session: Option<SessionScope>,
+    /// Only runs of this workflow key.
+    pub workflow: Option<String>,
+    /// A cursor: only runs listed after this run id (older, in the
+    /// listing's order), for paging. An unknown id lists nothing.
+    pub after: Option<String>,
     pub limit: Option<usize>,
 }
 
@@ -379,4 +384,9 @@ pub trait RunStore: Send + Sync + 'static {
         &'a self,
         scope: &'a Scope,
     ) -> BoxFuture<'a, Result<Vec<RunRecord>, StoreError>>;
+
+    /// Deletes every finished run ([`RunStatus::is_terminal`]) last updated
+    /// before `before_ms`, with its journal, stored events and outbox
+    /// entries, in one transaction; returns how many runs went.
+    fn prune_finished<'a>(&'a self, before_ms: u64) -> BoxFuture<'a, Result<u64, StoreError>>;
 }

@@ -30,6 +30,7 @@ use rusqlite::config::DbConfig;
 
 mod checkpoint;
 mod errors;
+mod events;
 mod group_commit;
 mod outbox;
 mod private;

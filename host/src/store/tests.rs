@@ -78,6 +78,7 @@ fn outbox_entry(run_id: &str, url: &str, seq: u64) -> NewOutboxEntry {
     }
 }
 
+mod events;
 mod journal;
 mod outbox;
 mod runs;

@@ -110,15 +110,34 @@ impl RunStore for MemoryStore {
         let runs = sorted_newest_first(&state, |r| {
             scope.admits(&r.account_id)
                 && filter.status.is_none_or(|s| r.status == s)
+                && filter
+                    .workflow
+                    .as_ref()
+                    .is_none_or(|w| &r.workflow_key == w)
                 && filter.session.as_ref().is_none_or(|s| {
                     r.account_id == s.account_id
                         && r.user_id == s.user_id
                         && r.session_id.as_deref() == Some(s.session_id.as_str())
                 })
         });
+        // The cursor's place in this order; an unknown cursor lists nothing.
+        let position = |id: &str| {
+            state
+                .runs
+                .get(id)
+                .map(|r| (r.record.created_at_ms, r.order))
+        };
+        let after = match &filter.after {
+            Some(id) => match position(id) {
+                Some(p) => Some(p),
+                None => return Self::ready(Ok(Vec::new())),
+            },
+            None => None,
+        };
         let limit = filter.limit.unwrap_or(usize::MAX);
         Self::ready(Ok(runs
             .into_iter()
+            .filter(|r| after.is_none_or(|a| (r.record.created_at_ms, r.order) < a))
             .take(limit)
             .map(|r| r.record.clone())
             .collect()))
@@ -203,5 +222,23 @@ impl RunStore for MemoryStore {
         });
         runs.reverse();
         Self::ready(Ok(runs.into_iter().map(|r| r.record.clone()).collect()))
+    }
+
+    fn prune_finished<'a>(&'a self, before_ms: u64) -> BoxFuture<'a, Result<u64, StoreError>> {
+        let mut state = self.lock();
+        let gone: Vec<String> = state
+            .runs
+            .values()
+            .filter(|r| r.record.status.is_terminal() && r.record.updated_at_ms < before_ms)
+            .map(|r| r.record.run_id.clone())
+            .collect();
+        for id in &gone {
+            state.runs.remove(id);
+            state.events.remove(id);
+        }
+        state
+            .outbox
+            .retain(|(run_id, _, _), _| !gone.contains(run_id));
+        Self::ready(Ok(gone.len() as u64))
     }
 }

@@ -154,6 +154,24 @@ impl RunStore for SqliteStore {
             query_runs(conn, db, &sql, params)
         })
     }
+
+    fn prune_finished<'a>(&'a self, before_ms: u64) -> BoxFuture<'a, Result<u64, StoreError>> {
+        self.write(move |tx, db| {
+            let before = to_i64(before_ms);
+            let finished = "SELECT run_id FROM runs WHERE status IN                  ('completed', 'failed', 'cancelled') AND updated_at < ?1";
+            // The outbox has no foreign key to runs; the journal and the
+            // events go with their run (ON DELETE CASCADE).
+            tx.execute(
+                &format!("DELETE FROM outbox WHERE run_id IN ({finished})"),
+                [before],
+            )
+            .map_err(|e| db_error(db, e))?;
+            let gone = tx
+                .execute(&format!("DELETE FROM runs WHERE run_id IN ({finished})"), [before])
+                .map_err(|e| db_error(db, e))?;
+            Ok(gone as u64)
+        })
+    }
 }
 
 impl SqliteStore {
@@ -264,6 +282,19 @@ fn list_runs(
     if let Some(status) = filter.status {
         params.push(SqlValue::Text(status.as_str().to_owned()));
         sql.push_str(&format!(" AND status = ?{}", params.len()));
+    }
+    if let Some(workflow) = filter.workflow {
+        params.push(SqlValue::Text(workflow));
+        sql.push_str(&format!(" AND workflow_key = ?{}", params.len()));
+    }
+    if let Some(after) = filter.after {
+        // Older than the cursor in this listing's order; an unknown cursor
+        // matches no row, so the page is empty.
+        params.push(SqlValue::Text(after));
+        let n = params.len();
+        sql.push_str(&format!(
+            " AND (created_at, rowid) < (SELECT created_at, rowid FROM runs WHERE run_id = ?{n})"
+        ));
     }
     if let Some(scope) = filter.session {
         for (column, value) in [

@@ -132,6 +132,17 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         WHERE EXISTS (SELECT 1 FROM runs WHERE runs.run_id = outbox.run_id);
     CREATE INDEX outbox_by_account ON outbox (account_id, state, run_id, url, seq);
     "#,
+    // 5: stored run events, for live streams that start late or reconnect
+    // (`host serve`'s Server-Sent Events). Deleted with their run.
+    r#"
+    CREATE TABLE events (
+        run_id     TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        id         INTEGER NOT NULL,
+        event_type TEXT NOT NULL,
+        body       TEXT NOT NULL,
+        PRIMARY KEY (run_id, id)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 /// The schema version this binary writes and understands.
