@@ -57,6 +57,8 @@ pub enum EventType {
     StageCompleted,
     #[serde(rename = "plugin.reloaded")]
     PluginReloaded,
+    #[serde(rename = "plugin.reload_failed")]
+    PluginReloadFailed,
     #[serde(rename = "run.completed")]
     RunCompleted,
     #[serde(rename = "run.failed")]
@@ -67,7 +69,7 @@ pub enum EventType {
 
 impl EventType {
     /// Every event type, in documentation order.
-    pub const ALL: [EventType; 20] = [
+    pub const ALL: [EventType; 21] = [
         EventType::RunStarted,
         EventType::StageStarted,
         EventType::StepStarted,
@@ -85,6 +87,7 @@ impl EventType {
         EventType::StepFailed,
         EventType::StageCompleted,
         EventType::PluginReloaded,
+        EventType::PluginReloadFailed,
         EventType::RunCompleted,
         EventType::RunFailed,
         EventType::RunCancelled,
@@ -109,6 +112,7 @@ impl EventType {
             EventType::StepFailed => "step.failed",
             EventType::StageCompleted => "stage.completed",
             EventType::PluginReloaded => "plugin.reloaded",
+            EventType::PluginReloadFailed => "plugin.reload_failed",
             EventType::RunCompleted => "run.completed",
             EventType::RunFailed => "run.failed",
             EventType::RunCancelled => "run.cancelled",

@@ -101,7 +101,7 @@ pub fn run_started(records: &[JournalRecord]) -> Option<Result<RunStarted, Unrea
 
 /// The plugin that produced a recorded entry and the SHA-256 of its build
 /// (hook outputs, guardrail verdicts and tool results carry both).
-pub(crate) fn served_by(record: &JournalRecord) -> Option<(String, &str)> {
+pub fn served_by(record: &JournalRecord) -> Option<(String, &str)> {
     /// The `plugin` field that `HookOutput`, `GuardrailCheck` and
     /// `ToolCall` share, read without decoding (or copying) the rest.
     #[derive(serde::Deserialize)]

@@ -36,7 +36,7 @@ pub use load::{MAX_DESCRIPTION_CHARS, MAX_TOOL_DESCRIPTION_CHARS};
 pub use loaded::Plugin;
 pub use policy::{PluginPolicy, PolicyError};
 pub use registry::{LoadOptions, LoadReport, Registry, plugins_named, split_reference};
-pub use runtime::{EPOCH_TICK, Runtime, RuntimeError, RuntimeOptions};
+pub use runtime::{CallObserver, EPOCH_TICK, Runtime, RuntimeError, RuntimeOptions};
 pub use runtime::{
     MAX_CORE_INSTANCES_PER_COMPONENT, MAX_MEMORIES_PER_COMPONENT, MAX_TABLES_PER_COMPONENT,
 };

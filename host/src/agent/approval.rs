@@ -31,6 +31,19 @@ pub(super) async fn approval_gate(
     if let Some(answer) = cx.journal.recorded::<ApprovalAnswer>(&key)? {
         let request = cx.journal.recorded::<ApprovalRequest>(&key)?;
         bound_to(&key, &answer, request.as_ref(), &digest)?;
+        // A run resumed after a decision (given by another process, or
+        // over the server's API) says what it picked up.
+        if cx.journal.mode() == Mode::Live {
+            cx.emitter.emit(
+                scope,
+                ApprovalResolved {
+                    approved: answer.decision.approved,
+                    call_id: call_id.to_owned(),
+                    reason: answer.decision.reason.clone(),
+                    tool: tool.clone(),
+                },
+            );
+        }
         return Ok(answer.decision);
     }
     if cx.journal.mode() == Mode::Replay {

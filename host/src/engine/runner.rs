@@ -154,47 +154,23 @@ impl Runner {
 
     /// Starts a run on the current tokio runtime.
     pub fn start(&self, request: RunRequest) -> RunHandle {
-        let run_id = request
-            .run_id
-            .clone()
-            .unwrap_or_else(|| ulid::Ulid::generate().to_string());
+        let run_id = request.run_id.clone().unwrap_or_else(new_run_id);
         let store = self.store.clone();
         let workflow_key = self.workflow.key.clone();
         let id = run_id.clone();
         let (events, deltas) = (request.events, request.deltas);
         let prepare = async move {
-            let (account_id, user_id) = request
-                .caller
-                .owner_of(request.session.as_ref().map(|s| &s.scope))?;
             let journal = match store {
                 Some(store) => {
-                    let started = journal::entry(
-                        &Key::RunStarted,
-                        &RunStarted {
-                            input: request.input.clone(),
-                            session: request.session.as_ref().map(SessionRecord::from),
-                            metadata: request.metadata.clone(),
-                        },
-                    )?;
-                    let session_id = request.session.as_ref().map(|s| s.scope.session_id.clone());
-                    store
-                        .create_run_with(
-                            NewRun {
-                                run_id: id.clone(),
-                                status: RunStatus::Running,
-                                workflow_key,
-                                spec_digest: request.spec_digest.clone(),
-                                account_id,
-                                user_id,
-                                session_id,
-                                input: request.input.clone(),
-                            },
-                            Some(started),
-                        )
-                        .await?;
+                    record_new_run(&store, workflow_key, &id, &request, RunStatus::Running).await?;
                     Journal::live(store, &id, Vec::new())
                 }
-                None => Journal::disabled(&id),
+                None => {
+                    request
+                        .caller
+                        .owner_of(request.session.as_ref().map(|s| &s.scope))?;
+                    Journal::disabled(&id)
+                }
             };
             Ok(Prepared {
                 journal,
@@ -205,6 +181,24 @@ impl Runner {
             })
         };
         self.launch(run_id, events, deltas, prepare)
+    }
+
+    /// Records a run as `queued`, its `run_started` entry included, without
+    /// executing it; [`Runner::resume`] executes it later (a server does when
+    /// it has capacity, or after a restart). Returns the run id. A run id
+    /// that exists already is a [`StoreError::Conflict`].
+    pub async fn enqueue(&self, request: RunRequest) -> Result<String, RunError> {
+        let store = self.store.clone().ok_or(RunError::NoStore)?;
+        let id = request.run_id.clone().unwrap_or_else(new_run_id);
+        record_new_run(
+            &store,
+            self.workflow.key.clone(),
+            &id,
+            &request,
+            RunStatus::Queued,
+        )
+        .await?;
+        Ok(id)
     }
 
     /// Continues an interrupted run (crashed, killed, or waiting for an
@@ -236,7 +230,8 @@ impl Runner {
                 input: started.input,
                 session: started.session.map(SessionConfig::from),
                 wait_approval: request.wait_approval,
-                resumed: true,
+                // A queued run executes for the first time.
+                resumed: record.status != RunStatus::Queued,
             })
         };
         self.launch(run_id.to_owned(), request.events, request.deltas, prepare)
@@ -340,4 +335,47 @@ impl Runner {
         .wait()
         .await
     }
+}
+
+fn new_run_id() -> String {
+    ulid::Ulid::generate().to_string()
+}
+
+/// Creates the run in `store` with its `run_started` entry, in one
+/// transaction, owned by the request's caller (a session of someone else
+/// is refused).
+async fn record_new_run(
+    store: &Arc<dyn Store>,
+    workflow_key: String,
+    id: &str,
+    request: &RunRequest,
+    status: RunStatus,
+) -> Result<(), RunError> {
+    let (account_id, user_id) = request
+        .caller
+        .owner_of(request.session.as_ref().map(|s| &s.scope))?;
+    let started = journal::entry(
+        &Key::RunStarted,
+        &RunStarted {
+            input: request.input.clone(),
+            session: request.session.as_ref().map(SessionRecord::from),
+            metadata: request.metadata.clone(),
+        },
+    )?;
+    store
+        .create_run_with(
+            NewRun {
+                run_id: id.to_owned(),
+                status,
+                workflow_key,
+                spec_digest: request.spec_digest.clone(),
+                account_id,
+                user_id,
+                session_id: request.session.as_ref().map(|s| s.scope.session_id.clone()),
+                input: request.input.clone(),
+            },
+            Some(started),
+        )
+        .await?;
+    Ok(())
 }

@@ -222,6 +222,16 @@ pub struct PluginReloaded {
     pub reason: String,
 }
 
+/// `plugin.reload_failed`: a changed plugin file did not load; the
+/// previous build (if any) keeps serving.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PluginReloadFailed {
+    /// The build still serving; `null` if none.
+    pub digest: Option<String>,
+    pub error: String,
+    pub plugin: String,
+}
+
 /// `run.completed`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RunCompleted {
@@ -262,6 +272,7 @@ pub enum Data {
     StepFailed(StepFailed),
     StageCompleted(StageCompleted),
     PluginReloaded(PluginReloaded),
+    PluginReloadFailed(PluginReloadFailed),
     RunCompleted(RunCompleted),
     RunFailed(RunFailed),
     /// `null`.
@@ -289,6 +300,7 @@ impl Data {
             Data::StepFailed(_) => EventType::StepFailed,
             Data::StageCompleted(_) => EventType::StageCompleted,
             Data::PluginReloaded(_) => EventType::PluginReloaded,
+            Data::PluginReloadFailed(_) => EventType::PluginReloadFailed,
             Data::RunCompleted(_) => EventType::RunCompleted,
             Data::RunFailed(_) => EventType::RunFailed,
             Data::RunCancelled => EventType::RunCancelled,
@@ -316,6 +328,7 @@ impl Data {
             EventType::StepFailed => Data::StepFailed(Default::default()),
             EventType::StageCompleted => Data::StageCompleted(Default::default()),
             EventType::PluginReloaded => Data::PluginReloaded(Default::default()),
+            EventType::PluginReloadFailed => Data::PluginReloadFailed(Default::default()),
             EventType::RunCompleted => Data::RunCompleted(Default::default()),
             EventType::RunFailed => Data::RunFailed(Default::default()),
             EventType::StepStarted => Data::StepStarted,
@@ -356,6 +369,7 @@ impl Data {
             EventType::StepFailed => Data::StepFailed(de(data)?),
             EventType::StageCompleted => Data::StageCompleted(de(data)?),
             EventType::PluginReloaded => Data::PluginReloaded(de(data)?),
+            EventType::PluginReloadFailed => Data::PluginReloadFailed(de(data)?),
             EventType::RunCompleted => Data::RunCompleted(de(data)?),
             EventType::RunFailed => Data::RunFailed(de(data)?),
             EventType::RunCancelled => {
@@ -395,6 +409,7 @@ into_data!(
     StepFailed,
     StageCompleted,
     PluginReloaded,
+    PluginReloadFailed,
     RunCompleted,
     RunFailed,
 );
@@ -519,6 +534,12 @@ pub(super) mod tests {
                 reason: "changed".into(),
             }
             .into(),
+            PluginReloadFailed {
+                digest: Some("ab".into()),
+                error: "not a component".into(),
+                plugin: "concat".into(),
+            }
+            .into(),
             RunCompleted {
                 elapsed_ms: 9,
                 output: json!("done"),
@@ -562,6 +583,7 @@ pub(super) mod tests {
         all.push(ToolResult::default().into());
         all.push(ApprovalResolved::default().into());
         all.push(PluginReloaded::default().into());
+        all.push(PluginReloadFailed::default().into());
         all.push(RunFailed::default().into());
         for data in all {
             let value = serde_json::to_value(&data).expect("serialize");

@@ -56,8 +56,12 @@ impl Plugin {
             plugin.digest = %self.digest,
             error.type = Empty,
         );
+        let started = Instant::now();
         let call = async { finish(self.call(rt, export, ctx, Some(kind), f).await?) };
         let result = call.instrument(span.clone()).await;
+        if let Some(observer) = rt.observer() {
+            observer.plugin_call(&self.name, kind, started.elapsed(), result.is_ok());
+        }
         if let Err(e) = &result {
             span.record("error.type", e.kind.as_str());
             span.record("otel.status_code", "ERROR");

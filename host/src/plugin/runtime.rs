@@ -82,6 +82,14 @@ pub struct Runtime {
     /// while a call holds it.
     plugin_permits: Mutex<HashMap<Arc<str>, Weak<Semaphore>>>,
     policy: PluginPolicy,
+    /// Told about every plugin call a run makes (a server's metrics).
+    observer: std::sync::OnceLock<Arc<dyn CallObserver>>,
+}
+
+/// Hears about every plugin call a run makes, after it returns: which
+/// plugin, as what, how long it took and whether it failed.
+pub trait CallObserver: Send + Sync + 'static {
+    fn plugin_call(&self, plugin: &str, kind: crate::spec::Kind, elapsed: Duration, ok: bool);
 }
 
 impl std::fmt::Debug for Runtime {
@@ -156,7 +164,17 @@ impl Runtime {
             per_plugin: options.policy.per_plugin_cap(slots),
             plugin_permits: Mutex::new(HashMap::new()),
             policy: options.policy,
+            observer: std::sync::OnceLock::new(),
         }))
+    }
+
+    /// Sets the one observer of plugin calls; `false` if one is set already.
+    pub fn set_observer(&self, observer: Arc<dyn CallObserver>) -> bool {
+        self.observer.set(observer).is_ok()
+    }
+
+    pub(super) fn observer(&self) -> Option<&Arc<dyn CallObserver>> {
+        self.observer.get()
     }
 
     /// The operator's limits on plugins.

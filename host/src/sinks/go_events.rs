@@ -319,7 +319,8 @@ impl GoTranslator {
             | Data::GuardrailTripped(_)
             | Data::StepFailed(_)
             | Data::StageCompleted(_)
-            | Data::PluginReloaded(_) => Vec::new(),
+            | Data::PluginReloaded(_)
+            | Data::PluginReloadFailed(_) => Vec::new(),
         };
         payloads
             .into_iter()

@@ -148,6 +148,11 @@ pub fn write_line(out: &mut impl Write, e: &Event, offline: bool) -> io::Result<
             "  ! plugin {} changed since the run started: recorded outputs stand, the new build serves new calls",
             d.plugin
         ),
+        Data::PluginReloadFailed(d) => writeln!(
+            out,
+            "  ! plugin {} did not reload ({}); the build it had keeps serving",
+            d.plugin, d.error
+        ),
         Data::LlmRequest(_)
         | Data::LlmDelta(_)
         | Data::LlmResponse(_)

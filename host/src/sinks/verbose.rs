@@ -184,6 +184,9 @@ impl<W: Write + Send> VerboseSink<W> {
                 d.old_digest,
                 d.new_digest.as_deref().unwrap_or("")
             ),
+            Data::PluginReloadFailed(d) => {
+                writeln!(out, "plugin {} did not reload: {}", d.plugin, d.error)
+            }
             Data::RunCompleted(d) => {
                 write_line(out, e, self.options.offline)?;
                 usage(out, &d.usage)?;

@@ -202,7 +202,10 @@ impl View {
                     }
                 }
             }
-            Data::LlmDelta(_) | Data::ToolResult(_) | Data::PluginReloaded(_) => {}
+            Data::LlmDelta(_)
+            | Data::ToolResult(_)
+            | Data::PluginReloaded(_)
+            | Data::PluginReloadFailed(_) => {}
         }
     }
 }
