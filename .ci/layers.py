@@ -28,6 +28,8 @@ LAYERS = [
     ["engine"],
     # Around the engine: approvals over the journal; where events go.
     ["approvals", "sinks", "outbox", "telemetry"],
+    # The service: an HTTP API over all of the above.
+    ["server"],
 ]
 RANK = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 MAX_LINES = 700

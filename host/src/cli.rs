@@ -9,6 +9,7 @@ mod outbox;
 mod plugins;
 mod replay;
 mod run;
+mod serve;
 mod sinks;
 mod spec;
 
@@ -127,6 +128,9 @@ pub(crate) enum Command {
     /// Events waiting for HTTP delivery: list them, deliver them
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
+    /// Run as a service: an HTTP API with live events, many concurrent
+    /// runs, plugins and workflows swapped live (docs/API.md)
+    Serve(Box<serve::ServeArgs>),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -177,6 +181,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Approve(args) => approvals::approve(&cli.global, args).await,
             Command::Reject(args) => approvals::reject(&cli.global, args).await,
             Command::Outbox(cmd) => outbox::run(&cli.global, cmd).await,
+            Command::Serve(args) => serve::serve(&cli.global, *args).await,
         }
     });
     // Dropping the runtime ends whatever is still running, and with it the

@@ -39,6 +39,7 @@ pub mod plan;
 pub mod plugin;
 pub mod retry;
 pub mod secret;
+pub mod server;
 pub mod sinks;
 pub mod spec;
 pub mod store;

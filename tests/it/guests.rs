@@ -18,6 +18,8 @@ mod tests {
     pub(crate) use crate::hostile::unbounded_recursion_traps as hostile_recursion;
     pub(crate) use crate::hostile_limits::a_flooding_guest_leaves_the_host_log_bounded as hostile_flood;
     pub(crate) use crate::replies::the_idempotency_key_survives_a_crash_and_resume as idempotency_key;
+    pub(crate) use crate::serve_load::a_reducer_swapped_under_load_fails_no_run as reducer_v1;
+    pub(crate) use crate::serve_load::a_reducer_swapped_under_load_fails_no_run as reducer_v2;
 }
 
 macro_rules! assert_test_exists {
