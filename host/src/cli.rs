@@ -155,7 +155,9 @@ pub(crate) fn main() -> ExitCode {
         Command::Resume(args) => args.quiet,
         _ => false,
     };
-    let telemetry = match init_tracing(&cli.global, quiet) {
+    // A service logs what it does (loads, reloads, resumes, prunes).
+    let serving = matches!(cli.command, Command::Serve(_));
+    let telemetry = match init_tracing(&cli.global, quiet, serving) {
         Ok(telemetry) => telemetry,
         Err(e) => return CliError::bad_input(e.to_string()).report(),
     };
@@ -201,10 +203,18 @@ pub(crate) fn main() -> ExitCode {
 /// a terminal and never with `NO_COLOR` set. With an OTLP endpoint (`--otlp` or the `OTEL_*`
 /// variables) spans are also exported, filtered on their own so that the log
 /// filter does not decide what a trace contains.
-fn init_tracing(global: &GlobalArgs, quiet: bool) -> Result<Option<Telemetry>, TelemetryError> {
+fn init_tracing(
+    global: &GlobalArgs,
+    quiet: bool,
+    serving: bool,
+) -> Result<Option<Telemetry>, TelemetryError> {
     use tracing_subscriber::EnvFilter;
     use tracing_subscriber::prelude::*;
-    let default = if quiet { "error" } else { "warn" };
+    let default = match (quiet, serving) {
+        (true, _) => "error",
+        (false, true) => "warn,host=info",
+        (false, false) => "warn",
+    };
     let filter = match global.log.as_deref() {
         Some(f) => EnvFilter::new(f),
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default)),

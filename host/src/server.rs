@@ -67,6 +67,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub allow_inline_specs: bool,
     ready: AtomicBool,
+    /// Set when the server stops accepting: open event streams end, so
+    /// the HTTP server's graceful shutdown is not held by them.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 pub type App = Arc<AppState>;
@@ -108,6 +111,7 @@ impl Server {
             metrics,
             allow_inline_specs: config.allow_inline_specs,
             ready: AtomicBool::new(false),
+            closing: tokio::sync::watch::channel(false).0,
         });
         let watcher = if config.watch {
             Some(watch::Watcher::start(catalog.clone())?)
@@ -137,16 +141,36 @@ impl Server {
         api::router(self.app.clone())
     }
 
-    /// Stops accepting runs and waits up to `grace` for those running;
+    /// The server stops serving: `/readyz` says so and open event streams
+    /// end (their clients reconnect to the next process with
+    /// `Last-Event-ID`). Call it when the HTTP server starts its graceful
+    /// shutdown.
+    pub fn close(&self) {
+        self.app.close();
+    }
+
+    /// Stops starting runs and waits up to `grace` for those running;
     /// what is left stays resumable in the store. Returns how many runs
     /// were still running.
     pub async fn shutdown(&self, grace: Duration) -> usize {
-        self.app.ready.store(false, Ordering::SeqCst);
+        self.close();
         self.app.executor.shutdown(grace).await
     }
 }
 
 impl AppState {
+    /// See [`Server::close`].
+    pub fn close(&self) {
+        self.ready.store(false, Ordering::SeqCst);
+        let _ = self.closing.send(true);
+    }
+
+    /// Resolves when the server closes.
+    pub async fn closed(&self) {
+        let mut closing = self.closing.subscribe();
+        let _ = closing.wait_for(|c| *c).await;
+    }
+
     pub fn is_ready(&self) -> bool {
         self.ready.load(Ordering::SeqCst) && !self.executor.is_stopping()
     }

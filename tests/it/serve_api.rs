@@ -657,3 +657,245 @@ async fn the_readme_session_runs_offline() {
         "{run}"
     );
 }
+
+/// Capacity: `--max-runs 1 --max-queued 1` runs one, queues one, refuses
+/// the third with 429 and `Retry-After`; inline specs when enabled.
+#[tokio::test(flavor = "multi_thread")]
+async fn over_capacity_is_429_and_inline_specs_run_when_enabled() {
+    let model = mock(mock_config()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (s, _plugins) = server_with(
+        dir.path(),
+        &model,
+        &[
+            "--max-runs",
+            "1",
+            "--max-queued",
+            "1",
+            "--allow-inline-specs",
+        ],
+    )
+    .await;
+    let first = s.start_run("slow", json!("1")).await;
+    s.wait_status(&first, &["running"], 30).await;
+    let second = s.start_run("slow", json!("2")).await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/runs", s.base))
+        .json(&json!({"workflow": "slow", "input": "3"}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status().as_u16(), 429);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["code"], "over_capacity");
+    let (_, run) = s.get(&format!("/v1/runs/{second}")).await;
+    assert_eq!(run["status"], "queued");
+    let (_, health) = s.get("/readyz").await;
+    assert_eq!(
+        (health["running"].as_u64(), health["queued"].as_u64()),
+        (Some(1), Some(1))
+    );
+    // Cancelling the queued one frees its place at once.
+    let (code, _) = s
+        .post(&format!("/v1/runs/{second}/cancel"), &json!({}))
+        .await;
+    assert_eq!(code, 202);
+    s.wait_status(&second, &["cancelled"], 5).await;
+    let (_, events) = s.events(&second, None, usize::MAX).await;
+    assert_eq!(
+        events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(),
+        ["run.cancelled"]
+    );
+    let (code, _) = s
+        .post(&format!("/v1/runs/{first}/cancel"), &json!({}))
+        .await;
+    assert_eq!(code, 202);
+    s.wait_status(&first, &["cancelled"], 10).await;
+
+    // An inline spec runs like a registered one; a bad one names its paths.
+    let (code, accepted) = s
+        .post(
+            "/v1/runs",
+            &json!({"spec": pipeline(&model), "input": "inline"}),
+        )
+        .await;
+    assert_eq!(code, 202, "{accepted}");
+    let id = accepted["run_id"].as_str().expect("id").to_owned();
+    let run = s.wait_status(&id, &["completed"], 30).await;
+    assert_eq!(run["workflow"], "pipeline");
+    let mut bad = pipeline(&model);
+    bad["agents"]["writer"]["model"]["provider"] = json!("nowhere");
+    let (code, body) = s
+        .post("/v1/runs", &json!({"spec": bad, "input": "x"}))
+        .await;
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (422, Some("invalid_spec")),
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["path"]
+            .as_str()
+            .is_some_and(|p| p.starts_with("$.spec.agents.writer")),
+        "{body}"
+    );
+}
+
+/// Workflow files are watched: a new one registers, a broken edit keeps the
+/// version that served, a removal stops serving it. A plugin file removed
+/// fails the step that needs it, with its name; a corrupt one shows on the
+/// plugin stream.
+#[tokio::test(flavor = "multi_thread")]
+async fn workflow_and_plugin_files_swap_live() {
+    let model = mock(mock_config()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir_all(&workflows).expect("dir");
+    let plugins = e2e::plugin_dir(&["concat"]);
+    let s = Serve::start(
+        e2e::host!(),
+        &[
+            "--plugins",
+            plugins.path().to_str().expect("utf-8"),
+            "--workflows",
+            workflows.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    let wait_for = |want: Vec<&'static str>| {
+        let s = s.api.clone();
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            loop {
+                let (_, list) = s.get("/v1/workflows").await;
+                let keys: Vec<String> = list["workflows"]
+                    .as_array()
+                    .expect("list")
+                    .iter()
+                    .filter_map(|w| w["key"].as_str().map(str::to_owned))
+                    .collect();
+                if keys == want {
+                    return list;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "workflows {keys:?}, want {want:?}"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    // A new file registers.
+    let mut spec = pipeline(&model);
+    spec["workflow"]["stages"] = json!([{"name": "both", "mode": "parallel",
+        "steps": [{"agent": "writer"}, {"agent": "editor"}], "reducer": {"plugin": "concat"}}]);
+    write_workflow(&workflows, "pipeline", &spec);
+    wait_for(vec!["pipeline"]).await;
+    let id = s.start_run("pipeline", json!("x")).await;
+    s.wait_status(&id, &["completed"], 30).await;
+
+    // A broken edit: the previous version keeps serving; the problem shows.
+    std::fs::write(workflows.join("pipeline.json"), "{\"agents\": ").expect("write");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, list) = s.get("/v1/workflows").await;
+        if list["problems"].as_array().is_some_and(|p| !p.is_empty()) {
+            assert_eq!(list["workflows"][0]["key"], "pipeline", "{list}");
+            assert_eq!(list["problems"][0]["errors"][0]["path"], "$", "{list}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let id = s.start_run("pipeline", json!("still served")).await;
+    s.wait_status(&id, &["completed"], 30).await;
+
+    // The plugin stream reports a corrupt build; the old one keeps serving.
+    let notices = {
+        let base = s.base.clone();
+        tokio::spawn(async move {
+            let resp = reqwest::Client::new()
+                .get(format!("{base}/v1/plugins/events"))
+                .send()
+                .await
+                .expect("GET");
+            let mut text = String::new();
+            let mut stream = futures::StreamExt::boxed(resp.bytes_stream());
+            while let Some(Ok(chunk)) = futures::StreamExt::next(&mut stream).await {
+                text.push_str(&String::from_utf8_lossy(&chunk));
+                if text.contains("plugin.reload_failed") && text.contains("\n\n") {
+                    break;
+                }
+            }
+            text
+        })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let concat = plugins.path().join("concat.wasm");
+    let good = std::fs::read(&concat).expect("read");
+    std::fs::write(&concat, &good[..good.len() / 2]).expect("truncate");
+    let text = tokio::time::timeout(std::time::Duration::from_secs(10), notices)
+        .await
+        .expect("a notice")
+        .expect("task");
+    assert!(
+        text.contains("event: plugin.reload_failed") && text.contains("\"plugin\":\"concat\""),
+        "{text}"
+    );
+    let id = s.start_run("pipeline", json!("old build")).await;
+    s.wait_status(&id, &["completed"], 30).await;
+
+    // Removed: runs that need it fail that step, naming the plugin.
+    std::fs::remove_file(&concat).expect("remove");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, list) = s.get("/v1/plugins").await;
+        if list["plugins"]
+            .as_array()
+            .is_some_and(|p| p.iter().all(|p| p["name"] != "concat"))
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{list}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let id = s.start_run("pipeline", json!("no reducer")).await;
+    let run = s.wait_status(&id, &["failed"], 30).await;
+    assert!(
+        run["error"].as_str().is_some_and(|e| e.contains("concat")),
+        "{run}"
+    );
+
+    // Removing the workflow file stops serving it.
+    std::fs::remove_file(workflows.join("pipeline.json")).expect("remove");
+    wait_for(vec![]).await;
+    let (code, body) = s
+        .post("/v1/runs", &json!({"workflow": "pipeline", "input": "x"}))
+        .await;
+    assert_eq!(
+        (code, body["code"].as_str()),
+        (422, Some("unknown_workflow"))
+    );
+}
+
+/// `--retain`: finished runs older than the retention are pruned.
+#[tokio::test(flavor = "multi_thread")]
+async fn finished_runs_past_the_retention_are_pruned() {
+    let model = mock(mock_config()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 0.0005 h = 1.8 s.
+    let (s, _plugins) = server_with(dir.path(), &model, &["--retain", "0.0005"]).await;
+    let id = s.start_run("pipeline", json!("short-lived")).await;
+    s.wait_status(&id, &["completed"], 30).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let (code, _) = s.get(&format!("/v1/runs/{id}")).await;
+        if code == 404 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "run {id} not pruned");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    assert!(s.log().contains("pruned finished runs"), "{}", s.log());
+}

@@ -355,8 +355,24 @@ async fn sigterm_during_runs_then_restart_completes_them_all() {
     )
     .await;
     let ids = start_chain_runs(&s, 12).await;
+    // A client following a run's events must not hold the shutdown.
+    let follower = {
+        let (api, id) = (s.api.clone(), ids[11].clone());
+        tokio::spawn(async move { api.events(&id, None, usize::MAX).await })
+    };
     tokio::time::sleep(Duration::from_millis(400)).await;
+    let stopping = Instant::now();
     let status = s.terminate(30).await;
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "shutdown took {:?}",
+        stopping.elapsed()
+    );
+    let (_, seen) = follower.await.expect("follower");
+    assert!(
+        seen.last().is_none_or(|e| e.event != "run.completed"),
+        "the stream ended with the server"
+    );
     assert_eq!(status.code(), Some(0), "{}", s.log());
     assert!(s.log().contains("stay resumable"), "{}", s.log());
 

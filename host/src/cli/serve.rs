@@ -2,6 +2,7 @@
 
 use super::error::CliError;
 use super::{GlobalArgs, open_store, plugin_runtime};
+use axum::serve::ListenerExt;
 use host::outbox::{Deliverer, OutboxConfig, Until};
 use host::plan::CompileOptions;
 use host::plugin::Registry;
@@ -150,8 +151,21 @@ pub(super) async fn serve(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCo
             );
         }
     }
+    // Small writes (an event, the end of a stream) go out at once rather
+    // than waiting on the client's delayed ACK (Nagle: ~40 ms a response).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, server.router())
-        .with_graceful_shutdown(stop_signal())
+        .with_graceful_shutdown({
+            let app = server.app().clone();
+            async move {
+                stop_signal().await;
+                app.close();
+            }
+        })
         .await
         .map_err(|e| CliError::failed(format!("server: {e}")))?;
     eprintln!(

@@ -18,6 +18,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc, watch};
 
+/// Events a run's live bus holds for slow readers; one that falls further
+/// behind reads the store again (each waiting run pays for these slots).
+const LIVE_BUFFER: usize = 64;
+
 /// One stored event of a run, as streams send it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamEvent {
@@ -163,7 +167,8 @@ impl Executor {
                 return;
             }
             let live = Arc::new(LiveRun {
-                bus: broadcast::channel(1024).0,
+                // Small: a reader that falls behind reads the store again.
+                bus: broadcast::channel(LIVE_BUFFER).0,
                 canceller: Mutex::new(None),
                 cancelled: AtomicBool::new(false),
             });

@@ -37,8 +37,13 @@ fn sse(e: &StreamEvent) -> SseEvent {
 pub(super) fn run_events(app: App, scope: Scope, run_id: String, after: u64) -> SseStream {
     let (tx, rx) = mpsc::channel::<Result<SseEvent, Infallible>>(64);
     tokio::spawn(async move {
-        if let Err(e) = follow(&app, &scope, &run_id, after, &tx).await {
-            tracing::debug!(run_id = %run_id, "event stream ended: {e}");
+        tokio::select! {
+            result = follow(&app, &scope, &run_id, after, &tx) => {
+                if let Err(e) = result {
+                    tracing::debug!(run_id = %run_id, "event stream ended: {e}");
+                }
+            }
+            () = app.closed() => {}
         }
     });
     Sse::new(ReceiverStream::new(rx))
@@ -143,7 +148,11 @@ pub(super) fn plugin_events(app: App) -> SseStream {
     let mut notices = app.catalog.notices();
     tokio::spawn(async move {
         loop {
-            let event = match notices.recv().await {
+            let received = tokio::select! {
+                r = notices.recv() => r,
+                () = app.closed() => return,
+            };
+            let event = match received {
                 Ok(e) => e,
                 Err(broadcast::error::RecvError::Lagged(_)) => continue,
                 Err(broadcast::error::RecvError::Closed) => return,

@@ -60,9 +60,20 @@ impl Watcher {
                     .iter()
                     .flat_map(|e| e.paths.iter().cloned())
                     .collect();
+                let mut plugins_changed = false;
                 for path in paths.iter().filter(|p| plugin_name(p).is_some()) {
                     if path.parent() == Some(catalog.plugins_dir()) {
                         catalog.reload_plugin(path).await;
+                        plugins_changed = true;
+                    }
+                }
+                // A workflow that did not load may need the plugin that
+                // just arrived.
+                if plugins_changed {
+                    for problem in catalog.problems() {
+                        if !paths.contains(&problem.file) {
+                            catalog.reload_workflow(&problem.file).await;
+                        }
                     }
                 }
                 for path in paths.iter().filter(|p| is_workflow_file(p)) {
