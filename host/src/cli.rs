@@ -2,6 +2,7 @@
 
 mod approvals;
 mod config;
+mod dev;
 mod durable;
 mod error;
 mod go_state;
@@ -127,6 +128,9 @@ pub(crate) enum Command {
     /// Events waiting for HTTP delivery: list them, deliver them
     #[command(subcommand)]
     Outbox(outbox::OutboxCommand),
+    /// Plugin development: rebuild a plugin when its sources change and
+    /// replay a recorded run with it (zero model calls)
+    Dev(dev::DevArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -177,6 +181,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Approve(args) => approvals::approve(&cli.global, args).await,
             Command::Reject(args) => approvals::reject(&cli.global, args).await,
             Command::Outbox(cmd) => outbox::run(&cli.global, cmd).await,
+            Command::Dev(args) => dev::dev(&cli.global, args).await,
         }
     });
     // Dropping the runtime ends whatever is still running, and with it the
