@@ -135,6 +135,23 @@ impl CallContext {
         __bindings::workflow::plugin::host::idempotency_key()
     }
 
+    /// `config[key]` as a list of strings: empty when absent, an error
+    /// naming the entry and key when it is not an array of strings.
+    pub fn strings(&self, key: &str) -> Result<Vec<String>, String> {
+        match self.config.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| format!("{}: config.{key} must be an array of strings", self.entry)),
+            Some(_) => Err(format!(
+                "{}: config.{key} must be an array of strings",
+                self.entry
+            )),
+        }
+    }
+
     /// The config deserialized into your own type, with a clear error.
     pub fn config_as<T: DeserializeOwned>(&self) -> Result<T, String> {
         serde_json::from_value(self.config.clone())

@@ -55,7 +55,17 @@ fn bench_calls(c: &mut Criterion) {
     let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-plugin-cache");
     let rt = runtime(&cache);
     let registry = Registry::new(rt.clone());
-    for name in ["keyword_guard", "js_collect", "py_regex_guard"] {
+    for name in [
+        "keyword_guard",
+        "js_collect",
+        "py_regex_guard",
+        "rs_keywords",
+        "js_keywords",
+        "py_keywords",
+        "go_keywords",
+        "c_keywords",
+        "c_word_count",
+    ] {
         let path = plugins_dir().join(format!("{name}.wasm"));
         tokio
             .block_on(registry.load_file(&path, Limits::default()))
@@ -119,6 +129,37 @@ fn bench_calls(c: &mut Criterion) {
             tokio
                 .block_on(pyguard.guard(&rt, &pctx, &input, &[]))
                 .expect("guard")
+        })
+    });
+
+    // The same keyword guard (docs/PLUGINS.md) written with each
+    // language's SDK, and the C reducer.
+    for name in [
+        "rs_keywords",
+        "js_keywords",
+        "py_keywords",
+        "go_keywords",
+        "c_keywords",
+    ] {
+        let (plugin, entry) = registry.resolve(name, Kind::Guard).expect(name);
+        let kctx = ctx(&entry, json!({"keywords": ["lisbon", "porto"]}));
+        group.bench_function(format!("sdk_guard_fresh_instance/{name}"), |b| {
+            b.iter(|| {
+                tokio
+                    .block_on(plugin.guard(&rt, &kctx, &input, &[]))
+                    .expect("guard")
+            })
+        });
+    }
+    let (creducer, entry) = registry
+        .resolve("c_word_count", Kind::Reducer)
+        .expect("c_word_count");
+    let cctx = ctx(&entry, json!({}));
+    group.bench_function("c_reducer_fresh_instance", |b| {
+        b.iter(|| {
+            tokio
+                .block_on(creducer.reduce(&rt, &cctx, &outputs, &[]))
+                .expect("reduce")
         })
     });
     group.finish();

@@ -2,6 +2,7 @@
 
 mod approvals;
 mod config;
+mod dev;
 mod durable;
 mod error;
 mod go_state;
@@ -131,6 +132,9 @@ pub(crate) enum Command {
     /// Run as a service: an HTTP API with live events, many concurrent
     /// runs, plugins and workflows swapped live (docs/API.md)
     Serve(Box<serve::ServeArgs>),
+    /// Plugin development: rebuild a plugin when its sources change and
+    /// replay a recorded run with it (zero model calls)
+    Dev(dev::DevArgs),
 }
 
 pub(crate) fn main() -> ExitCode {
@@ -184,6 +188,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Reject(args) => approvals::reject(&cli.global, args).await,
             Command::Outbox(cmd) => outbox::run(&cli.global, cmd).await,
             Command::Serve(args) => serve::serve(&cli.global, *args).await,
+            Command::Dev(args) => dev::dev(&cli.global, args).await,
         }
     });
     // Dropping the runtime ends whatever is still running, and with it the

@@ -1,4 +1,4 @@
-"""py_regex_guard — a guard plugin written in Python (componentize-py).
+"""py_regex_guard — a guard plugin written in Python with guest-sdk/python.
 
 Runs the step when a Python regular expression matches the step's input.
 
@@ -15,12 +15,9 @@ is absent from the input counts as "no match".
 
 import json
 import re
-from typing import Any, List
+from typing import Any
 
-from componentize_py_types import Err
-from wit_world import exports
-from wit_world.imports import host
-from wit_world.imports.types import CallContext, Entry, Kind, Level, StepResult
+from plugin_sdk import guard, log
 
 NAME = "py_regex_guard"
 
@@ -35,45 +32,33 @@ _FLAGS = {
 _MISSING = object()
 
 
-def _fail(message: str) -> Err:
-    return Err(f"{NAME}: {message}")
+class _Fail(Exception):
+    def __init__(self, message: str) -> None:
+        super().__init__(f"{NAME}: {message}")
 
 
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _parse_config(text: str) -> dict:
-    if not text or not text.strip():
-        config: Any = {}
-    else:
-        try:
-            config = json.loads(text)
-        except ValueError as e:
-            raise _fail(f"config is not valid JSON: {e}")
-    if not isinstance(config, dict):
-        raise _fail("config must be a JSON object")
-    return config
-
-
 def _compile(config: dict) -> "re.Pattern[str]":
     pattern = config.get("pattern")
     if pattern is None:
-        raise _fail('config.pattern is missing (expected {"pattern": "<python regex>"})')
+        raise _Fail('config.pattern is missing (expected {"pattern": "<python regex>"})')
     if not isinstance(pattern, str) or pattern == "":
-        raise _fail("config.pattern must be a non-empty string")
+        raise _Fail("config.pattern must be a non-empty string")
     flag_text = config.get("flags", "")
     if not isinstance(flag_text, str):
-        raise _fail('config.flags must be a string of letters from "imsxa"')
+        raise _Fail('config.flags must be a string of letters from "imsxa"')
     flags = 0
     for letter in flag_text:
         if letter not in _FLAGS:
-            raise _fail(f'config.flags has unknown flag {letter!r} (allowed: "imsxa")')
+            raise _Fail(f'config.flags has unknown flag {letter!r} (allowed: "imsxa")')
         flags |= _FLAGS[letter]
     try:
         return re.compile(pattern, flags)
     except re.error as e:
-        raise _fail(f"config.pattern is not a valid Python regex: {e}")
+        raise _Fail(f"config.pattern is not a valid Python regex: {e}")
 
 
 def _lookup(value: Any, path: str) -> Any:
@@ -95,54 +80,37 @@ def _text(input_value: Any, field: Any) -> Any:
     if field is None:
         return input_value if isinstance(input_value, str) else _compact(input_value)
     if not isinstance(field, str) or field == "":
-        raise _fail("config.field must be a non-empty dotted path such as \"a.b\"")
+        raise _Fail("config.field must be a non-empty dotted path such as \"a.b\"")
     if not isinstance(input_value, dict):
-        raise _fail("config.field is set but the input is not a JSON object")
+        raise _Fail("config.field is set but the input is not a JSON object")
     value = _lookup(input_value, field)
     if value is _MISSING:
         return _MISSING
     return value if isinstance(value, str) else _compact(value)
 
 
-class Describe(exports.Describe):
-    def describe(self) -> List[Entry]:
-        return [
-            Entry(
-                name=NAME,
-                kind=Kind.GUARD,
-                description="Runs the step when a Python regex matches its input (or a field of it)",
-            )
-        ]
+@guard(NAME, "Runs the step when a Python regex matches its input (or a field of it)")
+def check(ctx, input, prior):
+    config = ctx.config
+    regex = _compile(config)
+    negate = config.get("negate", False)
+    if not isinstance(negate, bool):
+        raise _Fail("config.negate must be true or false")
 
+    text = _text(input, config.get("field"))
+    matched = text is not _MISSING and regex.search(text) is not None
+    result = matched != negate
 
-class Guard(exports.Guard):
-    def check(self, ctx: CallContext, input: str, prior: List[StepResult]) -> bool:
-        config = _parse_config(ctx.config)
-        regex = _compile(config)
-        negate = config.get("negate", False)
-        if not isinstance(negate, bool):
-            raise _fail("config.negate must be true or false")
-        try:
-            input_value = json.loads(input)
-        except ValueError as e:
-            raise _fail(f"input is not valid JSON: {e}")
-
-        text = _text(input_value, config.get("field"))
-        matched = text is not _MISSING and regex.search(text) is not None
-        result = matched != negate
-
-        host.log(
-            Level.DEBUG,
-            f"{NAME}: pattern {'matched' if matched else 'did not match'}; step {'runs' if result else 'is skipped'}",
-            _compact(
-                {
-                    "pattern": regex.pattern,
-                    "field": config.get("field"),
-                    "field_missing": text is _MISSING,
-                    "matched": matched,
-                    "negate": negate,
-                    "result": result,
-                }
-            ),
-        )
-        return result
+    log(
+        "debug",
+        f"{NAME}: pattern {'matched' if matched else 'did not match'}; step {'runs' if result else 'is skipped'}",
+        {
+            "pattern": regex.pattern,
+            "field": config.get("field"),
+            "field_missing": text is _MISSING,
+            "matched": matched,
+            "negate": negate,
+            "result": result,
+        },
+    )
+    return result

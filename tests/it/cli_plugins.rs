@@ -43,7 +43,7 @@ fn list_json_is_machine_readable() {
     assert!(out.status.success(), "{}", e2e::stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
     let plugins = v["plugins"].as_array().expect("plugins array");
-    assert_eq!(plugins.len(), 8, "{v:#}");
+    assert_eq!(plugins.len(), crate::common::EXAMPLES.len(), "{v:#}");
     let calc = plugins
         .iter()
         .find(|p| p["name"] == "calculator")

@@ -46,14 +46,20 @@ pub(crate) async fn examples() -> &'static Registry {
 }
 
 /// Every example plugin `plugins/build.sh` builds, in every language.
-pub(crate) const EXAMPLES: [&str; 8] = [
+pub(crate) const EXAMPLES: [&str; 14] = [
+    "c_keywords",
+    "c_word_count",
     "calculator",
     "concat",
+    "go_keywords",
     "js_collect",
+    "js_keywords",
     "keyword_guard",
     "lookup_facts",
     "pii_guardrail",
+    "py_keywords",
     "py_regex_guard",
+    "rs_keywords",
     "template_mapper",
 ];
 

@@ -11,6 +11,7 @@ mod common;
 
 mod agent_tools;
 mod cli_plugins;
+mod dev;
 mod durable;
 mod egress;
 mod engine;
@@ -28,6 +29,8 @@ mod plugins;
 mod replay;
 mod replies;
 mod run;
+mod scaffold;
+mod sdk;
 mod secrets;
 mod serve_api;
 mod serve_load;

@@ -1,4 +1,10 @@
-//! `host plugins list` and `host plugins check`.
+//! `host plugins list`, `check`, `new` and `build`.
+
+mod build;
+mod call;
+mod new;
+
+pub(crate) use build::{Lang, build as build_plugin, folders as plugin_folders, sdk_root};
 
 use super::error::CliError;
 use super::{GlobalArgs, plugin_runtime};
@@ -32,10 +38,86 @@ pub(crate) enum PluginsCommand {
         /// `describe`), in milliseconds; default the host's 1000
         #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
         timeout_ms: Option<u64>,
+        /// Also make the call this file describes (a scaffold's
+        /// test-input.json) and compare the answer with its `expect`; exit
+        /// 1 when it differs
+        #[arg(long, value_name = "CALL.json")]
+        call: Option<PathBuf>,
+    },
+    /// Scaffold a plugin folder that builds and passes `check` as it is
+    New {
+        /// The plugin's name (its folder and file stem)
+        name: String,
+        /// Its language
+        #[arg(long, value_enum)]
+        lang: Lang,
+        /// What it is
+        #[arg(long, value_enum)]
+        kind: new::ScaffoldKind,
+        /// The plugins directory to create it in
+        #[arg(long, value_name = "DIR", default_value = "plugins")]
+        plugins: PathBuf,
+        /// The folder holding guest-sdk/ and wit/ [default: found above
+        /// the plugins directory or the working directory]
+        #[arg(long, value_name = "DIR", env = "HOST_SDK_DIR")]
+        sdk: Option<PathBuf>,
+    },
+    /// Build plugin folders from source into DIR/NAME.wasm (Rust, JavaScript,
+    /// Python, Go, C, or the folder's own build.sh)
+    Build {
+        /// The plugins to build [default: every plugin folder]
+        names: Vec<String>,
+        /// The plugins directory
+        #[arg(long, value_name = "DIR", default_value = "plugins")]
+        plugins: PathBuf,
+        /// The folder holding guest-sdk/ and wit/ [default: found above
+        /// the plugins directory or the working directory]
+        #[arg(long, value_name = "DIR", env = "HOST_SDK_DIR")]
+        sdk: Option<PathBuf>,
     },
 }
 
 pub(super) async fn run(global: &GlobalArgs, cmd: PluginsCommand) -> Result<ExitCode, CliError> {
+    match cmd {
+        PluginsCommand::New {
+            name,
+            lang,
+            kind,
+            plugins,
+            sdk,
+        } => new_command(&name, lang, kind, &plugins, sdk.as_deref()),
+        PluginsCommand::Build {
+            names,
+            plugins,
+            sdk,
+        } => build_command(names, &plugins, sdk.as_deref()),
+        cmd => inspect(global, cmd).await,
+    }
+}
+
+fn new_command(
+    name: &str,
+    lang: Lang,
+    kind: new::ScaffoldKind,
+    plugins: &std::path::Path,
+    sdk: Option<&std::path::Path>,
+) -> Result<ExitCode, CliError> {
+    let sdk = sdk_root(sdk, plugins).map_err(CliError::bad_input)?;
+    let files = new::scaffold(&sdk, plugins, name, lang, kind).map_err(CliError::bad_input)?;
+    println!("created {} ({lang} {kind}):", plugins.join(name).display());
+    for f in files {
+        println!("  {}", f.display());
+    }
+    let p = plugins.display();
+    println!(
+        "next: host plugins build {name} --plugins {p} && \
+         host plugins check {p}/{name}.wasm --call {p}/{name}/test-input.json"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `list` and `check`: components loaded by the host.
+async fn inspect(global: &GlobalArgs, cmd: PluginsCommand) -> Result<ExitCode, CliError> {
     let runtime = plugin_runtime(global)?;
     let registry = Registry::new(runtime);
     match cmd {
@@ -71,10 +153,14 @@ pub(super) async fn run(global: &GlobalArgs, cmd: PluginsCommand) -> Result<Exit
             }
             Ok(code)
         }
+        PluginsCommand::New { .. } | PluginsCommand::Build { .. } => {
+            unreachable!("handled by `run`")
+        }
         PluginsCommand::Check {
             file,
             json,
             timeout_ms,
+            call,
         } => {
             let limits = Limits {
                 timeout: timeout_ms.map_or(Limits::DEFAULT_TIMEOUT, Duration::from_millis),
@@ -101,12 +187,74 @@ pub(super) async fn run(global: &GlobalArgs, cmd: PluginsCommand) -> Result<Exit
                             println!("  {:<13} {:<20} {}", e.kind.as_str(), e.name, e.description);
                         }
                     }
-                    Ok(ExitCode::SUCCESS)
+                    match call {
+                        Some(path) => check_call(&registry, &plugin, &path).await,
+                        None => Ok(ExitCode::SUCCESS),
+                    }
                 }
                 Err(e) => Err(CliError::bad_input(e.to_string())),
             }
         }
     }
+}
+
+/// `check --call FILE`: the call made, its answer compared.
+async fn check_call(
+    registry: &Registry,
+    plugin: &Plugin,
+    path: &std::path::Path,
+) -> Result<ExitCode, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", path.display())))?;
+    let request: call::Call = serde_json::from_str(&text)
+        .map_err(|e| CliError::bad_input(format!("{}: {e}", path.display())))?;
+    let expect = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| v.get("expect").cloned())
+        .unwrap_or(Value::Null);
+    let answer = call::call(registry.runtime(), plugin, request)
+        .await
+        .map_err(|e| CliError::failed(format!("call from {} failed: {e}", path.display())))?;
+    if answer.matches {
+        println!("call {}: ok, {}", path.display(), answer.got);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        Err(CliError::failed(format!(
+            "call {}: expected {expect}, got {}",
+            path.display(),
+            answer.got
+        )))
+    }
+}
+
+/// `host plugins build`: each folder in turn; every failure is reported,
+/// and the exit code is 1 when one failed.
+fn build_command(
+    names: Vec<String>,
+    plugins: &std::path::Path,
+    sdk: Option<&std::path::Path>,
+) -> Result<ExitCode, CliError> {
+    let sdk = sdk_root(sdk, plugins).map_err(CliError::bad_input)?;
+    let names = if names.is_empty() {
+        plugin_folders(plugins)
+            .map_err(|e| CliError::bad_input(format!("cannot read {}: {e}", plugins.display())))?
+    } else {
+        names
+    };
+    let mut code = ExitCode::SUCCESS;
+    for name in names {
+        match build_plugin(&sdk, plugins, &name) {
+            Ok(built) => println!(
+                "built {} ({}, {}, {:.1} s)",
+                built.output.display(),
+                human_size(built.bytes),
+                built.recipe,
+                built.took.as_secs_f64()
+            ),
+            Err(e) => code = CliError::failed(e.to_string()).report(),
+        }
+    }
+    Ok(code)
 }
 
 fn plugin_json(p: &Plugin) -> Value {

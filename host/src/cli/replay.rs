@@ -83,7 +83,7 @@ pub(super) async fn replay(global: &GlobalArgs, args: ReplayArgs) -> Result<Exit
 }
 
 /// The report for people (stderr), one finding a line.
-fn readable(report: &ReplayReport, offline: bool) -> String {
+pub(super) fn readable(report: &ReplayReport, offline: bool) -> String {
     let mut out = String::new();
     let calls = &report.model_calls;
     let paid = match (report.after_divergence, calls.calls) {
@@ -149,7 +149,7 @@ fn readable(report: &ReplayReport, offline: bool) -> String {
     out
 }
 
-fn display(v: &Value) -> String {
+pub(super) fn display(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => serde_json::to_string_pretty(other).unwrap_or_default(),

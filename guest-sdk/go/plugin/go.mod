@@ -1,0 +1,3 @@
+module workflow/plugin
+
+go 1.25
