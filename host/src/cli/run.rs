@@ -93,6 +93,7 @@ pub(super) async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, 
         replies: global.host_config.models,
         credentials: super::credential_policy(global),
         egress: global.host_config.egress.clone(),
+        mcp: None,
     };
     let runner = load_runner(global, &spec, &args.plugins, &options)
         .await?
@@ -138,7 +139,16 @@ pub(super) async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, 
         spec_digest: digest,
         caller,
     });
-    Ok(drive(handle, &runner, plan, delivery).await)
+    let code = drive(handle, &runner, plan, delivery).await;
+    stop_mcp(&runner).await;
+    Ok(code)
+}
+
+/// Stops the workflow's MCP servers (their process groups), if it has any.
+pub(super) async fn stop_mcp(runner: &Runner) {
+    if let Some(hub) = &runner.workflow().mcp {
+        hub.shutdown().await;
+    }
 }
 
 /// Who `host run` runs as: an account's user with `--account`/`--user`
