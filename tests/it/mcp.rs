@@ -458,3 +458,71 @@ async fn a_call_past_its_deadline_is_a_clear_error() {
     );
     server.shutdown().await.expect("shutdown");
 }
+
+/// The tool names offered in request `i`.
+fn offered_names(server: &MockServer, i: usize) -> Vec<String> {
+    let requests = server.requests();
+    requests[i].body.as_ref().expect("body")["tools"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|t| t["function"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_tool_list_reaches_the_model_and_named_tools_are_checked() {
+    let server = mock(json!({"rules": [
+        {"name": "unlock", "match": {"has_tool_result": false, "times": 1},
+         "reply": {"tool_calls": [{"name": "mcp__ledger__unlock", "arguments": {}, "call_id": "c_unlock"}]}},
+        // A slow turn: the host hears `tools/list_changed` meanwhile.
+        {"name": "wait", "match": {"tool_result_for": "mcp__ledger__unlock", "times": 1}, "latency_ms": 1000,
+         "reply": {"tool_calls": [{"name": "mcp__ledger__append", "arguments": {"line": "x"}, "call_id": "c_app"}]}},
+        {"name": "bonus", "match": {"tool_result_for": "mcp__ledger__append", "times": 1},
+         "reply": {"tool_calls": [{"name": "mcp__ledger__bonus", "arguments": {}, "call_id": "c_bonus"}]}}
+    ]}))
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let servers = json!({"ledger": {"command": "node", "args": ["ledger.mjs"], "cwd": fixtures(), "env": ["LEDGER_FILE"]}});
+    let spec_path = write_spec(
+        dir.path(),
+        &spec(&server, servers.clone(), json!(["mcp:ledger"])),
+    );
+    let db = e2e::fresh_db();
+    let ledger = dir.path().join("ledger.txt");
+    let out = e2e::host!()
+        .db(&db)
+        .args(run_args(&spec_path))
+        .env("LEDGER_FILE", &ledger)
+        .output()
+        .await;
+    ok(&out);
+    assert!(!offered_names(&server, 0).contains(&"mcp__ledger__bonus".to_owned()));
+    assert!(offered_names(&server, 2).contains(&"mcp__ledger__bonus".to_owned()));
+    assert_eq!(
+        tool_outputs(&server).last().map(String::as_str),
+        Some("bonus!")
+    );
+
+    // A named tool the server does not offer is refused before any run.
+    let other = tempfile::tempdir().expect("tempdir");
+    let bad = write_spec(
+        other.path(),
+        &spec(&server, servers, json!(["mcp:ledger#apend"])),
+    );
+    let out = e2e::host!()
+        .db(e2e::fresh_db())
+        .args(run_args(&bad))
+        .env("LEDGER_FILE", &ledger)
+        .output()
+        .await;
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("$.agents.a.tools[0]: MCP server `ledger` has no tool `apend`")
+            && err.contains("append"),
+        "{err}"
+    );
+    server.shutdown().await.expect("shutdown");
+}

@@ -292,9 +292,18 @@ pub(super) async fn load_runner(
     for e in &report.failed {
         eprintln!("warning: {e}");
     }
+    // The spec's MCP servers start now, once for this process; their
+    // first tool lists let compile check `mcp:NAME#tool` references.
+    let mut options = options.clone();
+    if !spec.mcp_servers.is_empty() && options.mcp.is_none() {
+        let hub = host::mcp::McpHub::start(&spec.mcp_servers, spec.base_dir())
+            .map_err(|e| CliError::bad_input(e.to_string()))?;
+        hub.ready(host::mcp::START_TIMEOUT).await;
+        options.mcp = Some(hub);
+    }
     // A spec error reads `error: $.path: …` already; the others print as
     // they always have, bare.
-    let workflow = plan::compile(spec, &registry, options)
+    let workflow = plan::compile(spec, &registry, &options)
         .map_err(|e| CliError::verbatim(EXIT_BAD_INPUT, e.to_string().trim_end()))?;
     Ok(Runner::new(Arc::new(workflow), registry))
 }
