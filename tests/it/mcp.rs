@@ -384,6 +384,7 @@ async fn a_server_killed_mid_call_fails_that_call_and_is_restarted() {
     let child = e2e::host!()
         .db(&db)
         .args(run_args(&spec))
+        .env("RUST_LOG", "warn,host::mcp=info")
         .tokio()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -429,6 +430,21 @@ async fn a_server_killed_mid_call_fails_that_call_and_is_restarted() {
     assert!(all.len() >= 2, "not restarted: {all:?}");
     assert_eq!(outputs[1], "The sum of 1 and 2 is 3.");
     assert_eq!(runs(&db).await[0].status, RunStatus::Completed);
+    // Each server's stderr was drained into the log under its name, the
+    // restart was logged, and the host stopped the restarted server at exit.
+    let log = text(&out.stderr);
+    assert!(
+        log.contains("Starting default (STDIO) server") && log.contains("everything"),
+        "{log}"
+    );
+    assert!(log.contains("MCP server stopped; restarting"), "{log}");
+    let last = all.last().expect("a pid").clone();
+    let alive = std::process::Command::new("kill")
+        .args(["-0", &last])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("kill -0");
+    assert!(!alive.success(), "server {last} outlived the host");
     server.shutdown().await.expect("shutdown");
 }
 
