@@ -542,3 +542,33 @@ async fn a_changed_tool_list_reaches_the_model_and_named_tools_are_checked() {
     );
     server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_that_cannot_start_fails_only_its_calls() {
+    let server = mock(one_turn(json!([
+        {"name": "mcp__broken__anything", "arguments": {}, "call_id": "c_x"}
+    ])))
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let servers = json!({"broken": {"command": "/nonexistent/mcp-server"}});
+    let spec = write_spec(dir.path(), &spec(&server, servers, json!(["mcp:broken"])));
+    let out = e2e::host!()
+        .db(e2e::fresh_db())
+        .args(run_args(&spec))
+        .output()
+        .await;
+    let stdout = ok(&out);
+    assert!(stdout.starts_with("reply "), "{stdout}");
+    let log = text(&out.stderr);
+    assert!(
+        log.contains("MCP server `broken` could not start")
+            && log.contains("/nonexistent/mcp-server"),
+        "{log}"
+    );
+    // It offered nothing; the model's call of a tool it never had is an error it reads.
+    assert!(offered(&server).is_empty());
+    let outputs = tool_outputs(&server);
+    assert_eq!(outputs.len(), 1);
+    assert!(outputs[0].starts_with("error: unknown tool"), "{outputs:?}");
+    server.shutdown().await.expect("shutdown");
+}
