@@ -36,6 +36,13 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// How long a server must stay up for its backoff to start over.
 const STABLE: Duration = Duration::from_secs(30);
+/// A server's tools go to the model on every turn: at most this many of
+/// them (OpenAI's cap on one request's tools), descriptions cut to what
+/// model APIs accept for a function, input schemas at most this big.
+const MAX_TOOLS: usize = 128;
+const MAX_DESCRIPTION_CHARS: usize = 1024;
+const MAX_SCHEMA_BYTES: usize = 64 << 10;
+
 /// How long a run waits for a server's first start (`npx` may download).
 pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long stopping a server may take before it is killed.
@@ -389,20 +396,30 @@ async fn relist(server: &Server, peer: &rmcp::Peer<rmcp::RoleClient>) -> Result<
         .map_err(|_| "listing its tools timed out".to_owned())?
         .map_err(|e| format!("listing its tools failed: {e}"))?;
     let mut seen = std::collections::HashSet::new();
-    let mut tools = Vec::with_capacity(listed.len());
+    let mut tools = Vec::with_capacity(listed.len().min(MAX_TOOLS));
     for t in listed {
         let parameters = Value::Object((*t.input_schema).clone());
         let model_name = names::fit(&server.name, &t.name);
-        if !seen.insert(model_name.clone()) {
-            tracing::warn!(target: "host::mcp", server = %server.name, tool = %t.name, "two tools share a name; the second is not offered");
+        let refused = if tools.len() >= MAX_TOOLS {
+            Some(format!("the server lists more than {MAX_TOOLS} tools"))
+        } else if !seen.insert(model_name.clone()) {
+            Some("another tool has the same name".to_owned())
+        } else {
+            schema_problem(&parameters)
+        };
+        if let Some(why) = refused {
+            let tool = crate::util::clip_chars(&t.name, 80);
+            tracing::warn!(target: "host::mcp", server = %server.name, %tool, "tool not offered: {why}");
             continue;
         }
         let validator = jsonschema::validator_for(&parameters).ok().map(Arc::new);
+        let description = t.description.as_deref().unwrap_or_default();
         tools.push(McpTool {
             server: server.name.clone(),
             name: t.name.to_string(),
             model_name,
-            description: t.description.as_deref().unwrap_or_default().to_owned(),
+            // The cut adds `…`: one character is kept for it.
+            description: crate::util::clip_chars(description, MAX_DESCRIPTION_CHARS - 1),
             parameters,
             validator,
         });
@@ -410,4 +427,35 @@ async fn relist(server: &Server, peer: &rmcp::Peer<rmcp::RoleClient>) -> Result<
     tracing::info!(target: "host::mcp", server = %server.name, tools = tools.len(), "MCP tools listed");
     write(&server.state).tools = Arc::new(tools);
     Ok(())
+}
+
+/// Why an input schema is not offered to the model, if it is not.
+fn schema_problem(schema: &Value) -> Option<String> {
+    let bytes = schema.to_string().len();
+    if bytes > MAX_SCHEMA_BYTES {
+        return Some(format!(
+            "its input schema has {bytes} bytes (at most {MAX_SCHEMA_BYTES})"
+        ));
+    }
+    if schema.get("type").is_some_and(|t| t != "object") {
+        return Some("its input schema does not describe an object".to_owned());
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::schema_problem;
+    use serde_json::json;
+
+    #[test]
+    fn oversized_or_non_object_schemas_are_not_offered() {
+        assert_eq!(schema_problem(&json!({"type": "object"})), None);
+        assert!(schema_problem(&json!({"type": "string"})).is_some());
+        let huge = json!({"type": "object", "description": "x".repeat(70_000)});
+        assert!(
+            schema_problem(&huge).is_some_and(|p| p.contains("bytes")),
+            "{huge:?}"
+        );
+    }
 }
