@@ -236,6 +236,12 @@ impl McpHub {
         };
         let result = match tokio::time::timeout(timeout, peer.call_tool(params)).await {
             Err(_) => {
+                // An HTTP session may be stale (the server restarted and
+                // forgot it): the next call gets a new one. A stdio server
+                // keeps running: a slow tool is not a broken server.
+                if s.config.url.is_some() {
+                    s.broken.notify_one();
+                }
                 return Err(McpError::Timeout {
                     server: server.to_owned(),
                     tool: tool.to_owned(),

@@ -572,3 +572,53 @@ async fn a_server_that_cannot_start_fails_only_its_calls() {
     assert!(outputs[0].starts_with("error: unknown tool"), "{outputs:?}");
     server.shutdown().await.expect("shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_server_that_dies_mid_call_fails_it_and_is_reconnected() {
+    let port = free_port();
+    let mut first = http_server(port).await;
+    let server = mock(json!({"rules": [
+        {"name": "long", "match": {"has_tool_result": false},
+         "reply": {"tool_calls": [{"name": "mcp__web__trigger-long-running-operation",
+                                   "arguments": {"duration": 8, "steps": 8}, "call_id": "c_long"}]}},
+        {"name": "sum", "match": {"tool_result_for": "mcp__web__trigger-long-running-operation", "times": 1},
+         "latency_ms": 3000,
+         "reply": {"tool_calls": [{"name": "mcp__web__get-sum", "arguments": {"a": 4, "b": 5}, "call_id": "c_sum"}]}}
+    ]}))
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let servers =
+        json!({"web": {"url": format!("http://127.0.0.1:{port}/mcp"), "timeout_ms": 6000}});
+    let spec = write_spec(dir.path(), &spec(&server, servers, json!(["mcp:web"])));
+    let child = e2e::host!()
+        .db(e2e::fresh_db())
+        .args(run_args(&spec))
+        .tokio()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("host");
+    e2e::within(60, "the long call starts", async {
+        while server.requests().is_empty() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    first.kill().await.expect("kill the HTTP server");
+    // The same server comes back on the same address.
+    let _second = http_server(port).await;
+    let out = e2e::within(60, "the run ends", child.wait_with_output())
+        .await
+        .expect("host output");
+    ok(&out);
+    let outputs = tool_outputs(&server);
+    assert_eq!(outputs.len(), 2, "{outputs:?}");
+    assert!(
+        outputs[0].starts_with("error: MCP server `web`"),
+        "{}",
+        outputs[0]
+    );
+    assert_eq!(outputs[1], "The sum of 4 and 5 is 9.", "{outputs:?}");
+    server.shutdown().await.expect("shutdown");
+}
