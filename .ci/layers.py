@@ -20,7 +20,8 @@ LAYERS = [
     # defaults, plugin uses spec's plugin kinds).
     ["llm", "store", "events"],
     ["spec"],
-    ["plugin"],
+    # Where tools run: WASM plugins, MCP servers.
+    ["plugin", "mcp"],
     # What the run records, then what it executes.
     ["journal"],
     ["plan"],

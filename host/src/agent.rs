@@ -7,6 +7,7 @@ mod approval;
 mod error;
 mod guardrails;
 mod history;
+mod mcp_tools;
 mod model;
 mod tools;
 
@@ -91,6 +92,10 @@ pub(crate) async fn run(
     step_schema: Option<Arc<Schema>>,
 ) -> Result<AgentOutput, AgentError> {
     let mut agent = agent_of(&cx.workflow, agent_key)?;
+    if let Some(hub) = &cx.workflow.mcp {
+        // Once per process in practice: at once after the first start.
+        hub.ready(crate::mcp::START_TIMEOUT).await;
+    }
     let mut scope = cx.scope.clone();
     scope.agent = Some(agent.key.clone());
 
@@ -316,11 +321,13 @@ pub(crate) fn agent_of(workflow: &Workflow, key: &str) -> Result<Arc<Agent>, Age
         })
 }
 
-/// The tools offered to the model: the agent's tool plugins, the agents
+/// The tools offered to the model: the agent's tool plugins, its MCP
+/// servers' tools as they list them now, the agents
 /// offered to it as tools, and one `transfer_to_<agent>` per allowed
 /// handoff.
 fn tool_specs(workflow: &Workflow, agent: &Agent) -> Vec<ToolSpec> {
     let mut specs: Vec<ToolSpec> = agent.tools.iter().map(|t| t.spec.clone()).collect();
+    specs.extend(mcp_tools::specs(workflow, agent));
     specs.extend(agent.agent_tools.iter().map(|t| ToolSpec {
         name: t.name.clone(),
         description: t.description.clone(),

@@ -34,6 +34,7 @@ pub mod engine;
 pub mod events;
 pub mod journal;
 pub mod llm;
+pub mod mcp;
 pub mod outbox;
 pub mod plan;
 pub mod plugin;

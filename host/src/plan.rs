@@ -113,6 +113,8 @@ pub struct Agent {
     pub provider: Arc<dyn Provider>,
     pub settings: ModelSettings,
     pub tools: Vec<ToolRef>,
+    /// MCP servers' tools (`mcp:NAME`, `mcp:NAME#tool`).
+    pub mcp_tools: Vec<McpToolsRef>,
     /// Other agents offered to this one as tools.
     pub agent_tools: Vec<AgentToolRef>,
     /// Tools the provider runs itself (Responses API only).
@@ -170,6 +172,8 @@ pub struct Workflow {
     /// The operator's caps on model replies (tool calls per turn; the
     /// providers hold the rest).
     pub replies: crate::llm::ReplyLimits,
+    /// The MCP servers the agents' `mcp:` tools call.
+    pub mcp: Option<Arc<crate::mcp::McpHub>>,
 }
 
 /// The default turn budget of a step when neither step nor agent sets one.
@@ -177,8 +181,10 @@ pub const DEFAULT_MAX_TURNS: u32 = 10;
 
 mod compile;
 pub mod credentials;
+mod mcp;
 pub use compile::{CompileError, CompileOptions, compile, load_options};
 pub use credentials::{BASE_URL_ENV, CredentialPair, CredentialPolicy};
+pub use mcp::McpToolsRef;
 
 #[cfg(test)]
 mod tests {

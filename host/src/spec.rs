@@ -47,6 +47,7 @@ mod error;
 mod go;
 mod hosted;
 mod locate;
+mod mcp_servers;
 mod model;
 mod parse;
 mod paths;
@@ -67,6 +68,7 @@ pub use go::{
     GoCallbackObject, GoCredentials, GoGuardrail, GoMcp, GoModel, GoOutputType, GoReasoning,
     GoRequest, GoSession, GoTool, GoWorkflow,
 };
+pub use mcp_servers::{DEFAULT_MCP_TIMEOUT_MS, MCP_PREFIX, McpServer};
 pub use model::{ReasoningSummary, StoredPrompt, ToolChoice, Verbosity};
 pub use redact::{REDACTED, Redacted, redact};
 pub use types::{
@@ -95,6 +97,9 @@ pub struct Spec {
     /// Resource limits per plugin name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub plugins: BTreeMap<String, PluginLimits>,
+    /// MCP servers by name; agents use their tools as `mcp:NAME`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub mcp_servers: BTreeMap<String, McpServer>,
     /// Agents by name.
     #[serde(default)]
     pub agents: BTreeMap<String, Agent>,

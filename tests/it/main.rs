@@ -22,6 +22,7 @@ mod hostile;
 mod hostile_limits;
 mod hostile_load;
 mod llm;
+mod mcp;
 mod model_settings;
 mod otlp;
 mod outbox;

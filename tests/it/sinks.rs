@@ -446,6 +446,7 @@ macro_rules! example_snapshots {
 
 example_snapshots! {
     snapshot_analysis_parallel => "analysis_parallel",
+    snapshot_mcp_tools => "mcp_tools",
     snapshot_peer_workflow => "peer_workflow",
     snapshot_research_supervisor => "research_supervisor",
     snapshot_simple_assistant => "simple_assistant",

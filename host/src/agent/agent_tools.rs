@@ -107,6 +107,7 @@ pub(super) async fn call_agent_tool(
                     plugin: None,
                     agent: Some(tool.agent.clone()),
                     usage,
+                    structured: None,
                 };
                 cx.journal.commit(&key, &call, None, None).await?;
                 (call, false)

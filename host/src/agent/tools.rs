@@ -76,68 +76,97 @@ pub(super) async fn call_tool(
     async {
         emit_called(cx, scope, call_id, name, arguments);
         let key = Key::tool(&cx.step_key, turn, call_id);
-        let (output, error, digest, recorded) =
-            if let Some(record) = cx.journal.record(JournalKind::ToolResult, &key) {
-                let call: ToolCall = decode(record)?;
-                (
-                    call.output,
-                    call.error,
-                    record.entry.plugin_digest.clone(),
-                    true,
-                )
-            } else if !cx.journal.may_call() {
-                return Err(AgentError::ReplayDiverged {
-                    key: key.to_string(),
-                });
+        let (output, error, digest, recorded) = if let Some(record) =
+            cx.journal.record(JournalKind::ToolResult, &key)
+        {
+            let call: ToolCall = decode(record)?;
+            (
+                call.output,
+                call.error,
+                record.entry.plugin_digest.clone(),
+                true,
+            )
+        } else if !cx.journal.may_call() {
+            return Err(AgentError::ReplayDiverged {
+                key: key.to_string(),
+            });
+        } else {
+            let tool = agent.tools.iter().find(|t| t.name == name);
+            let mcp = if tool.is_none() {
+                super::mcp_tools::find(&cx.workflow, agent, name)
             } else {
-                let tool = agent.tools.iter().find(|t| t.name == name);
-                let decision = match tool {
-                    Some(t) if t.approval => Some(
-                        approval_gate(
-                            cx,
-                            scope,
-                            turn,
-                            call_id,
-                            name.to_owned(),
-                            arguments,
-                            "function",
-                        )
-                        .await?,
-                    ),
-                    _ => None,
-                };
-                let (output, error, digest) = match decision {
-                    Some(Decision {
-                        approved: false,
-                        reason,
-                    }) => (
-                        format!(
-                            "error: a human rejected this call: {}",
-                            reason.as_deref().unwrap_or("no reason given")
-                        ),
-                        true,
-                        None,
-                    ),
-                    _ => {
-                        // Durable before the tool touches the world.
-                        cx.journal.barrier().await?;
-                        invoke(cx, scope, agent, turn, call_id, name, arguments).await?
-                    }
-                };
-                let call = ToolCall {
-                    tool: name.to_owned(),
-                    call_id: call_id.to_owned(),
-                    output,
-                    error,
-                    plugin: tool.map(|t| t.plugin.clone()),
-                    agent: None,
-                    usage: BTreeMap::new(),
-                };
-                cx.journal
-                    .commit(&key, &call, digest.as_deref(), None)
-                    .await?;
-                (call.output, error, digest, false)
+                None
             };
+            let approval = match (tool, &mcp) {
+                (Some(t), _) => t.approval,
+                (None, Some((_, approval))) => *approval,
+                (None, None) => false,
+            };
+            let decision = if approval {
+                Some(
+                    approval_gate(
+                        cx,
+                        scope,
+                        turn,
+                        call_id,
+                        name.to_owned(),
+                        arguments,
+                        "function",
+                    )
+                    .await?,
+                )
+            } else {
+                None
+            };
+            let mut structured = None;
+            let (output, error, digest) = match decision {
+                Some(Decision {
+                    approved: false,
+                    reason,
+                }) => (
+                    format!(
+                        "error: a human rejected this call: {}",
+                        reason.as_deref().unwrap_or("no reason given")
+                    ),
+                    true,
+                    None,
+                ),
+                _ => {
+                    // Durable before the tool touches the world.
+                    cx.journal.barrier().await?;
+                    match &mcp {
+                        Some((t, _)) => {
+                            let called = super::mcp_tools::invoke(
+                                cx, scope, agent, turn, call_id, t, arguments,
+                            )
+                            .await?;
+                            structured = called.structured;
+                            (called.output, called.error, None)
+                        }
+                        None => invoke(cx, scope, agent, turn, call_id, name, arguments).await?,
+                    }
+                }
+            };
+            let plugin = match (tool, &mcp) {
+                (Some(t), _) => Some(t.plugin.clone()),
+                (None, Some((t, _))) => Some(format!("{}{}", crate::spec::MCP_PREFIX, t.server)),
+                (None, None) => None,
+            };
+            let call = ToolCall {
+                tool: name.to_owned(),
+                call_id: call_id.to_owned(),
+                output,
+                error,
+                plugin,
+                agent: None,
+                usage: BTreeMap::new(),
+                structured,
+            };
+            cx.journal
+                .commit(&key, &call, digest.as_deref(), None)
+                .await?;
+            (call.output, error, digest, false)
+        };
         if error {
             let span = tracing::Span::current();
             span.record("error.type", "tool_error");

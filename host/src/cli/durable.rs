@@ -142,6 +142,7 @@ pub(super) async fn rebuild(
         replies: global.host_config.models,
         credentials: super::credential_policy(global),
         egress: global.host_config.egress.clone(),
+        mcp: None,
     };
     let runner = load_runner(global, &spec, &plugins, &options).await?;
     Ok((spec, runner))
@@ -286,7 +287,9 @@ async fn resume_one(
             wait_approval: args.wait_approval,
         },
     );
-    Ok(drive(handle, &runner, plan, delivery).await)
+    let code = drive(handle, &runner, plan, delivery).await;
+    super::run::stop_mcp(&runner).await;
+    Ok(code)
 }
 
 /// `no run … in the run database`: a bad run id.

@@ -93,6 +93,7 @@ pub(super) async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, 
         replies: global.host_config.models,
         credentials: super::credential_policy(global),
         egress: global.host_config.egress.clone(),
+        mcp: None,
     };
     let runner = load_runner(global, &spec, &args.plugins, &options)
         .await?
@@ -138,7 +139,16 @@ pub(super) async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, 
         spec_digest: digest,
         caller,
     });
-    Ok(drive(handle, &runner, plan, delivery).await)
+    let code = drive(handle, &runner, plan, delivery).await;
+    stop_mcp(&runner).await;
+    Ok(code)
+}
+
+/// Stops the workflow's MCP servers (their process groups), if it has any.
+pub(super) async fn stop_mcp(runner: &Runner) {
+    if let Some(hub) = &runner.workflow().mcp {
+        hub.shutdown().await;
+    }
 }
 
 /// Who `host run` runs as: an account's user with `--account`/`--user`
@@ -282,9 +292,18 @@ pub(super) async fn load_runner(
     for e in &report.failed {
         eprintln!("warning: {e}");
     }
+    // The spec's MCP servers start now, once for this process; their
+    // first tool lists let compile check `mcp:NAME#tool` references.
+    let mut options = options.clone();
+    if !spec.mcp_servers.is_empty() && options.mcp.is_none() {
+        let hub = host::mcp::McpHub::start(&spec.mcp_servers, spec.base_dir())
+            .map_err(|e| CliError::bad_input(e.to_string()))?;
+        hub.ready(host::mcp::START_TIMEOUT).await;
+        options.mcp = Some(hub);
+    }
     // A spec error reads `error: $.path: …` already; the others print as
     // they always have, bare.
-    let workflow = plan::compile(spec, &registry, options)
+    let workflow = plan::compile(spec, &registry, &options)
         .map_err(|e| CliError::verbatim(EXIT_BAD_INPUT, e.to_string().trim_end()))?;
     Ok(Runner::new(Arc::new(workflow), registry))
 }

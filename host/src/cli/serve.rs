@@ -115,6 +115,7 @@ pub(super) async fn serve(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCo
             replies: global.host_config.models,
             credentials: super::credential_policy(global),
             egress: global.host_config.egress.clone(),
+            mcp: None,
         },
         tokens: tokens.clone(),
         max_runs: args.max_runs.max(1),

@@ -100,6 +100,10 @@ pub struct ToolCall {
     pub agent: Option<String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub usage: BTreeMap<String, Usage>,
+    /// An MCP tool's structured result (`structuredContent`), when it gave
+    /// one; `output` holds its text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub structured: Option<serde_json::Value>,
 }
 
 /// `plugin_output`: a guard's, input mapper's or reducer's result.
@@ -292,6 +296,7 @@ mod tests {
                     plugin: Some("calculator".into()),
                     agent: None,
                     usage: BTreeMap::new(),
+                    structured: None,
                 }),
                 json!({"tool": "add", "call_id": "c1", "output": "3", "error": false, "plugin": "calculator"}),
             ),

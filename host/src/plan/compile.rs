@@ -29,6 +29,9 @@ pub struct CompileOptions {
     /// The operator's egress allowances for providers' base URLs (the
     /// operator's own `OPENAI_BASE_URL` may always be private).
     pub egress: llm::Egress,
+    /// The process's MCP servers, started once and shared by runs; None
+    /// starts the spec's own when it declares any.
+    pub mcp: Option<Arc<crate::mcp::McpHub>>,
 }
 
 /// Why a spec could not become a runnable workflow.
@@ -75,6 +78,7 @@ pub fn compile(
 ) -> Result<Workflow, CompileError> {
     spec.validate(Some(registry)).map_err(CompileError::Spec)?;
     let providers = providers(spec, options)?;
+    let mcp = super::mcp::hub(spec, options)?;
 
     let mut agents = HashMap::new();
     for (key, a) in &spec.agents {
@@ -93,6 +97,9 @@ pub fn compile(
         })?;
         let mut tools = Vec::new();
         for (i, r) in a.tools.iter().enumerate() {
+            if r.mcp_server().is_some() {
+                continue;
+            }
             tools.extend(tool_refs(registry, r, &format!("{path}.tools[{i}]"))?);
         }
         let mut seen = std::collections::HashSet::new();
@@ -145,6 +152,7 @@ pub fn compile(
             },
             agent_tools: agent_tools(spec, a, &tools, &path)?,
             tools,
+            mcp_tools: super::mcp::refs(mcp.as_deref(), &a.tools, &format!("{path}.tools"))?,
             hosted_tools: hosted_tools(spec, a, &path)?,
             input_guardrails: hooks(&a.input_guardrails, "input_guardrails")?,
             output_guardrails: hooks(&a.output_guardrails, "output_guardrails")?,
@@ -229,6 +237,7 @@ pub fn compile(
         output_schema: workflow_schema,
         allow_handoffs: spec.workflow.allow_handoff_agents,
         replies: options.replies,
+        mcp,
     })
 }
 

@@ -397,9 +397,23 @@ pub(super) fn parse_spec(text: &str, base_dir: &Path) -> Result<(Spec, String), 
 }
 
 /// A spec value (an inline spec of a request).
+/// An API client may not declare MCP servers: a `command` would run on
+/// this machine, a `url` would carry the host's environment in headers.
 pub(super) fn spec_of_value(doc: &Value, base_dir: &Path) -> Result<(Spec, String), SpecErrors> {
     let text = doc.to_string();
-    parse_spec(&text, base_dir)
+    let (spec, digest) = parse_spec(&text, base_dir)?;
+    if !spec.mcp_servers.is_empty() {
+        SpecErrors::into_result(vec![
+            crate::spec::SpecError::new(
+                "$.mcp_servers",
+                "an inline spec may not declare MCP servers",
+            )
+            .with_hint(Some(
+                "register the workflow in the workflows folder instead".into(),
+            )),
+        ])?;
+    }
+    Ok((spec, digest))
 }
 
 pub(super) fn spec_errors(errors: SpecErrors) -> Vec<(String, String)> {
@@ -436,4 +450,31 @@ fn is_hidden(path: &Path) -> bool {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod mcp_tests {
+    use super::spec_of_value;
+    use serde_json::json;
+
+    #[test]
+    fn an_inline_spec_may_not_declare_mcp_servers() {
+        let doc = json!({
+            "mcp_servers": {"x": {"command": "sh", "args": ["-c", "id"]}},
+            "agents": {"a": {"model": "m", "tools": ["mcp:x"]}},
+            "workflow": {"key": "w", "steps": [{"agent": "a"}]}
+        });
+        let errors = spec_of_value(&doc, std::path::Path::new("."))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            errors.contains("$.mcp_servers: an inline spec may not declare MCP servers"),
+            "{errors}"
+        );
+        let mut allowed = doc.clone();
+        allowed["mcp_servers"] = json!({});
+        allowed["agents"]["a"]["tools"] = json!([]);
+        assert!(spec_of_value(&allowed, std::path::Path::new(".")).is_ok());
+    }
 }

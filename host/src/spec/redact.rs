@@ -40,6 +40,14 @@ pub fn redact(doc: &Value) -> Redacted {
             });
         }
     }
+    // An MCP server's literal headers (secrets belong in `headers_env`,
+    // which holds variable names only; a value here may still be one).
+    if let Some(servers) = doc.get_mut("mcp_servers").and_then(Value::as_object_mut) {
+        for (name, server) in servers.iter_mut() {
+            let at = format!("$.mcp_servers.{name}.headers");
+            values(server.get_mut("headers"), &at, &mut paths);
+        }
+    }
     if let Some(callbacks) = doc
         .pointer_mut("/run/callback")
         .and_then(Value::as_array_mut)

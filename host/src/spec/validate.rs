@@ -2,6 +2,7 @@
 //! JSONPath of the value the user wrote.
 
 mod extras;
+mod mcp;
 
 use super::Spec;
 use super::destinations;
@@ -86,6 +87,10 @@ impl Spec {
                 ("tool_guardrails", Kind::Guardrail, &agent.tool_guardrails),
             ] {
                 for (i, r) in refs.iter().enumerate() {
+                    // `mcp:` references name MCP servers, checked apart.
+                    if kind == Kind::Tool && r.mcp_server().is_some() {
+                        continue;
+                    }
                     add(paths.agent_item(name, field, i), kind, r);
                 }
             }
@@ -121,6 +126,7 @@ impl Spec {
         v.agents();
         v.workflow();
         v.run();
+        v.mcp_servers();
         for u in self.plugin_uses() {
             v.plugin_ref(&u.path, u.reference, u.kind);
         }

@@ -237,6 +237,7 @@ mod tests {
             output_schema: None,
             allow_handoffs: false,
             replies: Default::default(),
+            mcp: None,
         }
     }
 

@@ -183,6 +183,7 @@ impl GoRequest {
         Ok(Spec {
             providers,
             plugins: BTreeMap::new(),
+            mcp_servers: BTreeMap::new(),
             agents,
             workflow,
             run,

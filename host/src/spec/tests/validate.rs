@@ -382,3 +382,37 @@ fn approval_is_for_tools_only() {
     let errors = Spec::from_value(&doc, Path::new(".")).expect_err("bad value");
     assert!(errors.to_string().contains("tools[0]"), "{errors}");
 }
+
+#[test]
+fn mcp_servers_and_references_are_checked_at_their_paths() {
+    let mut doc = base();
+    doc["mcp_servers"] = json!({
+        "ok": {"command": "node", "args": ["s.js"], "env": ["TOKEN_A"]},
+        "web": {"url": "http://127.0.0.1:3001/mcp", "headers_env": {"Authorization": "TOK"}},
+        "mixed": {"url": "https://x.example/mcp", "args": ["a"]},
+        "badenv": {"command": "node", "env": ["1BAD", "A-B"], "headers": {"X": "y"}},
+        "badurl": {"url": "ftp://x/mcp", "timeout_ms": 0}
+    });
+    doc["agents"]["a"]["tools"] = json!([
+        "mcp:ok", "mcp:web#echo", "mcp:nope", {"plugin": "mcp:ok#", "approval": "always"}
+    ]);
+    let errors = check(&doc);
+    assert_eq!(
+        paths(&errors),
+        [
+            "$.agents.a.tools[2]",
+            "$.agents.a.tools[3]",
+            "$.mcp_servers.badenv.env[0]",
+            "$.mcp_servers.badenv.env[1]",
+            "$.mcp_servers.badenv.headers",
+            "$.mcp_servers.badurl.timeout_ms",
+            "$.mcp_servers.badurl.url",
+            "$.mcp_servers.mixed",
+        ],
+        "{errors:#?}"
+    );
+    assert!(errors[0].message.contains("unknown MCP server `nope`"));
+    assert!(errors[1].message.contains("empty tool name"));
+    // `mcp:` references are not plugins: no "unknown plugin" error.
+    assert!(errors.iter().all(|e| !e.message.contains("unknown plugin")));
+}
