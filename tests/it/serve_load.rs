@@ -70,7 +70,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 /// journal records, and each new build serves soon after its write.
 #[tokio::test(flavor = "multi_thread")]
 pub(crate) async fn a_reducer_swapped_under_load_fails_no_run() {
-    let model = mock(json!({})).await;
+    // Slow enough that the load outlasts the swaps (~10 rounds of 32 runs).
+    let model = mock(json!({"latency_ms": 400})).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let workflows = dir.path().join("workflows");
     let plugins = dir.path().join("plugins");
@@ -123,7 +124,7 @@ pub(crate) async fn a_reducer_swapped_under_load_fails_no_run() {
     // The swaps, while the load runs.
     let mut latencies = Vec::new();
     for n in 0..10 {
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
         let build = builds[(n + 1) % 2];
         let want = digest(build);
         let written = Instant::now();
