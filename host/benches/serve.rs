@@ -24,60 +24,19 @@
 //!
 //! docs/BENCHMARKS.md has the numbers and the commands that made them.
 
+mod support;
+
 use futures::StreamExt;
 use host::engine::Runner;
 use host::plan::{self, CompileOptions};
 use host::plugin::{Registry, Runtime, RuntimeOptions};
 use host::spec::Spec;
 use serde_json::{Value, json};
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-
-struct Args(HashMap<String, String>);
-
-impl Args {
-    fn parse() -> (String, Args) {
-        let mut it = std::env::args().skip(1).filter(|a| a != "--bench");
-        let mode = it.next().unwrap_or_else(|| "overhead".into());
-        let mut map = HashMap::new();
-        let rest: Vec<String> = it.collect();
-        let mut i = 0;
-        while i < rest.len() {
-            let key = rest[i].trim_start_matches("--").to_string();
-            let value = rest.get(i + 1).filter(|v| !v.starts_with("--")).cloned();
-            i += if value.is_some() { 2 } else { 1 };
-            map.insert(key, value.unwrap_or_else(|| "true".into()));
-        }
-        (mode, Args(map))
-    }
-    fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str)
-    }
-    fn num(&self, k: &str, default: f64) -> f64 {
-        self.get(k).and_then(|v| v.parse().ok()).unwrap_or(default)
-    }
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// CPU seconds (user + system) of a process, from /proc.
-fn cpu_seconds(pid: &str) -> f64 {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return 0.0;
-    };
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return 0.0;
-    };
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
-    ticks / 100.0
-}
+use support::{Args, cpu_seconds, repo};
 
 /// A `/proc/PID/status` field in MiB (`VmRSS`, `VmHWM`).
 fn status_mib(pid: &str, field: &str) -> f64 {

@@ -65,30 +65,43 @@ async fn send(tx: &Tx, e: &StreamEvent, last: &mut u64) -> Result<bool, String> 
     Ok(e.is_final())
 }
 
+/// Sends every stored event after `last`; `Ok(true)` after the final one.
+async fn send_stored(
+    app: &App,
+    scope: &Scope,
+    run_id: &str,
+    last: &mut u64,
+    tx: &Tx,
+) -> Result<bool, String> {
+    loop {
+        let page = app
+            .store
+            .events_after(scope, run_id, *last, PAGE)
+            .await
+            .map_err(|e| e.to_string())?;
+        for stored in &page {
+            let e = StreamEvent {
+                id: stored.id,
+                event_type: stored.event_type.clone(),
+                body: stored.body.clone(),
+            };
+            if send(tx, &e, last).await? {
+                return Ok(true);
+            }
+        }
+        if page.len() < PAGE {
+            return Ok(false);
+        }
+    }
+}
+
 async fn follow(app: &App, scope: &Scope, run_id: &str, after: u64, tx: &Tx) -> Result<(), String> {
     let mut last = after;
     loop {
         let live = app.executor.subscribe(run_id);
         // The backlog: everything stored after what was sent.
-        loop {
-            let page = app
-                .store
-                .events_after(scope, run_id, last, PAGE)
-                .await
-                .map_err(|e| e.to_string())?;
-            for stored in &page {
-                let e = StreamEvent {
-                    id: stored.id,
-                    event_type: stored.event_type.clone(),
-                    body: stored.body.clone(),
-                };
-                if send(tx, &e, &mut last).await? {
-                    return Ok(());
-                }
-            }
-            if page.len() < PAGE {
-                break;
-            }
+        if send_stored(app, scope, run_id, &mut last, tx).await? {
+            return Ok(());
         }
         match live {
             // Until the bus says the reader is behind or the run stopped
@@ -107,25 +120,10 @@ async fn follow(app: &App, scope: &Scope, run_id: &str, after: u64, tx: &Tx) -> 
                     .await
                     .map_err(|e| e.to_string())?;
                 match run {
-                    // Finished, and every stored event was sent.
+                    // Finished: one more read (the final event may have
+                    // been stored just before the status changed), done.
                     Some(r) if r.status.is_terminal() && !app.executor.is_live(run_id) => {
-                        // One more read: the final event may have been
-                        // stored just before the status changed.
-                        let rest = app
-                            .store
-                            .events_after(scope, run_id, last, PAGE)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        for stored in &rest {
-                            let e = StreamEvent {
-                                id: stored.id,
-                                event_type: stored.event_type.clone(),
-                                body: stored.body.clone(),
-                            };
-                            if send(tx, &e, &mut last).await? {
-                                return Ok(());
-                            }
-                        }
+                        send_stored(app, scope, run_id, &mut last, tx).await?;
                         return Ok(());
                     }
                     None => return Ok(()),
