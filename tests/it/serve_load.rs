@@ -352,7 +352,7 @@ async fn sigterm_during_runs_then_restart_completes_them_all() {
         &db,
         &plugins,
         &workflows,
-        &["--shutdown-grace", "0.5", "--max-runs", "4"],
+        &["--shutdown-grace", "0.2", "--max-runs", "4"],
     )
     .await;
     let ids = start_chain_runs(&s, 12).await;
@@ -377,20 +377,42 @@ async fn sigterm_during_runs_then_restart_completes_them_all() {
     assert_eq!(status.code(), Some(0), "{}", s.log());
     assert!(s.log().contains("stay resumable"), "{}", s.log());
 
+    // Runs that finished while the first server stopped: their stored
+    // events may lack the last ones (docs/API.md, "Restart without loss").
+    let finished_at_stop: BTreeSet<String> = {
+        use host::store::{RunFilter, RunStore, Scope, SqliteStore};
+        let store = SqliteStore::open(&db).expect("db");
+        store
+            .list_runs(&Scope::Operator, RunFilter::default())
+            .await
+            .expect("runs")
+            .into_iter()
+            .filter(|r| r.status.is_terminal())
+            .map(|r| r.run_id)
+            .collect()
+    };
     let s = chain_server(&db, &plugins, &workflows, &[]).await;
     let mut done = BTreeSet::new();
     for id in &ids {
         let run = s.wait_status(id, &["completed", "failed"], 120).await;
         assert_eq!(run["status"], "completed", "{run}");
         done.insert(id.clone());
-        // Each run's event ids run 1, 2, 3… across the two processes.
+        // Each run's event ids run 1, 2, 3… across the two processes, and
+        // a run the second server finished ends with its final event.
         let (_, events) = s.events(id, None, usize::MAX).await;
         let got: Vec<u64> = events.iter().map(|e| e.id).collect();
         assert_eq!(got, (1..=got.len() as u64).collect::<Vec<_>>(), "{id}");
-        assert_eq!(
-            events.last().map(|e| e.event.as_str()),
-            Some("run.completed")
-        );
+        if !finished_at_stop.contains(id) {
+            assert_eq!(
+                events.last().map(|e| e.event.as_str()),
+                Some("run.completed"),
+                "{id}"
+            );
+        }
     }
+    assert!(
+        finished_at_stop.len() < ids.len(),
+        "some runs were left to the second server"
+    );
     assert_eq!(done.len(), 12);
 }
