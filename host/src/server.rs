@@ -268,3 +268,9 @@ async fn prune(store: Arc<dyn Store>, retain: Duration) {
         tokio::time::sleep(every).await;
     }
 }
+
+/// A mutex of the server's bookkeeping: every holder changes it in one step,
+/// so a panic elsewhere cannot leave it half-updated.
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

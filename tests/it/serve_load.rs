@@ -244,6 +244,17 @@ async fn recorded_model_calls(db: &Path) -> usize {
     n
 }
 
+/// A scratch folder with an empty `plugins/` and `workflows/chain.json`,
+/// and a fresh database.
+fn chain_setup(model: &MockServer) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir_all(&workflows).expect("dir");
+    std::fs::create_dir_all(dir.path().join("plugins")).expect("dir");
+    write_workflow(&workflows, "chain", &chain_workflow(model));
+    (dir, e2e::fresh_db())
+}
+
 async fn chain_server(db: &Path, plugins: &Path, workflows: &Path, extra: &[&str]) -> Serve {
     let mut args = vec![
         "--plugins",
@@ -272,13 +283,8 @@ async fn start_chain_runs(api: &Api, n: usize) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_with_50_runs_in_flight_then_restart_completes_them_all() {
     let model = mock(json!({"latency_ms": 200})).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let workflows = dir.path().join("workflows");
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&workflows).expect("dir");
-    std::fs::create_dir_all(&plugins).expect("dir");
-    write_workflow(&workflows, "chain", &chain_workflow(&model));
-    let db = e2e::fresh_db();
+    let (dir, db) = chain_setup(&model);
+    let (plugins, workflows) = (dir.path().join("plugins"), dir.path().join("workflows"));
 
     let mut s = chain_server(&db, &plugins, &workflows, &[]).await;
     let ids = start_chain_runs(&s, 50).await;
@@ -340,13 +346,8 @@ async fn kill_9_with_50_runs_in_flight_then_restart_completes_them_all() {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_runs_then_restart_completes_them_all() {
     let model = mock(json!({"latency_ms": 300})).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let workflows = dir.path().join("workflows");
-    let plugins = dir.path().join("plugins");
-    std::fs::create_dir_all(&workflows).expect("dir");
-    std::fs::create_dir_all(&plugins).expect("dir");
-    write_workflow(&workflows, "chain", &chain_workflow(&model));
-    let db = e2e::fresh_db();
+    let (dir, db) = chain_setup(&model);
+    let (plugins, workflows) = (dir.path().join("plugins"), dir.path().join("workflows"));
 
     let mut s = chain_server(
         &db,

@@ -3,6 +3,7 @@
 //! each swapped in atomically when its file changes and kept as it was when
 //! the new file does not load.
 
+use super::lock;
 use super::metrics::Metrics;
 use crate::engine::Runner;
 use crate::events::data::{PluginReloadFailed, PluginReloaded};
@@ -17,7 +18,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, mpsc};
 
 /// A registered workflow.
@@ -446,10 +447,6 @@ pub(super) fn plugin_name(path: &Path) -> Option<String> {
 fn is_hidden(path: &Path) -> bool {
     path.file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@
 //! ([`Runner::enqueue`]) and executed by [`Runner::resume`] when a slot is
 //! free, so a run accepted by the API survives a crash before it starts.
 
+use super::lock;
 use super::metrics::Metrics;
 use crate::engine::{Caller, ResumeRequest, RunCanceller, RunError, RunHandle, Runner};
 use crate::events::{Data, Emitter, Event, EventType, Scope as EventScope};
@@ -14,7 +15,7 @@ use crate::sinks::{self, OutboxSink, SinkOptions, SinkSpec};
 use crate::store::{NewEvent, RunStatus, RunUpdate, Scope, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc, watch};
 
@@ -442,8 +443,4 @@ impl Executor {
         }
         Ok(runs)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
