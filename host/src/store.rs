@@ -13,9 +13,9 @@
 //!
 //! - [`SqliteStore`]: the embedded default, one file (`--db`, by default
 //!   [`default_db_path`]) in WAL mode with versioned schema migrations;
-//! - [`MemoryStore`]: in-process, for library users and tests.
-//!
-//! A PostgreSQL implementation for many workers can implement the same traits.
+//! - [`MemoryStore`]: in-process, for library users and tests;
+//! - [`PostgresStore`]: a PostgreSQL server (`--db postgres://…`) shared by
+//!   a fleet of `host` processes (docs/SCALING.md).
 //!
 //! Guarantees every implementation keeps:
 //! - runs are keyed by run id, never by session id;
@@ -40,6 +40,7 @@
 mod events;
 mod memory;
 mod outbox;
+mod postgres;
 mod runs;
 mod scope;
 mod sessions;
@@ -57,6 +58,7 @@ pub use outbox::{
     NewOutboxEntry, OutboxClaim, OutboxRecord, OutboxState, OutboxStore, OutboxSummary,
     OutboxTarget,
 };
+pub use postgres::{PG_SCHEMA_VERSION, PostgresStore, is_postgres_url};
 pub use runs::{
     JournalEntry, JournalKind, JournalRecord, NewRun, RunFilter, RunRecord, RunStatus, RunStore,
     RunUpdate,
@@ -83,6 +85,10 @@ pub enum StoreError {
          move it aside or choose another file with --db"
     )]
     Corrupt { db: String, detail: String },
+    /// A stored value this host cannot read (a server database, where
+    /// [`StoreError::Corrupt`]'s advice about files does not apply).
+    #[error("the run database {db} holds a value this host cannot read: {detail}")]
+    Invalid { db: String, detail: String },
     #[error(
         "the run database {db} is locked by another process (still busy after the busy timeout); \
          is another `host` using it?"

@@ -27,14 +27,24 @@ fn entry(kind: JournalKind, key: &str, n: u64) -> JournalEntry {
     JournalEntry::new(kind, key, json!({ "n": n }))
 }
 
+/// Every implementation, each empty; PostgreSQL on a fresh database of
+/// the test cluster (`e2e::postgres`), left out only when PostgreSQL is
+/// not installed and `CI` is unset.
 fn stores() -> Vec<(&'static str, Arc<dyn Store>)> {
-    vec![
+    let mut stores: Vec<(&'static str, Arc<dyn Store>)> = vec![
         ("memory", Arc::new(MemoryStore::new())),
         (
             "sqlite",
             Arc::new(SqliteStore::open_in_memory().expect("open in-memory sqlite")),
         ),
-    ]
+    ];
+    if let Some(url) = e2e::postgres::database() {
+        stores.push((
+            "postgres",
+            Arc::new(PostgresStore::open(&url).expect("open the test database")),
+        ));
+    }
+    stores
 }
 
 /// Runs an async test body against every implementation.
