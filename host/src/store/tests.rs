@@ -88,6 +88,7 @@ fn outbox_entry(run_id: &str, url: &str, seq: u64) -> NewOutboxEntry {
     }
 }
 
+mod claims;
 mod events;
 mod journal;
 mod outbox;

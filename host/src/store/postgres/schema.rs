@@ -105,6 +105,14 @@ pub(super) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, id)
     );
     "#,
+    // 2: run leases (`ClaimStore`): which worker executes a run, until
+    // when; the runs a worker may claim, oldest first.
+    r#"
+    ALTER TABLE runs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE runs ADD COLUMN lease_until BIGINT;
+    CREATE INDEX runs_claimable ON runs (created_at, ord)
+        WHERE status IN ('queued', 'running');
+    "#,
 ];
 
 /// The schema version this binary writes and understands.
