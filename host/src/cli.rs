@@ -13,6 +13,7 @@ mod run;
 mod serve;
 mod sinks;
 mod spec;
+mod worker;
 
 use error::CliError;
 
@@ -134,6 +135,9 @@ pub(crate) enum Command {
     /// Run as a service: an HTTP API with live events, many concurrent
     /// runs, plugins and workflows swapped live (docs/API.md)
     Serve(Box<serve::ServeArgs>),
+    /// Execute runs from a shared PostgreSQL database without the HTTP
+    /// API: a fleet member next to `host serve` (docs/SCALING.md)
+    Worker(Box<worker::WorkerArgs>),
     /// Plugin development: rebuild a plugin when its sources change and
     /// replay a recorded run with it (zero model calls)
     Dev(dev::DevArgs),
@@ -162,7 +166,7 @@ pub(crate) fn main() -> ExitCode {
         _ => false,
     };
     // A service logs what it does (loads, reloads, resumes, prunes).
-    let serving = matches!(cli.command, Command::Serve(_));
+    let serving = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
     let telemetry = match init_tracing(&cli.global, quiet, serving) {
         Ok(telemetry) => telemetry,
         Err(e) => return CliError::bad_input(e.to_string()).report(),
@@ -190,6 +194,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Reject(args) => approvals::reject(&cli.global, args).await,
             Command::Outbox(cmd) => outbox::run(&cli.global, cmd).await,
             Command::Serve(args) => serve::serve(&cli.global, *args).await,
+            Command::Worker(args) => worker::worker(&cli.global, *args).await,
             Command::Dev(args) => dev::dev(&cli.global, args).await,
         }
     });

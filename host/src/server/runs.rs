@@ -7,6 +7,7 @@
 //! ([`Runner::enqueue`]) and executed by [`Runner::resume`] when a slot is
 //! free, so a run accepted by the API survives a crash before it starts.
 
+use super::fleet::Fleet;
 use super::lock;
 use super::metrics::Metrics;
 use crate::engine::{Caller, ResumeRequest, RunCanceller, RunError, RunHandle, Runner};
@@ -72,6 +73,8 @@ pub struct Executor {
     stopping: watch::Sender<bool>,
     /// Told each time a run finishes executing.
     idle: Notify,
+    /// In a fleet: a run executes here only under its lease.
+    fleet: Option<Arc<Fleet>>,
 }
 
 /// Why a run was not accepted.
@@ -90,6 +93,7 @@ impl Executor {
         outbox: Option<OutboxSink>,
         max_runs: usize,
         max_queued: usize,
+        fleet: Option<Arc<Fleet>>,
     ) -> Arc<Executor> {
         Arc::new(Executor {
             store,
@@ -102,6 +106,7 @@ impl Executor {
             live: Mutex::new(HashMap::new()),
             stopping: watch::channel(false).0,
             idle: Notify::new(),
+            fleet,
         })
     }
 
@@ -111,6 +116,16 @@ impl Executor {
 
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Whether a run could start now (a slot no queued run waits for).
+    pub fn has_free_slot(&self) -> bool {
+        !self.is_stopping() && self.permits.available_permits() > self.queued()
+    }
+
+    /// Resolves when a run next finishes executing here.
+    pub(super) fn finished(&self) -> tokio::sync::futures::Notified<'_> {
+        self.idle.notified()
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -185,7 +200,14 @@ impl Executor {
                 _ = stopping.wait_for(|s| *s) => None,
             };
             this.unreserve();
+            // In a fleet, only under the run's lease: another worker may
+            // have claimed it meanwhile (it is that worker's then).
+            let claimed = match (&permit, &this.fleet) {
+                (Some(_), Some(fleet)) => fleet.claim(this.store.as_ref(), &run_id).await,
+                _ => true,
+            };
             if let Some(_permit) = permit
+                && claimed
                 && !live.cancelled.load(Ordering::SeqCst)
             {
                 this.running.fetch_add(1, Ordering::SeqCst);
@@ -198,6 +220,9 @@ impl Executor {
                         .await
                         .is_ok_and(|p| p.is_empty())
                 {}
+                if let Some(fleet) = &this.fleet {
+                    fleet.release(this.store.as_ref(), &run_id).await;
+                }
                 this.running.fetch_sub(1, Ordering::SeqCst);
                 this.metrics.set_running(this.running());
             }
@@ -417,12 +442,17 @@ impl Executor {
     }
 
     /// Runs to execute at start: those the store has queued or running (a
-    /// previous process died or stopped with them), and those waiting for
-    /// approvals that have all been decided.
+    /// previous process died or stopped with them; with `interrupted`), and
+    /// those waiting for approvals that have all been decided.
     pub async fn recoverable(
         &self,
+        interrupted: bool,
     ) -> Result<Vec<crate::store::RunRecord>, crate::store::StoreError> {
-        let mut runs = self.store.interrupted_runs(&Scope::Operator).await?;
+        let mut runs = if interrupted {
+            self.store.interrupted_runs(&Scope::Operator).await?
+        } else {
+            Vec::new()
+        };
         let waiting = self
             .store
             .list_runs(
