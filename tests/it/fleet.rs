@@ -307,3 +307,94 @@ async fn three_workers_300_runs_one_killed_loses_nothing() {
         elapsed.as_secs_f64()
     );
 }
+
+/// An approval given through the other server continues the run: server a
+/// accepts the run, which pauses for approval of `calculator#add`; server
+/// b (each with its own plugins folder) approves it; the run completes,
+/// and a's event stream, which reads the shared store, ends with
+/// `run.completed`. The journal records the digest of the plugin that
+/// served the call.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_through_another_server_continues_the_run() {
+    let Some(url) = e2e::postgres::database() else {
+        return;
+    };
+    let model = mock(json!({"rules": [
+        {"name": "call-add", "match": {"instructions_contains": "AGENT a", "has_tool_result": false},
+         "reply": {"tool_calls": [{"name": "add", "arguments": {"numbers": [2, 3]}, "call_id": "call_add_1"}]}}
+    ]}))
+    .await;
+    let workflows = tempfile::tempdir().expect("tempdir");
+    write_workflow(
+        workflows.path(),
+        "approve",
+        &json!({
+            "providers": mock_provider(&model.base_url()),
+            "agents": {"a": {
+                "instructions": "AGENT a: add numbers.",
+                "model": {"provider": "mock", "name": "gpt-4.1-mini"},
+                "tools": [{"plugin": "calculator#add", "approval": "always"}]
+            }},
+            "workflow": {"key": "approve", "steps": [{"agent": "a"}]}
+        }),
+    );
+    let start = |plugins: &Path| {
+        let args = [
+            "--plugins".to_owned(),
+            plugins.display().to_string(),
+            "--workflows".to_owned(),
+            workflows.path().display().to_string(),
+            "--lease".to_owned(),
+            "3".to_owned(),
+        ];
+        let url = url.clone();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            Serve::start(e2e::host!().db(&url), &args).await
+        }
+    };
+    let (plugins_a, plugins_b) = (
+        e2e::plugin_dir(&["calculator"]),
+        e2e::plugin_dir(&["calculator"]),
+    );
+    let a = start(plugins_a.path()).await;
+    let b = start(plugins_b.path()).await;
+
+    let id = a.start_run("approve", json!("what is 2 + 3?")).await;
+    b.wait_status(&id, &["waiting_approval"], 60).await;
+    let (code, list) = b.get("/v1/approvals").await;
+    assert_eq!(code, 200);
+    assert_eq!(list["approvals"][0]["run_id"], id.as_str(), "{list}");
+    let (code, body) = b
+        .post(
+            &format!("/v1/runs/{id}/approvals/call_add_1"),
+            &json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["resumed"], true, "{body}");
+    let run = a.wait_status(&id, &["completed", "failed"], 60).await;
+    assert_eq!(run["status"], "completed", "{run}\n{}", b.log());
+    let (_, events) = a.events(&id, None, usize::MAX).await;
+    assert_eq!(
+        events.last().map(|e| e.event.as_str()),
+        Some("run.completed")
+    );
+    let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>());
+
+    let db = sql(&url).await;
+    let digests = db
+        .query(
+            "SELECT plugin_digest FROM journal WHERE run_id = $1 AND kind = 'tool_result'",
+            &[&id],
+        )
+        .await
+        .expect("journal");
+    assert_eq!(digests.len(), 1, "one tool call");
+    let digest: Option<String> = digests[0].get(0);
+    assert!(
+        digest.is_some_and(|d| d.len() == 64),
+        "the journal records the plugin's digest"
+    );
+}

@@ -213,12 +213,12 @@ impl Executor {
                 this.running.fetch_add(1, Ordering::SeqCst);
                 this.metrics.set_running(this.running());
                 // A decision that came while the run was pausing finds no
-                // one to continue it: check once it has paused.
+                // one to continue it: check once it has paused (in a fleet,
+                // once its lease is released too: an approver whose claim
+                // failed because this worker still held it relies on this).
                 while this.execute(&run_id, &runner, &live, sinks.clone()).await
                     == RunStatus::WaitingApproval
-                    && crate::approvals::pending(this.store.as_ref(), &Scope::Operator, &run_id)
-                        .await
-                        .is_ok_and(|p| p.is_empty())
+                    && this.continues(&run_id).await
                 {}
                 if let Some(fleet) = &this.fleet {
                     fleet.release(this.store.as_ref(), &run_id).await;
@@ -229,6 +229,25 @@ impl Executor {
             lock(&this.live).remove(&run_id);
             this.idle.notify_waiters();
         });
+    }
+
+    /// Whether a run that paused here for approvals goes on at once: its
+    /// approvals are all decided (and, in a fleet, it is still this
+    /// worker's after releasing and claiming its lease again).
+    async fn continues(&self, run_id: &str) -> bool {
+        let decided = || async {
+            crate::approvals::pending(self.store.as_ref(), &Scope::Operator, run_id)
+                .await
+                .is_ok_and(|p| p.is_empty())
+        };
+        if decided().await {
+            return true;
+        }
+        let Some(fleet) = &self.fleet else {
+            return false;
+        };
+        fleet.release(self.store.as_ref(), run_id).await;
+        decided().await && fleet.claim(self.store.as_ref(), run_id).await
     }
 
     async fn execute(
