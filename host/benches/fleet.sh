@@ -11,7 +11,9 @@
 # only; as root it runs as the `postgres` user), stopped at the end.
 #
 # Usage: host/benches/fleet.sh [RUNS] [MAX_RUNS] [LATENCY_MS]
-# Prints one JSON line per measurement.
+# Prints one JSON line per measurement. HOST_BENCH_PROFILE=debug uses the
+# debug build instead of the release one (numbers then overstate the host's
+# own cost).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root"
@@ -19,7 +21,13 @@ runs="${1:-600}"
 max_runs="${2:-8}"
 latency="${3:-50}"
 
-cargo build --release --quiet -p host -p mock-openai
+profile="${HOST_BENCH_PROFILE:-release}"
+if [ "$profile" = release ]; then
+  cargo build --release --quiet -p host -p mock-openai
+else
+  cargo build --quiet -p host -p mock-openai
+fi
+bin="$root/target/$profile"
 # shellcheck source=host/benches/mock.sh
 source "$root/host/benches/mock.sh"
 work="$(mktemp -d)"
@@ -33,7 +41,11 @@ stop_all() {
 cleanup() {
   stop_all
   stop_mock
-  [ -n "$pg_pid" ] && kill -INT "$pg_pid" 2> /dev/null && wait "$pg_pid" 2> /dev/null
+  # The postmaster itself (runuser does not pass signals on): fast shutdown.
+  if [ -f "$work/pg/postmaster.pid" ]; then
+    kill -INT "$(head -n 1 "$work/pg/postmaster.pid")" 2> /dev/null || true
+  fi
+  [ -n "$pg_pid" ] && wait "$pg_pid" 2> /dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -52,7 +64,7 @@ pg_pid=$!
 # One database for every PostgreSQL round (each counts only its own runs).
 db_url="postgres://host@127.0.0.1:$port/postgres"
 for _ in $(seq 100); do
-  "$root/target/release/host" runs list --db "$db_url" > /dev/null 2>&1 && break
+  "$bin/host" runs list --db "$db_url" > /dev/null 2>&1 && break
   sleep 0.1
 done
 
@@ -77,11 +89,11 @@ host_env=(env OPENAI_BASE_URL="$url" OPENAI_API_KEY=sk-mock
 
 start_fleet() { # DB WORKERS -> sets api
   local db="$1" workers="$2"
-  "${host_env[@]}" HOST_DB="$db" "$root/target/release/host" serve "${common[@]}" \
+  "${host_env[@]}" HOST_DB="$db" "$bin/host" serve "${common[@]}" \
     --max-queued 100000 --listen 127.0.0.1:0 2> "$work/serve.log" &
   pids+=($!)
   for _ in $(seq 1 $((workers - 1))); do
-    "${host_env[@]}" HOST_DB="$db" "$root/target/release/host" worker "${common[@]}" \
+    "${host_env[@]}" HOST_DB="$db" "$bin/host" worker "${common[@]}" \
       2>> "$work/worker.log" &
     pids+=($!)
   done

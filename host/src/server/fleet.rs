@@ -93,7 +93,11 @@ pub(super) async fn claim(app: App, fleet: Arc<Fleet>) {
                 }
             };
         }
+        // Registered before claiming: a run finishing meanwhile wakes the
+        // wait below at once.
         let finished = app.executor.finished();
+        tokio::pin!(finished);
+        finished.as_mut().enable();
         while app.executor.has_free_slot() && !app.executor.is_stopping() {
             let run = match app.store.claim_next(fleet.lease_now(), &foreign).await {
                 Ok(Some(run)) => run,
@@ -128,7 +132,7 @@ pub(super) async fn claim(app: App, fleet: Arc<Fleet>) {
         };
         tokio::select! {
             alive = notified => if !alive { listener = None },
-            () = finished => {}
+            () = &mut finished => {}
             () = tokio::time::sleep(fleet.poll()) => {}
             () = app.closed() => {}
         }

@@ -169,7 +169,16 @@ impl Executor {
     /// for approvals that are all decided) when a slot is free. Takes over a
     /// place from [`Executor::reserve`] when `reserved`; recovery and
     /// approvals take one regardless of the queue's limit.
+    ///
+    /// In a fleet, a new run (`reserved`) that finds no free slot here is
+    /// not queued here: it waits in the store for whichever worker frees a
+    /// slot first (this one's claimer included), and its streams read the
+    /// store meanwhile instead of a local bus that would stay silent.
     pub fn submit(self: &Arc<Self>, run_id: &str, runner: Runner, sinks: RunSinks, reserved: bool) {
+        if reserved && self.fleet.is_some() && self.permits.available_permits() < self.queued() {
+            self.unreserve();
+            return;
+        }
         if !reserved {
             self.queued.fetch_add(1, Ordering::SeqCst);
             self.metrics.set_queue_depth(self.queued());

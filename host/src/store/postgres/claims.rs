@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio_postgres::{AsyncMessage, GenericClient};
 
 use super::PostgresStore;
-use super::errors::{db_error, open_error, to_i64};
+use super::errors::{col, db_error, open_error, to_i64};
 use super::runs::{RUN_COLUMNS, run_record};
 use crate::store::{ClaimStore, Lease, RunRecord, StoreError};
 
@@ -122,7 +122,7 @@ impl ClaimStore for PostgresStore {
                 .await
                 .map_err(|e| db_error(db, e))?;
             if let Some(row) = row {
-                let status: &str = row.get(0);
+                let status: &str = col(db, &row, 0)?;
                 if matches!(status, "queued" | "running") {
                     notify_ready(&*tx, db, run_id).await?;
                 }

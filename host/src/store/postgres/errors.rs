@@ -55,3 +55,14 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(
 ) -> Result<T, StoreError> {
     serde_json::from_str(s).map_err(|e| invalid(db, format!("stored {what} is not valid: {e}")))
 }
+
+/// Column `idx` of `row`, or an error naming the database (never a panic
+/// on a value of an unexpected type).
+pub(super) fn col<'r, T: tokio_postgres::types::FromSql<'r>>(
+    db: &str,
+    row: &'r tokio_postgres::Row,
+    idx: usize,
+) -> Result<T, StoreError> {
+    row.try_get(idx)
+        .map_err(|e| invalid(db, format!("column {idx}: {e}")))
+}

@@ -3,7 +3,7 @@
 use futures::future::BoxFuture;
 
 use super::PostgresStore;
-use super::errors::{db_error, to_i64, to_u64};
+use super::errors::{col, db_error, to_i64, to_u64};
 use crate::store::{EventRecord, EventStore, NewEvent, Scope, StoreError};
 
 impl EventStore for PostgresStore {
@@ -65,9 +65,9 @@ impl EventStore for PostgresStore {
                 .map(|r| {
                     Ok(EventRecord {
                         run_id: run_id.to_owned(),
-                        id: to_u64(db, "event id", r.get(0))?,
-                        event_type: r.get(1),
-                        body: r.get(2),
+                        id: to_u64(db, "event id", col(db, &r, 0)?)?,
+                        event_type: col(db, &r, 1)?,
+                        body: col(db, &r, 2)?,
                     })
                 })
                 .collect()
@@ -85,7 +85,7 @@ impl EventStore for PostgresStore {
                 )
                 .await
                 .map_err(|e| db_error(db, e))?;
-            to_u64(db, "event id", row.get(0))
+            to_u64(db, "event id", col(db, &row, 0)?)
         })
     }
 }

@@ -10,7 +10,7 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{GenericClient, Row};
 
 use super::PostgresStore;
-use super::errors::{db_error, from_json, invalid, to_i64, to_json, to_u64};
+use super::errors::{col, db_error, from_json, invalid, to_i64, to_json, to_u64};
 use crate::store::{
     NewOutboxEntry, OutboxClaim, OutboxRecord, OutboxState, OutboxStore, OutboxSummary,
     OutboxTarget, Scope, StoreError,
@@ -72,7 +72,7 @@ impl OutboxStore for PostgresStore {
                 )
                 .await
                 .map_err(|e| db_error(db, e))?;
-            to_u64(db, "outbox seq", row.get(0))
+            to_u64(db, "outbox seq", col(db, &row, 0)?)
         })
     }
 
@@ -243,8 +243,8 @@ impl OutboxStore for PostgresStore {
                 .map_err(|e| db_error(db, e))?;
             let mut summary = OutboxSummary::default();
             for row in counts {
-                let state: &str = row.get(0);
-                let n = to_u64(db, "outbox count", row.get(1))?;
+                let state: &str = col(db, &row, 0)?;
+                let n = to_u64(db, "outbox count", col(db, &row, 1)?)?;
                 match state
                     .parse::<OutboxState>()
                     .map_err(|e| invalid(db, e.to_string()))?
@@ -328,33 +328,33 @@ async fn query(
 
 /// A row of [`OUTBOX_COLUMNS`].
 fn outbox_record(db: &str, r: &Row) -> Result<LeasedRecord, StoreError> {
-    let target: OutboxTarget = from_json(db, "outbox target", r.get(2))?;
-    let state: &str = r.get(5);
-    let attempts: i64 = r.get(6);
-    let owner: Option<String> = r.get(11);
-    let until: Option<i64> = r.get(12);
+    let target: OutboxTarget = from_json(db, "outbox target", col(db, &r, 2)?)?;
+    let state: &str = col(db, &r, 5)?;
+    let attempts: i64 = col(db, &r, 6)?;
+    let owner: Option<String> = col(db, &r, 11)?;
+    let until: Option<i64> = col(db, &r, 12)?;
     let lease = match (owner, until) {
         (Some(owner), Some(until)) => Some((owner, to_u64(db, "timestamp", until)?)),
         _ => None,
     };
     Ok((
         OutboxRecord {
-            run_id: r.get(0),
-            account_id: r.get(13),
-            user_id: r.get(14),
+            run_id: col(db, &r, 0)?,
+            account_id: col(db, &r, 13)?,
+            user_id: col(db, &r, 14)?,
             target,
-            seq: to_u64(db, "outbox seq", r.get(1))?,
-            event_type: r.get(3),
-            body: r.get(4),
+            seq: to_u64(db, "outbox seq", col(db, &r, 1)?)?,
+            event_type: col(db, &r, 3)?,
+            body: col(db, &r, 4)?,
             state: state
                 .parse::<OutboxState>()
                 .map_err(|e| invalid(db, e.to_string()))?,
             attempts: u32::try_from(attempts)
                 .map_err(|_| invalid(db, format!("outbox attempts {attempts}")))?,
-            next_attempt_at_ms: to_u64(db, "timestamp", r.get(7))?,
-            last_error: r.get(8),
-            created_at_ms: to_u64(db, "timestamp", r.get(9))?,
-            updated_at_ms: to_u64(db, "timestamp", r.get(10))?,
+            next_attempt_at_ms: to_u64(db, "timestamp", col(db, &r, 7)?)?,
+            last_error: col(db, &r, 8)?,
+            created_at_ms: to_u64(db, "timestamp", col(db, &r, 9)?)?,
+            updated_at_ms: to_u64(db, "timestamp", col(db, &r, 10)?)?,
         },
         lease,
     ))

@@ -8,7 +8,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
 use super::PostgresStore;
-use super::errors::{db_error, from_json, invalid, is, to_i64, to_json, to_u64};
+use super::errors::{col, db_error, from_json, invalid, is, to_i64, to_json, to_u64};
 use crate::store::{
     JournalEntry, JournalKind, JournalRecord, NewRun, RunFilter, RunRecord, RunStatus, RunStore,
     RunUpdate, Scope, StoreError,
@@ -53,7 +53,7 @@ impl RunStore for PostgresStore {
                 .query_opt("SELECT status FROM runs WHERE run_id = $1", &[&run_id])
                 .await
                 .map_err(|e| db_error(db, e))?;
-            row.map(|r| parse_status(db, r.get(0))).transpose()
+            row.map(|r| parse_status(db, col(db, &r, 0)?)).transpose()
         })
     }
 
@@ -300,7 +300,7 @@ pub(super) async fn insert_journal(
         .ok_or_else(|| StoreError::NotFound {
             run_id: run_id.to_owned(),
         })?;
-    let seq: i64 = row.get(0);
+    let seq: i64 = col(db, &row, 0)?;
     tx.execute(
         "INSERT INTO journal (run_id, seq, at, kind, key, plugin_digest, data) \
          VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -436,45 +436,45 @@ fn parse_status(db: &str, s: &str) -> Result<RunStatus, StoreError> {
 
 /// A row of [`RUN_COLUMNS`].
 pub(super) fn run_record(db: &str, r: &Row) -> Result<RunRecord, StoreError> {
-    let output: Option<String> = r.get(10);
-    let usage: String = r.get(12);
-    let run_id: String = r.get(0);
+    let output: Option<String> = col(db, &r, 10)?;
+    let usage: String = col(db, &r, 12)?;
+    let run_id: String = col(db, &r, 0)?;
     Ok(RunRecord {
-        status: parse_status(db, r.get(1))
+        status: parse_status(db, col(db, &r, 1)?)
             .map_err(|e| invalid(db, format!("run {run_id}: {e}")))?,
-        workflow_key: r.get(2),
-        spec_digest: r.get(3),
-        account_id: r.get(4),
-        user_id: r.get(5),
-        session_id: r.get(6),
-        input: from_json(db, "run input", r.get(7))?,
-        last_agent: r.get(8),
-        last_response_id: r.get(9),
+        workflow_key: col(db, &r, 2)?,
+        spec_digest: col(db, &r, 3)?,
+        account_id: col(db, &r, 4)?,
+        user_id: col(db, &r, 5)?,
+        session_id: col(db, &r, 6)?,
+        input: from_json(db, "run input", col(db, &r, 7)?)?,
+        last_agent: col(db, &r, 8)?,
+        last_response_id: col(db, &r, 9)?,
         output: output
             .as_deref()
             .map(|s| from_json(db, "run output", s))
             .transpose()?,
-        error: r.get(11),
+        error: col(db, &r, 11)?,
         usage: crate::usage::stored::from_str(&usage)
             .map_err(|e| invalid(db, format!("stored run usage is not valid: {e}")))?,
-        created_at_ms: to_u64(db, "timestamp", r.get(13))?,
-        updated_at_ms: to_u64(db, "timestamp", r.get(14))?,
+        created_at_ms: to_u64(db, "timestamp", col(db, &r, 13)?)?,
+        updated_at_ms: to_u64(db, "timestamp", col(db, &r, 14)?)?,
         run_id,
     })
 }
 
 fn journal_record(db: &str, r: &Row) -> Result<JournalRecord, StoreError> {
-    let kind: &str = r.get(2);
+    let kind: &str = col(db, &r, 2)?;
     Ok(JournalRecord {
-        seq: to_u64(db, "journal seq", r.get(0))?,
-        at_ms: to_u64(db, "timestamp", r.get(1))?,
+        seq: to_u64(db, "journal seq", col(db, &r, 0)?)?,
+        at_ms: to_u64(db, "timestamp", col(db, &r, 1)?)?,
         entry: JournalEntry {
             kind: kind
                 .parse::<JournalKind>()
                 .map_err(|e| invalid(db, e.to_string()))?,
-            key: r.get(3),
-            plugin_digest: r.get(4),
-            data: from_json(db, "journal data", r.get(5))?,
+            key: col(db, &r, 3)?,
+            plugin_digest: col(db, &r, 4)?,
+            data: from_json(db, "journal data", col(db, &r, 5)?)?,
         },
     })
 }

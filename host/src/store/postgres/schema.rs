@@ -2,7 +2,7 @@
 //! under an advisory lock on first use (several workers starting at once
 //! migrate once; the others wait, then find the work done).
 
-use super::errors::{db_error, to_i64, to_u64};
+use super::errors::{col, db_error, to_i64, to_u64};
 use crate::store::StoreError;
 use crate::util::now_ms;
 
@@ -129,7 +129,7 @@ pub(super) async fn read_version(
         .query_one("SELECT COALESCE(MAX(version), 0) FROM schema_version", &[])
         .await
         .map_err(|e| db_error(db, e))?;
-    to_u64(db, "schema version", row.get(0))
+    to_u64(db, "schema version", col(db, &row, 0)?)
 }
 
 pub(super) async fn migrate(

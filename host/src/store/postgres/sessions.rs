@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use tokio_postgres::GenericClient;
 
 use super::PostgresStore;
-use super::errors::{db_error, from_json, to_i64, to_json, to_u64};
+use super::errors::{col, db_error, from_json, to_i64, to_json, to_u64};
 use super::runs::insert_journal;
 use crate::store::{
     JournalEntry, SessionItem, SessionScope, SessionStore, SessionSummary, StoreError,
@@ -42,10 +42,10 @@ impl SessionStore for PostgresStore {
             rows.iter()
                 .map(|r| {
                     Ok(SessionItem {
-                        seq: to_u64(db, "session seq", r.get(0))?,
-                        run_id: r.get(1),
-                        at_ms: to_u64(db, "timestamp", r.get(2))?,
-                        item: from_json(db, "session item", r.get(3))?,
+                        seq: to_u64(db, "session seq", col(db, &r, 0)?)?,
+                        run_id: col(db, &r, 1)?,
+                        at_ms: to_u64(db, "timestamp", col(db, &r, 2)?)?,
+                        item: from_json(db, "session item", col(db, &r, 3)?)?,
                     })
                 })
                 .collect()
@@ -169,10 +169,10 @@ impl SessionStore for PostgresStore {
                 .await
                 .map_err(|e| db_error(db, e))?;
             row.map(|r| {
-                let at: Option<i64> = r.get(2);
+                let at: Option<i64> = col(db, &r, 2)?;
                 Ok(SessionSummary {
-                    summary: r.get(0),
-                    covers_up_to: to_u64(db, "session seq", r.get(1))?,
+                    summary: col(db, &r, 0)?,
+                    covers_up_to: to_u64(db, "session seq", col(db, &r, 1)?)?,
                     updated_at_ms: to_u64(db, "timestamp", at.unwrap_or(0))?,
                 })
             })
@@ -209,5 +209,5 @@ async fn lock_session(
         )
         .await
         .map_err(|e| db_error(db, e))?;
-    to_u64(db, "session seq", row.get(0))
+    to_u64(db, "session seq", col(db, &row, 0)?)
 }
