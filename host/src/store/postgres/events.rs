@@ -65,9 +65,9 @@ impl EventStore for PostgresStore {
                 .map(|r| {
                     Ok(EventRecord {
                         run_id: run_id.to_owned(),
-                        id: to_u64(db, "event id", col(db, &r, 0)?)?,
-                        event_type: col(db, &r, 1)?,
-                        body: col(db, &r, 2)?,
+                        id: to_u64(db, "event id", col(db, r, 0)?)?,
+                        event_type: col(db, r, 1)?,
+                        body: col(db, r, 2)?,
                     })
                 })
                 .collect()

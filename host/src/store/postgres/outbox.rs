@@ -328,33 +328,33 @@ async fn query(
 
 /// A row of [`OUTBOX_COLUMNS`].
 fn outbox_record(db: &str, r: &Row) -> Result<LeasedRecord, StoreError> {
-    let target: OutboxTarget = from_json(db, "outbox target", col(db, &r, 2)?)?;
-    let state: &str = col(db, &r, 5)?;
-    let attempts: i64 = col(db, &r, 6)?;
-    let owner: Option<String> = col(db, &r, 11)?;
-    let until: Option<i64> = col(db, &r, 12)?;
+    let target: OutboxTarget = from_json(db, "outbox target", col(db, r, 2)?)?;
+    let state: &str = col(db, r, 5)?;
+    let attempts: i64 = col(db, r, 6)?;
+    let owner: Option<String> = col(db, r, 11)?;
+    let until: Option<i64> = col(db, r, 12)?;
     let lease = match (owner, until) {
         (Some(owner), Some(until)) => Some((owner, to_u64(db, "timestamp", until)?)),
         _ => None,
     };
     Ok((
         OutboxRecord {
-            run_id: col(db, &r, 0)?,
-            account_id: col(db, &r, 13)?,
-            user_id: col(db, &r, 14)?,
+            run_id: col(db, r, 0)?,
+            account_id: col(db, r, 13)?,
+            user_id: col(db, r, 14)?,
             target,
-            seq: to_u64(db, "outbox seq", col(db, &r, 1)?)?,
-            event_type: col(db, &r, 3)?,
-            body: col(db, &r, 4)?,
+            seq: to_u64(db, "outbox seq", col(db, r, 1)?)?,
+            event_type: col(db, r, 3)?,
+            body: col(db, r, 4)?,
             state: state
                 .parse::<OutboxState>()
                 .map_err(|e| invalid(db, e.to_string()))?,
             attempts: u32::try_from(attempts)
                 .map_err(|_| invalid(db, format!("outbox attempts {attempts}")))?,
-            next_attempt_at_ms: to_u64(db, "timestamp", col(db, &r, 7)?)?,
-            last_error: col(db, &r, 8)?,
-            created_at_ms: to_u64(db, "timestamp", col(db, &r, 9)?)?,
-            updated_at_ms: to_u64(db, "timestamp", col(db, &r, 10)?)?,
+            next_attempt_at_ms: to_u64(db, "timestamp", col(db, r, 7)?)?,
+            last_error: col(db, r, 8)?,
+            created_at_ms: to_u64(db, "timestamp", col(db, r, 9)?)?,
+            updated_at_ms: to_u64(db, "timestamp", col(db, r, 10)?)?,
         },
         lease,
     ))

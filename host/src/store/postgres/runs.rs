@@ -436,45 +436,45 @@ fn parse_status(db: &str, s: &str) -> Result<RunStatus, StoreError> {
 
 /// A row of [`RUN_COLUMNS`].
 pub(super) fn run_record(db: &str, r: &Row) -> Result<RunRecord, StoreError> {
-    let output: Option<String> = col(db, &r, 10)?;
-    let usage: String = col(db, &r, 12)?;
-    let run_id: String = col(db, &r, 0)?;
+    let output: Option<String> = col(db, r, 10)?;
+    let usage: String = col(db, r, 12)?;
+    let run_id: String = col(db, r, 0)?;
     Ok(RunRecord {
-        status: parse_status(db, col(db, &r, 1)?)
+        status: parse_status(db, col(db, r, 1)?)
             .map_err(|e| invalid(db, format!("run {run_id}: {e}")))?,
-        workflow_key: col(db, &r, 2)?,
-        spec_digest: col(db, &r, 3)?,
-        account_id: col(db, &r, 4)?,
-        user_id: col(db, &r, 5)?,
-        session_id: col(db, &r, 6)?,
-        input: from_json(db, "run input", col(db, &r, 7)?)?,
-        last_agent: col(db, &r, 8)?,
-        last_response_id: col(db, &r, 9)?,
+        workflow_key: col(db, r, 2)?,
+        spec_digest: col(db, r, 3)?,
+        account_id: col(db, r, 4)?,
+        user_id: col(db, r, 5)?,
+        session_id: col(db, r, 6)?,
+        input: from_json(db, "run input", col(db, r, 7)?)?,
+        last_agent: col(db, r, 8)?,
+        last_response_id: col(db, r, 9)?,
         output: output
             .as_deref()
             .map(|s| from_json(db, "run output", s))
             .transpose()?,
-        error: col(db, &r, 11)?,
+        error: col(db, r, 11)?,
         usage: crate::usage::stored::from_str(&usage)
             .map_err(|e| invalid(db, format!("stored run usage is not valid: {e}")))?,
-        created_at_ms: to_u64(db, "timestamp", col(db, &r, 13)?)?,
-        updated_at_ms: to_u64(db, "timestamp", col(db, &r, 14)?)?,
+        created_at_ms: to_u64(db, "timestamp", col(db, r, 13)?)?,
+        updated_at_ms: to_u64(db, "timestamp", col(db, r, 14)?)?,
         run_id,
     })
 }
 
 fn journal_record(db: &str, r: &Row) -> Result<JournalRecord, StoreError> {
-    let kind: &str = col(db, &r, 2)?;
+    let kind: &str = col(db, r, 2)?;
     Ok(JournalRecord {
-        seq: to_u64(db, "journal seq", col(db, &r, 0)?)?,
-        at_ms: to_u64(db, "timestamp", col(db, &r, 1)?)?,
+        seq: to_u64(db, "journal seq", col(db, r, 0)?)?,
+        at_ms: to_u64(db, "timestamp", col(db, r, 1)?)?,
         entry: JournalEntry {
             kind: kind
                 .parse::<JournalKind>()
                 .map_err(|e| invalid(db, e.to_string()))?,
-            key: col(db, &r, 3)?,
-            plugin_digest: col(db, &r, 4)?,
-            data: from_json(db, "journal data", col(db, &r, 5)?)?,
+            key: col(db, r, 3)?,
+            plugin_digest: col(db, r, 4)?,
+            data: from_json(db, "journal data", col(db, r, 5)?)?,
         },
     })
 }

@@ -42,10 +42,10 @@ impl SessionStore for PostgresStore {
             rows.iter()
                 .map(|r| {
                     Ok(SessionItem {
-                        seq: to_u64(db, "session seq", col(db, &r, 0)?)?,
-                        run_id: col(db, &r, 1)?,
-                        at_ms: to_u64(db, "timestamp", col(db, &r, 2)?)?,
-                        item: from_json(db, "session item", col(db, &r, 3)?)?,
+                        seq: to_u64(db, "session seq", col(db, r, 0)?)?,
+                        run_id: col(db, r, 1)?,
+                        at_ms: to_u64(db, "timestamp", col(db, r, 2)?)?,
+                        item: from_json(db, "session item", col(db, r, 3)?)?,
                     })
                 })
                 .collect()
