@@ -1,5 +1,7 @@
-//! The same behaviour tests against both implementations, plus SQLite-only
-//! tests for files, corruption, schema versions and locking. The shared
+//! The same behaviour tests against every implementation (memory, SQLite
+//! and, on a throwaway cluster, PostgreSQL), plus SQLite-only tests for
+//! files, corruption, schema versions and locking, and PostgreSQL-only
+//! tests for its migrations and errors. The shared
 //! helpers and the `for_each_store!` macro live here, before the `mod`
 //! lines, so that every submodule can use them.
 
@@ -92,6 +94,7 @@ mod claims;
 mod events;
 mod journal;
 mod outbox;
+mod postgres;
 mod runs;
 mod sessions;
 mod sqlite;
