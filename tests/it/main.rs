@@ -21,6 +21,7 @@ mod hosted;
 mod hostile;
 mod hostile_limits;
 mod hostile_load;
+mod http_tools;
 mod llm;
 mod mcp;
 mod model_settings;
