@@ -188,7 +188,7 @@ mod grants;
 mod mcp;
 pub use compile::{CompileError, CompileOptions, compile, load_options};
 pub use credentials::{BASE_URL_ENV, CredentialPair, CredentialPolicy};
-pub use mcp::McpToolsRef;
+pub use mcp::{McpToolsRef, start_hub};
 
 #[cfg(test)]
 mod tests {
