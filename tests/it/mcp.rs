@@ -234,6 +234,11 @@ async fn http_server(port: u16) -> tokio::process::Child {
         .kill_on_drop(true)
         .spawn()
         .expect("start the reference server");
+    wait_for_port(port).await;
+    child
+}
+
+async fn wait_for_port(port: u16) {
     e2e::within(30, "the HTTP MCP server listens", async {
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -243,7 +248,6 @@ async fn http_server(port: u16) -> tokio::process::Child {
         }
     })
     .await;
-    child
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -324,6 +328,18 @@ async fn a_streamable_http_server_round_trip_keeps_its_header_secret() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approved_mcp_call_resumes_without_repeating_a_completed_one() {
+    approved_call_resumes(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_streamable_http_too() {
+    approved_call_resumes(true).await;
+}
+
+/// The ledger (the completed call with a side effect) over stdio, or over
+/// Streamable HTTP when `http`; the echo waits for an approval given by
+/// another process, and a third resumes the run.
+async fn approved_call_resumes(http: bool) {
     let server = mock(json!({"rules": [
         {"name": "append", "match": {"has_tool_result": false, "times": 1},
          "reply": {"tool_calls": [{"name": "mcp__ledger__append", "arguments": {"line": "paid"}, "call_id": "c_app"}]}},
@@ -333,10 +349,25 @@ async fn an_approved_mcp_call_resumes_without_repeating_a_completed_one() {
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger = dir.path().join("ledger.txt");
-    let servers = json!({
+    let mut servers = json!({
         "ledger": {"command": "node", "args": ["ledger.mjs"], "cwd": fixtures(), "env": ["LEDGER_FILE"]},
         "everything": {"command": "node", "args": [everything(), "stdio"]}
     });
+    let _http_ledger = if http {
+        let port = free_port();
+        let child = tokio::process::Command::new("node")
+            .arg(fixtures().join("ledger.mjs"))
+            .args(["--http", &port.to_string()])
+            .env("LEDGER_FILE", &ledger)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node ledger.mjs --http");
+        wait_for_port(port).await;
+        servers["ledger"] = json!({"url": format!("http://127.0.0.1:{port}/mcp")});
+        Some(child)
+    } else {
+        None
+    };
     let spec = write_spec(
         dir.path(),
         &spec(
