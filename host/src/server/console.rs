@@ -19,7 +19,7 @@ const ICON: &str = include_str!("console/icon.svg");
 
 /// Scripts, styles, images and requests from this origin only; no inline
 /// code, no framing, no forms posting elsewhere, no plugins.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
 
