@@ -197,6 +197,8 @@ test('replay after swapping the reducer shows the changed step', async () => {
   assert.match(before, /^v1: /, before);
   assert.match(after, /^v2: /, after);
   assert.match(await report.textContent(), /zero model calls/);
+  assert.match(await p.locator('#replay-changed').textContent(), /research · reducer red/);
+  await p.locator('.stage[data-stage="research"] .badge', { hasText: 'changed in replay' }).waitFor();
   await report.scrollIntoViewIfNeeded();
   await shot(p, 'replay-report', 'replay');
   assert.deepEqual(p.problems, []);

@@ -494,6 +494,7 @@ function runView(id, signal) {
   const stageEls = new Map();
   let selected = null;
   let drawn = false;
+  const changed = new Set(); // stages and steps a replay changed: `stage` or `stage/index`
 
   function draw() {
     drawn = false;
@@ -532,6 +533,7 @@ function runView(id, signal) {
         h('h3', {}, s.name),
         h('span', { class: 'muted' }, s.mode === 'parallel' ? `parallel · ${s.count ?? s.steps.size} branches` : `sequential · ${s.count ?? s.steps.size} step(s)`),
         s.status === 'completed' ? badge('completed') : null,
+        changed.has(s.name) ? h('span', { class: 'badge s-waiting' }, 'changed in replay') : null,
         s.reducer ? h('span', { class: 'digest', title: s.reducer.digest }, `reducer ${s.reducer.plugin} ${short(s.reducer.digest)}`) : null);
       const ordered = [...s.steps.values()].sort((a, b) => a.index - b.index);
       for (const st of ordered) {
@@ -543,7 +545,7 @@ function runView(id, signal) {
         }
         if (card.button.parentNode !== el.steps || card.button.nextSibling) el.steps.append(card.button);
         const elapsed = st.elapsed ?? (st.status === 'running' || st.status === 'waiting' ? (st.started ? Date.now() - st.started : null) : null);
-        card.button.className = `step st-${st.status}`;
+        card.button.className = `step st-${st.status}${changed.has(key) ? ' replay-changed' : ''}`;
         fill(card.button, 
           h('span', { class: 'step-name' }, h('span', {}, st.name || st.agent || `step ${st.index}`), badge(st.status)),
           h('span', { class: 'step-meta' },
@@ -644,6 +646,9 @@ function runView(id, signal) {
     try {
       const report = await api('POST', `/v1/runs/${encodeURIComponent(id)}/replay`);
       fill(replay, replayReport(report));
+      for (const k of report.changed_hooks || []) changed.add(k.step_index === null || k.step_index === undefined ? k.stage : `${k.stage}/${k.step_index}`);
+      for (const c of report.changed_steps || []) changed.add(`${c.stage}/${c.step_index}`);
+      redraw();
       replay.scrollIntoView({ block: 'start' });
       replay.querySelector('h2')?.focus();
     } catch (e) {
@@ -697,6 +702,10 @@ function replayReport(r) {
     h('p', {}, steps.length || hooks.length
       ? `${steps.length} step(s) and ${hooks.length} hook(s) changed with the current plugins; zero model calls.`
       : 'Nothing changed: the current plugins give the recorded results.'),
+    steps.length || hooks.length ? h('p', { id: 'replay-changed' }, 'Changed: ', [
+      ...steps.map((c) => `${c.stage} · step ${c.step_index} (${c.agent})`),
+      ...hooks.map((k) => `${k.stage}${k.step_index === null || k.step_index === undefined ? '' : ` · step ${k.step_index}`} · ${k.kind} ${k.plugin}`),
+    ].join('; '), ' (marked in the timeline above).') : null,
     r.divergence ? h('p', { class: 'alert' }, `Diverged at ${r.divergence.stage} · ${r.divergence.step}: ${r.divergence.message}`) : null,
     steps.length ? h('h3', {}, 'Changed steps') : null,
     ...steps.map((s) => h('article', { class: 'panel changed', 'data-changed-step': `${s.stage}/${s.step_index}` },
