@@ -140,6 +140,30 @@ test('start a run and cancel it', async () => {
   await p.context().close();
 });
 
+test('reject from the Approvals page with a reason; the run goes on and shows it', async () => {
+  const p = await page();
+  await signIn(p);
+  const id = await startRun(p, 'approve', '2+3, but ask');
+  await status(p, 'waiting approval');
+  await p.locator('nav a', { hasText: 'Approvals' }).click();
+  const card = p.locator('#approvals article.approval', { has: p.locator(`a[href="#/runs/${id}"]`) });
+  await card.waitFor({ timeout: WAIT });
+  await card.getByLabel('Reason').fill('not now, thanks');
+  await card.getByRole('button', { name: 'Reject' }).click();
+  await card.waitFor({ state: 'detached', timeout: WAIT });
+  await p.goto(`${BASE}/#/runs/${id}`);
+  await status(p, 'completed');
+  await p.locator('#timeline .step').first().click();
+  const events = p.locator('#step-detail .events');
+  await events.locator('li', { hasText: 'approval.resolved' }).waitFor({ timeout: WAIT });
+  const resolved = await events.locator('li', { hasText: 'approval.resolved' }).textContent();
+  assert.match(resolved, /"approved":false/);
+  assert.match(resolved, /not now, thanks/);
+  await shot(p, 'rejected');
+  assert.deepEqual(p.problems, []);
+  await p.context().close();
+});
+
 test('a parallel run: branches side by side, live, each with its builds; keyboard opens a step', async () => {
   const p = await page();
   await signIn(p);

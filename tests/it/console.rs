@@ -223,7 +223,7 @@ fn browser() -> Option<PathBuf> {
     None
 }
 
-/// Sign in, approve, cancel, a parallel timeline, replay after a reducer
+/// Sign in, approve, reject, cancel, a parallel timeline, replay after a reducer
 /// swap, the live runs list and its filters, another account, a wrong
 /// token, 50 steps and 1 MB, phone width and dark mode — in Chromium.
 #[tokio::test(flavor = "multi_thread")]
@@ -268,7 +268,7 @@ async fn the_console_in_a_real_browser() {
     );
     // They ran (and were not all skipped).
     assert!(
-        stdout.contains("pass 8") && stdout.contains("fail 0"),
+        stdout.contains("pass 9") && stdout.contains("fail 0"),
         "{stdout}"
     );
     for name in [
