@@ -187,6 +187,7 @@ test('a parallel run: branches side by side, live, each with its builds; keyboar
   assert.equal(await steps.nth(0).getAttribute('aria-expanded'), 'true');
   await p.locator('#step-detail h3', { hasText: 'Events' }).waitFor();
   assert.match(await p.locator('#step-detail').textContent(), /step\.completed/);
+  assert.match(await p.locator('#step-detail').textContent(), /From the output of stage plan\.Look at costs, buildings and people\./, 'a branch\'s input: the stage before');
   await p.locator('#timeline').scrollIntoViewIfNeeded();
   await shot(p, 'parallel-timeline', 'timeline');
   assert.deepEqual(p.problems, []);

@@ -477,6 +477,29 @@ function mergeServed(m, run) {
   }
 }
 
+function stageOrder(m) {
+  return [...m.stages.values()].sort((a, b) => (a.order ?? 1e9 + a.made) - (b.order ?? 1e9 + b.made));
+}
+
+// A step's input, derived from the data flow of docs/ENGINE.md (the API
+// records each step's result, not its input): the previous step's output
+// in a sequential stage (a skipped step passes its input on), else the
+// stage's input — the previous stage's output, or the run's input.
+function inputOf(m, stageName, index) {
+  const stages = stageOrder(m);
+  const at = stages.findIndex((s) => s.name === stageName);
+  const stage = stages[at];
+  if (stage && stage.mode !== 'parallel' && index > 0) {
+    const prev = stage.steps.get(index - 1);
+    if (!prev) return null;
+    if (prev.status === 'skipped') return inputOf(m, stageName, index - 1);
+    return prev.output === undefined ? null : { value: prev.output, from: `the output of step ${prev.name || prev.index}` };
+  }
+  if (at <= 0) return m.run ? { value: m.run.input, from: 'the run\'s input' } : null;
+  const before = stages[at - 1];
+  return before.output === undefined ? null : { value: before.output, from: `the output of stage ${before.name}` };
+}
+
 function runView(id, signal) {
   const m = newModel();
   const head = h('div');
@@ -517,7 +540,7 @@ function runView(id, signal) {
     }
     // Stages in the order they started (a stage known only from the
     // journal, before its events arrive, goes after them).
-    const stages = [...m.stages.values()].sort((a, b) => (a.order ?? 1e9 + a.made) - (b.order ?? 1e9 + b.made));
+    const stages = stageOrder(m);
     let prev = empty;
     for (const s of stages) {
       let el = stageEls.get(s.name);
@@ -558,7 +581,9 @@ function runView(id, signal) {
     }
     empty.hidden = m.stages.size > 0;
     if (selected) showDetail(selected);
-    if (run && TERMINAL.has(run.status)) {
+    // Drawn once per state of the run, so a "Show all" stays open.
+    if (run && TERMINAL.has(run.status) && outcome.dataset.sig !== `${run.status}/${run.updated_at_ms}`) {
+      outcome.dataset.sig = `${run.status}/${run.updated_at_ms}`;
       const usage = Object.entries(run.usage || {});
       fill(outcome, 
         h('h2', {}, 'Final output'),
@@ -589,6 +614,7 @@ function runView(id, signal) {
     if (detail.dataset.key === key && detail.dataset.sig === sig) return;
     detail.dataset.key = key; detail.dataset.sig = sig;
     const first = st.events.find((e) => e.type === 'step.started' || e.type === 'llm.request');
+    const input = inputOf(m, stage, index);
     fill(detail, h('div', { class: 'panel detail' },
       h('h2', {}, `${stage} · ${st.name || st.agent || `step ${index}`}`),
       h('dl', { class: 'facts' },
@@ -597,9 +623,9 @@ function runView(id, signal) {
         h('div', {}, h('dt', {}, 'Turns'), h('dd', {}, String(st.turns))),
         h('div', {}, h('dt', {}, 'Tokens'), h('dd', {}, tokens(st.usage).toLocaleString()))),
       h('h3', {}, 'Input'),
-      m.run && index === 0 && [...m.stages.keys()][0] === stage
-        ? doc(m.run.input, 'step input')
-        : h('p', { class: 'muted' }, 'The previous stage\'s output (or its input mapper\'s), which the API does not record per step.'),
+      input ? h('p', { class: 'muted' }, `From ${input.from}`,
+        Object.keys(st.digests).some((k) => k.startsWith('map_input')) ? ', then shaped by its input mapper (whose result the API does not serve).' : '.') : null,
+      input ? doc(input.value, 'step input') : h('p', { class: 'muted' }, 'Not known yet.'),
       h('h3', {}, 'Output'),
       st.output === undefined ? h('p', { class: 'muted' }, 'Not yet.') : doc(st.output, 'step output'),
       st.error ? h('div', {}, h('h3', {}, st.status === 'skipped' ? 'Why skipped' : 'Error'), h('pre', { class: 'alert' }, st.error)) : null,
