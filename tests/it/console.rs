@@ -161,7 +161,10 @@ async fn the_console_is_served_without_a_token_with_strict_headers() {
         ("/console.css", "text/css", "prefers-color-scheme: dark"),
         ("/icon.svg", "image/svg+xml", "<svg"),
     ] {
-        let r = reqwest::Client::new()
+        let r = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client")
             .get(format!("{}{path}", s.base))
             .send()
             .await
