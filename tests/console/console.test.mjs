@@ -226,6 +226,15 @@ test('replay after swapping the reducer shows the changed step', async () => {
   await p.locator('.stage[data-stage="research"] .badge', { hasText: 'changed in replay' }).waitFor();
   await report.scrollIntoViewIfNeeded();
   await shot(p, 'replay-report', 'replay');
+  // A build that does not load: the error shows live, v2 keeps serving.
+  await p.goto(`${BASE}/#/plugins`);
+  await p.locator('#reloads[data-live="true"]').waitFor({ state: 'attached', timeout: WAIT });
+  fs.writeFileSync(path.join(path.dirname(red), '.red.wasm.tmp'), 'not a component');
+  fs.renameSync(path.join(path.dirname(red), '.red.wasm.tmp'), red);
+  await p.locator('#reloads li[data-event="plugin.reload_failed"]', { hasText: 'red' }).waitFor({ timeout: WAIT });
+  await p.locator('#plugins tr[data-plugin="red"] .alert').waitFor({ timeout: WAIT });
+  assert.equal(await p.locator('#plugins tr[data-plugin="red"] code').getAttribute('data-digest'), v2);
+  await shot(p, 'plugin-reload-failed');
   assert.deepEqual(p.problems, []);
   await p.context().close();
 });
