@@ -158,6 +158,8 @@ async fn the_console_is_served_without_a_token_with_strict_headers() {
             "<script type=\"module\" src=\"/console.js\">",
         ),
         ("/console.js", "text/javascript", "/v1/runs"),
+        ("/lib.js", "text/javascript", "text/event-stream"),
+        ("/run.js", "text/javascript", "/replay"),
         ("/console.css", "text/css", "prefers-color-scheme: dark"),
         ("/icon.svg", "image/svg+xml", "<svg"),
     ] {

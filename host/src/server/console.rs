@@ -14,6 +14,8 @@ use axum::routing::get;
 
 const INDEX: &str = include_str!("console/index.html");
 const SCRIPT: &str = include_str!("console/console.js");
+const LIB: &str = include_str!("console/lib.js");
+const RUN: &str = include_str!("console/run.js");
 const STYLE: &str = include_str!("console/console.css");
 const ICON: &str = include_str!("console/icon.svg");
 
@@ -23,7 +25,7 @@ const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; \
     img-src 'self'; connect-src 'self'; base-uri 'none'; form-action 'none'; \
     frame-ancestors 'none'";
 
-/// The console's routes: `/` and its three assets.
+/// The console's routes: `/` and its assets (three JavaScript modules).
 pub(super) fn router() -> Router {
     Router::new()
         .route(
@@ -33,6 +35,14 @@ pub(super) fn router() -> Router {
         .route(
             "/console.js",
             get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/lib.js",
+            get(|| async { asset("text/javascript; charset=utf-8", LIB) }),
+        )
+        .route(
+            "/run.js",
+            get(|| async { asset("text/javascript; charset=utf-8", RUN) }),
         )
         .route(
             "/console.css",
