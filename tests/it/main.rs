@@ -11,6 +11,7 @@ mod common;
 
 mod agent_tools;
 mod cli_plugins;
+mod console;
 mod dev;
 mod durable;
 mod egress;
