@@ -6,7 +6,8 @@
 # The folder's modules are copied beside sdk.js into a temporary folder with
 # an entry module that imports each of them and re-exports the SDK's
 # interface objects for the WIT world `plugin`. Every optional WASI feature
-# is disabled, so the component imports only `workflow:plugin/host`.
+# is disabled, so the component imports only `workflow:plugin/host` — except
+# `http` (and the clocks it needs) for a plugin whose modules call `fetch(`.
 # Needs componentize-js: npm ci --prefix plugins (or bash .ci/setup).
 set -euo pipefail
 
@@ -37,7 +38,13 @@ cp "$sdk/sdk.js" "$tmp/sdk.js"
   echo "export { describe, guard_ as guard, inputMapper_ as inputMapper, reducer_ as reducer, tool_ as tool, guardrail_ as guardrail } from './sdk.js';"
 } > "$tmp/__entry.js"
 mkdir -p "$(dirname "$out")"
+# A plugin that calls `fetch` keeps wasi:http (the host still sends only what
+# the spec grants a tool: plugins.NAME.allowed_hosts); the others import none.
+disabled=(stdio random clocks http fetch-event)
+if grep -q 'fetch(' "$src"/*.js; then
+  disabled=(stdio random fetch-event)
+fi
 "$tool" "$tmp/__entry.js" --wit "$wit" --world-name plugin \
-  --disable stdio random clocks http fetch-event --out "$out" > "$tmp/log" 2>&1 || { cat "$tmp/log" >&2; exit 1; }
+  --disable "${disabled[@]}" --out "$out" > "$tmp/log" 2>&1 || { cat "$tmp/log" >&2; exit 1; }
 test -s "$out"
 echo "built $out ($(wc -c < "$out") bytes, js)"

@@ -126,8 +126,15 @@ export const tool_ = {
         description,
         parameters: JSON.stringify(parameters ?? { type: 'object' }),
       })),
-  invoke: (c, name, args) =>
-    call(() => encode(find('tool', name).fn(context(c), parse('arguments', args) ?? {}))),
+  // Async, so a tool may `await fetch(...)`: componentize-js runs the
+  // event loop until the promise settles.
+  invoke: async (c, name, args) => {
+    try {
+      return encode(await find('tool', name).fn(context(c), parse('arguments', args) ?? {}));
+    } catch (e) {
+      throw typeof e === 'string' ? e : e instanceof Error ? e.message : String(e);
+    }
+  },
 };
 
 export const guardrail_ = {

@@ -80,6 +80,7 @@ fn bench_calls(c: &mut Criterion) {
         config,
         logical_time_ms: 0,
         idempotency_key: None,
+        http: None,
     };
     let input = json!("Plan a three-day trip to Lisbon with a food focus");
     let mut group = c.benchmark_group("call");

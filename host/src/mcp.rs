@@ -19,6 +19,7 @@ mod names;
 
 pub use error::McpError;
 
+use crate::egress::Egress;
 use crate::spec::McpServer;
 use connect::{Handler, Session, connect};
 use rmcp::model::CallToolRequestParams;
@@ -117,6 +118,8 @@ struct State {
 struct Server {
     name: String,
     config: McpServer,
+    /// The operator's egress policy, for a Streamable HTTP server's URL.
+    egress: Egress,
     state: RwLock<State>,
     /// Rung by a call that found the connection broken: reconnect now.
     broken: Notify,
@@ -145,6 +148,7 @@ impl McpHub {
     pub fn start(
         servers: &BTreeMap<String, McpServer>,
         base_dir: &Path,
+        egress: &Egress,
     ) -> Result<Arc<McpHub>, McpError> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| McpError::NoRuntime)?;
         let stop = CancellationToken::new();
@@ -154,6 +158,7 @@ impl McpHub {
             let server = Arc::new(Server {
                 name: name.clone(),
                 config: config.clone(),
+                egress: egress.clone(),
                 state: RwLock::new(State::default()),
                 broken: Notify::new(),
                 tried: watch::Sender::new(false),
@@ -316,7 +321,7 @@ async fn supervise(server: Arc<Server>, base_dir: PathBuf, stop: CancellationTok
         let changed = Arc::new(Notify::new());
         let started = Instant::now();
         let connected = tokio::select! {
-            c = connect(&server.name, &server.config, &base_dir, Handler::new(changed.clone())) => c,
+            c = connect(&server.name, &server.config, &server.egress, &base_dir, Handler::new(changed.clone())) => c,
             () = stop.cancelled() => return,
         };
         let reason = match connected {

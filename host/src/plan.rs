@@ -104,6 +104,9 @@ pub struct ToolRef {
     pub arguments: Schema,
     /// Every call waits for a human's approval.
     pub approval: bool,
+    /// What the plugin may send over HTTP (`plugins.NAME.allowed_hosts`);
+    /// none: no network.
+    pub http: Option<Arc<crate::plugin::HttpGrant>>,
 }
 
 /// One agent, ready to run.
@@ -181,10 +184,11 @@ pub const DEFAULT_MAX_TURNS: u32 = 10;
 
 mod compile;
 pub mod credentials;
+mod grants;
 mod mcp;
 pub use compile::{CompileError, CompileOptions, compile, load_options};
 pub use credentials::{BASE_URL_ENV, CredentialPair, CredentialPolicy};
-pub use mcp::McpToolsRef;
+pub use mcp::{McpToolsRef, start_hub};
 
 #[cfg(test)]
 mod tests {

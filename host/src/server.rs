@@ -11,6 +11,7 @@
 mod api;
 mod auth;
 mod catalog;
+mod console;
 mod error;
 mod fleet;
 mod metrics;
@@ -150,9 +151,9 @@ impl Server {
         &self.app
     }
 
-    /// The HTTP API (and `/v1/openapi.json`).
+    /// The HTTP API (and `/v1/openapi.json`), and the web console at `/`.
     pub fn router(&self) -> axum::Router {
-        api::router(self.app.clone())
+        console::router().merge(api::router(self.app.clone()))
     }
 
     /// The server stops serving: `/readyz` says so and open event streams

@@ -27,7 +27,7 @@
 //! - [`Spec::json_schema`] / [`Spec::go_request_schema`]: the JSON Schemas.
 //! - [`SpecError`] `{ path, message, hint }` and [`SpecErrors`]; Display prints
 //!   `error: $.path: message` lines, each with an indented `hint: ...` line.
-//! - Types: [`Spec`], [`Provider`], [`Api`], [`Retry`], [`PluginLimits`],
+//! - Types: [`Spec`], [`Provider`], [`Api`], [`Retry`], [`PluginSettings`],
 //!   [`Agent`], [`Model`], [`ReasoningEffort`], [`Memory`], [`PluginRef`],
 //!   [`Workflow`], [`Stage`], [`Mode`], [`OnBranchError`], [`Step`], [`Run`],
 //!   [`Session`], [`Callback`], [`Credentials`], [`Secret`].
@@ -45,6 +45,7 @@ mod confine;
 mod destinations;
 mod error;
 mod go;
+mod grants;
 mod hosted;
 mod locate;
 mod mcp_servers;
@@ -68,14 +69,18 @@ pub use go::{
     GoCallbackObject, GoCredentials, GoGuardrail, GoMcp, GoModel, GoOutputType, GoReasoning,
     GoRequest, GoSession, GoTool, GoWorkflow,
 };
+pub use grants::{
+    DEFAULT_HTTP_REQUEST_KIB, DEFAULT_HTTP_REQUESTS, DEFAULT_HTTP_RESPONSE_KIB,
+    DEFAULT_HTTP_TIMEOUT_MS, HostPattern, HttpCaps, SecretTemplate,
+};
 pub use mcp_servers::{DEFAULT_MCP_TIMEOUT_MS, MCP_PREFIX, McpServer};
 pub use model::{ReasoningSummary, StoredPrompt, ToolChoice, Verbosity};
 pub use redact::{REDACTED, Redacted, redact};
 pub use types::{
     Agent, AgentTool, Api, Approval, Callback, Credentials, DEFAULT_API_KEY_ENV,
     DEFAULT_OPENAI_BASE_URL, DEFAULT_PROVIDER_TIMEOUT_MS, EventFormat, HostedTool, Kind,
-    MAX_PLUGIN_MEMORY_MIB, McpApproval, Memory, Mode, Model, OnBranchError, PluginLimits,
-    PluginRef, Provider, ReasoningEffort, Retry, Run, SHORTHAND_STAGE, Secret, Session, Stage,
+    MAX_PLUGIN_MEMORY_MIB, McpApproval, Memory, Mode, Model, OnBranchError, PluginRef,
+    PluginSettings, Provider, ReasoningEffort, Retry, Run, SHORTHAND_STAGE, Secret, Session, Stage,
     Step, Workflow,
 };
 pub use validate::{PluginCatalog, PluginUse};
@@ -96,7 +101,7 @@ pub struct Spec {
     pub providers: BTreeMap<String, Provider>,
     /// Resource limits per plugin name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub plugins: BTreeMap<String, PluginLimits>,
+    pub plugins: BTreeMap<String, PluginSettings>,
     /// MCP servers by name; agents use their tools as `mcp:NAME`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub mcp_servers: BTreeMap<String, McpServer>,

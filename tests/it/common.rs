@@ -46,7 +46,7 @@ pub(crate) async fn examples() -> &'static Registry {
 }
 
 /// Every example plugin `plugins/build.sh` builds, in every language.
-pub(crate) const EXAMPLES: [&str; 14] = [
+pub(crate) const EXAMPLES: [&str; 16] = [
     "c_keywords",
     "c_word_count",
     "calculator",
@@ -54,6 +54,7 @@ pub(crate) const EXAMPLES: [&str; 14] = [
     "go_keywords",
     "js_collect",
     "js_keywords",
+    "js_weather",
     "keyword_guard",
     "lookup_facts",
     "pii_guardrail",
@@ -61,6 +62,7 @@ pub(crate) const EXAMPLES: [&str; 14] = [
     "py_regex_guard",
     "rs_keywords",
     "template_mapper",
+    "weather",
 ];
 
 pub(crate) fn ctx(config: Value) -> CallContext {
@@ -73,6 +75,7 @@ pub(crate) fn ctx(config: Value) -> CallContext {
         config,
         logical_time_ms: 1_700_000_000_000,
         idempotency_key: None,
+        http: None,
     }
 }
 
@@ -86,5 +89,59 @@ pub(crate) fn result(stage: &str, agent: &str, branch: Option<u32>, output: Valu
         skipped: false,
         output,
         error: None,
+    }
+}
+
+/// The stand-in HTTP API an example brings (`api.py`, on the port its spec
+/// grants), running until dropped.
+pub(crate) struct ExampleApi {
+    child: std::process::Child,
+    _port: std::sync::MutexGuard<'static, ()>,
+}
+
+/// The token `web_tools`' stand-in API wants and its plugin never holds.
+const EXAMPLE_API_TOKEN: &str = "example-weather-token";
+
+/// One stand-in API at a time: they all listen on the port their spec grants.
+static EXAMPLE_API_PORT: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+impl ExampleApi {
+    /// The token, in the environment of the API and of `host`.
+    pub(crate) const ENV: (&str, &str) = ("WEATHER_API_TOKEN", EXAMPLE_API_TOKEN);
+
+    /// The operator's pairing of the token with the API, as `run.sh` gives.
+    pub(crate) fn args(&self) -> [&'static str; 2] {
+        ["--credential", "WEATHER_API_TOKEN=http://127.0.0.1:8765"]
+    }
+
+    pub(crate) fn start(name: &str) -> Option<ExampleApi> {
+        let script = e2e::repo_root().join("examples").join(name).join("api.py");
+        if !script.is_file() {
+            return None;
+        }
+        let port = EXAMPLE_API_PORT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let child = std::process::Command::new("python3")
+            .arg(&script)
+            .arg("8765")
+            .env("WEATHER_API_TOKEN", EXAMPLE_API_TOKEN)
+            .spawn()
+            .expect("start the example's api.py");
+        let api = ExampleApi { child, _port: port };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", 8765)).is_ok() {
+                return Some(api);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("{} did not listen on 127.0.0.1:8765", script.display());
+    }
+}
+
+impl Drop for ExampleApi {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -17,6 +17,7 @@ mod tests {
     pub(crate) use crate::hostile::no_file_system_access as hostile_fs;
     pub(crate) use crate::hostile::unbounded_recursion_traps as hostile_recursion;
     pub(crate) use crate::hostile_limits::a_flooding_guest_leaves_the_host_log_bounded as hostile_flood;
+    pub(crate) use crate::http_tools::granted_hosts_work_and_every_other_door_stays_shut as http_tool;
     pub(crate) use crate::replies::the_idempotency_key_survives_a_crash_and_resume as idempotency_key;
     pub(crate) use crate::serve_load::a_reducer_swapped_under_load_fails_no_run as reducer_v1;
     pub(crate) use crate::serve_load::a_reducer_swapped_under_load_fails_no_run as reducer_v2;

@@ -11,6 +11,7 @@ mod common;
 
 mod agent_tools;
 mod cli_plugins;
+mod console;
 mod dev;
 mod durable;
 mod egress;
@@ -22,6 +23,7 @@ mod hosted;
 mod hostile;
 mod hostile_limits;
 mod hostile_load;
+mod http_tools;
 mod llm;
 mod mcp;
 mod model_settings;

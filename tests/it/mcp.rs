@@ -234,6 +234,11 @@ async fn http_server(port: u16) -> tokio::process::Child {
         .kill_on_drop(true)
         .spawn()
         .expect("start the reference server");
+    wait_for_port(port).await;
+    child
+}
+
+async fn wait_for_port(port: u16) {
     e2e::within(30, "the HTTP MCP server listens", async {
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -243,7 +248,6 @@ async fn http_server(port: u16) -> tokio::process::Child {
         }
     })
     .await;
-    child
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -264,15 +268,32 @@ async fn a_streamable_http_server_round_trip_keeps_its_header_secret() {
     let db = e2e::fresh_db();
     let secret = "mcp-header-secret-4b1d";
     let events = dir.path().join("events.jsonl");
-    let out = e2e::host!()
-        .db(&db)
-        .args(run_args(&spec))
-        .arg("--callback")
-        .arg(format!("jsonl:{}", events.display()))
-        .env("MCP_TOKEN", secret)
-        .env("RUST_LOG", "debug")
-        .output()
-        .await;
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let run = || {
+        e2e::host!()
+            .db(&db)
+            .args(run_args(&spec))
+            .arg("--callback")
+            .arg(format!("jsonl:{}", events.display()))
+            .env("MCP_TOKEN", secret)
+            .env("RUST_LOG", "debug")
+    };
+    // The variable is the operator's: unpaired with the server's URL, the
+    // spec is refused before the server is contacted.
+    let refused = run().output().await;
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused.stderr));
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("$.mcp_servers.web.headers_env['X-Mcp-Token']")
+            && err.contains(&format!("--credential MCP_TOKEN={url}")),
+        "{err}"
+    );
+    assert!(!err.contains(secret), "{err}");
+    let pairs = format!(
+        "{} MCP_TOKEN={url}",
+        e2e::mock_credentials().unwrap_or_default()
+    );
+    let out = run().env("HOST_CREDENTIALS", pairs).output().await;
     let stdout = ok(&out);
     let outputs = tool_outputs(&server);
     assert_eq!(outputs.len(), 2, "{outputs:?}");
@@ -307,6 +328,18 @@ async fn a_streamable_http_server_round_trip_keeps_its_header_secret() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approved_mcp_call_resumes_without_repeating_a_completed_one() {
+    approved_call_resumes(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn over_streamable_http_too() {
+    approved_call_resumes(true).await;
+}
+
+/// The ledger (the completed call with a side effect) over stdio, or over
+/// Streamable HTTP when `http`; the echo waits for an approval given by
+/// another process, and a third resumes the run.
+async fn approved_call_resumes(http: bool) {
     let server = mock(json!({"rules": [
         {"name": "append", "match": {"has_tool_result": false, "times": 1},
          "reply": {"tool_calls": [{"name": "mcp__ledger__append", "arguments": {"line": "paid"}, "call_id": "c_app"}]}},
@@ -316,10 +349,25 @@ async fn an_approved_mcp_call_resumes_without_repeating_a_completed_one() {
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
     let ledger = dir.path().join("ledger.txt");
-    let servers = json!({
+    let mut servers = json!({
         "ledger": {"command": "node", "args": ["ledger.mjs"], "cwd": fixtures(), "env": ["LEDGER_FILE"]},
         "everything": {"command": "node", "args": [everything(), "stdio"]}
     });
+    let _http_ledger = if http {
+        let port = free_port();
+        let child = tokio::process::Command::new("node")
+            .arg(fixtures().join("ledger.mjs"))
+            .args(["--http", &port.to_string()])
+            .env("LEDGER_FILE", &ledger)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node ledger.mjs --http");
+        wait_for_port(port).await;
+        servers["ledger"] = json!({"url": format!("http://127.0.0.1:{port}/mcp")});
+        Some(child)
+    } else {
+        None
+    };
     let spec = write_spec(
         dir.path(),
         &spec(
@@ -621,4 +669,33 @@ async fn an_http_server_that_dies_mid_call_fails_it_and_is_reconnected() {
     );
     assert_eq!(outputs[1], "The sum of 4 and 5 is 9.", "{outputs:?}");
     server.shutdown().await.expect("shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_server_is_reached_only_under_the_egress_policy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let spec = json!({
+        "providers": {"openai": {"type": "openai"}},
+        "mcp_servers": {"inside": {"url": "http://127.0.0.2:9/mcp"}},
+        "agents": {"a": {"instructions": "x", "model": "gpt-4o-mini", "tools": ["mcp:inside"]}},
+        "workflow": {"key": "w", "steps": [{"agent": "a"}]},
+        "run": {"input": "go"}
+    });
+    let spec = write_spec(dir.path(), &spec);
+    std::fs::write(
+        dir.path().join("script.json"),
+        r#"{"replies": [{"when": {"agent": "a"}, "reply": {"text": "hi"}}]}"#,
+    )
+    .expect("script");
+    // The tests allow 127.0.0.1 only: 127.0.0.2 is another loopback address.
+    let out = e2e::host!()
+        .args(run_args(&spec))
+        .arg("--offline")
+        .output()
+        .await;
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("MCP server `inside` could not start: refused by the operator's egress policy: 127.0.0.2:9 is a loopback address"),
+        "{err}"
+    );
 }

@@ -699,7 +699,19 @@ async fn every_example_runs_offline() {
     names.sort();
     assert!(names.len() >= 3, "{names:?}");
     for dir in names {
-        let ran = run_file(&dir.join("spec.json"), &["--offline"]).await;
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        let api = crate::common::ExampleApi::start(name.as_deref().unwrap_or_default());
+        let mut args = vec!["--offline"];
+        if let Some(api) = &api {
+            args.extend(api.args());
+        }
+        let ran = run_file_env(
+            &dir.join("spec.json"),
+            &args,
+            &[crate::common::ExampleApi::ENV],
+        )
+        .await;
+        drop(api);
         ran.ok();
         assert!(
             !ran.stdout.trim().is_empty(),

@@ -46,6 +46,7 @@ fn example(name: &str) -> PathBuf {
 
 /// `host run` on an example, offline, with extra arguments.
 fn run_example(name: &str, extra: &[&str]) -> Output {
+    let api = crate::common::ExampleApi::start(name);
     let spec = example(name);
     let plugins = e2e::plugins_dir();
     let mut args = vec![
@@ -55,8 +56,11 @@ fn run_example(name: &str, extra: &[&str]) -> Output {
         plugins.to_str().expect("utf-8 path"),
         "--offline",
     ];
+    if let Some(api) = &api {
+        args.extend(api.args());
+    }
     args.extend(extra);
-    host(&args, &[])
+    host(&args, &[crate::common::ExampleApi::ENV])
 }
 
 fn parse_jsonl(text: &str) -> Vec<Value> {
@@ -451,6 +455,7 @@ example_snapshots! {
     snapshot_research_supervisor => "research_supervisor",
     snapshot_simple_assistant => "simple_assistant",
     snapshot_trip_planner => "trip_planner",
+    snapshot_web_tools => "web_tools",
 }
 
 #[test]

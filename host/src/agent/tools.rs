@@ -292,6 +292,7 @@ pub(super) async fn run_tool(
     let call = cx
         .call
         .for_entry(&tool.name, &tool.config)
-        .with_idempotency_key(format!("{}/{key}", cx.journal.run_id()));
+        .with_idempotency_key(format!("{}/{key}", cx.journal.run_id()))
+        .with_http(tool.http.clone());
     Ok(plugin.invoke_tool(cx.registry.runtime(), &call, args).await)
 }

@@ -296,8 +296,8 @@ pub(super) async fn load_runner(
     // first tool lists let compile check `mcp:NAME#tool` references.
     let mut options = options.clone();
     if !spec.mcp_servers.is_empty() && options.mcp.is_none() {
-        let hub = host::mcp::McpHub::start(&spec.mcp_servers, spec.base_dir())
-            .map_err(|e| CliError::bad_input(e.to_string()))?;
+        let hub = plan::start_hub(spec, &options)
+            .map_err(|e| CliError::verbatim(EXIT_BAD_INPUT, e.to_string().trim_end()))?;
         hub.ready(host::mcp::START_TIMEOUT).await;
         options.mcp = Some(hub);
     }

@@ -204,6 +204,7 @@ impl Runner {
                 config: hook.config.clone(),
                 logical_time_ms: state.logical_time_ms,
                 idempotency_key: None,
+                http: None,
             };
             let reduce = async {
                 let plugin =
@@ -268,6 +269,7 @@ impl Runner {
                 config: Value::Null,
                 logical_time_ms: state.logical_time_ms,
                 idempotency_key: None,
+                http: None,
             },
             journal: state.journal.clone(),
             step_key: StepKey::new(&stage.name, index),

@@ -3,6 +3,7 @@
 //! client handler that hears `tools/list_changed`.
 
 use super::McpError;
+use crate::egress::Egress;
 use crate::secret::Secret;
 use crate::spec::McpServer;
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
@@ -60,6 +61,7 @@ pub(super) type Session = RunningService<RoleClient, Handler>;
 pub(super) async fn connect(
     name: &str,
     config: &McpServer,
+    egress: &Egress,
     base_dir: &Path,
     handler: Handler,
 ) -> Result<Session, McpError> {
@@ -81,8 +83,12 @@ pub(super) async fn connect(
             value.set_sensitive(true);
             headers.insert(header, value);
         }
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
+        // Under the operator's egress policy, like providers and callbacks:
+        // no redirects, no proxy, refused addresses dropped at resolution.
+        let parsed = reqwest::Url::parse(url).map_err(|e| start(format!("not a URL: {e}")))?;
+        let client = egress
+            .client(&parsed)
+            .map_err(|e| start(format!("refused by the operator's egress policy: {e}")))?
             .build()
             .map_err(|e| start(e.to_string()))?;
         let mut transport =

@@ -79,6 +79,7 @@ pub fn compile(
     spec.validate(Some(registry)).map_err(CompileError::Spec)?;
     let providers = providers(spec, options)?;
     let mcp = super::mcp::hub(spec, options)?;
+    let grants = super::grants::http_grants(spec, options)?;
 
     let mut agents = HashMap::new();
     for (key, a) in &spec.agents {
@@ -100,7 +101,12 @@ pub fn compile(
             if r.mcp_server().is_some() {
                 continue;
             }
-            tools.extend(tool_refs(registry, r, &format!("{path}.tools[{i}]"))?);
+            tools.extend(tool_refs(
+                registry,
+                r,
+                &grants,
+                &format!("{path}.tools[{i}]"),
+            )?);
         }
         let mut seen = std::collections::HashSet::new();
         for t in &tools {
@@ -513,7 +519,12 @@ fn hook(
     })
 }
 
-fn tool_refs(registry: &Registry, r: &PluginRef, path: &str) -> Result<Vec<ToolRef>, CompileError> {
+fn tool_refs(
+    registry: &Registry,
+    r: &PluginRef,
+    grants: &HashMap<String, Arc<crate::plugin::HttpGrant>>,
+    path: &str,
+) -> Result<Vec<ToolRef>, CompileError> {
     let (plugin, names) =
         registry
             .resolve_tools(&r.reference())
@@ -552,6 +563,7 @@ fn tool_refs(registry: &Registry, r: &PluginRef, path: &str) -> Result<Vec<ToolR
                 },
                 arguments,
                 approval: r.approval == spec::Approval::Always,
+                http: grants.get(plugin.name()).cloned(),
             })
         })
         .collect()

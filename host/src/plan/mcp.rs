@@ -46,12 +46,41 @@ pub(super) fn hub(
         }
         return Ok(Some(hub.clone()));
     }
-    McpHub::start(&spec.mcp_servers, spec.base_dir())
-        .map(Some)
-        .map_err(|e| CompileError::Invalid {
+    start_hub(spec, options).map(Some)
+}
+
+/// Starts the spec's MCP servers for this process, once each header secret
+/// is checked: a `headers_env` variable is the operator's, so it goes only
+/// to a server URL the operator paired it with (`--credential VAR=URL`,
+/// `[[credentials.pair]]`), as provider keys do. HTTP servers connect under
+/// the operator's egress policy.
+pub fn start_hub(spec: &Spec, options: &CompileOptions) -> Result<Arc<McpHub>, CompileError> {
+    let mut errors = Vec::new();
+    for (name, server) in &spec.mcp_servers {
+        let Some(url) = &server.url else { continue };
+        let at = spec::json_key(&spec::json_key("$.mcp_servers", name), "headers_env");
+        for (header, var) in &server.headers_env {
+            if !options.credentials.allows(var, url) {
+                errors.push(spec::SpecError::new(
+                    spec::json_key(&at, header),
+                    format!(
+                        "`{var}` may not be sent to {}: the operator pairs them with \
+                         `--credential {var}={url}` or a [[credentials.pair]] in the host config",
+                        crate::egress::display_url(url)
+                    ),
+                ));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CompileError::Spec(spec::SpecErrors::new(errors)));
+    }
+    McpHub::start(&spec.mcp_servers, spec.base_dir(), &options.egress).map_err(|e| {
+        CompileError::Invalid {
             path: "$.mcp_servers".into(),
             message: e.to_string(),
-        })
+        }
+    })
 }
 
 /// The `mcp:` references among `refs` (an agent's `tools`, at `path`). A

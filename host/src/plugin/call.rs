@@ -3,6 +3,7 @@
 //! random source, and every failure becomes a [`CallError`] naming the plugin.
 
 use super::error::{CallError, CallErrorKind, SlotShortage};
+use super::http::NetHooks;
 use super::loaded::Plugin;
 use super::runtime::Runtime;
 use super::sandbox::{CallSetup, CallState, Determinism};
@@ -150,6 +151,10 @@ impl Plugin {
             memory_limit: self.limits.memory_bytes,
             determinism,
             idempotency_key: ctx.idempotency_key.clone(),
+            net: NetHooks::new(
+                run_kind == Some(Kind::Tool),
+                ctx.http.as_ref().map(|h| h.0.clone()),
+            ),
         };
         let mut store = Store::new(rt.engine(), CallState::new(setup));
         store.limiter(|s| s as &mut dyn wasmtime::ResourceLimiter);
@@ -183,6 +188,7 @@ impl Plugin {
         // Classify before flushing: the error quotes the guest's stderr.
         let result = result.map_err(|e| classify(&e, store.data(), self.limits, instantiating));
         store.data().flush_output();
+        let net = &store.data().setup.net;
         match result {
             Ok(Ok(value)) => Ok(Served {
                 value,
@@ -190,11 +196,11 @@ impl Plugin {
                 digest: self.digest.clone(),
                 elapsed,
             }),
-            Ok(Err(message)) => Err(self.error(
+            Ok(Err(message)) => Err(net.explain(self.error(
                 export,
-                CallErrorKind::Guest(clip_owned(message, STDERR_IN_ERROR * 4)),
-            )),
-            Err(kind) => Err(self.error(export, kind)),
+                CallErrorKind::Guest(clip_owned(net.mask(message), STDERR_IN_ERROR * 4)),
+            ))),
+            Err(kind) => Err(net.explain(self.error(export, kind))),
         }
     }
 }

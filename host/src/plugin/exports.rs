@@ -235,7 +235,13 @@ impl Plugin {
             |store, (r,)| lift::result(&mut store, r, |st, s| Budget::new(limit).take(st, &s))
         );
         self.run(rt, Kind::Tool, &export, ctx, f, |s| {
-            self.json_output(&export, self.lifted(&export, s)?)
+            let mut served = self.lifted(&export, s)?;
+            // A server that echoes a secret header does not hand it to
+            // the journal and the model.
+            if let Some(http) = &ctx.http {
+                served.value = http.0.mask(served.value);
+            }
+            self.json_output(&export, served)
         })
         .await
     }

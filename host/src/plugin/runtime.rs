@@ -141,6 +141,10 @@ impl Runtime {
         let mut linker: Linker<CallState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| RuntimeError::Linker(e.to_string()))?;
+        // Every component gets wasi:http (componentize-js builds import
+        // it); only a granted tool call may send (`http.rs`).
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
+            .map_err(|e| RuntimeError::Linker(e.to_string()))?;
         add_host_imports(&mut linker).map_err(|e| RuntimeError::Linker(e.to_string()))?;
 
         spawn_epoch_ticker(&engine)

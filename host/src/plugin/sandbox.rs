@@ -6,6 +6,7 @@
 //! buffers that are flushed to `tracing` after the call.
 
 use super::bindings::{self, wit};
+use super::http::NetHooks;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Linker, ResourceTable, WasmStr};
@@ -13,6 +14,7 @@ use wasmtime::{ResourceLimiter, StoreContextMut};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::{HostMonotonicClock, HostWallClock, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Bytes of guest stdout (and, separately, stderr) kept per call; the rest is
 /// counted and dropped. A chatty plugin cannot make the host buffer more.
@@ -46,6 +48,9 @@ pub(crate) struct CallSetup {
     pub determinism: Option<Determinism>,
     /// What `host.idempotency-key` answers (a tool call of a run).
     pub idempotency_key: Option<String>,
+    /// What the call may send over `wasi:http` (nothing unless a tool
+    /// call of a granted plugin).
+    pub net: NetHooks,
 }
 
 #[derive(Clone, Copy)]
@@ -57,6 +62,7 @@ pub(crate) struct Determinism {
 pub(crate) struct CallState {
     pub setup: CallSetup,
     wasi: Option<WasiCtx>,
+    http: WasiHttpCtx,
     table: ResourceTable,
     pub stdout: Capture,
     pub stderr: Capture,
@@ -75,6 +81,7 @@ impl CallState {
         CallState {
             setup,
             wasi: None,
+            http: WasiHttpCtx::new(),
             table: {
                 let mut table = ResourceTable::new();
                 table.set_max_capacity(MAX_RESOURCES);
@@ -115,6 +122,7 @@ impl CallState {
         let plugin = &*self.setup.plugin;
         for (stream, cap) in [("stdout", &self.stdout), ("stderr", &self.stderr)] {
             let (text, dropped) = cap.take();
+            let text = self.setup.net.mask(text);
             let mut lines = text.lines().filter(|l| !l.trim().is_empty());
             for line in lines.by_ref().take(MAX_OUTPUT_LINES) {
                 let line = truncate(line, MAX_OUTPUT_LINE);
@@ -147,6 +155,16 @@ impl WasiView for CallState {
     }
 }
 
+impl WasiHttpView for CallState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.setup.net,
+        }
+    }
+}
+
 impl CallState {
     /// Whether one more `host.log` record is accepted; counts it dropped
     /// otherwise. Checked before the guest's strings are even read.
@@ -163,6 +181,8 @@ impl CallState {
         self.logs += 1;
         self.log_bytes += message.len() + fields.len();
         let plugin = &*self.setup.plugin;
+        let message = self.setup.net.mask(message.to_owned());
+        let fields = self.setup.net.mask(fields.to_owned());
         // One record, one line: a newline in the text cannot forge another.
         let message = message.escape_debug();
         let fields = fields.escape_debug();

@@ -1,6 +1,7 @@
 //! The host's own view of plugin data. Bindgen types stay in `bindings`;
 //! engine, agent and store code only ever see these.
 
+use super::http::HttpGrant;
 use crate::spec::{Kind, MAX_PLUGIN_MEMORY_MIB};
 use crate::util::empty_object;
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,21 @@ pub struct CallContext {
     /// Guests of WIT 0.1.1 read it with `host.idempotency-key`.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+    /// A tool call's outbound HTTP grant (`plugins.NAME.allowed_hosts`);
+    /// none: no network. Ignored for every other kind of call.
+    #[serde(skip)]
+    pub http: Option<HttpAccess>,
+}
+
+/// A shared [`HttpGrant`] in a [`CallContext`]: equal when it is the same
+/// grant.
+#[derive(Clone, Debug)]
+pub struct HttpAccess(pub Arc<HttpGrant>);
+
+impl PartialEq for HttpAccess {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl CallContext {
@@ -54,6 +70,12 @@ impl CallContext {
     /// This context with the idempotency key of one tool call.
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// This context with a tool call's HTTP grant.
+    pub fn with_http(mut self, grant: Option<Arc<HttpGrant>>) -> Self {
+        self.http = grant.map(HttpAccess);
         self
     }
 

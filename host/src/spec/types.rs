@@ -170,10 +170,11 @@ impl Default for Retry {
     }
 }
 
-/// Resource caps of one plugin; absent values keep the host's defaults.
+/// One plugin's settings: resource caps (absent values keep the host's
+/// defaults) and, for tools, its outbound HTTP grant (none by default).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PluginLimits {
+pub struct PluginSettings {
     /// Wall-clock deadline of one call, in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
@@ -183,9 +184,23 @@ pub struct PluginLimits {
     /// Cap on one returned value (JSON text), in KiB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_kib: Option<u64>,
+    /// Tool calls only: hosts the plugin may send HTTP requests to
+    /// (`api.example.com`, `host:port`, `*.example.com`, or an
+    /// `http://host:port` origin for plain http). Empty: no network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_hosts: Vec<String>,
+    /// Headers the host adds to requests to a listed host, by that host's
+    /// `allowed_hosts` entry; values name environment variables
+    /// (`{"api.example.com": {"Authorization": "Bearer ${API_TOKEN}"}}`),
+    /// so the plugin never holds the secret.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub secrets: BTreeMap<String, BTreeMap<String, String>>,
+    /// Caps on the plugin's requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<super::grants::HttpCaps>,
 }
 
-impl PluginLimits {
+impl PluginSettings {
     pub fn timeout(&self) -> Option<Duration> {
         self.timeout_ms.map(Duration::from_millis)
     }

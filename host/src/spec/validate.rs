@@ -293,6 +293,14 @@ impl Checker<'_> {
                     format!("`memory_mib` is {mib}; at most {MAX_PLUGIN_MEMORY_MIB} is allowed"),
                 );
             }
+            for (at, message) in super::grants::problems(
+                &path,
+                &limits.allowed_hosts,
+                &limits.secrets,
+                limits.http.as_ref(),
+            ) {
+                self.error(at, message);
+            }
         }
     }
 
