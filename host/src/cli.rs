@@ -13,6 +13,7 @@ mod run;
 mod serve;
 mod sinks;
 mod spec;
+mod worker;
 
 use error::CliError;
 
@@ -60,8 +61,10 @@ pub(crate) struct GlobalArgs {
     /// Log filter (tracing syntax, e.g. `info,plugin=debug`); RUST_LOG also works
     #[arg(long, global = true, value_name = "FILTER")]
     pub log: Option<String>,
-    /// The run database (SQLite) [default: host.db in the user data dir]
-    #[arg(long, global = true, env = "HOST_DB", value_name = "FILE")]
+    /// The run database: a SQLite file, or a PostgreSQL server's URL
+    /// (`postgres://user@host/db`, shared by a fleet: docs/SCALING.md)
+    /// [default: host.db in the user data dir]
+    #[arg(long, global = true, env = "HOST_DB", value_name = "FILE|URL")]
     pub db: Option<PathBuf>,
     /// Export the trace to this OTLP/HTTP endpoint, e.g. `http://localhost:4318`
     /// (default: $OTEL_EXPORTER_OTLP_ENDPOINT; "" turns export off)
@@ -132,6 +135,9 @@ pub(crate) enum Command {
     /// Run as a service: an HTTP API with live events, many concurrent
     /// runs, plugins and workflows swapped live (docs/API.md)
     Serve(Box<serve::ServeArgs>),
+    /// Execute runs from a shared PostgreSQL database without the HTTP
+    /// API: a fleet member next to `host serve` (docs/SCALING.md)
+    Worker(Box<worker::WorkerArgs>),
     /// Plugin development: rebuild a plugin when its sources change and
     /// replay a recorded run with it (zero model calls)
     Dev(dev::DevArgs),
@@ -160,7 +166,7 @@ pub(crate) fn main() -> ExitCode {
         _ => false,
     };
     // A service logs what it does (loads, reloads, resumes, prunes).
-    let serving = matches!(cli.command, Command::Serve(_));
+    let serving = matches!(cli.command, Command::Serve(_) | Command::Worker(_));
     let telemetry = match init_tracing(&cli.global, quiet, serving) {
         Ok(telemetry) => telemetry,
         Err(e) => return CliError::bad_input(e.to_string()).report(),
@@ -188,6 +194,7 @@ pub(crate) fn main() -> ExitCode {
             Command::Reject(args) => approvals::reject(&cli.global, args).await,
             Command::Outbox(cmd) => outbox::run(&cli.global, cmd).await,
             Command::Serve(args) => serve::serve(&cli.global, *args).await,
+            Command::Worker(args) => worker::worker(&cli.global, *args).await,
             Command::Dev(args) => dev::dev(&cli.global, args).await,
         }
     });
@@ -242,9 +249,10 @@ pub(crate) fn use_color() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stderr().is_terminal()
 }
 
-/// The run database from `--db` / `HOST_DB`, else the default path. Only
-/// SQLite files are supported: a URL (`postgres://…`) is refused rather
-/// than taken for a file path.
+/// The run database from `--db` / `HOST_DB`, else the default path: a
+/// PostgreSQL URL (`postgres://…`, connected and migrated here, so a bad
+/// address fails at once) or a SQLite file. Any other URL is refused
+/// rather than taken for a file path.
 fn open_store(global: &GlobalArgs) -> Result<std::sync::Arc<dyn host::store::Store>, CliError> {
     let path = match &global.db {
         Some(p) => p.clone(),
@@ -254,10 +262,17 @@ fn open_store(global: &GlobalArgs) -> Result<std::sync::Arc<dyn host::store::Sto
             )
         })?,
     };
+    if let Some(url) = path.to_str().filter(|p| host::store::is_postgres_url(p)) {
+        // The CLI's runtime is multi-threaded: this worker may block.
+        let store = tokio::task::block_in_place(|| {
+            tokio::runtime::Handle::current().block_on(host::store::PostgresStore::connect(url))
+        })?;
+        return Ok(std::sync::Arc::new(store));
+    }
     if let Some(scheme) = url_scheme(&path) {
         return Err(CliError::bad_input(format!(
             "--db: `{scheme}://…` is a URL, but the run database can only be a SQLite file \
-             (PostgreSQL and other servers are not supported yet)"
+             or a PostgreSQL server (`postgres://…`)"
         ))
         .with_hint(Some("give --db a file path, e.g. --db runs.db")));
     }

@@ -13,6 +13,7 @@ mod auth;
 mod catalog;
 mod console;
 mod error;
+mod fleet;
 mod metrics;
 mod runs;
 mod stream;
@@ -22,6 +23,7 @@ pub use api::types;
 pub use auth::Tokens;
 pub use catalog::{Catalog, PluginState, Registered, WorkflowProblem};
 pub use error::{ApiError, FieldError, Problem, ServerError};
+pub use fleet::Fleet;
 pub use metrics::Metrics;
 pub use runs::{Executor, Refused, RunSinks, StreamEvent};
 
@@ -57,6 +59,9 @@ pub struct ServerConfig {
     pub retain: Option<Duration>,
     /// Watch the folders and swap changed files in.
     pub watch: bool,
+    /// A member of a fleet sharing the store: runs execute under leases,
+    /// and idle slots claim runs any member accepted (docs/SCALING.md).
+    pub fleet: Option<Fleet>,
 }
 
 /// The server's shared state, behind every request.
@@ -103,6 +108,7 @@ impl Server {
             config.outbox.clone(),
             config.max_runs,
             config.max_queued,
+            config.fleet.clone().map(Arc::new),
         );
         let app = Arc::new(AppState {
             store: config.store.clone(),
@@ -119,9 +125,17 @@ impl Server {
         } else {
             None
         };
-        let resumed = recover(&app).await?;
+        // In a fleet, queued and interrupted runs are claimed (theirs may
+        // be another worker's, alive): only decided approvals wait for
+        // someone to continue them.
+        let resumed = recover(&app, config.fleet.is_none()).await?;
         if resumed > 0 {
             tracing::info!(runs = resumed, "resuming interrupted runs");
+        }
+        if let Some(fleet) = config.fleet.map(Arc::new) {
+            tracing::info!(owner = %fleet.owner, lease = ?fleet.lease, "a fleet worker");
+            tokio::spawn(fleet::renew(config.store.clone(), fleet.clone()));
+            tokio::spawn(fleet::claim(app.clone(), fleet));
         }
         if let Some(retain) = config.retain {
             tokio::spawn(prune(config.store.clone(), retain));
@@ -234,10 +248,10 @@ impl AppState {
     }
 }
 
-/// At start: executes every run left queued or running, and every run
-/// whose approvals are all decided.
-async fn recover(app: &App) -> Result<usize, ServerError> {
-    let runs = app.executor.recoverable().await?;
+/// At start: executes every run left queued or running (with
+/// `interrupted`), and every run whose approvals are all decided.
+async fn recover(app: &App, interrupted: bool) -> Result<usize, ServerError> {
+    let runs = app.executor.recoverable(interrupted).await?;
     let mut resumed = 0;
     for run in runs {
         match app.runner_of(&run).await {

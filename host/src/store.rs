@@ -6,16 +6,16 @@
 //! milliseconds, and ordering (`seq`) is assigned by the store. Like Spin's
 //! factors, it is smaller traits, one per kind of state:
 //! [`RunStore`] (runs and their journals), [`SessionStore`],
-//! [`OutboxStore`] and [`EventStore`] (events kept for live streams);
-//! `Store` is all four, implemented for any type that
+//! [`OutboxStore`], [`EventStore`] (events kept for live streams) and
+//! [`ClaimStore`] (which worker executes which run); `Store` is all five, implemented for any type that
 //! implements them, so `Arc<dyn Store>` is what callers hold. Two
 //! implementations ship:
 //!
 //! - [`SqliteStore`]: the embedded default, one file (`--db`, by default
 //!   [`default_db_path`]) in WAL mode with versioned schema migrations;
-//! - [`MemoryStore`]: in-process, for library users and tests.
-//!
-//! A PostgreSQL implementation for many workers can implement the same traits.
+//! - [`MemoryStore`]: in-process, for library users and tests;
+//! - [`PostgresStore`]: a PostgreSQL server (`--db postgres://…`) shared by
+//!   a fleet of `host` processes (docs/SCALING.md).
 //!
 //! Guarantees every implementation keeps:
 //! - runs are keyed by run id, never by session id;
@@ -33,13 +33,22 @@
 //!   the outbox's next seq, a claimed entry's outcome) take the run id it
 //!   already holds;
 //! - a terminal run ([`RunStatus::is_terminal`]) never changes status again
-//!   (such an update is a [`StoreError::Conflict`]).
+//!   (such an update is a [`StoreError::Conflict`]);
+//! - a run's lease ([`ClaimStore`]) has at most one unexpired owner at any
+//!   time: a claim succeeds only on a free, expired or already-owned lease,
+//!   atomically, so two workers claiming at once never both win, and
+//!   [`ClaimStore::claim_next`] hands two callers different runs. A lease
+//!   is advisory for the other traits: the store does not refuse a write
+//!   from a worker whose lease expired (docs/SCALING.md says what that
+//!   means for a worker that stalls longer than its lease).
 //!
 //! Timestamps (`*_at_ms`) are unix epoch milliseconds (UTC).
 
+mod claims;
 mod events;
 mod memory;
 mod outbox;
+mod postgres;
 mod runs;
 mod scope;
 mod sessions;
@@ -51,12 +60,14 @@ mod tests;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use claims::{ClaimStore, Lease};
 pub use events::{EventRecord, EventStore, NewEvent};
 pub use memory::MemoryStore;
 pub use outbox::{
     NewOutboxEntry, OutboxClaim, OutboxRecord, OutboxState, OutboxStore, OutboxSummary,
     OutboxTarget,
 };
+pub use postgres::{PG_SCHEMA_VERSION, PostgresStore, is_postgres_url};
 pub use runs::{
     JournalEntry, JournalKind, JournalRecord, NewRun, RunFilter, RunRecord, RunStatus, RunStore,
     RunUpdate,
@@ -83,6 +94,10 @@ pub enum StoreError {
          move it aside or choose another file with --db"
     )]
     Corrupt { db: String, detail: String },
+    /// A stored value this host cannot read (a server database, where
+    /// [`StoreError::Corrupt`]'s advice about files does not apply).
+    #[error("the run database {db} holds a value this host cannot read: {detail}")]
+    Invalid { db: String, detail: String },
     #[error(
         "the run database {db} is locked by another process (still busy after the busy timeout); \
          is another `host` using it?"
@@ -164,11 +179,11 @@ const fn all_variants<T: Copy, const N: usize>(variants: &[T]) -> [T; N] {
 pub use crate::usage::Usage;
 
 /// Durable state for runs, journals, sessions, the outbox and stored
-/// events: all four store traits. Object-safe: use it as `Arc<dyn Store>` (and bring the
+/// events, and the runs' leases: all five store traits. Object-safe: use it as `Arc<dyn Store>` (and bring the
 /// trait whose methods you call into scope).
-pub trait Store: RunStore + SessionStore + OutboxStore + EventStore {}
+pub trait Store: RunStore + SessionStore + OutboxStore + EventStore + ClaimStore {}
 
-impl<T: RunStore + SessionStore + OutboxStore + EventStore + ?Sized> Store for T {}
+impl<T: RunStore + SessionStore + OutboxStore + EventStore + ClaimStore + ?Sized> Store for T {}
 
 /// The default database file: `$HOST_DB` if set, else `host.db` in the
 /// user's data directory (e.g. `~/.local/share/host/host.db` on Linux).

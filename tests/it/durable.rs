@@ -1272,12 +1272,13 @@ async fn runs_list_show_and_cancel() {
     server.shutdown().await.expect("shutdown");
 }
 
-/// PostgreSQL is not supported yet: a URL given as the database is refused
+/// A URL of another database server given as the database is refused
 /// (from the flag and from `HOST_DB`) instead of becoming a SQLite file in
-/// a folder named `postgres:`.
+/// a folder named `mysql:`; a PostgreSQL URL is a server, and one that does
+/// not answer fails naming it, without its password.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_url_is_refused_not_taken_for_a_path() {
-    let url = "postgres://app:pw-not-shown@localhost:5432/runs";
+    let url = "mysql://app:pw-not-shown@localhost:3306/runs";
     let dir = tempfile::tempdir().expect("tempdir");
     for cmd in [
         e2e::host!().args(["runs", "list", "--db", url]),
@@ -1287,11 +1288,25 @@ async fn a_database_url_is_refused_not_taken_for_a_path() {
         let stderr = text(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{stderr}");
         assert!(
-            stderr.contains("`postgres://…` is a URL") && stderr.contains("SQLite file"),
+            stderr.contains("`mysql://…` is a URL") && stderr.contains("SQLite file"),
             "{stderr}"
         );
         assert!(!stderr.contains("pw-not-shown"), "{stderr}");
-        let created: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").collect();
-        assert!(created.is_empty(), "created {created:?}");
     }
+    // Port 1 on loopback: nothing listens there.
+    let pg = "postgres://app:pw-not-shown@127.0.0.1:1/runs";
+    let out = e2e::host!()
+        .args(["runs", "list", "--db", pg])
+        .current_dir(dir.path())
+        .output()
+        .await;
+    let stderr = text(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("cannot open the run database postgres://app@127.0.0.1:1/runs"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("pw-not-shown"), "{stderr}");
+    let created: Vec<_> = std::fs::read_dir(dir.path()).expect("read dir").collect();
+    assert!(created.is_empty(), "created {created:?}");
 }

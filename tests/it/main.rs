@@ -16,6 +16,7 @@ mod dev;
 mod durable;
 mod egress;
 mod engine;
+mod fleet;
 mod go;
 mod guests;
 mod hosted;

@@ -23,6 +23,8 @@ use std::time::{Duration, Instant};
 /// The test guests, built from `tests/guests/` by `test-guests`' build script.
 pub use test_guests as guests;
 
+pub mod postgres;
+
 /// How long one `host` process may take before the test fails: generous, as
 /// the first run of a test session compiles the JavaScript and Python
 /// plugins.

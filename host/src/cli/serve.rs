@@ -57,6 +57,11 @@ pub(crate) struct ServeArgs {
     /// Do not watch the folders
     #[arg(long)]
     pub no_watch: bool,
+    /// With a PostgreSQL --db (a fleet: docs/SCALING.md): seconds a run's
+    /// lease lasts unless renewed; a dead worker's runs resume elsewhere
+    /// after it
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub lease: f64,
 }
 
 fn seconds(flag: &str, secs: f64) -> Result<Duration, CliError> {
@@ -84,49 +89,29 @@ pub(super) async fn serve(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCo
         ));
     }
     let grace = seconds("--shutdown-grace", args.shutdown_grace)?;
-    let retain = seconds("--retain", args.retain * 3600.0)?;
-    let plugins_dir = folder("--plugins", &args.plugins)?;
-    let workflows_dir = folder("--workflows", &args.workflows)?;
-    let store = open_store(global)?;
-    let registry = Arc::new(Registry::new(plugin_runtime(global)?));
-    let deliverer = OutboxConfig::from_env()
-        .and_then(|config| {
-            let egress = global.host_config.egress.clone();
-            Deliverer::new(store.clone(), OutboxConfig { egress, ..config })
-        })
-        .map_err(|e| CliError::bad_input(e.to_string()))?;
-    let outbox = OutboxSink {
-        store: store.clone(),
-        wake: deliverer.waker(),
-        runtime: tokio::runtime::Handle::current(),
-    };
-    let delivering = tokio::spawn({
-        let deliverer = deliverer.clone();
-        async move { deliverer.run(Until::Forever, None).await }
-    });
-    let server = Server::start(ServerConfig {
-        plugins_dir,
-        workflows_dir,
-        store,
-        registry,
-        compile: CompileOptions {
+    let fleet_member = global
+        .db
+        .as_ref()
+        .and_then(|p| p.to_str())
+        .is_some_and(host::store::is_postgres_url);
+    let started = start(
+        global,
+        Start {
+            plugins: &args.plugins,
+            workflows: &args.workflows,
+            tokens: tokens.clone(),
+            max_runs: args.max_runs,
+            max_queued: args.max_queued,
+            retain: args.retain,
+            allow_inline_specs: args.allow_inline_specs,
             offline: args.offline,
             stream: args.stream,
-            replies: global.host_config.models,
-            credentials: super::credential_policy(global),
-            egress: global.host_config.egress.clone(),
-            mcp: None,
+            watch: !args.no_watch,
+            lease: fleet_member.then_some(args.lease),
         },
-        tokens: tokens.clone(),
-        max_runs: args.max_runs.max(1),
-        max_queued: args.max_queued,
-        allow_inline_specs: args.allow_inline_specs,
-        outbox: Some(outbox),
-        retain: (!retain.is_zero()).then_some(retain),
-        watch: !args.no_watch,
-    })
-    .await
-    .map_err(|e| CliError::bad_input(e.to_string()))?;
+    )
+    .await?;
+    let server = &started.server;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|e| CliError::bad_input(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -173,20 +158,106 @@ pub(super) async fn serve(global: &GlobalArgs, args: ServeArgs) -> Result<ExitCo
         "host serve: stopping; running runs get {:.0} s",
         grace.as_secs_f64()
     );
-    let left = server.shutdown(grace).await;
-    if left > 0 {
-        eprintln!(
-            "host serve: {left} run(s) still running stay resumable; the next start continues them"
-        );
-    }
-    delivering.abort();
-    let _ = delivering.await;
-    deliverer.release().await;
+    stop(started, grace, "host serve").await;
     Ok(ExitCode::SUCCESS)
 }
 
+/// What [`start`] needs: the flags `host serve` and `host worker` share.
+pub(super) struct Start<'a> {
+    pub plugins: &'a Path,
+    pub workflows: &'a Path,
+    pub tokens: Tokens,
+    pub max_runs: usize,
+    pub max_queued: usize,
+    pub retain: f64,
+    pub allow_inline_specs: bool,
+    pub offline: bool,
+    pub stream: bool,
+    pub watch: bool,
+    /// A fleet member with this lease (seconds).
+    pub lease: Option<f64>,
+}
+
+/// A started server (with or without HTTP) and its outbox deliverer.
+pub(super) struct Started {
+    pub server: Server,
+    deliverer: Deliverer,
+    delivering: tokio::task::JoinHandle<()>,
+}
+
+/// Opens the store, starts the outbox deliverer and the server (which
+/// resumes or claims runs).
+pub(super) async fn start(global: &GlobalArgs, opts: Start<'_>) -> Result<Started, CliError> {
+    let retain = seconds("--retain", opts.retain * 3600.0)?;
+    let fleet = opts
+        .lease
+        .map(|l| seconds("--lease", l).map(host::server::Fleet::new))
+        .transpose()?;
+    let plugins_dir = folder("--plugins", opts.plugins)?;
+    let workflows_dir = folder("--workflows", opts.workflows)?;
+    let store = open_store(global)?;
+    let registry = Arc::new(Registry::new(plugin_runtime(global)?));
+    let deliverer = OutboxConfig::from_env()
+        .and_then(|config| {
+            let egress = global.host_config.egress.clone();
+            Deliverer::new(store.clone(), OutboxConfig { egress, ..config })
+        })
+        .map_err(|e| CliError::bad_input(e.to_string()))?;
+    let outbox = OutboxSink {
+        store: store.clone(),
+        wake: deliverer.waker(),
+        runtime: tokio::runtime::Handle::current(),
+    };
+    let delivering = tokio::spawn({
+        let deliverer = deliverer.clone();
+        async move { deliverer.run(Until::Forever, None).await }
+    });
+    let server = Server::start(ServerConfig {
+        plugins_dir,
+        workflows_dir,
+        store,
+        registry,
+        compile: CompileOptions {
+            offline: opts.offline,
+            stream: opts.stream,
+            replies: global.host_config.models,
+            credentials: super::credential_policy(global),
+            egress: global.host_config.egress.clone(),
+            mcp: None,
+        },
+        tokens: opts.tokens,
+        max_runs: opts.max_runs.max(1),
+        max_queued: opts.max_queued,
+        allow_inline_specs: opts.allow_inline_specs,
+        outbox: Some(outbox),
+        retain: (!retain.is_zero()).then_some(retain),
+        watch: opts.watch,
+        fleet,
+    })
+    .await
+    .map_err(|e| CliError::bad_input(e.to_string()))?;
+    Ok(Started {
+        server,
+        deliverer,
+        delivering,
+    })
+}
+
+/// Gives running runs `grace` to finish, then stops the deliverer.
+pub(super) async fn stop(started: Started, grace: Duration, who: &str) {
+    let left = started.server.shutdown(grace).await;
+    if left > 0 {
+        eprintln!(
+            "{who}: {left} run(s) still running stay resumable; the next start continues them"
+        );
+    }
+    started.delivering.abort();
+    let _ = started.delivering.await;
+    started.deliverer.release().await;
+}
+
 /// SIGTERM or Ctrl-C.
-async fn stop_signal() {
+pub(super) async fn stop_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

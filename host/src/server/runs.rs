@@ -7,6 +7,7 @@
 //! ([`Runner::enqueue`]) and executed by [`Runner::resume`] when a slot is
 //! free, so a run accepted by the API survives a crash before it starts.
 
+use super::fleet::Fleet;
 use super::lock;
 use super::metrics::Metrics;
 use crate::engine::{Caller, ResumeRequest, RunCanceller, RunError, RunHandle, Runner};
@@ -72,6 +73,8 @@ pub struct Executor {
     stopping: watch::Sender<bool>,
     /// Told each time a run finishes executing.
     idle: Notify,
+    /// In a fleet: a run executes here only under its lease.
+    fleet: Option<Arc<Fleet>>,
 }
 
 /// Why a run was not accepted.
@@ -90,6 +93,7 @@ impl Executor {
         outbox: Option<OutboxSink>,
         max_runs: usize,
         max_queued: usize,
+        fleet: Option<Arc<Fleet>>,
     ) -> Arc<Executor> {
         Arc::new(Executor {
             store,
@@ -102,6 +106,7 @@ impl Executor {
             live: Mutex::new(HashMap::new()),
             stopping: watch::channel(false).0,
             idle: Notify::new(),
+            fleet,
         })
     }
 
@@ -111,6 +116,16 @@ impl Executor {
 
     pub fn queued(&self) -> usize {
         self.queued.load(Ordering::SeqCst)
+    }
+
+    /// Whether a run could start now (a slot no queued run waits for).
+    pub fn has_free_slot(&self) -> bool {
+        !self.is_stopping() && self.permits.available_permits() > self.queued()
+    }
+
+    /// Resolves when a run next finishes executing here.
+    pub(super) fn finished(&self) -> tokio::sync::futures::Notified<'_> {
+        self.idle.notified()
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -154,7 +169,16 @@ impl Executor {
     /// for approvals that are all decided) when a slot is free. Takes over a
     /// place from [`Executor::reserve`] when `reserved`; recovery and
     /// approvals take one regardless of the queue's limit.
+    ///
+    /// In a fleet, a new run (`reserved`) that finds no free slot here is
+    /// not queued here: it waits in the store for whichever worker frees a
+    /// slot first (this one's claimer included), and its streams read the
+    /// store meanwhile instead of a local bus that would stay silent.
     pub fn submit(self: &Arc<Self>, run_id: &str, runner: Runner, sinks: RunSinks, reserved: bool) {
+        if reserved && self.fleet.is_some() && self.permits.available_permits() < self.queued() {
+            self.unreserve();
+            return;
+        }
         if !reserved {
             self.queued.fetch_add(1, Ordering::SeqCst);
             self.metrics.set_queue_depth(self.queued());
@@ -185,25 +209,54 @@ impl Executor {
                 _ = stopping.wait_for(|s| *s) => None,
             };
             this.unreserve();
+            // In a fleet, only under the run's lease: another worker may
+            // have claimed it meanwhile (it is that worker's then).
+            let claimed = match (&permit, &this.fleet) {
+                (Some(_), Some(fleet)) => fleet.claim(this.store.as_ref(), &run_id).await,
+                _ => true,
+            };
             if let Some(_permit) = permit
+                && claimed
                 && !live.cancelled.load(Ordering::SeqCst)
             {
                 this.running.fetch_add(1, Ordering::SeqCst);
                 this.metrics.set_running(this.running());
                 // A decision that came while the run was pausing finds no
-                // one to continue it: check once it has paused.
+                // one to continue it: check once it has paused (in a fleet,
+                // once its lease is released too: an approver whose claim
+                // failed because this worker still held it relies on this).
                 while this.execute(&run_id, &runner, &live, sinks.clone()).await
                     == RunStatus::WaitingApproval
-                    && crate::approvals::pending(this.store.as_ref(), &Scope::Operator, &run_id)
-                        .await
-                        .is_ok_and(|p| p.is_empty())
+                    && this.continues(&run_id).await
                 {}
+                if let Some(fleet) = &this.fleet {
+                    fleet.release(this.store.as_ref(), &run_id).await;
+                }
                 this.running.fetch_sub(1, Ordering::SeqCst);
                 this.metrics.set_running(this.running());
             }
             lock(&this.live).remove(&run_id);
             this.idle.notify_waiters();
         });
+    }
+
+    /// Whether a run that paused here for approvals goes on at once: its
+    /// approvals are all decided (and, in a fleet, it is still this
+    /// worker's after releasing and claiming its lease again).
+    async fn continues(&self, run_id: &str) -> bool {
+        let decided = || async {
+            crate::approvals::pending(self.store.as_ref(), &Scope::Operator, run_id)
+                .await
+                .is_ok_and(|p| p.is_empty())
+        };
+        if decided().await {
+            return true;
+        }
+        let Some(fleet) = &self.fleet else {
+            return false;
+        };
+        fleet.release(self.store.as_ref(), run_id).await;
+        decided().await && fleet.claim(self.store.as_ref(), run_id).await
     }
 
     async fn execute(
@@ -417,12 +470,17 @@ impl Executor {
     }
 
     /// Runs to execute at start: those the store has queued or running (a
-    /// previous process died or stopped with them), and those waiting for
-    /// approvals that have all been decided.
+    /// previous process died or stopped with them; with `interrupted`), and
+    /// those waiting for approvals that have all been decided.
     pub async fn recoverable(
         &self,
+        interrupted: bool,
     ) -> Result<Vec<crate::store::RunRecord>, crate::store::StoreError> {
-        let mut runs = self.store.interrupted_runs(&Scope::Operator).await?;
+        let mut runs = if interrupted {
+            self.store.interrupted_runs(&Scope::Operator).await?
+        } else {
+            Vec::new()
+        };
         let waiting = self
             .store
             .list_runs(

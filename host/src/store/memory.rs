@@ -5,6 +5,7 @@
 //!
 //! One file per store trait, as in `sqlite`: `runs`, `sessions`, `outbox`.
 
+mod claims;
 mod events;
 mod outbox;
 mod runs;
@@ -53,6 +54,8 @@ struct StoredRun {
     order: u64,
     record: RunRecord,
     journal: Vec<JournalRecord>,
+    /// (owner, until): see `claims`.
+    lease: Option<(String, u64)>,
 }
 
 #[derive(Debug, Default)]

@@ -18,7 +18,7 @@
 //!
 //! Files: `group_commit` is the executor and knows no tables; `schema` the
 //! migrations; `errors` maps rusqlite errors and stored values; `runs`,
-//! `sessions` and `outbox` implement one store trait each.
+//! `sessions`, `outbox`, `events` and `claims` implement one store trait each.
 
 use std::path::Path;
 use std::sync::atomic::Ordering;
@@ -29,6 +29,7 @@ use rusqlite::Connection;
 use rusqlite::config::DbConfig;
 
 mod checkpoint;
+mod claims;
 mod errors;
 mod events;
 mod group_commit;

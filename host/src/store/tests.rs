@@ -1,5 +1,7 @@
-//! The same behaviour tests against both implementations, plus SQLite-only
-//! tests for files, corruption, schema versions and locking. The shared
+//! The same behaviour tests against every implementation (memory, SQLite
+//! and, on a throwaway cluster, PostgreSQL), plus SQLite-only tests for
+//! files, corruption, schema versions and locking, and PostgreSQL-only
+//! tests for its migrations and errors. The shared
 //! helpers and the `for_each_store!` macro live here, before the `mod`
 //! lines, so that every submodule can use them.
 
@@ -27,14 +29,24 @@ fn entry(kind: JournalKind, key: &str, n: u64) -> JournalEntry {
     JournalEntry::new(kind, key, json!({ "n": n }))
 }
 
+/// Every implementation, each empty; PostgreSQL on a fresh database of
+/// the test cluster (`e2e::postgres`), left out only when PostgreSQL is
+/// not installed and `CI` is unset.
 fn stores() -> Vec<(&'static str, Arc<dyn Store>)> {
-    vec![
+    let mut stores: Vec<(&'static str, Arc<dyn Store>)> = vec![
         ("memory", Arc::new(MemoryStore::new())),
         (
             "sqlite",
             Arc::new(SqliteStore::open_in_memory().expect("open in-memory sqlite")),
         ),
-    ]
+    ];
+    if let Some(url) = e2e::postgres::database() {
+        stores.push((
+            "postgres",
+            Arc::new(PostgresStore::open(&url).expect("open the test database")),
+        ));
+    }
+    stores
 }
 
 /// Runs an async test body against every implementation.
@@ -78,9 +90,11 @@ fn outbox_entry(run_id: &str, url: &str, seq: u64) -> NewOutboxEntry {
     }
 }
 
+mod claims;
 mod events;
 mod journal;
 mod outbox;
+mod postgres;
 mod runs;
 mod sessions;
 mod sqlite;

@@ -75,6 +75,7 @@ impl RunStore for MemoryStore {
                         entry,
                     })
                     .collect(),
+                lease: None,
             },
         );
         Self::ready(Ok(record))

@@ -318,7 +318,7 @@ fn list_runs(
     query_runs(conn, db, &sql, params)
 }
 
-const RUN_COLUMNS: &str = "run_id, status, workflow_key, spec_digest, account_id, user_id, \
+pub(super) const RUN_COLUMNS: &str = "run_id, status, workflow_key, spec_digest, account_id, user_id, \
      session_id, input, last_agent, last_response_id, output, error, usage, created_at, updated_at";
 
 /// A `runs` row as stored, converted with [`RawRun::into_record`].
@@ -390,7 +390,7 @@ impl RawRun {
     }
 }
 
-fn query_runs(
+pub(super) fn query_runs(
     conn: &Connection,
     db: &str,
     sql: &str,

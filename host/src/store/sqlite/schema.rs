@@ -143,6 +143,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (run_id, id)
     ) WITHOUT ROWID;
     "#,
+    // 6: run leases (`ClaimStore`): which worker executes a run, until when.
+    r#"
+    ALTER TABLE runs ADD COLUMN lease_owner TEXT;
+    ALTER TABLE runs ADD COLUMN lease_until INTEGER;
+    "#,
 ];
 
 /// The schema version this binary writes and understands.

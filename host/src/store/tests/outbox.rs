@@ -214,3 +214,54 @@ for_each_store!(
     outbox_a_failing_head_holds_only_its_run,
     outbox_failing_heads
 );
+
+/// Eight deliverers (as in eight processes) claim one lane's head at once:
+/// exactly one gets it; after it is delivered, the next claim gets the
+/// lane's second entry, never the first again.
+async fn concurrent_lane_claims(store: Arc<dyn Store>) -> TestResult {
+    store.create_run(new_run("lane", None)).await?;
+    store
+        .outbox_enqueue(vec![
+            outbox_entry("lane", "http://h/x", 1),
+            outbox_entry("lane", "http://h/x", 2),
+        ])
+        .await?;
+    let now = now_ms();
+    let claims: Vec<_> = (0..8)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .outbox_claim(
+                        ALL,
+                        "lane",
+                        "http://h/x",
+                        &format!("d{i}"),
+                        now,
+                        now + 60_000,
+                    )
+                    .await
+            })
+        })
+        .collect();
+    let mut claimed = Vec::new();
+    for c in claims {
+        if let OutboxClaim::Claimed(r) = c.await.expect("claim task")? {
+            claimed.push(r.seq);
+        }
+    }
+    assert_eq!(claimed, [1], "one deliverer holds the head");
+    store.outbox_delivered("lane", "http://h/x", 1).await?;
+    match store
+        .outbox_claim(ALL, "lane", "http://h/x", "d9", now, now + 60_000)
+        .await?
+    {
+        OutboxClaim::Claimed(r) => assert_eq!(r.seq, 2),
+        other => panic!("expected the second entry, got {other:?}"),
+    }
+    Ok(())
+}
+for_each_store!(
+    one_deliverer_claims_a_lane_at_a_time,
+    concurrent_lane_claims
+);
