@@ -19,7 +19,7 @@ use sha2::Sha256;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -671,16 +671,31 @@ async fn an_outage_of_twenty_seconds_loses_no_event() {
         ("HOST_OUTBOX_CAP_MS", "1000"),
     ];
 
-    let healthy_at = Instant::now() + DOWN + FAILING;
+    // Both phases are timed from what the host has done, not from when the
+    // test started, so a loaded machine that starts the host late still
+    // sees the whole outage: the endpoint stays down for DOWN after the
+    // host's first event, then answers 500 for FAILING after the first
+    // request reaches it.
+    let first_request: Arc<OnceLock<Instant>> = Arc::default();
     let script: Script = Arc::new(move |_| {
-        if Instant::now() < healthy_at {
+        let first = *first_request.get_or_init(Instant::now);
+        if first.elapsed() < FAILING {
             (500, Duration::ZERO)
         } else {
             (200, Duration::ZERO)
         }
     });
     let server_addr = addr.clone();
+    let first_event = events.clone();
     let server = tokio::spawn(async move {
+        let waited = Instant::now();
+        while !std::fs::read_to_string(&first_event).is_ok_and(|s| s.contains('\n')) {
+            assert!(
+                waited.elapsed() < Duration::from_secs(120),
+                "the host wrote no event"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         tokio::time::sleep(DOWN).await;
         Server::start(&server_addr, script).await
     });
