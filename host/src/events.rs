@@ -15,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// Version of the envelope; bumped on any incompatible change.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -239,7 +239,19 @@ struct EmitterInner {
     tx: Option<mpsc::UnboundedSender<Event>>,
     /// Emit `llm.delta` events (streamed text) only when someone asks.
     deltas: bool,
+    /// Consumers that make events durable (a store, an outbox), each
+    /// telling the highest `seq` it has written: [`Emitter::flushed`].
+    acks: Vec<EventAck>,
 }
+
+/// The highest `seq` of a run's events that one consumer has made durable
+/// (stored, or put in the outbox); a consumer that goes away drops its
+/// sender and is no longer waited for.
+pub type EventAck = watch::Receiver<u64>;
+
+/// How long [`Emitter::flushed`] waits for one consumer before going on
+/// without it (it logs a warning: the consumer is stuck, e.g. its store).
+const FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Emitter {
     pub fn new(
@@ -255,7 +267,50 @@ impl Emitter {
                 seq: Mutex::new(0),
                 tx,
                 deltas,
+                acks: Vec::new(),
             }),
+        }
+    }
+
+    /// An emitter whose [`Emitter::flushed`] waits for `acks`.
+    pub fn with_acks(
+        run_id: impl Into<String>,
+        workflow: impl Into<String>,
+        tx: Option<mpsc::UnboundedSender<Event>>,
+        deltas: bool,
+        acks: Vec<EventAck>,
+    ) -> Self {
+        Emitter {
+            inner: Arc::new(EmitterInner {
+                run_id: run_id.into(),
+                workflow: workflow.into(),
+                seq: Mutex::new(0),
+                tx,
+                deltas,
+                acks,
+            }),
+        }
+    }
+
+    /// Waits until every durable consumer has written every event emitted
+    /// so far. The engine calls it before committing a run's end, so a
+    /// process killed in between leaves a run that is resumed (and emits
+    /// its end again), never a finished run without its last events.
+    pub async fn flushed(&self) {
+        if self.inner.acks.is_empty() || self.inner.tx.is_none() {
+            return;
+        }
+        let target = self.inner.seq.lock().map(|s| *s).unwrap_or(0);
+        for ack in &self.inner.acks {
+            let mut ack = ack.clone();
+            let wait = ack.wait_for(|written| *written >= target);
+            if tokio::time::timeout(FLUSH_TIMEOUT, wait).await.is_err() {
+                tracing::warn!(
+                    run_id = %self.inner.run_id,
+                    seq = target,
+                    "an event consumer has not written the run's events; going on without it"
+                );
+            }
         }
     }
 

@@ -32,7 +32,7 @@ pub use lines::{LinesSink, tokens, write_line};
 pub use live::Live;
 pub use verbose::VerboseSink;
 
-use crate::events::Event;
+use crate::events::{Event, EventAck};
 use crate::secret::Secret;
 use crate::spec::{Callback, Escape, EventFormat, confine};
 use std::collections::BTreeMap;
@@ -43,7 +43,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 /// What went wrong with a sink: its description, opening it, or writing.
 #[derive(Debug, thiserror::Error)]
@@ -422,6 +422,9 @@ pub trait Sink: Send {
 /// The running sinks of one run; [`Dispatch::finish`] waits for them.
 pub struct Dispatch {
     forward: Option<tokio::task::JoinHandle<()>>,
+    /// Per sink: the `seq` of the last event it has written and caught up
+    /// after (for an outbox sink: enqueued in the store).
+    written: Vec<EventAck>,
     workers: Vec<(String, std::thread::JoinHandle<Result<(), SinkError>>)>,
     spawn_errors: Vec<SinkError>,
 }
@@ -433,16 +436,19 @@ pub fn spawn(mut events: mpsc::UnboundedReceiver<Event>, sinks: Vec<Box<dyn Sink
     let mut queues = Vec::with_capacity(sinks.len());
     let mut workers = Vec::with_capacity(sinks.len());
     let mut spawn_errors = Vec::new();
+    let mut written = Vec::with_capacity(sinks.len());
     for sink in sinks {
         let label = sink.label();
         let (tx, rx) = std_mpsc::channel::<Arc<Event>>();
+        let (done, ack) = watch::channel(0);
         let worker = std::thread::Builder::new()
             .name(format!("sink {label}"))
-            .spawn(move || drive(sink, rx));
+            .spawn(move || drive(sink, rx, done));
         match worker {
             Ok(handle) => {
                 queues.push(tx);
                 workers.push((label, handle));
+                written.push(ack);
             }
             Err(source) => spawn_errors.push(SinkError::Write {
                 sink: label,
@@ -463,12 +469,21 @@ pub fn spawn(mut events: mpsc::UnboundedReceiver<Event>, sinks: Vec<Box<dyn Sink
     });
     Dispatch {
         forward: Some(forward),
+        written,
         workers,
         spawn_errors,
     }
 }
 
 impl Dispatch {
+    /// What each sink has written so far, for [`Emitter::flushed`]
+    /// (a sink that stopped is not waited for).
+    ///
+    /// [`Emitter::flushed`]: crate::events::Emitter::flushed
+    pub fn acks(&self) -> Vec<EventAck> {
+        self.written.clone()
+    }
+
     /// Waits until every sink has written everything it was given; returns
     /// the errors of sinks that stopped early.
     pub async fn finish(mut self) -> Vec<SinkError> {
@@ -498,8 +513,13 @@ impl Dispatch {
     }
 }
 
-/// One sink's thread: events in order, `caught_up` after each burst.
-fn drive(mut sink: Box<dyn Sink>, rx: std_mpsc::Receiver<Arc<Event>>) -> Result<(), SinkError> {
+/// One sink's thread: events in order, `caught_up` after each burst, then
+/// `done` told the last `seq` written.
+fn drive(
+    mut sink: Box<dyn Sink>,
+    rx: std_mpsc::Receiver<Arc<Event>>,
+    done: watch::Sender<u64>,
+) -> Result<(), SinkError> {
     let fail = |sink: &dyn Sink, source| SinkError::Write {
         sink: sink.label(),
         source,
@@ -519,10 +539,13 @@ fn drive(mut sink: Box<dyn Sink>, rx: std_mpsc::Receiver<Arc<Event>>) -> Result<
         };
         let Some(event) = next else { break };
         sink.event(&event).map_err(|e| fail(&*sink, e))?;
+        let mut last = event.seq;
         while let Ok(event) = rx.try_recv() {
             sink.event(&event).map_err(|e| fail(&*sink, e))?;
+            last = event.seq;
         }
         sink.caught_up().map_err(|e| fail(&*sink, e))?;
+        done.send_replace(last);
     }
     sink.finish().map_err(|e| fail(&*sink, e))
 }

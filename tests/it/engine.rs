@@ -238,3 +238,56 @@ async fn runs_belong_to_their_caller() {
         "another account cannot resume it: {resumed:?}"
     );
 }
+
+/// A run's end is committed only once its durable event consumers have
+/// written its last event (docs/SCALING.md): until the consumer says so,
+/// the run stays `running` with `run.completed` already sent, so a process
+/// killed in between leaves a run that is resumed, not a finished run
+/// without its last events.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_end_is_committed_after_its_events_are_written() {
+    use host::store::{MemoryStore, RunStatus, Scope, Store};
+
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let runner = runner_for(peer_spec(), true)
+        .await
+        .with_store(store.clone());
+    let (written, ack) = tokio::sync::watch::channel(0u64);
+    let mut handle = runner.start(RunRequest {
+        input: json!("topic"),
+        events: true,
+        event_acks: vec![ack],
+        ..RunRequest::default()
+    });
+    let run_id = handle.run_id().to_owned();
+    let mut rx = handle.take_events().expect("events");
+    let end = loop {
+        let event = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .expect("timeout")
+            .expect("the run's events");
+        // Everything before the end is acknowledged at once.
+        if event.kind == EventType::RunCompleted {
+            break event;
+        }
+        written.send_replace(event.seq);
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = |store: Arc<dyn Store>, run_id: String| async move {
+        let run = store.get_run(&Scope::Operator, &run_id).await;
+        run.expect("get").expect("the run").status
+    };
+    assert_eq!(
+        status(store.clone(), run_id.clone()).await,
+        RunStatus::Running,
+        "the end was committed before its event was written"
+    );
+    written.send_replace(end.seq);
+    let out = tokio::time::timeout(Duration::from_secs(30), handle.wait())
+        .await
+        .expect("timeout")
+        .expect("run");
+    assert_eq!(status(store, run_id).await, RunStatus::Completed);
+    let end = serde_json::to_value(&end).expect("json");
+    assert_eq!(end["data"]["output"], out.output, "{end}");
+}

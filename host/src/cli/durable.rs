@@ -285,6 +285,7 @@ async fn resume_one(
             deltas: plan.deltas(),
             events: true,
             wait_approval: args.wait_approval,
+            ..ResumeRequest::default()
         },
     );
     let code = drive(handle, &runner, plan, delivery).await;

@@ -138,6 +138,7 @@ pub(super) async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, 
         metadata,
         spec_digest: digest,
         caller,
+        ..RunRequest::default()
     });
     let code = drive(handle, &runner, plan, delivery).await;
     stop_mcp(&runner).await;

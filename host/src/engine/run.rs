@@ -81,27 +81,46 @@ impl Runner {
         });
         let usage = state.usage.clone();
         // Everything the run recorded is committed before its outcome: a
-        // completed run's last results share the commit of its end.
+        // completed run's last results share the commit of its end. The end
+        // event goes out first, and the end is committed only once the
+        // run's durable event consumers (the server's event store and
+        // outbox) have written it: a process killed in between leaves a
+        // running run, which is resumed from its journal and ends again,
+        // never a finished run that lacks its last events.
         let result = match result {
             Ok(output) => {
-                let end = state
-                    .journal
-                    .commit(
-                        &Key::RunFinished,
-                        &RunFinished::Completed {
-                            output: output.clone(),
-                        },
-                        None,
-                        Some(RunUpdate {
-                            status: Some(RunStatus::Completed),
-                            output: Some(output.clone()),
-                            usage: Some(usage.clone()),
-                            last_agent: state.last_agent.clone(),
-                            last_response_id: state.last_response_id.clone(),
-                            ..RunUpdate::default()
-                        }),
-                    )
-                    .await;
+                let end = match state.journal.barrier().await {
+                    Ok(()) => {
+                        emitter.emit(
+                            &Scope::default(),
+                            RunCompleted {
+                                elapsed_ms: crate::util::millis(started.elapsed()),
+                                output: output.clone(),
+                                usage: state.usage.clone(),
+                            },
+                        );
+                        emitter.flushed().await;
+                        state
+                            .journal
+                            .commit(
+                                &Key::RunFinished,
+                                &RunFinished::Completed {
+                                    output: output.clone(),
+                                },
+                                None,
+                                Some(RunUpdate {
+                                    status: Some(RunStatus::Completed),
+                                    output: Some(output.clone()),
+                                    usage: Some(usage.clone()),
+                                    last_agent: state.last_agent.clone(),
+                                    last_response_id: state.last_response_id.clone(),
+                                    ..RunUpdate::default()
+                                }),
+                            )
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
                 match end {
                     Ok(()) => state.journal.barrier().await.map(|()| output),
                     Err(e) => Err(e),
@@ -115,25 +134,15 @@ impl Runner {
             },
         };
         match result {
-            Ok(output) => {
-                emitter.emit(
-                    &Scope::default(),
-                    RunCompleted {
-                        elapsed_ms: crate::util::millis(started.elapsed()),
-                        output: output.clone(),
-                        usage: state.usage.clone(),
-                    },
-                );
-                Ok(RunOutput {
-                    run_id,
-                    output,
-                    steps: state.prior,
-                    usage: state.usage,
-                    last_agent: state.last_agent,
-                    last_response_id: state.last_response_id,
-                    elapsed: started.elapsed(),
-                })
-            }
+            Ok(output) => Ok(RunOutput {
+                run_id,
+                output,
+                steps: state.prior,
+                usage: state.usage,
+                last_agent: state.last_agent,
+                last_response_id: state.last_response_id,
+                elapsed: started.elapsed(),
+            }),
             // Waiting for a human: the status says so already.
             Err(e @ RunError::Paused { .. }) => Err(e),
             Err(RunError::Cancelled) => {
@@ -144,8 +153,16 @@ impl Runner {
                 let span = tracing::Span::current();
                 span.record("otel.status_code", "ERROR");
                 span.record("otel.status_description", tracing::field::display(&e));
+                emitter.emit(
+                    &Scope::default(),
+                    RunFailed {
+                        error: e.to_string(),
+                        usage: state.usage.clone(),
+                    },
+                );
                 // A store that fails cannot record the failure either.
                 if !matches!(e, RunError::Store(_)) {
+                    emitter.flushed().await;
                     state
                         .journal
                         .commit(
@@ -166,13 +183,6 @@ impl Runner {
                         .await?;
                     state.journal.barrier().await?;
                 }
-                emitter.emit(
-                    &Scope::default(),
-                    RunFailed {
-                        error: e.to_string(),
-                        usage: state.usage.clone(),
-                    },
-                );
                 Err(e)
             }
         }

@@ -4,7 +4,7 @@
 use super::run::{Prepared, started_of};
 use super::{Caller, RunError};
 use crate::agent::SessionConfig;
-use crate::events::{Data, Emitter, Event, Scope};
+use crate::events::{Data, Emitter, Event, EventAck, Scope};
 use crate::journal::{self, AfterDivergence, Journal, Key, ReplayLog, RunStarted, SessionRecord};
 use crate::llm::Usage;
 use crate::plan::Workflow;
@@ -53,6 +53,9 @@ pub struct RunRequest {
     /// Who starts the run: the run belongs to its account and user, and a
     /// `session` of another account or user is refused (see [`Caller`]).
     pub caller: Caller,
+    /// Consumers of the events that make them durable (see
+    /// [`ResumeRequest::event_acks`]).
+    pub event_acks: Vec<EventAck>,
 }
 
 /// How to continue an interrupted run.
@@ -63,6 +66,10 @@ pub struct ResumeRequest {
     pub deltas: bool,
     pub events: bool,
     pub wait_approval: bool,
+    /// Consumers of the events that make them durable: the run's end is
+    /// committed only once they have written its last events
+    /// ([`Emitter::flushed`]).
+    pub event_acks: Vec<EventAck>,
 }
 
 /// Runs a workflow, any number of times concurrently.
@@ -153,7 +160,8 @@ impl Runner {
     }
 
     /// Starts a run on the current tokio runtime.
-    pub fn start(&self, request: RunRequest) -> RunHandle {
+    pub fn start(&self, mut request: RunRequest) -> RunHandle {
+        let acks = std::mem::take(&mut request.event_acks);
         let run_id = request.run_id.clone().unwrap_or_else(new_run_id);
         let store = self.store.clone();
         let workflow_key = self.workflow.key.clone();
@@ -180,7 +188,7 @@ impl Runner {
                 resumed: false,
             })
         };
-        self.launch(run_id, events, deltas, prepare)
+        self.launch(run_id, events, deltas, acks, prepare)
     }
 
     /// Records a run as `queued`, its `run_started` entry included, without
@@ -234,7 +242,13 @@ impl Runner {
                 resumed: record.status != RunStatus::Queued,
             })
         };
-        self.launch(run_id.to_owned(), request.events, request.deltas, prepare)
+        self.launch(
+            run_id.to_owned(),
+            request.events,
+            request.deltas,
+            request.event_acks,
+            prepare,
+        )
     }
 
     /// Executes a recorded run again with the current plugins, serving model
@@ -268,7 +282,7 @@ impl Runner {
                 resumed: false,
             })
         };
-        self.launch(run_id.to_owned(), events, false, prepare)
+        self.launch(run_id.to_owned(), events, false, Vec::new(), prepare)
     }
 
     pub(super) fn launch(
@@ -276,6 +290,7 @@ impl Runner {
         run_id: String,
         events: bool,
         deltas: bool,
+        acks: Vec<EventAck>,
         prepare: impl Future<Output = Result<Prepared, RunError>> + Send + 'static,
     ) -> RunHandle {
         let (tx, rx) = if events {
@@ -284,7 +299,7 @@ impl Runner {
         } else {
             (None, None)
         };
-        let emitter = Emitter::new(&run_id, &self.workflow.key, tx, deltas);
+        let emitter = Emitter::with_acks(&run_id, &self.workflow.key, tx, deltas, acks);
         let (cancel, mut cancelled) = watch::channel(false);
         let runner = self.clone();
         let id = run_id.clone();

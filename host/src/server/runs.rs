@@ -267,6 +267,15 @@ impl Executor {
         sinks: RunSinks,
     ) -> RunStatus {
         let started = Instant::now();
+        // The run's end is committed only once its last events are stored
+        // and in the outbox: a worker killed in between leaves a run that
+        // is resumed, never a finished run without its last events.
+        let callbacks = self.open_callbacks(run_id, &sinks);
+        let (stored, stored_ack) = watch::channel(0);
+        let mut event_acks = vec![stored_ack];
+        if let Some((_, dispatch)) = &callbacks {
+            event_acks.extend(dispatch.acks());
+        }
         let mut handle = runner.resume(
             run_id,
             ResumeRequest {
@@ -275,6 +284,7 @@ impl Executor {
                 deltas: false,
                 events: true,
                 wait_approval: false,
+                event_acks,
             },
         );
         *lock(&live.canceller) = Some(handle.canceller());
@@ -282,8 +292,8 @@ impl Executor {
         if live.cancelled.load(Ordering::SeqCst) {
             handle.cancel();
         }
-        let callbacks = self.open_callbacks(run_id, &sinks);
-        self.pump(run_id, &mut handle, &live.bus, callbacks).await;
+        self.pump(run_id, &mut handle, &live.bus, callbacks, stored)
+            .await;
         let result = handle.wait().await;
         let status = match &result {
             Ok(_) => RunStatus::Completed,
@@ -332,6 +342,7 @@ impl Executor {
         handle: &mut RunHandle,
         bus: &broadcast::Sender<Arc<StreamEvent>>,
         callbacks: Option<(mpsc::UnboundedSender<Event>, sinks::Dispatch)>,
+        stored_ack: watch::Sender<u64>,
     ) {
         let Some(mut events) = handle.take_events() else {
             return;
@@ -353,6 +364,7 @@ impl Executor {
                 }
             }
             let mut stored = Vec::with_capacity(batch.len());
+            let last_seq = batch.last().map_or(0, |e| e.seq);
             for event in batch.drain(..) {
                 self.metrics.event(&event);
                 let body = serde_json::to_string(&event).unwrap_or_default();
@@ -369,6 +381,8 @@ impl Executor {
             if let Err(e) = self.store.events_append(run_id, stored.clone()).await {
                 tracing::error!(run_id = %run_id, error = %e, "cannot store the run's events");
             }
+            // Tried (a failure is logged above; waiting would not mend it).
+            stored_ack.send_replace(last_seq);
             for e in stored {
                 let _ = bus.send(Arc::new(StreamEvent {
                     id: e.id,

@@ -658,3 +658,39 @@ fn the_go_printer_prints_like_the_go_runner() {
         assert_eq!(text, want, "verbose: {verbose}");
     }
 }
+
+/// Each sink's ack tells the last event it has written (after catching
+/// up); a sink that stopped drops its ack, so nobody waits for it.
+#[tokio::test]
+async fn acks_tell_what_each_sink_has_written() {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (good, _) = probe(None);
+    let (bad, _) = probe(Some(2));
+    let (mut stuck, _) = probe(None);
+    let (open_gate, gate) = std_mpsc::channel();
+    stuck.gate = Some(gate);
+    let dispatch = spawn(rx, vec![Box::new(good), Box::new(bad), Box::new(stuck)]);
+    let acks = dispatch.acks();
+    assert_eq!(acks.len(), 3);
+    for seq in 1..=3 {
+        tx.send(event(seq, None, Data::StepStarted)).expect("send");
+    }
+    let (mut good, mut bad, mut stuck) = (acks[0].clone(), acks[1].clone(), acks[2].clone());
+    let wait = Duration::from_secs(10);
+    tokio::time::timeout(wait, good.wait_for(|n| *n == 3))
+        .await
+        .expect("the good sink acknowledges")
+        .expect("its ack is open");
+    tokio::time::timeout(wait, bad.wait_for(|n| *n >= 2))
+        .await
+        .expect("the failing sink's ack closes")
+        .expect_err("closed, never past the event it failed on");
+    assert_eq!(*stuck.borrow(), 0, "nothing written yet");
+    open_gate.send(()).expect("open the gate");
+    tokio::time::timeout(wait, stuck.wait_for(|n| *n == 3))
+        .await
+        .expect("the stuck sink acknowledges once it wrote")
+        .expect("its ack is open");
+    drop(tx);
+    let _ = dispatch.finish().await;
+}
