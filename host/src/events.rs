@@ -260,16 +260,7 @@ impl Emitter {
         tx: Option<mpsc::UnboundedSender<Event>>,
         deltas: bool,
     ) -> Self {
-        Emitter {
-            inner: Arc::new(EmitterInner {
-                run_id: run_id.into(),
-                workflow: workflow.into(),
-                seq: Mutex::new(0),
-                tx,
-                deltas,
-                acks: Vec::new(),
-            }),
-        }
+        Self::with_acks(run_id, workflow, tx, deltas, Vec::new())
     }
 
     /// An emitter whose [`Emitter::flushed`] waits for `acks`.

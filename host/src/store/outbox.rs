@@ -124,6 +124,26 @@ pub enum OutboxClaim {
     Empty,
 }
 
+impl OutboxClaim {
+    /// Why a lane's head, leased as `lease` (owner, until) and due at
+    /// `next_attempt_at_ms`, cannot be leased to `owner` at `now_ms`; `None`
+    /// when it can. Every store decides with this one rule.
+    pub(crate) fn refusal(
+        lease: Option<(&str, u64)>,
+        next_attempt_at_ms: u64,
+        owner: &str,
+        now_ms: u64,
+    ) -> Option<OutboxClaim> {
+        match lease {
+            Some((other, until)) if other != owner && until > now_ms => {
+                Some(OutboxClaim::Busy(until))
+            }
+            _ if next_attempt_at_ms > now_ms => Some(OutboxClaim::NotDue(next_attempt_at_ms)),
+            _ => None,
+        }
+    }
+}
+
 /// A run's outbox at a glance.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OutboxSummary {

@@ -116,14 +116,11 @@ impl OutboxStore for MemoryStore {
         else {
             return Self::ready(Ok(OutboxClaim::Empty));
         };
-        if let Some((other, until)) = &head.lease
-            && other != owner
-            && *until > now_ms
+        let lease = head.lease.as_ref().map(|(o, until)| (o.as_str(), *until));
+        if let Some(refused) =
+            OutboxClaim::refusal(lease, head.record.next_attempt_at_ms, owner, now_ms)
         {
-            return Self::ready(Ok(OutboxClaim::Busy(*until)));
-        }
-        if head.record.next_attempt_at_ms > now_ms {
-            return Self::ready(Ok(OutboxClaim::NotDue(head.record.next_attempt_at_ms)));
+            return Self::ready(Ok(refused));
         }
         head.lease = Some((owner.to_owned(), lease_until_ms));
         Self::ready(Ok(OutboxClaim::Claimed(Box::new(head.record.clone()))))

@@ -226,14 +226,9 @@ fn claim(
     let Some((record, lease)) = head.filter(|(r, _)| scope.admits(&r.account_id)) else {
         return Ok(OutboxClaim::Empty);
     };
-    if let Some((other, until)) = lease
-        && other != owner
-        && until > now_ms
-    {
-        return Ok(OutboxClaim::Busy(until));
-    }
-    if record.next_attempt_at_ms > now_ms {
-        return Ok(OutboxClaim::NotDue(record.next_attempt_at_ms));
+    let lease = lease.as_ref().map(|(o, until)| (o.as_str(), *until));
+    if let Some(refused) = OutboxClaim::refusal(lease, record.next_attempt_at_ms, owner, now_ms) {
+        return Ok(refused);
     }
     tx.prepare_cached(
         "UPDATE outbox SET lease_owner = ?4, lease_until = ?5 \
