@@ -81,6 +81,7 @@ fn bench_calls(c: &mut Criterion) {
         logical_time_ms: 0,
         idempotency_key: None,
         http: None,
+        limits: None,
     };
     let input = json!("Plan a three-day trip to Lisbon with a food focus");
     let mut group = c.benchmark_group("call");

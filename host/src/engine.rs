@@ -27,4 +27,6 @@ pub use replay::{
     ChangedHook, ChangedStep, HookKind, ModelCalls, ReplayAfter, ReplayDivergence, ReplayReport,
     StepRef,
 };
-pub use runner::{ResumeRequest, RunCanceller, RunHandle, RunOutput, RunRequest, Runner};
+pub use runner::{
+    ResumeRequest, RunCanceller, RunHandle, RunOutput, RunRequest, Runner, new_run_id,
+};

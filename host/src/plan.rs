@@ -177,6 +177,16 @@ pub struct Workflow {
     pub replies: crate::llm::ReplyLimits,
     /// The MCP servers the agents' `mcp:` tools call.
     pub mcp: Option<Arc<crate::mcp::McpHub>>,
+    /// The call limits the spec sets per plugin (`plugins.NAME`); a plugin
+    /// it says nothing about runs under the limits it was loaded with.
+    pub plugin_limits: HashMap<String, crate::plugin::LimitsOverride>,
+}
+
+impl Workflow {
+    /// The spec's call limits for `plugin`, if it sets any.
+    pub fn limits_of(&self, plugin: &str) -> Option<crate::plugin::LimitsOverride> {
+        self.plugin_limits.get(plugin).copied()
+    }
 }
 
 /// The default turn budget of a step when neither step nor agent sets one.

@@ -45,5 +45,6 @@ pub use runtime::{
 pub use sandbox::{MAX_CAPTURED_OUTPUT, MAX_LOG_BYTES, MAX_LOG_RECORDS, MAX_OUTPUT_LINES};
 pub use trust::{CacheError, default_cache_key_file};
 pub use types::{
-    CallContext, EntryInfo, Limits, Phase, Served, StepResult, ToolDefinition, Verdict,
+    CallContext, EntryInfo, Limits, LimitsOverride, Phase, Served, StepResult, ToolDefinition,
+    Verdict,
 };

@@ -399,6 +399,12 @@ pub trait Sink: Send {
     /// One event; events arrive in `seq` order. An error stops the sink.
     fn event(&mut self, event: &Event) -> io::Result<()>;
 
+    /// Whether the run's end waits for this sink to have written its last
+    /// events (the outbox: what it holds survives the process).
+    fn durable(&self) -> bool {
+        false
+    }
+
     /// Called whenever the sink has handled every event that arrived, and
     /// every [`Sink::refresh_every`] while none arrives: the place to redraw
     /// a display once per burst of events.
@@ -422,8 +428,8 @@ pub trait Sink: Send {
 /// The running sinks of one run; [`Dispatch::finish`] waits for them.
 pub struct Dispatch {
     forward: Option<tokio::task::JoinHandle<()>>,
-    /// Per sink: the `seq` of the last event it has written and caught up
-    /// after (for an outbox sink: enqueued in the store).
+    /// Per durable sink: the `seq` of the last event it has written and
+    /// caught up after (for an outbox sink: enqueued in the store).
     written: Vec<EventAck>,
     workers: Vec<(String, std::thread::JoinHandle<Result<(), SinkError>>)>,
     spawn_errors: Vec<SinkError>,
@@ -439,6 +445,7 @@ pub fn spawn(mut events: mpsc::UnboundedReceiver<Event>, sinks: Vec<Box<dyn Sink
     let mut written = Vec::with_capacity(sinks.len());
     for sink in sinks {
         let label = sink.label();
+        let durable = sink.durable();
         let (tx, rx) = std_mpsc::channel::<Arc<Event>>();
         let (done, ack) = watch::channel(0);
         let worker = std::thread::Builder::new()
@@ -448,7 +455,9 @@ pub fn spawn(mut events: mpsc::UnboundedReceiver<Event>, sinks: Vec<Box<dyn Sink
             Ok(handle) => {
                 queues.push(tx);
                 workers.push((label, handle));
-                written.push(ack);
+                if durable {
+                    written.push(ack);
+                }
             }
             Err(source) => spawn_errors.push(SinkError::Write {
                 sink: label,
@@ -476,8 +485,8 @@ pub fn spawn(mut events: mpsc::UnboundedReceiver<Event>, sinks: Vec<Box<dyn Sink
 }
 
 impl Dispatch {
-    /// What each sink has written so far, for [`Emitter::flushed`]
-    /// (a sink that stopped is not waited for).
+    /// What each durable sink has written so far, for
+    /// [`Emitter::flushed`] (a sink that stopped is not waited for).
     ///
     /// [`Emitter::flushed`]: crate::events::Emitter::flushed
     pub fn acks(&self) -> Vec<EventAck> {

@@ -76,6 +76,7 @@ pub(crate) fn ctx(config: Value) -> CallContext {
         logical_time_ms: 1_700_000_000_000,
         idempotency_key: None,
         http: None,
+        limits: None,
     }
 }
 

@@ -899,3 +899,70 @@ async fn finished_runs_past_the_retention_are_pruned() {
     }
     assert!(s.log().contains("pruned finished runs"), "{}", s.log());
 }
+
+/// Workflows served by one `host serve` share each loaded plugin, yet each
+/// runs it under its own spec's limits (`plugins.NAME.timeout_ms`): the
+/// same 500 ms tool call fails in the workflow that allows the plugin
+/// 200 ms and succeeds in the one that leaves the default (1 s).
+#[tokio::test(flavor = "multi_thread")]
+async fn each_workflow_runs_a_shared_plugin_under_its_own_limits() {
+    let model = mock(json!({"rules": [
+        {"name": "slow", "match": {"instructions_contains": "AGENT", "has_tool_result": false},
+         "reply": {"tool_calls": [{"name": "slow_echo", "arguments": {"text": "hi", "ms": 500}}]}},
+        {"name": "done", "match": {"has_tool_result": true}, "reply": {"text": "done"}}
+    ]}))
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let workflows = dir.path().join("workflows");
+    std::fs::create_dir_all(&workflows).expect("workflows dir");
+    let spec = |key: &str, plugins: Value| {
+        json!({
+            "providers": mock_provider(&model.base_url()),
+            "plugins": plugins,
+            "agents": {"a": {
+                "instructions": "AGENT a",
+                "model": {"provider": "mock", "name": "gpt-4.1-mini"},
+                "tools": [{"plugin": "slow_tool#slow_echo"}]
+            }},
+            "workflow": {"key": key, "steps": [{"agent": "a"}]}
+        })
+    };
+    write_workflow(
+        &workflows,
+        "tight",
+        &spec("tight", json!({"slow_tool": {"timeout_ms": 200}})),
+    );
+    write_workflow(&workflows, "loose", &spec("loose", json!({})));
+    let plugins = e2e::plugin_dir(&["slow_tool"]);
+    let s = Serve::start(
+        e2e::host!(),
+        &[
+            "--plugins",
+            plugins.path().to_str().expect("utf-8"),
+            "--workflows",
+            workflows.to_str().expect("utf-8"),
+        ],
+    )
+    .await;
+    let tool_result = |key: &'static str| {
+        let s = &s;
+        async move {
+            let id = s.start_run(key, json!("go")).await;
+            let run = s.wait_status(&id, &["completed", "failed"], 60).await;
+            assert_eq!(run["status"], "completed", "{key}: {run}");
+            let (_, events) = s.events(&id, None, 100).await;
+            let result = events
+                .into_iter()
+                .find(|e| e.event == "tool.result")
+                .unwrap_or_else(|| panic!("{key}: no tool.result"));
+            result.data["data"].clone()
+        }
+    };
+    let tight = tool_result("tight").await;
+    assert_eq!(tight["error"], true, "{tight}");
+    let output = tight["output"].as_str().unwrap_or_default();
+    assert!(output.contains("deadline of 200 ms exceeded"), "{output}");
+    let loose = tool_result("loose").await;
+    assert_eq!(loose["error"], false, "{loose}");
+    assert_eq!(loose["output"], "echo: hi", "{loose}");
+}

@@ -32,7 +32,10 @@ pub(super) async fn check_guardrails(
                 .ok_or_else(|| AgentError::PluginMissing {
                     plugin: g.plugin.clone(),
                 })?;
-        let call = cx.call.for_entry(&g.entry, &g.config);
+        let call = cx
+            .call
+            .for_entry(&g.entry, &g.config)
+            .with_limits(cx.workflow.limits_of(&g.plugin));
         let served = guardrail
             .check(cx.registry.runtime(), &call, phase, &g.narrow(payload))
             .await

@@ -293,6 +293,7 @@ pub(super) async fn run_tool(
         .call
         .for_entry(&tool.name, &tool.config)
         .with_idempotency_key(format!("{}/{key}", cx.journal.run_id()))
-        .with_http(tool.http.clone());
+        .with_http(tool.http.clone())
+        .with_limits(cx.workflow.limits_of(&tool.plugin));
     Ok(plugin.invoke_tool(cx.registry.runtime(), &call, args).await)
 }

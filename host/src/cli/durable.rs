@@ -278,17 +278,20 @@ async fn resume_one(
     if !args.quiet {
         eprintln!("resuming run {run_id} ({} journal entries)", journal.len());
     }
-    let handle = runner.resume(
-        run_id,
-        ResumeRequest {
-            caller: Caller::Operator,
-            deltas: plan.deltas(),
-            events: true,
-            wait_approval: args.wait_approval,
-            ..ResumeRequest::default()
-        },
-    );
-    let code = drive(handle, &runner, plan, delivery).await;
+    let (deltas, wait_approval) = (plan.deltas(), args.wait_approval);
+    let start = |event_acks| {
+        runner.resume(
+            run_id,
+            ResumeRequest {
+                caller: Caller::Operator,
+                deltas,
+                events: true,
+                wait_approval,
+                event_acks,
+            },
+        )
+    };
+    let code = drive(run_id, start, &runner, plan, delivery).await;
     super::run::stop_mcp(&runner).await;
     Ok(code)
 }

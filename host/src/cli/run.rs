@@ -9,9 +9,11 @@ use super::sinks::{self, SinkPlan};
 use super::{EXIT_BAD_INPUT, EXIT_WAITING, GlobalArgs, open_store, plugin_runtime};
 use anyhow::Context;
 use host::engine::{Caller, RunCanceller, RunError, RunHandle, RunRequest, Runner, SessionConfig};
+use host::events::EventAck;
 use host::outbox::{Deliverer, OutboxConfig, Until};
 use host::plan::{self, CompileOptions};
 use host::plugin::Registry;
+use host::sinks::Dispatch;
 use host::sinks::{Escaped, LinesSink, Live, OutboxSink, Sink, SinkOptions, escape_controls};
 use host::spec::{Redacted, Spec};
 use host::store::{Scope, SessionScope, Store};
@@ -128,19 +130,23 @@ pub(super) async fn run(global: &GlobalArgs, args: RunArgs) -> Result<ExitCode, 
         offline: args.offline,
         stream: args.stream,
     })?;
-    let handle = runner.start(RunRequest {
-        input,
-        run_id: None,
-        deltas: plan.deltas(),
-        events: true,
-        session,
-        wait_approval: args.wait_approval,
-        metadata,
-        spec_digest: digest,
-        caller,
-        ..RunRequest::default()
-    });
-    let code = drive(handle, &runner, plan, delivery).await;
+    let run_id = host::engine::new_run_id();
+    let deltas = plan.deltas();
+    let start = |event_acks| {
+        runner.start(RunRequest {
+            input,
+            run_id: Some(run_id.clone()),
+            deltas,
+            events: true,
+            session,
+            wait_approval: args.wait_approval,
+            metadata,
+            spec_digest: digest,
+            caller,
+            event_acks,
+        })
+    };
+    let code = drive(&run_id, start, &runner, plan, delivery).await;
     stop_mcp(&runner).await;
     Ok(code)
 }
@@ -316,8 +322,14 @@ pub(super) async fn load_runner(
 ///
 /// The run's outcome is reported before the callbacks settle, so what
 /// delivery says comes after it.
+///
+/// The sinks open before `start` starts the run (a sink that cannot open
+/// fails the command before anything is recorded), and the outbox's sinks
+/// are the run's durable event consumers: its end is committed only once
+/// they have its last events.
 pub(super) async fn drive(
-    mut handle: RunHandle,
+    run_id: &str,
+    start: impl FnOnce(Vec<EventAck>) -> RunHandle,
     runner: &Runner,
     plan: SinkPlan,
     delivery: Delivery,
@@ -333,17 +345,13 @@ pub(super) async fn drive(
         if let Some(secret) = &target.secret {
             delivery
                 .deliverer
-                .add_secret(handle.run_id(), &target.url, secret.clone());
+                .add_secret(run_id, &target.url, secret.clone());
         }
         // Header values are never stored: this process holds them.
         delivery
             .deliverer
-            .add_headers(handle.run_id(), &target.url, target.headers.clone());
+            .add_headers(run_id, &target.url, target.headers.clone());
     }
-    let background = tokio::spawn({
-        let deliverer = delivery.deliverer.clone();
-        async move { deliverer.run(Until::Forever, None).await }
-    });
     let outbox = OutboxSink {
         store: delivery.store.clone(),
         wake: delivery.deliverer.waker(),
@@ -351,12 +359,30 @@ pub(super) async fn drive(
     };
     let opened = match plan.open(offline, Some(outbox)) {
         Ok(opened) => opened,
-        Err(e) => {
-            handle.cancel();
-            return sinks::bad_sink(&e).report();
-        }
+        Err(e) => return sinks::bad_sink(&e).report(),
     };
-    let dispatch = opened.spawn(handle.take_events());
+    let background = tokio::spawn({
+        let deliverer = delivery.deliverer.clone();
+        async move { deliverer.run(Until::Forever, None).await }
+    });
+    // The sinks listen before the run starts, so the run knows whom to
+    // wait for; its events reach them through this channel.
+    let (events, listened) = tokio::sync::mpsc::unbounded_channel();
+    let dispatch = opened.spawn(Some(listened));
+    let acks = dispatch.as_ref().map(Dispatch::acks).unwrap_or_default();
+    let mut handle = start(acks);
+    match handle.take_events() {
+        Some(mut from_run) => {
+            tokio::spawn(async move {
+                while let Some(event) = from_run.recv().await {
+                    if events.send(event).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        None => drop(events),
+    }
     let run_id = handle.run_id().to_owned();
     let interrupted = Arc::new(AtomicBool::new(false));
     let interrupt = on_ctrl_c(handle.canceller(), &run_id, interrupted.clone());

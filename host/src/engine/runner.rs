@@ -352,7 +352,9 @@ impl Runner {
     }
 }
 
-fn new_run_id() -> String {
+/// A new run id (a ULID), for a caller that needs it before the run
+/// starts.
+pub fn new_run_id() -> String {
     ulid::Ulid::generate().to_string()
 }
 

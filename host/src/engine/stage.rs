@@ -205,6 +205,7 @@ impl Runner {
                 logical_time_ms: state.logical_time_ms,
                 idempotency_key: None,
                 http: None,
+                limits: self.workflow.limits_of(&hook.plugin),
             };
             let reduce = async {
                 let plugin =
@@ -270,6 +271,7 @@ impl Runner {
                 logical_time_ms: state.logical_time_ms,
                 idempotency_key: None,
                 http: None,
+                limits: None,
             },
             journal: state.journal.clone(),
             step_key: StepKey::new(&stage.name, index),

@@ -220,5 +220,7 @@ pub(super) fn plugin_for(
 }
 
 pub(super) fn hook_call(cx: &AgentContext, hook: &HookRef) -> CallContext {
-    cx.call.for_entry(&hook.entry, &hook.config)
+    cx.call
+        .for_entry(&hook.entry, &hook.config)
+        .with_limits(cx.workflow.limits_of(&hook.plugin))
 }

@@ -5,7 +5,7 @@
 use super::credentials::{BASE_URL_ENV, CredentialPolicy};
 use super::{self as plan, DEFAULT_MAX_TURNS, HookRef, Schema, ToolRef, Workflow};
 use crate::llm::{self, ModelSettings, Provider, ProviderConfig, RetryPolicy, ToolSpec};
-use crate::plugin::{Kind, Limits, LoadOptions, Registry};
+use crate::plugin::{Kind, Limits, LimitsOverride, LoadOptions, Registry};
 use crate::secret::Secret;
 use crate::spec::{self, PluginRef, Spec, SpecError, SpecErrors};
 use std::collections::{BTreeMap, HashMap};
@@ -244,6 +244,18 @@ pub fn compile(
         allow_handoffs: spec.workflow.allow_handoff_agents,
         replies: options.replies,
         mcp,
+        plugin_limits: spec
+            .plugins
+            .iter()
+            .map(|(name, l)| {
+                let limits = LimitsOverride {
+                    timeout: l.timeout(),
+                    memory_bytes: l.memory_bytes(),
+                    output_bytes: l.output_bytes(),
+                };
+                (name.clone(), limits)
+            })
+            .collect(),
     })
 }
 

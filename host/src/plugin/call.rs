@@ -89,23 +89,34 @@ impl Plugin {
         }
     }
 
-    /// The output cap: lifting already bounded what a plugin returns by its
-    /// memory cap; this bounds what flows on into the run.
-    pub(super) fn check_size(&self, export: &str, size: usize) -> Result<(), CallError> {
-        if size > self.limits.output_bytes {
-            return Err(self.error(
-                export,
-                CallErrorKind::OutputTooLarge {
-                    size,
-                    limit: self.limits.output_bytes,
-                },
-            ));
+    /// The limits a call runs under: the spec's for this plugin where it
+    /// sets them (see [`CallContext::limits`]), else those it was loaded
+    /// with.
+    pub(super) fn limits_for(&self, ctx: &CallContext) -> Limits {
+        ctx.limits.map_or(self.limits, |o| o.apply(self.limits))
+    }
+
+    /// The output cap `limit`: lifting already bounded what a plugin
+    /// returns by its memory cap; this bounds what flows on into the run.
+    pub(super) fn check_size(
+        &self,
+        export: &str,
+        size: usize,
+        limit: usize,
+    ) -> Result<(), CallError> {
+        if size > limit {
+            return Err(self.error(export, CallErrorKind::OutputTooLarge { size, limit }));
         }
         Ok(())
     }
 
-    pub(super) fn parse_json(&self, export: &str, text: &str) -> Result<Value, CallError> {
-        self.check_size(export, text.len())?;
+    pub(super) fn parse_json(
+        &self,
+        export: &str,
+        text: &str,
+        limit: usize,
+    ) -> Result<Value, CallError> {
+        self.check_size(export, text.len(), limit)?;
         serde_json::from_str(text)
             .map_err(|e| self.error(export, CallErrorKind::BadOutput(e.to_string())))
     }
@@ -114,8 +125,9 @@ impl Plugin {
         &self,
         export: &str,
         served: Served<String>,
+        limit: usize,
     ) -> Result<Served<Value>, CallError> {
-        let value = self.parse_json(export, &served.value)?;
+        let value = self.parse_json(export, &served.value, limit)?;
         Ok(served.map(|_| value))
     }
 
@@ -136,9 +148,10 @@ impl Plugin {
         F: FnOnce(Store<CallState>, Instance) -> Fut,
         Fut: Future<Output = (Store<CallState>, wasmtime::Result<Result<R, String>>)>,
     {
-        let (_plugin_permit, _permit) = self.slot(rt, export).await?;
+        let limits = self.limits_for(ctx);
+        let (_plugin_permit, _permit) = self.slot(rt, export, limits.timeout).await?;
         let started = Instant::now();
-        let deadline = started + self.limits.timeout;
+        let deadline = started + limits.timeout;
         let determinism = run_kind
             .filter(|kind| kind.is_hook())
             .map(|kind| Determinism {
@@ -148,7 +161,7 @@ impl Plugin {
         let setup = CallSetup {
             plugin: self.name.clone(),
             deadline,
-            memory_limit: self.limits.memory_bytes,
+            memory_limit: limits.memory_bytes,
             determinism,
             idempotency_key: ctx.idempotency_key.clone(),
             net: NetHooks::new(
@@ -177,16 +190,16 @@ impl Plugin {
                 Err(e) => (store, Err(e), true),
             }
         };
-        let outcome = tokio::time::timeout(self.limits.timeout + TIMEOUT_GRACE, run).await;
+        let outcome = tokio::time::timeout(limits.timeout + TIMEOUT_GRACE, run).await;
         let elapsed = started.elapsed();
         let (store, result, instantiating) = match outcome {
             Ok(v) => v,
             Err(_) => {
-                return Err(self.error(export, CallErrorKind::Timeout(self.limits.timeout)));
+                return Err(self.error(export, CallErrorKind::Timeout(limits.timeout)));
             }
         };
         // Classify before flushing: the error quotes the guest's stderr.
-        let result = result.map_err(|e| classify(&e, store.data(), self.limits, instantiating));
+        let result = result.map_err(|e| classify(&e, store.data(), limits, instantiating));
         store.data().flush_output();
         let net = &store.data().setup.net;
         match result {
@@ -215,10 +228,10 @@ impl Plugin {
         &self,
         rt: &'r Runtime,
         export: &str,
+        bound: Duration,
     ) -> Result<(OwnedSemaphorePermit, SemaphorePermit<'r>), CallError> {
         let share = rt.plugin_permits(&self.digest);
         let started = Instant::now();
-        let bound = self.limits.timeout;
         let closed = |e: tokio::sync::AcquireError| {
             self.error(export, CallErrorKind::Instantiate(e.to_string()))
         };

@@ -118,7 +118,7 @@ impl Plugin {
         let raw = self.lifted(EXPORT, served)?.value;
         let mut defs = Vec::with_capacity(raw.len());
         for d in raw {
-            let parameters = self.parse_json(EXPORT, &d.parameters)?;
+            let parameters = self.parse_json(EXPORT, &d.parameters, limit)?;
             defs.push(ToolDefinition {
                 name: d.name,
                 description: d.description,
@@ -166,7 +166,7 @@ impl Plugin {
         let export = self.export_name("input-mapper.map-input", &ctx.entry);
         self.indices(&export, Kind::InputMapper, &self.exports.input_mapper)?;
         let index = self.raw(&export, "input-mapper", &self.exports.raw.map_input)?;
-        let limit = self.limits.output_bytes;
+        let limit = self.limits_for(ctx).output_bytes;
         let wctx = bindings::call_context(ctx);
         let input = input.to_string();
         let prior = bindings::step_results(prior);
@@ -178,7 +178,7 @@ impl Plugin {
             |store, (r,)| lift::result(&mut store, r, |st, s| Budget::new(limit).take(st, &s))
         );
         self.run(rt, Kind::InputMapper, &export, ctx, f, |s| {
-            self.json_output(&export, self.lifted(&export, s)?)
+            self.json_output(&export, self.lifted(&export, s)?, limit)
         })
         .await
     }
@@ -194,7 +194,7 @@ impl Plugin {
         let export = self.export_name("reducer.reduce", &ctx.entry);
         self.indices(&export, Kind::Reducer, &self.exports.reducer)?;
         let index = self.raw(&export, "reducer", &self.exports.raw.reduce)?;
-        let limit = self.limits.output_bytes;
+        let limit = self.limits_for(ctx).output_bytes;
         let wctx = bindings::call_context(ctx);
         let outputs = bindings::step_results(outputs);
         let prior = bindings::step_results(prior);
@@ -206,7 +206,7 @@ impl Plugin {
             |store, (r,)| lift::result(&mut store, r, |st, s| Budget::new(limit).take(st, &s))
         );
         self.run(rt, Kind::Reducer, &export, ctx, f, |s| {
-            self.json_output(&export, self.lifted(&export, s)?)
+            self.json_output(&export, self.lifted(&export, s)?, limit)
         })
         .await
     }
@@ -223,7 +223,7 @@ impl Plugin {
         let export = self.export_name("tool.invoke", &ctx.entry);
         self.indices(&export, Kind::Tool, &self.exports.tool)?;
         let index = self.raw(&export, "tool", &self.exports.raw.invoke)?;
-        let limit = self.limits.output_bytes;
+        let limit = self.limits_for(ctx).output_bytes;
         let wctx = bindings::call_context(ctx);
         let name = ctx.entry.clone();
         let arguments = arguments.to_string();
@@ -241,7 +241,7 @@ impl Plugin {
             if let Some(http) = &ctx.http {
                 served.value = http.0.mask(served.value);
             }
-            self.json_output(&export, served)
+            self.json_output(&export, served, limit)
         })
         .await
     }
@@ -257,7 +257,7 @@ impl Plugin {
         let export = self.export_name("guardrail.check", &ctx.entry);
         self.indices(&export, Kind::Guardrail, &self.exports.guardrail)?;
         let index = self.raw(&export, "guardrail", &self.exports.raw.guardrail)?;
-        let limit = self.limits.output_bytes;
+        let limit = self.limits_for(ctx).output_bytes;
         let wctx = bindings::call_context(ctx);
         let payload = payload.to_string();
         let wphase: guardrail::Phase = phase.into();
@@ -274,7 +274,7 @@ impl Plugin {
             let info = if v.info.trim().is_empty() {
                 Value::Null
             } else {
-                self.parse_json(&export, &v.info)?
+                self.parse_json(&export, &v.info, limit)?
             };
             Ok(served.map(|v| Verdict {
                 tripwire: v.tripwire,

@@ -44,6 +44,12 @@ pub struct CallContext {
     /// none: no network. Ignored for every other kind of call.
     #[serde(skip)]
     pub http: Option<HttpAccess>,
+    /// The limits the workflow's spec sets for this plugin
+    /// (`plugins.NAME.timeout_ms`, `memory_mib`, `max_output_bytes`): they
+    /// win over those the plugin was loaded with, so a server whose
+    /// workflows share one loaded plugin applies each spec's own.
+    #[serde(skip)]
+    pub limits: Option<LimitsOverride>,
 }
 
 /// A shared [`HttpGrant`] in a [`CallContext`]: equal when it is the same
@@ -76,6 +82,12 @@ impl CallContext {
     /// This context with a tool call's HTTP grant.
     pub fn with_http(mut self, grant: Option<Arc<HttpGrant>>) -> Self {
         self.http = grant.map(HttpAccess);
+        self
+    }
+
+    /// This context under the spec's limits for the called plugin, if any.
+    pub fn with_limits(mut self, limits: Option<LimitsOverride>) -> Self {
+        self.limits = limits;
         self
     }
 
@@ -176,6 +188,26 @@ pub struct Limits {
     pub memory_bytes: u64,
     /// Cap on the size of any one value (JSON text) the plugin returns.
     pub output_bytes: usize,
+}
+
+/// The limits a spec sets for one plugin; what it leaves out stays as the
+/// plugin was loaded with.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LimitsOverride {
+    pub timeout: Option<Duration>,
+    pub memory_bytes: Option<u64>,
+    pub output_bytes: Option<usize>,
+}
+
+impl LimitsOverride {
+    /// `base` with this override's values.
+    pub fn apply(self, base: Limits) -> Limits {
+        Limits {
+            timeout: self.timeout.unwrap_or(base.timeout),
+            memory_bytes: self.memory_bytes.unwrap_or(base.memory_bytes),
+            output_bytes: self.output_bytes.unwrap_or(base.output_bytes),
+        }
+    }
 }
 
 impl Limits {

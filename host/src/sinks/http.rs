@@ -89,6 +89,10 @@ impl Sink for HttpSink {
         format!("http:{}", self.target.url)
     }
 
+    fn durable(&self) -> bool {
+        true
+    }
+
     fn event(&mut self, event: &Event) -> io::Result<()> {
         let offset = match self.offset {
             Some(offset) => offset,

@@ -335,6 +335,9 @@ impl Sink for Probe {
     fn label(&self) -> String {
         "probe".into()
     }
+    fn durable(&self) -> bool {
+        true
+    }
     fn event(&mut self, e: &Event) -> io::Result<()> {
         if let Some(gate) = self.gate.take() {
             let _ = gate.recv_timeout(Duration::from_secs(10));

@@ -93,6 +93,7 @@ pub(crate) async fn call(rt: &Runtime, plugin: &Plugin, call: Call) -> Result<An
         logical_time_ms: 0,
         idempotency_key: None,
         http: None,
+        limits: None,
     };
     let failed = |e: host::plugin::CallError| e.to_string();
     let got = match kind {

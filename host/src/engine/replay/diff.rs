@@ -238,6 +238,7 @@ mod tests {
             allow_handoffs: false,
             replies: Default::default(),
             mcp: None,
+            plugin_limits: Default::default(),
         }
     }
 
