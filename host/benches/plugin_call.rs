@@ -3,14 +3,18 @@
 //!
 //! - `call/*`: one hook call in a fresh instance (store, instantiate, call,
 //!   drop), per language;
+//! - `tool/*`: a tool call with no network beside one that makes a granted
+//!   HTTP request to a loopback server (what a grant and a request add);
 //! - `load/cached/*`: loading the largest component with a warm compile cache;
 //! - the first, uncached load is printed once (it takes seconds, so it is
 //!   timed directly rather than sampled).
 
 use criterion::{Criterion, criterion_group};
+use host::llm::Egress;
 use host::plugin::{
-    CallContext, Kind, Limits, Plugin, Registry, Runtime, RuntimeOptions, StepResult,
+    CallContext, HttpGrant, Kind, Limits, Plugin, Registry, Runtime, RuntimeOptions, StepResult,
 };
+use host::spec::PluginSettings;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -167,6 +171,81 @@ fn bench_calls(c: &mut Criterion) {
     group.finish();
 }
 
+/// A tool call with no network (`calculator#add`) beside the `weather`
+/// tool making one granted request to a loopback HTTP server: the grant's
+/// checks, the host's client (pooled per origin) and the round trip.
+fn bench_http(c: &mut Criterion) {
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let listener = server
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let origin = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = axum::Router::new().route(
+        "/v1/weather",
+        axum::routing::get(|| async { axum::Json(json!({"city": "Lisbon", "temp_c": 21})) }),
+    );
+    server.spawn(async move { axum::serve(listener, app).await });
+
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
+    let cache = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/bench-plugin-cache");
+    let rt = runtime(&cache);
+    let registry = Registry::new(rt.clone());
+    for name in ["calculator", "weather"] {
+        let path = plugins_dir().join(format!("{name}.wasm"));
+        tokio
+            .block_on(registry.load_file(&path, Limits::default()))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    let settings: PluginSettings =
+        serde_json::from_value(json!({"allowed_hosts": [origin]})).expect("settings");
+    let grant =
+        HttpGrant::from_settings("weather", &settings, &Egress::allowing_private(), |_| None)
+            .expect("grant")
+            .expect("a grant");
+    let grant = Arc::new(grant);
+    let call = |entry: &str, config: serde_json::Value| {
+        CallContext {
+            run_id: "01BENCH".into(),
+            workflow_key: "bench".into(),
+            entry: entry.into(),
+            config,
+            ..CallContext::default()
+        }
+        .with_idempotency_key("01BENCH/tool")
+    };
+
+    let mut group = c.benchmark_group("tool");
+    let calculator = registry.get("calculator").expect("calculator");
+    let add = call("add", json!({}));
+    let numbers = json!({"numbers": [2, 3]});
+    group.bench_function("no_network/calculator_add", |b| {
+        b.iter(|| {
+            tokio
+                .block_on(calculator.invoke_tool(&rt, &add, &numbers))
+                .expect("add")
+        })
+    });
+    let weather = registry.get("weather").expect("weather");
+    let get = call("get_weather", json!({"base_url": origin})).with_http(Some(grant));
+    let city = json!({"city": "Lisbon"});
+    group.bench_function("one_granted_request/weather", |b| {
+        b.iter(|| {
+            let served = tokio
+                .block_on(weather.invoke_tool(&rt, &get, &city))
+                .expect("weather");
+            assert_eq!(served.value["temp_c"], 21);
+        })
+    });
+    group.finish();
+}
+
 fn bench_load(c: &mut Criterion) {
     let tokio = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -209,7 +288,7 @@ fn bench_load(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_calls, bench_load);
+criterion_group!(benches, bench_calls, bench_http, bench_load);
 
 // The same allocator as the `host` binary.
 #[global_allocator]

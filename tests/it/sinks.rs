@@ -695,6 +695,22 @@ fn bad_callbacks_exit_2_with_a_hint() {
     }
 }
 
+/// A callback that cannot open fails `host run` before its run starts:
+/// nothing is recorded (the run used to be recorded, then cancelled).
+#[test]
+fn a_callback_that_cannot_open_records_no_run() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("runs.db");
+    let db = db.to_str().expect("utf-8");
+    let missing = format!("jsonl:{}", tmp.path().join("no-such-dir/e.jsonl").display());
+    let out = run_example("analysis_parallel", &["--db", db, "--callback", &missing]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let listed = host(&["runs", "list", "--db", db, "--json"], &[]);
+    ok(&listed);
+    let runs: Value = serde_json::from_slice(&listed.stdout).expect("json");
+    assert_eq!(runs, json!([]), "no run may be recorded");
+}
+
 /// The Go runner's `callback` becomes an `http` sink: the run goes on
 /// while nothing answers at the URL, and its inline secret reaches neither
 /// stderr nor the run database.
