@@ -235,6 +235,20 @@ fn bench_http(c: &mut Criterion) {
     let weather = registry.get("weather").expect("weather");
     let get = call("get_weather", json!({"base_url": origin})).with_http(Some(grant));
     let city = json!({"city": "Lisbon"});
+    // The same request from the host, without a plugin: the round trip.
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let url = format!("{origin}/v1/weather?city=Lisbon");
+    group.bench_function("baseline/host_reqwest_get", |b| {
+        b.iter(|| {
+            tokio.block_on(async {
+                let r = client.get(&url).send().await.expect("send");
+                r.bytes().await.expect("body")
+            })
+        })
+    });
     group.bench_function("one_granted_request/weather", |b| {
         b.iter(|| {
             let served = tokio
