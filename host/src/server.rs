@@ -15,6 +15,7 @@ mod console;
 mod error;
 mod fleet;
 mod metrics;
+mod remote;
 mod runs;
 mod stream;
 mod watch;
@@ -72,6 +73,8 @@ pub struct AppState {
     pub tokens: Tokens,
     pub metrics: Arc<Metrics>,
     pub allow_inline_specs: bool,
+    /// Other workers' events, for streams of runs they execute.
+    remote: Arc<remote::RemoteEvents>,
     ready: AtomicBool,
     /// Set when the server stops accepting: open event streams end, so
     /// the HTTP server's graceful shutdown is not held by them.
@@ -117,6 +120,7 @@ impl Server {
             tokens: config.tokens,
             metrics,
             allow_inline_specs: config.allow_inline_specs,
+            remote: remote::RemoteEvents::new(),
             ready: AtomicBool::new(false),
             closing: tokio::sync::watch::channel(false).0,
         });
@@ -135,6 +139,7 @@ impl Server {
         if let Some(fleet) = config.fleet.map(Arc::new) {
             tracing::info!(owner = %fleet.owner, lease = ?fleet.lease, "a fleet worker");
             tokio::spawn(fleet::renew(config.store.clone(), fleet.clone()));
+            tokio::spawn(app.remote.clone().listen(config.store.clone()));
             tokio::spawn(fleet::claim(app.clone(), fleet));
         }
         if let Some(retain) = config.retain {

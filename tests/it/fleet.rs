@@ -398,3 +398,52 @@ async fn an_approval_through_another_server_continues_the_run() {
         "the journal records the plugin's digest"
     );
 }
+
+/// A stream of a run that another worker executes follows it by the
+/// store's notifications (`LISTEN`), not by polling: with the safety-net
+/// poll set to ten minutes, the stream still gets every event and ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_follows_a_run_on_another_worker_by_notification() {
+    let Some(url) = e2e::postgres::database() else {
+        return;
+    };
+    let model = mock(json!({"rules": [
+        {"name": "hold", "match": {"instructions_contains": "AGENT hold"}, "latency_ms": 20000,
+         "reply": {"text": "late"}}
+    ]}))
+    .await;
+    let dir = setup(&model);
+    write_workflow(
+        &dir.path().join("workflows"),
+        "hold",
+        &json!({
+            "providers": mock_provider(&model.base_url()),
+            "agents": {"hold": {"instructions": "AGENT hold",
+                                "model": {"provider": "mock", "name": "gpt-4.1-mini"}}},
+            "workflow": {"key": "hold", "steps": [{"agent": "hold"}]}
+        }),
+    );
+    let folders = folders(dir.path());
+    let mut args: Vec<&str> = folders.iter().map(String::as_str).collect();
+    args.extend_from_slice(&["--lease", "3", "--max-runs", "1"]);
+    let a = Serve::start(
+        e2e::host!().db(&url).env("HOST_STREAM_POLL_MS", "600000"),
+        &args,
+    )
+    .await;
+    // Server a's one slot is taken, so the next run waits in the store
+    // for the worker.
+    let held = a.start_run("hold", json!("x")).await;
+    a.wait_status(&held, &["running"], 60).await;
+    let _worker = worker(&url, dir.path());
+    let id = a.start_run("chain", json!("followed")).await;
+    let (status, events) = a.events(&id, None, 1000).await;
+    assert_eq!(status, 200);
+    let types: Vec<&str> = events.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(types.first(), Some(&"run.started"), "{types:?}");
+    assert_eq!(types.last(), Some(&"run.completed"), "{types:?}");
+    let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+    assert_eq!(ids, (1..=ids.len() as u64).collect::<Vec<_>>(), "no gap");
+    let run = a.wait_status(&id, &["completed"], 60).await;
+    assert_eq!(run["status"], "completed", "{run}");
+}

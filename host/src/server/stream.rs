@@ -20,8 +20,11 @@ use tokio_stream::wrappers::ReceiverStream;
 /// Stored events are read this many at a time.
 const PAGE: usize = 500;
 /// How often a stream of a run nobody executes here (waiting for approval,
-/// or executed by another process) looks for new events.
+/// or executed by another process) looks for new events, unless the store
+/// tells it when they come ([`super::remote`]).
 const POLL: Duration = Duration::from_millis(250);
+/// How often it looks anyway when the store does tell it: a safety net.
+const POLL_WHEN_TOLD: Duration = Duration::from_secs(5);
 
 /// A Server-Sent Events response.
 pub(super) type SseStream = axum::response::Response;
@@ -98,6 +101,7 @@ async fn send_stored(
 async fn follow(app: &App, scope: &Scope, run_id: &str, after: u64, tx: &Tx) -> Result<(), String> {
     let mut last = after;
     loop {
+        let mut told = app.remote.subscribe();
         let live = app.executor.subscribe(run_id);
         // The backlog: everything stored after what was sent.
         if send_stored(app, scope, run_id, &mut last, tx).await? {
@@ -129,8 +133,14 @@ async fn follow(app: &App, scope: &Scope, run_id: &str, after: u64, tx: &Tx) -> 
                     None => return Ok(()),
                     // Waiting for approval, queued or executed elsewhere.
                     Some(_) => {
+                        let poll = poll_override().unwrap_or(if app.remote.listening() {
+                            POLL_WHEN_TOLD
+                        } else {
+                            POLL
+                        });
                         tokio::select! {
-                            () = tokio::time::sleep(POLL) => {}
+                            () = tokio::time::sleep(poll) => {}
+                            () = super::remote::notice(&mut told, run_id) => {}
                             () = tx.closed() => return Ok(()),
                         }
                     }
@@ -168,4 +178,13 @@ pub(super) fn plugin_events(app: App) -> SseStream {
     Sse::new(ReceiverStream::new(rx))
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// `HOST_STREAM_POLL_MS`, instead of [`POLL`] and [`POLL_WHEN_TOLD`]
+/// (tests set it high to show that notices alone carry a stream).
+fn poll_override() -> Option<Duration> {
+    std::env::var("HOST_STREAM_POLL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_millis)
 }

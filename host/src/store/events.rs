@@ -8,6 +8,7 @@
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use super::{Scope, StoreError};
 
@@ -54,4 +55,15 @@ pub trait EventStore: Send + Sync + 'static {
     /// The highest id stored for the run (0: none), so a resumed run's
     /// events continue the numbering.
     fn events_last_id<'a>(&'a self, run_id: &'a str) -> BoxFuture<'a, Result<u64, StoreError>>;
+
+    /// The ids of runs whose events any process sharing the store has
+    /// appended, as they commit (a run may be named once per append); `None`
+    /// when the store has no such signal (it is private to one process,
+    /// whose streams follow its runs directly). The receiver ends when the
+    /// listening connection fails: listen again.
+    fn listen_events<'a>(
+        &'a self,
+    ) -> BoxFuture<'a, Result<Option<mpsc::UnboundedReceiver<String>>, StoreError>> {
+        Box::pin(async { Ok(None) })
+    }
 }

@@ -134,50 +134,59 @@ impl ClaimStore for PostgresStore {
     fn listen_ready<'a>(
         &'a self,
     ) -> BoxFuture<'a, Result<Option<mpsc::UnboundedReceiver<String>>, StoreError>> {
-        Box::pin(async move {
-            // A connection of its own: the pool's drop notifications.
-            let db = self.db().to_owned();
-            let (client, mut conn) = self
-                .inner
-                .config
-                .connect(tokio_postgres::NoTls)
-                .await
-                .map_err(|e| open_error(&db, e))?;
-            let client = std::sync::Arc::new(client);
-            let (tx, rx) = mpsc::unbounded_channel();
-            // Polling the connection drives it and yields the notifications;
-            // the task keeps the client (and with it the connection) until
-            // the receiver goes or the connection fails. Then the receiver
-            // ends, and the caller listens again.
-            let keep = client.clone();
-            let task_db = db.clone();
-            tokio::spawn(async move {
-                let _client = keep;
-                let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
-                loop {
-                    tokio::select! {
-                        () = tx.closed() => break,
-                        m = messages.next() => match m {
-                            Some(Ok(AsyncMessage::Notification(n))) => {
-                                if tx.send(n.payload().to_owned()).is_err() {
-                                    break;
-                                }
-                            }
-                            Some(Ok(_)) => {}
-                            Some(Err(e)) => {
-                                tracing::warn!(db = %task_db, error = %e, "the listening connection failed");
+        Box::pin(async move { self.listen(READY_CHANNEL).await.map(Some) })
+    }
+}
+
+impl PostgresStore {
+    /// `LISTEN`s on `channel` over a connection of its own (the pool's are
+    /// shared): each notification's payload, as it commits. The receiver
+    /// ends when the connection fails or the caller drops it.
+    pub(super) async fn listen(
+        &self,
+        channel: &'static str,
+    ) -> Result<mpsc::UnboundedReceiver<String>, StoreError> {
+        let db = self.db().to_owned();
+        let (client, mut conn) = self
+            .inner
+            .config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| open_error(&db, e))?;
+        let client = std::sync::Arc::new(client);
+        let (tx, rx) = mpsc::unbounded_channel();
+        // Polling the connection drives it and yields the notifications;
+        // the task keeps the client (and with it the connection) until the
+        // receiver goes or the connection fails. Then the receiver ends,
+        // and the caller listens again.
+        let keep = client.clone();
+        let task_db = db.clone();
+        tokio::spawn(async move {
+            let _client = keep;
+            let mut messages = futures::stream::poll_fn(move |cx| conn.poll_message(cx));
+            loop {
+                tokio::select! {
+                    () = tx.closed() => break,
+                    m = messages.next() => match m {
+                        Some(Ok(AsyncMessage::Notification(n))) => {
+                            if tx.send(n.payload().to_owned()).is_err() {
                                 break;
                             }
-                            None => break,
                         }
+                        Some(Ok(_)) => {}
+                        Some(Err(e)) => {
+                            tracing::warn!(db = %task_db, channel, error = %e, "the listening connection failed");
+                            break;
+                        }
+                        None => break,
                     }
                 }
-            });
-            client
-                .batch_execute(&format!("LISTEN {READY_CHANNEL}"))
-                .await
-                .map_err(|e| db_error(&db, e))?;
-            Ok(Some(rx))
-        })
+            }
+        });
+        client
+            .batch_execute(&format!("LISTEN {channel}"))
+            .await
+            .map_err(|e| db_error(&db, e))?;
+        Ok(rx)
     }
 }

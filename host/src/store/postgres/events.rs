@@ -1,10 +1,15 @@
 //! The `events` table: [`EventStore`] for [`PostgresStore`].
 
 use futures::future::BoxFuture;
+use tokio::sync::mpsc;
 
 use super::PostgresStore;
 use super::errors::{col, db_error, to_i64, to_u64};
 use crate::store::{EventRecord, EventStore, NewEvent, Scope, StoreError};
+
+/// The channel streams of other processes `LISTEN` on; the payload is the
+/// run id whose events were appended.
+const EVENTS_CHANNEL: &str = "host_run_events";
 
 impl EventStore for PostgresStore {
     fn events_append<'a>(
@@ -22,12 +27,16 @@ impl EventStore for PostgresStore {
             let ids: Vec<i64> = events.iter().map(|e| to_i64(e.id)).collect();
             let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
             let bodies: Vec<&str> = events.iter().map(|e| e.body.as_str()).collect();
+            // One statement for the rows and the notification (sent when
+            // it commits), and only when a row was new.
             client
                 .execute(
-                    "INSERT INTO events (run_id, id, event_type, body) \
-                     SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[]) \
-                     ON CONFLICT DO NOTHING",
-                    &[&run_id, &ids, &types, &bodies],
+                    "WITH added AS ( \
+                       INSERT INTO events (run_id, id, event_type, body) \
+                       SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::TEXT[]) \
+                       ON CONFLICT DO NOTHING RETURNING 1) \
+                     SELECT pg_notify($5, $1) WHERE EXISTS (SELECT 1 FROM added)",
+                    &[&run_id, &ids, &types, &bodies, &EVENTS_CHANNEL],
                 )
                 .await
                 .map_err(|e| db_error(db, e))?;
@@ -87,5 +96,11 @@ impl EventStore for PostgresStore {
                 .map_err(|e| db_error(db, e))?;
             to_u64(db, "event id", col(db, &row, 0)?)
         })
+    }
+
+    fn listen_events<'a>(
+        &'a self,
+    ) -> BoxFuture<'a, Result<Option<mpsc::UnboundedReceiver<String>>, StoreError>> {
+        Box::pin(async move { self.listen(EVENTS_CHANNEL).await.map(Some) })
     }
 }

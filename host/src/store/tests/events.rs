@@ -28,6 +28,35 @@ for_each_store!(
     stored_in_order_and_idempotent
 );
 
+async fn next_notice(told: &mut tokio::sync::mpsc::UnboundedReceiver<String>) -> Option<String> {
+    let wait = tokio::time::timeout(std::time::Duration::from_secs(10), told.recv());
+    wait.await.ok().flatten()
+}
+
+/// A store shared by processes tells listeners which run's events were
+/// appended, once they commit, and not for an append that added nothing;
+/// one private to a process has no listeners.
+async fn appends_are_told_to_listeners(store: Arc<dyn Store>) -> TestResult {
+    let Some(mut told) = store.listen_events().await? else {
+        return Ok(());
+    };
+    store.create_run(new_run("r1", None)).await?;
+    store.create_run(new_run("r2", None)).await?;
+    let ev = NewEvent {
+        id: 1,
+        event_type: "run.started".into(),
+        body: "{}".into(),
+    };
+    store.events_append("r1", vec![ev.clone()]).await?;
+    assert_eq!(next_notice(&mut told).await.as_deref(), Some("r1"));
+    // Again: nothing new, nothing told; then r2's append is the next notice.
+    store.events_append("r1", vec![ev.clone()]).await?;
+    store.events_append("r2", vec![ev]).await?;
+    assert_eq!(next_notice(&mut told).await.as_deref(), Some("r2"));
+    Ok(())
+}
+for_each_store!(appended_events_are_told, appends_are_told_to_listeners);
+
 async fn scoped_to_the_runs_account(store: Arc<dyn Store>) -> TestResult {
     let scope = SessionScope::new("acme", "u", "s");
     store.create_run(new_run("r1", Some(&scope))).await?;
