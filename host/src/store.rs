@@ -45,6 +45,7 @@
 //! Timestamps (`*_at_ms`) are unix epoch milliseconds (UTC).
 
 mod claims;
+mod columns;
 mod events;
 mod memory;
 mod outbox;

@@ -36,16 +36,10 @@ pub(super) fn invalid(db: &str, detail: impl Into<String>) -> StoreError {
     }
 }
 
-pub(super) fn to_i64(v: u64) -> i64 {
-    i64::try_from(v).unwrap_or(i64::MAX)
-}
+pub(super) use crate::store::columns::{to_i64, to_json};
 
 pub(super) fn to_u64(db: &str, what: &str, v: i64) -> Result<u64, StoreError> {
-    u64::try_from(v).map_err(|_| invalid(db, format!("negative {what} {v}")))
-}
-
-pub(super) fn to_json(what: &'static str, v: &impl serde::Serialize) -> Result<String, StoreError> {
-    serde_json::to_string(v).map_err(|source| StoreError::Serialization { what, source })
+    crate::store::columns::to_u64(what, v, |detail| invalid(db, detail))
 }
 
 pub(super) fn from_json<T: serde::de::DeserializeOwned>(
@@ -53,7 +47,7 @@ pub(super) fn from_json<T: serde::de::DeserializeOwned>(
     what: &str,
     s: &str,
 ) -> Result<T, StoreError> {
-    serde_json::from_str(s).map_err(|e| invalid(db, format!("stored {what} is not valid: {e}")))
+    crate::store::columns::from_json(what, s, |detail| invalid(db, detail))
 }
 
 /// Column `idx` of `row`, or an error naming the database (never a panic
