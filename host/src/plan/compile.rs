@@ -57,17 +57,20 @@ pub enum CompileError {
 pub fn load_options(spec: &Spec) -> LoadOptions {
     let mut options = LoadOptions::default();
     for (name, l) in &spec.plugins {
-        let d = Limits::default();
-        options.limits.insert(
-            name.clone(),
-            Limits {
-                timeout: l.timeout().unwrap_or(d.timeout),
-                memory_bytes: l.memory_bytes().unwrap_or(d.memory_bytes),
-                output_bytes: l.output_bytes().unwrap_or(d.output_bytes),
-            },
-        );
+        let limits = limits_override(l).apply(Limits::default());
+        options.limits.insert(name.clone(), limits);
     }
     options
+}
+
+/// The call limits a plugin's spec settings set (what they leave out stays
+/// as the plugin was loaded with).
+fn limits_override(l: &spec::PluginSettings) -> LimitsOverride {
+    LimitsOverride {
+        timeout: l.timeout(),
+        memory_bytes: l.memory_bytes(),
+        output_bytes: l.output_bytes(),
+    }
 }
 
 /// Validates `spec` against the loaded plugins and builds its workflow.
@@ -247,14 +250,7 @@ pub fn compile(
         plugin_limits: spec
             .plugins
             .iter()
-            .map(|(name, l)| {
-                let limits = LimitsOverride {
-                    timeout: l.timeout(),
-                    memory_bytes: l.memory_bytes(),
-                    output_bytes: l.output_bytes(),
-                };
-                (name.clone(), limits)
-            })
+            .map(|(name, l)| (name.clone(), limits_override(l)))
             .collect(),
     })
 }
